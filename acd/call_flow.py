@@ -1,0 +1,116 @@
+"""One caller's FastAGI session, from arrival to the end of the call (ACD_SPEC §3).
+
+The dialplan runs ``AGI(agi://engine/inbound,<entry time>,<call id>,<DID>)``. Here we
+answer, report the call to the engine, play hold music and then wait with **no command
+pending** — so Asterisk's out-of-band ``HANGUP`` reaches us at once if the caller gives
+up. When the engine offers an agent we ``EXEC Dial`` from this session (``m``: the caller
+keeps hearing music while the agent's phone rings) and report ``DIALSTATUS``.
+
+Before closing a session that handled the call we set ``ACD_RESULT=DONE``. Any other end
+(engine stopped, crashed, session dropped) leaves ACD_RESULT empty and the dialplan
+retries the engine with the original entry time, then falls back to app_queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from acd.core import CallArrived, CallHungUp, DialFinished, Offer
+from acd.fastagi import AGIHangupError, AGISession
+
+if TYPE_CHECKING:
+    from acd.engine import Engine
+
+log = logging.getLogger("acd.call")
+
+
+def parse_entry_time(raw: str | None, now: float) -> float:
+    """The first-entry time stamped by the dialplan; bad or future values → now."""
+    try:
+        value = float(raw) if raw else math.nan
+    except ValueError:
+        return now
+    if not math.isfinite(value) or value > now + 5 or value < now - 86_400:
+        return now
+    return min(value, now)
+
+
+async def handle_call(engine: Engine, session: AGISession) -> None:
+    env = session.env
+    if env.script != "inbound":
+        log.warning("FastAGI request for unknown script %r; refusing", env.script)
+        await session.close()
+        return
+    if not engine.accepting:
+        await session.close()  # ACD_RESULT stays empty: the dialplan tries elsewhere
+        return
+    args = env.args
+    now = engine.clock()
+    entry_time = parse_entry_time(args[0] if args else None, now)
+    call_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
+    did = args[2] if len(args) > 2 else env.extension
+    queue = engine.config.queue_for_did(did)
+    caller = env.callerid if env.callerid not in ("", "unknown") else ""
+
+    offers = engine.open_session(call_id)
+    reported = False
+    try:
+        await session.answer()
+        await session.set_music(True, queue.moh_class)
+        engine.post(CallArrived(call_id, queue.id, caller, entry_time, engine.clock(),
+                                env.channel, env.uniqueid))
+        reported = True
+        hangup = asyncio.ensure_future(session.wait_hangup())
+        try:
+            while True:
+                next_offer = asyncio.ensure_future(offers.get())
+                done, _ = await asyncio.wait({hangup, next_offer},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if next_offer not in done:
+                    next_offer.cancel()
+                    return  # caller hung up while waiting (finally reports it)
+                offer = next_offer.result()
+                if await _ring_agent(engine, session, call_id, offer):
+                    await session.set_variable("ACD_RESULT", "DONE")
+                    return
+                if session.hung_up:
+                    return
+                await session.set_music(True, queue.moh_class)
+        finally:
+            hangup.cancel()
+    except AGIHangupError:
+        pass
+    except Exception:
+        log.exception("call %s: session failed", call_id)
+    finally:
+        engine.close_session(call_id, offers)
+        # Any offer still queued for this session goes back to the engine.
+        while not offers.empty():
+            left = offers.get_nowait()
+            engine.post(DialFinished(call_id, left.agent_id, "CANCEL", engine.clock()))
+        if reported:
+            engine.post(CallHungUp(call_id, engine.clock()))
+        with contextlib.suppress(Exception):
+            await session.close()
+
+
+async def _ring_agent(engine: Engine, session: AGISession, call_id: str,
+                      offer: Offer) -> bool:
+    """Dial the offered agent; report the outcome. True when the call was answered."""
+    try:
+        await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
+        status = (await session.get_variable("DIALSTATUS")) or "CANCEL"
+        talk_raw = await session.get_variable("ANSWEREDTIME")
+    except AGIHangupError:
+        engine.post(DialFinished(call_id, offer.agent_id, "CANCEL", engine.clock()))
+        raise
+    try:
+        talk = float(talk_raw) if talk_raw else 0.0
+    except ValueError:
+        talk = 0.0
+    engine.post(DialFinished(call_id, offer.agent_id, status, engine.clock(), talk))
+    return status == "ANSWER"

@@ -1,0 +1,96 @@
+"""``acd`` command line: serve, check-config, asterisk-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from acd import asterisk_config
+from acd.config import Config, ConfigError, load_config
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(f"{args.config}: OK ({len(config.queues)} queues, {len(config.agents)} agents)")
+    return 0
+
+
+def cmd_asterisk_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    try:
+        if args.out:
+            for path in asterisk_config.write(config, Path(args.out)):
+                print(path)
+        else:
+            for name, text in asterisk_config.render(config).items():
+                print(f";; ---- {name}\n{text}")
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    from acd.engine import Engine
+
+    secret = None
+    try:
+        secret = config.asterisk.ami.secret().get_secret_value()
+    except ConfigError as exc:
+        logging.getLogger("acd").warning("%s: running without AMI (no device state)", exc)
+    engine = Engine(config, ami_secret=secret)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    print(f"acd: serving FastAGI on {config.fastagi.host}:{engine.agi.port if engine.agi else '?'}",
+          flush=True)
+    await stop.wait()
+    await engine.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    asyncio.run(_serve(config))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="acd", description="Hotline ACD")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the engine")
+    p.add_argument("--config", "-c", required=True)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("asterisk-config", help="render agent endpoints for Asterisk")
+    p.add_argument("--config", "-c", required=True)
+    p.add_argument("--out", "-o", help="directory to write the include files to")
+    p.set_defaults(func=cmd_asterisk_config)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

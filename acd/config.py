@@ -1,0 +1,283 @@
+"""The ACD configuration: one YAML file, validated by pydantic.
+
+Every error names the file, the key path and (where the YAML gives it) the line, e.g.::
+
+    config/acd.yaml: agents[2].skills.repair (line 41): Input should be less than or equal to 5
+
+Secrets never live in the file: the AMI secret is read from the environment variable the
+file names (``asterisk.ami.secret_env``), and is held as a ``SecretStr`` so it does not
+show up in reprs or logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Identifier = Annotated[str, Field(pattern=_ID)]
+SkillLevel = Annotated[int, Field(ge=1, le=5)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AMIConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "acd"
+    #: Name of the environment variable holding the AMI secret (never the secret itself).
+    secret_env: str = "ACD_AMI_SECRET"
+    connect_timeout: float = Field(default=5.0, gt=0)
+    action_timeout: float = Field(default=10.0, gt=0)
+    ping_interval: float = Field(default=10.0, gt=0)
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr:
+        env = os.environ if environ is None else environ
+        value = env.get(self.secret_env)
+        if not value:
+            raise ConfigError(
+                [f"environment: {self.secret_env} is not set (AMI secret for "
+                 f"user {self.username!r})"]
+            )
+        return SecretStr(value)
+
+
+class AsteriskConfig(_Model):
+    ami: AMIConfig = AMIConfig()
+    #: How the engine's FastAGI URL looks from Asterisk (rendered into the dialplan).
+    agi_retries: int = Field(default=5, ge=1, le=100)
+    agi_retry_pause: int = Field(default=2, ge=1, le=60)
+    fallback_timeout: int = Field(default=300, ge=10)
+
+
+class FastAGIConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4573, ge=0, le=65535)
+    env_timeout: float = Field(default=5.0, gt=0)
+
+
+class Strategy(StrEnum):
+    LONGEST_IDLE = "longest_idle"
+
+
+class RonaAction(StrEnum):
+    """What happens to an agent who does not answer an offered call."""
+
+    PAUSE = "pause"  # paused with the configured reason until the agent makes itself ready
+    READY = "ready"  # stays available (not recommended: the next caller rings the same void)
+
+
+class QueueConfig(_Model):
+    id: Identifier
+    name: str = ""
+    #: Skill → minimum level an agent needs to take calls of this queue.
+    skills: dict[Identifier, SkillLevel] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=0, le=100)
+    #: Service-level target: answered within this many seconds.
+    sl_target: int = Field(default=20, ge=1)
+    wrap_up: float = Field(default=5.0, ge=0, le=3600)
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    moh_class: str = "default"
+
+
+class InitialStatus(StrEnum):
+    AVAILABLE = "available"
+    LOGGED_OUT = "logged_out"
+
+
+class AgentConfig(_Model):
+    id: Identifier
+    name: str = ""
+    #: PJSIP endpoint of the agent's softphone (defaults to the agent id).
+    endpoint: Identifier | None = None
+    skills: dict[Identifier, SkillLevel] = Field(default_factory=dict)
+    #: Static SIP contact (``sip:user@host:port``); without it the phone must REGISTER.
+    contact: str | None = None
+    #: SIP password for a registering phone: the name of an environment variable.
+    password_env: str | None = None
+    status: InitialStatus = InitialStatus.AVAILABLE
+
+    @property
+    def sip_endpoint(self) -> str:
+        return self.endpoint or self.id
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_is_sip(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"sips?:[^\s;,]+", v):
+            raise ValueError("must be a SIP URI such as sip:agent1@192.0.2.10:5060")
+        return v
+
+
+class EngineConfig(_Model):
+    ring_timeout: int = Field(default=15, ge=1, le=300)
+    rona_action: RonaAction = RonaAction.PAUSE
+    rona_pause_reason: str = "no-answer"
+    #: How long a stopping engine waits for calls in progress before cancelling.
+    drain_timeout: float = Field(default=10.0, ge=0)
+
+
+class Config(_Model):
+    asterisk: AsteriskConfig = AsteriskConfig()
+    fastagi: FastAGIConfig = FastAGIConfig()
+    engine: EngineConfig = EngineConfig()
+    queues: list[QueueConfig] = Field(min_length=1)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    #: DID (dialled number) → queue id.
+    dids: dict[str, Identifier] = Field(default_factory=dict)
+    default_queue: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        queue_ids = [q.id for q in self.queues]
+        for i, qid in enumerate(queue_ids):
+            if qid in queue_ids[:i]:
+                problems.append((("queues", i, "id"), f"duplicate queue id {qid!r}"))
+        seen_agents: set[str] = set()
+        seen_endpoints: set[str] = set()
+        for i, a in enumerate(self.agents):
+            if a.id in seen_agents:
+                problems.append((("agents", i, "id"), f"duplicate agent id {a.id!r}"))
+            if a.sip_endpoint in seen_endpoints:
+                problems.append(
+                    (("agents", i, "endpoint"), f"endpoint {a.sip_endpoint!r} used twice")
+                )
+            seen_agents.add(a.id)
+            seen_endpoints.add(a.sip_endpoint)
+        for did, qid in self.dids.items():
+            if qid not in queue_ids:
+                problems.append((("dids", did), f"unknown queue {qid!r}"))
+        if self.default_queue is not None and self.default_queue not in queue_ids:
+            problems.append((("default_queue",), f"unknown queue {self.default_queue!r}"))
+        if problems:
+            # Raised as ValueError so pydantic reports it; the path travels in the text.
+            raise ValueError("; ".join(f"@{_fmt_path(p)}: {msg}" for p, msg in problems))
+        return self
+
+    def queue(self, queue_id: str) -> QueueConfig:
+        for q in self.queues:
+            if q.id == queue_id:
+                return q
+        raise KeyError(queue_id)
+
+    def queue_for_did(self, did: str | None) -> QueueConfig:
+        """The queue a dialled number lands in: the DID map, else the default queue."""
+        if did and did in self.dids:
+            return self.queue(self.dids[did])
+        if self.default_queue is not None:
+            return self.queue(self.default_queue)
+        return self.queues[0]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. ``errors`` holds one line per problem."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = list(errors)
+
+
+def _fmt_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "<root>"
+
+
+def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
+    """The 1-based line of ``path`` in a composed YAML tree, as deep as it resolves."""
+    line = None if node is None else node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    node = value
+                    line = key.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _where(source: str, root: yaml.Node | None, path: Sequence[str | int]) -> str:
+    line = _line_of(root, path)
+    suffix = f" (line {line})" if line is not None else ""
+    return f"{source}: {_fmt_path(path)}{suffix}"
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse and validate YAML text; raise ConfigError listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{source}{where}: invalid YAML: {problem}"]) from None
+    if data is None:
+        raise ConfigError([f"{source}: the file is empty"])
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: the top level must be a mapping of sections"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines: list[str] = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            msg = err["msg"]
+            if msg.startswith("Value error, @"):
+                # Cross-reference problems carry their own paths.
+                for item in msg.removeprefix("Value error, ").split("; @"):
+                    item = item.removeprefix("@")
+                    p, _, m = item.partition(": ")
+                    lines.append(f"{_where(source, root, _parse_path(p))}: {m}")
+                continue
+            lines.append(f"{_where(source, root, loc)}: {msg}")
+        raise ConfigError(lines) from None
+
+
+def _parse_path(text: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    for token in re.findall(r"[^.\[\]]+|\[\d+\]", text):
+        parts.append(int(token[1:-1]) if token.startswith("[") else token)
+    return tuple(parts)
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{p}: not UTF-8 text"]) from None
+    return parse_config(text, str(p))

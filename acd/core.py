@@ -1,0 +1,570 @@
+"""The engine's state machine: events in, effects out, no I/O.
+
+One writer: :class:`EngineCore` is only ever touched by the engine's inbox loop
+(``acd.engine``). Each :meth:`EngineCore.apply` takes one event, updates calls and
+agents, asks the routing policy for matches, and returns the effects the adapters carry
+out (dial an agent from a call's FastAGI session, start a timer, publish an event).
+
+Vocabulary, kept on separate axes (STYLE.md):
+
+* agent **status** — chosen by the person: logged_out, available, paused(reason);
+* agent **state** — driven by the engine: idle, ringing, on_call, wrap_up;
+* **device** state — what Asterisk says of the phone (NOT_INUSE, INUSE, UNAVAILABLE…);
+* **call** state — waiting → offered → connected → completed, or abandoned.
+
+An agent is routable when available, idle and its phone is free.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from acd.config import Config, RonaAction
+from routing.router import AgentSpec, QueueSpec, Router, WaitingCall
+
+
+class AgentStatus(StrEnum):
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    PAUSED = "paused"
+
+
+class AgentState(StrEnum):
+    IDLE = "idle"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+
+
+class CallState(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+#: Asterisk device states (``ast_devstate_str``) under which an idle agent may be offered
+#: a call. UNKNOWN counts as free: without AMI we still route rather than stall.
+FREE_DEVICE_STATES = frozenset({"NOT_INUSE", "UNKNOWN"})
+
+#: DIALSTATUS values that mean "the agent did not take it" (ring-no-answer family).
+RONA_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
+
+
+# -- events (inbox) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived:
+    call_id: str
+    queue_id: str
+    caller: str
+    entry_time: float
+    now: float
+    channel: str = ""
+    uniqueid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallHungUp:
+    """The caller's channel is gone (HANGUP or the session's socket closed)."""
+
+    call_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The agent picked up (AMI DialEnd ANSWER for the caller's channel)."""
+
+    call_id: str
+    agent_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class DialFinished:
+    """``Dial`` returned in the call's session. ``talk`` is ANSWEREDTIME when answered."""
+
+    call_id: str
+    agent_id: str
+    status: str
+    now: float
+    talk: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged:
+    device: str
+    state: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSnapshot:
+    """Full device-state list after an AMI (re)connect: resync before trusting state."""
+
+    states: Mapping[str, str]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetAgentStatus:
+    agent_id: str
+    status: AgentStatus
+    now: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WrapUpDone:
+    agent_id: str
+    token: int
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFailed:
+    """The adapter could not deliver an offer (the call's session is gone)."""
+
+    call_id: str
+    agent_id: str
+    now: float
+
+
+Event = (
+    CallArrived | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
+    | DeviceSnapshot | SetAgentStatus | WrapUpDone | OfferFailed
+)
+
+
+# -- effects (for the adapters) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Dial ``dial`` from the call's session, ringing at most ``timeout`` seconds."""
+
+    call_id: str
+    agent_id: str
+    dial: str
+    timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    delay: float
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A state change for logs, subscribers and (later) the API/WebSocket."""
+
+    name: str
+    data: Mapping[str, Any]
+
+
+Effect = Offer | StartTimer | Publish
+
+
+class DomainError(Exception):
+    """A command that cannot be carried out; state is untouched. ``code`` is stable."""
+
+    code = "domain_error"
+
+
+class UnknownAgent(DomainError):
+    code = "unknown_agent"
+
+
+# -- records --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Agent:
+    agent_id: str
+    device: str
+    status: AgentStatus = AgentStatus.LOGGED_OUT
+    reason: str = ""
+    state: AgentState = AgentState.IDLE
+    device_state: str = "UNKNOWN"
+    idle_since: float = 0.0
+    call_id: str | None = None
+    answered: int = 0
+    missed: int = 0
+    wrap_token: int = 0
+
+    @property
+    def routable(self) -> bool:
+        return (
+            self.status is AgentStatus.AVAILABLE
+            and self.state is AgentState.IDLE
+            and self.device_state in FREE_DEVICE_STATES
+        )
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: str
+    queue_id: str
+    caller: str
+    entry_time: float
+    arrived: float
+    channel: str = ""
+    uniqueid: str = ""
+    state: CallState = CallState.WAITING
+    priority: int = 0
+    seq: int = 0
+    agent_id: str | None = None
+    offers: int = 0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    tried: list[str] = field(default_factory=list)
+
+    @property
+    def wait(self) -> float:
+        """Seconds waited from first entry to answer (or to now/end if never answered)."""
+        end = self.answered_at if self.answered_at is not None else self.ended_at
+        return max(0.0, (end if end is not None else self.arrived) - self.entry_time)
+
+
+@dataclass(slots=True)
+class QueueStats:
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    answered_within_target: int = 0
+    wait_answered_total: float = 0.0
+    rona: int = 0
+
+
+class EngineCore:
+    """Calls, agents and the routing policy; mutated only through :meth:`apply`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.agents: dict[str, Agent] = {}
+        self._agent_by_device: dict[str, str] = {}
+        for a in config.agents:
+            device = f"PJSIP/{a.sip_endpoint}"
+            self.agents[a.id] = Agent(a.id, device)
+            self._agent_by_device[device.upper()] = a.id
+        self.router = Router(
+            [QueueSpec(q.id, dict(q.skills), q.priority) for q in config.queues],
+            [AgentSpec(a.id, dict(a.skills)) for a in config.agents],
+        )
+        self.calls: dict[str, Call] = {}
+        self.finished: deque[Call] = deque(maxlen=10_000)
+        self.stats: dict[str, QueueStats] = {q.id: QueueStats() for q in config.queues}
+        self._seq = itertools.count(1)
+
+    def initial_effects(self, now: float) -> list[Effect]:
+        """Apply each agent's configured start status."""
+        effects: list[Effect] = []
+        for a in self.config.agents:
+            if a.status == "available":
+                effects += self.apply(SetAgentStatus(a.id, AgentStatus.AVAILABLE, now))
+        return effects
+
+    # -- the one entry point -----------------------------------------------------------
+
+    def apply(self, event: Event) -> list[Effect]:
+        out: list[Effect] = []
+        match event:
+            case CallArrived():
+                self._call_arrived(event, out)
+            case CallHungUp():
+                self._call_hung_up(event, out)
+            case CallAnswered():
+                self._call_answered(event, out)
+            case DialFinished():
+                self._dial_finished(event, out)
+            case DeviceStateChanged():
+                self._device_state(event.device, event.state, event.now, out)
+            case DeviceSnapshot():
+                for device, state in event.states.items():
+                    self._device_state(device, state, event.now, out)
+            case SetAgentStatus():
+                self._set_status(event, out)
+            case WrapUpDone():
+                self._wrap_up_done(event, out)
+            case OfferFailed():
+                self._offer_failed(event, out)
+        self._dispatch(out)
+        return out
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _call_arrived(self, ev: CallArrived, out: list[Effect]) -> None:
+        existing = self.calls.get(ev.call_id)
+        if existing is not None:
+            # The same call re-entering (its session dropped and the dialplan retried):
+            # it keeps its place. Whatever the old session held is released first.
+            self._release_agent(existing, ev.now, out)
+            self.router.remove_call(existing.call_id)
+            entry_time = min(existing.entry_time, ev.entry_time)
+            seq = existing.seq
+            is_new = False
+        else:
+            entry_time, seq, is_new = ev.entry_time, next(self._seq), True
+        queue = self.config.queue(ev.queue_id)
+        call = Call(
+            ev.call_id, ev.queue_id, ev.caller, min(entry_time, ev.now), ev.now,
+            ev.channel, ev.uniqueid, priority=queue.priority, seq=seq,
+        )
+        self.calls[call.call_id] = call
+        if is_new:
+            self.stats[call.queue_id].offered += 1
+        self.router.add_call(
+            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
+        )
+        out.append(Publish("call_waiting", {
+            "call_id": call.call_id, "queue": call.queue_id, "caller": call.caller,
+            "entry_time": call.entry_time, "reentry": not is_new,
+        }))
+
+    def _call_hung_up(self, ev: CallHungUp, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None:
+            return
+        if call.state is CallState.CONNECTED:
+            # The caller hung up on the agent; Dial's return (DialFinished) completes it.
+            # If the session died before reporting, complete it here.
+            self._complete(call, ev.now, out)
+            return
+        if call.state in (CallState.WAITING, CallState.OFFERED):
+            self.router.remove_call(call.call_id)
+            self._release_agent(call, ev.now, out)
+            call.state = CallState.ABANDONED
+            call.ended_at = ev.now
+            self.stats[call.queue_id].abandoned += 1
+            out.append(Publish("call_abandoned", {
+                "call_id": call.call_id, "queue": call.queue_id, "wait": call.wait,
+            }))
+            self._finish(call)
+
+    def _call_answered(self, ev: CallAnswered, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None or call.state is not CallState.OFFERED or call.agent_id != ev.agent_id:
+            return
+        self._connect(call, ev.now, out)
+
+    def _connect(self, call: Call, now: float, out: list[Effect]) -> None:
+        assert call.agent_id is not None
+        call.state = CallState.CONNECTED
+        call.answered_at = now
+        agent = self.agents[call.agent_id]
+        agent.state = AgentState.ON_CALL
+        agent.answered += 1
+        st = self.stats[call.queue_id]
+        st.answered += 1
+        st.wait_answered_total += call.wait
+        if call.wait <= self.config.queue(call.queue_id).sl_target:
+            st.answered_within_target += 1
+        out.append(Publish("call_connected", {
+            "call_id": call.call_id, "queue": call.queue_id, "agent": agent.agent_id,
+            "wait": call.wait, "offers": call.offers,
+        }))
+
+    def _dial_finished(self, ev: DialFinished, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None or call.agent_id != ev.agent_id:
+            return
+        if ev.status == "ANSWER":
+            if call.state is CallState.OFFERED:
+                # AMI did not tell us (down or slow): the answer time is end - talk time.
+                self._connect(call, ev.now - max(ev.talk, 0.0), out)
+            if call.state is CallState.CONNECTED:
+                self._complete(call, ev.now, out)
+            return
+        if call.state is not CallState.OFFERED:
+            return
+        agent = self.agents[ev.agent_id]
+        if ev.status in RONA_STATUSES:
+            agent.missed += 1
+            self.stats[call.queue_id].rona += 1
+            out.append(Publish("agent_no_answer", {
+                "agent": agent.agent_id, "call_id": call.call_id, "dialstatus": ev.status,
+            }))
+            call.agent_id = None
+            agent.call_id = None
+            agent.state = AgentState.IDLE
+            agent.idle_since = ev.now
+            if self.config.engine.rona_action is RonaAction.PAUSE:
+                self._change_status(agent, AgentStatus.PAUSED,
+                                    self.config.engine.rona_pause_reason, ev.now, out)
+            else:
+                self._refresh(agent)
+            self._requeue(call, out)
+        else:
+            # CANCEL (caller hung up while it rang) or an unknown status: the agent is
+            # not at fault; the caller's hangup arrives as CallHungUp.
+            self._release_agent(call, ev.now, out)
+            self._requeue(call, out)
+
+    def _offer_failed(self, ev: OfferFailed, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None or call.agent_id != ev.agent_id or call.state is not CallState.OFFERED:
+            return
+        self._release_agent(call, ev.now, out)
+        self._requeue(call, out)
+
+    def _requeue(self, call: Call, out: list[Effect]) -> None:
+        """Back to waiting with its original entry time and sequence: it keeps its place."""
+        call.state = CallState.WAITING
+        call.agent_id = None
+        self.router.add_call(
+            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
+        )
+        out.append(Publish("call_requeued", {"call_id": call.call_id, "queue": call.queue_id}))
+
+    def _complete(self, call: Call, now: float, out: list[Effect]) -> None:
+        call.state = CallState.COMPLETED
+        call.ended_at = now
+        agent = self.agents.get(call.agent_id or "")
+        out.append(Publish("call_completed", {
+            "call_id": call.call_id, "queue": call.queue_id, "agent": call.agent_id,
+            "wait": call.wait,
+            "talk": now - (call.answered_at if call.answered_at is not None else now),
+        }))
+        if agent is not None and agent.call_id == call.call_id:
+            agent.call_id = None
+            wrap = self.config.queue(call.queue_id).wrap_up
+            agent.wrap_token += 1
+            if wrap > 0:
+                agent.state = AgentState.WRAP_UP
+                out.append(StartTimer(wrap, WrapUpDone(agent.agent_id, agent.wrap_token,
+                                                       now + wrap)))
+                out.append(self._agent_event(agent))
+            else:
+                agent.state = AgentState.IDLE
+                agent.idle_since = now
+                self._refresh(agent)
+                out.append(self._agent_event(agent))
+        self._finish(call)
+
+    def _finish(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        self.finished.append(call)
+
+    def _release_agent(self, call: Call, now: float, out: list[Effect]) -> None:
+        """An offer that ends without fault of the agent: back to idle, not penalised."""
+        if call.agent_id is None:
+            return
+        agent = self.agents.get(call.agent_id)
+        call.agent_id = None
+        if agent is None or agent.state is not AgentState.RINGING:
+            return
+        agent.call_id = None
+        agent.state = AgentState.IDLE
+        agent.idle_since = now
+        self._refresh(agent)
+        out.append(self._agent_event(agent))
+
+    # -- agents ------------------------------------------------------------------------
+
+    def agent_for_device(self, device: str) -> Agent | None:
+        aid = self._agent_by_device.get(device.upper())
+        return None if aid is None else self.agents[aid]
+
+    def _device_state(self, device: str, state: str, now: float, out: list[Effect]) -> None:
+        agent = self.agent_for_device(device)
+        if agent is None or agent.device_state == state:
+            return
+        agent.device_state = state
+        self._refresh(agent)
+        out.append(self._agent_event(agent))
+
+    def _set_status(self, ev: SetAgentStatus, out: list[Effect]) -> None:
+        agent = self.agents.get(ev.agent_id)
+        if agent is None:
+            raise UnknownAgent(f"unknown agent {ev.agent_id!r}")
+        self._change_status(agent, ev.status, ev.reason, ev.now, out)
+
+    def _change_status(self, agent: Agent, status: AgentStatus, reason: str, now: float,
+                       out: list[Effect]) -> None:
+        if agent.status is AgentStatus.LOGGED_OUT and status is not AgentStatus.LOGGED_OUT:
+            agent.idle_since = now
+        agent.status = status
+        agent.reason = reason if status is AgentStatus.PAUSED else ""
+        self._refresh(agent)
+        out.append(self._agent_event(agent))
+
+    def _wrap_up_done(self, ev: WrapUpDone, out: list[Effect]) -> None:
+        agent = self.agents.get(ev.agent_id)
+        if agent is None or agent.wrap_token != ev.token or agent.state is not AgentState.WRAP_UP:
+            return
+        agent.state = AgentState.IDLE
+        agent.idle_since = ev.now
+        self._refresh(agent)
+        out.append(self._agent_event(agent))
+
+    def _refresh(self, agent: Agent) -> None:
+        """Keep the router's view of one agent in step with its record."""
+        if agent.routable:
+            self.router.set_routable(agent.agent_id, agent.idle_since)
+        else:
+            self.router.set_unroutable(agent.agent_id)
+
+    def _agent_event(self, agent: Agent) -> Publish:
+        return Publish("agent", {
+            "agent": agent.agent_id, "status": agent.status.value, "reason": agent.reason,
+            "state": agent.state.value, "device": agent.device_state,
+            "call_id": agent.call_id,
+        })
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def _dispatch(self, out: list[Effect]) -> None:
+        for m in self.router.dispatch():
+            call = self.calls[m.call_id]
+            agent = self.agents[m.agent_id]
+            call.state = CallState.OFFERED
+            call.agent_id = agent.agent_id
+            call.offers += 1
+            call.tried.append(agent.agent_id)
+            agent.state = AgentState.RINGING
+            agent.call_id = call.call_id
+            out.append(Publish("call_offered", {
+                "call_id": call.call_id, "queue": call.queue_id, "agent": agent.agent_id,
+                "candidates": m.candidates, "strategy": "longest_idle",
+                "attempt": call.offers,
+            }))
+            out.append(Offer(call.call_id, agent.agent_id, agent.device,
+                             self.config.engine.ring_timeout))
+
+    # -- views -------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "queues": {
+                qid: {
+                    "waiting": sum(1 for c in self.calls.values()
+                                   if c.queue_id == qid and c.state is CallState.WAITING),
+                    **vars_of(st),
+                }
+                for qid, st in self.stats.items()
+            },
+            "agents": {
+                a.agent_id: {"status": a.status.value, "reason": a.reason,
+                             "state": a.state.value, "device": a.device_state,
+                             "answered": a.answered, "missed": a.missed}
+                for a in self.agents.values()
+            },
+            "calls": {
+                c.call_id: {"queue": c.queue_id, "state": c.state.value, "agent": c.agent_id,
+                            "caller": c.caller, "entry_time": c.entry_time}
+                for c in self.calls.values()
+            },
+        }
+
+
+def vars_of(st: QueueStats) -> dict[str, Any]:
+    return {name: getattr(st, name) for name in st.__dataclass_fields__}

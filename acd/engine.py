@@ -1,0 +1,232 @@
+"""The asyncio engine: one ordered inbox, one writer, adapters that carry out effects.
+
+Everything that changes state — a FastAGI session reporting a call, an AMI event, a
+timer, an operator command — is posted to :attr:`Engine.inbox`. A single task takes
+events in order and hands each to :class:`acd.core.EngineCore`, which returns effects.
+The engine then carries them out without waiting: an ``Offer`` goes to the call's own
+session task, a ``StartTimer`` to ``loop.call_later``, a ``Publish`` to the log and to
+subscribers. No I/O happens inside a transition and no lock is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from acd.ami_client import AMIClient
+from acd.backoff import ExponentialBackoff
+from acd.config import Config
+from acd.core import (
+    AgentStatus,
+    CallAnswered,
+    DeviceSnapshot,
+    DeviceStateChanged,
+    DomainError,
+    Effect,
+    EngineCore,
+    Event,
+    Offer,
+    OfferFailed,
+    Publish,
+    SetAgentStatus,
+    StartTimer,
+)
+from acd.fastagi import FastAGIServer
+from acd.protocol.ami import AMIEvent
+
+log = logging.getLogger("acd.engine")
+events_log = logging.getLogger("acd.events")
+
+
+@dataclass(slots=True)
+class _Command:
+    """An operator command: applied in inbox order, its result or error returned."""
+
+    event: Event
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop()
+                                       .create_future())
+
+
+class Engine:
+    """Owns the core, the inbox, the FastAGI server and the AMI client."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
+                 ami_secret: str | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.core = EngineCore(config)
+        self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
+        self._offers: dict[str, asyncio.Queue[Offer]] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._subscribers: set[asyncio.Queue[Publish]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._ami_secret = ami_secret
+        self.ami: AMIClient | None = None
+        self.agi: FastAGIServer | None = None
+        self.accepting = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from acd.call_flow import handle_call  # local: call_flow imports Engine types
+
+        self._loop_task = asyncio.create_task(self._run(), name="acd-inbox")
+        self._carry_out(self.core.initial_effects(self.clock()))
+        if self._ami_secret is not None:
+            ami_cfg = self.config.asterisk.ami
+            self.ami = AMIClient(
+                ami_cfg.host, ami_cfg.port, ami_cfg.username, self._ami_secret,
+                on_event=self._on_ami_event, on_connect=self._ami_resync,
+                backoff=ExponentialBackoff(), connect_timeout=ami_cfg.connect_timeout,
+                action_timeout=ami_cfg.action_timeout, ping_interval=ami_cfg.ping_interval,
+            )
+            await self.ami.start()
+        self.agi = FastAGIServer(
+            lambda session: handle_call(self, session),
+            self.config.fastagi.host, self.config.fastagi.port,
+            env_timeout=self.config.fastagi.env_timeout,
+        )
+        await self.agi.start()
+        self.accepting = True
+        log.info("engine started: FastAGI on %s:%s", self.config.fastagi.host, self.agi.port)
+
+    async def stop(self) -> None:
+        """Stop taking calls, let sessions finish up to the drain timeout, then cancel."""
+        self.accepting = False
+        if self.agi is not None:
+            await self.agi.close(self.config.engine.drain_timeout)
+        if self.ami is not None:
+            await self.ami.close()
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+
+    # -- the inbox ---------------------------------------------------------------------
+
+    def post(self, event: Event) -> None:
+        """Queue an event; safe from any coroutine or callback on the loop."""
+        self.inbox.put_nowait(event)
+
+    async def command(self, event: Event) -> None:
+        """Apply an operator command in inbox order; raises its DomainError, if any."""
+        cmd = _Command(event)
+        self.inbox.put_nowait(cmd)
+        await cmd.done
+
+    async def set_agent_status(self, agent_id: str, status: AgentStatus,
+                               reason: str = "") -> None:
+        await self.command(SetAgentStatus(agent_id, status, self.clock(), reason))
+
+    async def _run(self) -> None:
+        while True:
+            item = await self.inbox.get()
+            event = item.event if isinstance(item, _Command) else item
+            try:
+                effects = self.core.apply(event)
+            except DomainError as exc:
+                if isinstance(item, _Command) and not item.done.done():
+                    item.done.set_exception(exc)
+                else:
+                    log.warning("rejected %s: %s", type(event).__name__, exc)
+                continue
+            except Exception:
+                # A bug must not stop routing for every other caller.
+                log.exception("engine failed to apply %r", event)
+                if isinstance(item, _Command) and not item.done.done():
+                    item.done.set_exception(RuntimeError("internal error"))
+                continue
+            self._carry_out(effects)
+            if isinstance(item, _Command) and not item.done.done():
+                item.done.set_result(None)
+
+    def _carry_out(self, effects: list[Effect]) -> None:
+        loop = asyncio.get_running_loop()
+        for eff in effects:
+            match eff:
+                case Offer():
+                    q = self._offers.get(eff.call_id)
+                    if q is None:
+                        self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))
+                    else:
+                        q.put_nowait(eff)
+                case StartTimer():
+                    handle: asyncio.TimerHandle
+
+                    def fire(ev: Event = eff.event) -> None:
+                        self._timers.discard(handle)
+                        self.post(ev)
+
+                    handle = loop.call_later(eff.delay, fire)
+                    self._timers.add(handle)
+                case Publish():
+                    events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
+                    for sub in self._subscribers:
+                        sub.put_nowait(eff)
+
+    # -- sessions (used by acd.call_flow) ----------------------------------------------
+
+    def open_session(self, call_id: str) -> asyncio.Queue[Offer]:
+        q: asyncio.Queue[Offer] = asyncio.Queue()
+        self._offers[call_id] = q
+        return q
+
+    def close_session(self, call_id: str, q: asyncio.Queue[Offer]) -> None:
+        if self._offers.get(call_id) is q:
+            del self._offers[call_id]
+
+    def call_for_uniqueid(self, uniqueid: str) -> str | None:
+        for call in self.core.calls.values():
+            if call.uniqueid == uniqueid:
+                return call.call_id
+        return None
+
+    # -- AMI ---------------------------------------------------------------------------
+
+    def _on_ami_event(self, ev: AMIEvent) -> None:
+        now = self.clock()
+        if ev.name == "DeviceStateChange":
+            device, state = ev.get("Device"), ev.get("State")
+            if device and state:
+                self.post(DeviceStateChanged(device, state, now))
+        elif ev.name == "DialEnd" and ev.get("DialStatus") == "ANSWER":
+            uniqueid = ev.get("Uniqueid") or ""
+            dest = ev.get("DestChannel") or ""
+            call_id = self.call_for_uniqueid(uniqueid)
+            agent = self.core.agent_for_device(dest.rsplit("-", 1)[0]) if dest else None
+            if call_id is not None and agent is not None:
+                self.post(CallAnswered(call_id, agent.agent_id, now))
+
+    async def _ami_resync(self) -> None:
+        """After every (re)connect: read every device state before trusting ours."""
+        assert self.ami is not None
+        _, items = await self.ami.list_action("DeviceStateList")
+        states = {
+            dev: st for ev in items
+            if (dev := ev.get("Device")) is not None and (st := ev.get("State")) is not None
+        }
+        self.post(DeviceSnapshot(states, self.clock()))
+        log.info("AMI resynced: %d device states", len(states))
+
+    # -- observers ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Publish]]:
+        q: asyncio.Queue[Publish] = asyncio.Queue()
+        self._subscribers.add(q)
+        try:
+            yield q
+        finally:
+            self._subscribers.discard(q)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.core.snapshot()
