@@ -1,0 +1,75 @@
+"""Config validation: every error names the file, the key path and the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acd.asterisk_config import render
+from acd.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sample_config_is_valid() -> None:
+    cfg = load_config(ROOT / "config" / "acd.sample.yaml")
+    assert cfg.queue_for_did("4008001234").id == "consult"
+    assert cfg.queue_for_did("999").id == cfg.default_queue
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "acd.yaml")
+    return exc.value.errors
+
+
+def test_field_errors_name_file_path_and_line() -> None:
+    errs = errors("queues:\n  - id: a\n    skills: {x: 9}\n")
+    assert errs == ["acd.yaml: queues[0].skills.x (line 3): "
+                    "Input should be less than or equal to 5"]
+
+
+def test_cross_reference_errors_are_all_reported() -> None:
+    errs = errors('queues: [{id: a}]\nagents: [{id: "1"}, {id: "1"}]\n'
+                  'dids: {"400": nope}\ndefault_queue: zz\n')
+    assert any("agents[1].id" in e and "duplicate agent id" in e for e in errs)
+    assert any(e.startswith("acd.yaml: dids.400") and "unknown queue 'nope'" in e
+               for e in errs)
+    assert any("default_queue (line 4)" in e for e in errs)
+
+
+def test_unknown_keys_and_bad_yaml() -> None:
+    assert any("quues" in e and "Extra inputs" in e for e in errors("quues: []\nqueues: [{id: a}]"))
+    assert errors("queues: [\n")[0].startswith("acd.yaml (line 2, column 1): invalid YAML")
+    assert errors("") == ["acd.yaml: the file is empty"]
+    assert errors("- a\n") == ["acd.yaml: the top level must be a mapping of sections"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(tmp_path / "nope.yaml")
+    assert "cannot read" in exc.value.errors[0]
+
+
+def test_secret_comes_from_env_and_is_not_shown() -> None:
+    cfg = parse_config("queues: [{id: a}]\n")
+    secret = cfg.asterisk.ami.secret({"ACD_AMI_SECRET": "s3cret"})
+    assert secret.get_secret_value() == "s3cret" and "s3cret" not in repr(secret)
+    with pytest.raises(ConfigError, match="ACD_AMI_SECRET is not set"):
+        cfg.asterisk.ami.secret({})
+
+
+def test_asterisk_config_declares_each_agent_once() -> None:
+    cfg = parse_config(
+        "queues: [{id: a}]\nagents:\n"
+        '  - {id: "1", endpoint: agent1, contact: "sip:agent1@127.0.0.1:6001"}\n'
+        '  - {id: "2", endpoint: agent2, password_env: AGENT2_PW}\n'
+    )
+    files = render(cfg, {"AGENT2_PW": "pw"})
+    pj = files["pjsip_acd.conf"]
+    assert "[agent1]\ntype=endpoint" in pj and "contact=sip:agent1@127.0.0.1:6001" in pj
+    assert "[agent2-auth]" in pj and "password=pw" in pj and "max_contacts=1" in pj
+    assert files["queues_acd.conf"].count("member => PJSIP/") == 2
+    with pytest.raises(ConfigError, match="AGENT2_PW is not set"):
+        render(cfg, {})

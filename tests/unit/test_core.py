@@ -1,0 +1,138 @@
+"""The engine state machine without any I/O: events in, effects out."""
+
+from __future__ import annotations
+
+import pytest
+
+from acd.config import parse_config
+from acd.core import (
+    AgentState,
+    AgentStatus,
+    CallAnswered,
+    CallArrived,
+    CallHungUp,
+    DeviceSnapshot,
+    DeviceStateChanged,
+    DialFinished,
+    EngineCore,
+    Offer,
+    Publish,
+    SetAgentStatus,
+    StartTimer,
+    UnknownAgent,
+    WrapUpDone,
+)
+
+CONFIG = """
+queues:
+  - {id: consult, skills: {consult: 1}, wrap_up: 3, sl_target: 20}
+agents:
+  - {id: a1, endpoint: agent1, skills: {consult: 1}, contact: "sip:agent1@127.0.0.1:6001"}
+  - {id: a2, endpoint: agent2, skills: {consult: 1}, contact: "sip:agent2@127.0.0.1:6002"}
+"""
+
+
+def offers(effects: list[object]) -> list[tuple[str, str]]:
+    return [(e.call_id, e.agent_id) for e in effects if isinstance(e, Offer)]
+
+
+@pytest.fixture
+def core() -> EngineCore:
+    c = EngineCore(parse_config(CONFIG))
+    c.initial_effects(0.0)
+    return c
+
+
+def test_longest_idle_agent_gets_the_first_call(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 1.0))
+    core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 2.0))  # a1 idle since 2, a2 since 0
+    eff = core.apply(CallArrived("c1", "consult", "13800138000", 5.0, 5.0))
+    assert offers(eff) == [("c1", "a2")]
+    o = [e for e in eff if isinstance(e, Offer)][0]
+    assert o.dial.startswith("PJSIP/agent") and o.timeout == 15
+
+
+def test_rona_pauses_agent_and_call_keeps_its_place(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.PAUSED, 0.5, "break"))
+    assert offers(core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))) == [("c1", "a1")]
+    assert offers(core.apply(CallArrived("c2", "consult", "2", 11.0, 11.0))) == []
+    eff = core.apply(DialFinished("c1", "a1", "NOANSWER", 25.0))
+    assert core.agents["a1"].status is AgentStatus.PAUSED
+    assert core.agents["a1"].reason == "no-answer"
+    assert offers(eff) == []
+    # a2 comes back: the older call c1 goes first, its place kept
+    eff = core.apply(SetAgentStatus("a2", AgentStatus.AVAILABLE, 26.0))
+    assert offers(eff) == [("c1", "a2")]
+    assert core.calls["c1"].entry_time == 10.0
+    assert core.stats["consult"].rona == 1
+
+
+def test_answer_complete_wrap_up_then_next_call(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.5))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    core.apply(CallArrived("c2", "consult", "2", 11.0, 11.0))
+    core.apply(CallAnswered("c1", "a1", 12.0))
+    assert core.agents["a1"].state is AgentState.ON_CALL
+    eff = core.apply(DialFinished("c1", "a1", "ANSWER", 40.0, 28.0))
+    timers = [e for e in eff if isinstance(e, StartTimer)]
+    assert len(timers) == 1 and timers[0].delay == 3
+    assert core.agents["a1"].state is AgentState.WRAP_UP
+    assert offers(eff) == []
+    eff = core.apply(timers[0].event)
+    assert offers(eff) == [("c2", "a1")]
+    st = core.stats["consult"]
+    assert (st.offered, st.answered, st.answered_within_target) == (2, 1, 1)
+    assert st.wait_answered_total == pytest.approx(2.0)
+
+
+def test_stale_wrap_up_timer_is_ignored(core: EngineCore) -> None:
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    agent = core.calls["c1"].agent_id
+    assert agent is not None
+    core.apply(DialFinished("c1", agent, "ANSWER", 20.0, 5.0))
+    assert core.apply(WrapUpDone(agent, 999, 21.0)) == []
+    assert core.agents[agent].state is AgentState.WRAP_UP
+
+
+def test_abandon_while_waiting_records_wait(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    eff = core.apply(CallHungUp("c1", 17.5))
+    ab = [e for e in eff if isinstance(e, Publish) and e.name == "call_abandoned"]
+    assert ab and ab[0].data["wait"] == pytest.approx(7.5)
+    assert core.calls == {} and core.router.waiting() == 0
+    assert core.stats["consult"].abandoned == 1
+
+
+def test_abandon_while_ringing_frees_agent_without_penalty(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    core.apply(DialFinished("c1", "a1", "CANCEL", 12.0))
+    core.apply(CallHungUp("c1", 12.0))
+    a1 = core.agents["a1"]
+    assert (a1.status, a1.state, a1.missed) == (AgentStatus.AVAILABLE, AgentState.IDLE, 0)
+    assert core.router.is_routable("a1")
+
+
+def test_device_state_gates_routing(core: EngineCore) -> None:
+    core.apply(DeviceSnapshot({"PJSIP/agent1": "UNAVAILABLE", "PJSIP/agent2": "INUSE"}, 1.0))
+    assert offers(core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))) == []
+    eff = core.apply(DeviceStateChanged("PJSIP/agent2", "NOT_INUSE", 6.0))
+    assert offers(eff) == [("c1", "a2")]
+
+
+def test_reentry_keeps_original_entry_time_and_place(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(CallArrived("old", "consult", "1", 10.0, 10.0))
+    core.apply(CallArrived("new", "consult", "2", 20.0, 20.0))
+    core.apply(CallHungUp("old", 30.0))  # its session dropped...
+    core.apply(CallArrived("old2", "consult", "1", 10.0, 31.0))  # ...and it came back
+    eff = core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 32.0))
+    assert offers(eff) == [("old2", "a1")]
+
+
+def test_unknown_agent_command_is_a_domain_error(core: EngineCore) -> None:
+    with pytest.raises(UnknownAgent):
+        core.apply(SetAgentStatus("nobody", AgentStatus.AVAILABLE, 0.0))
