@@ -160,18 +160,20 @@ class Engine:
                     else:
                         q.put_nowait(eff)
                 case StartTimer():
-                    handle: asyncio.TimerHandle
-
-                    def fire(ev: Event = eff.event) -> None:
-                        self._timers.discard(handle)
-                        self.post(ev)
-
-                    handle = loop.call_later(eff.delay, fire)
-                    self._timers.add(handle)
+                    self._start_timer(loop, eff.delay, eff.event)
                 case Publish():
                     events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
                     for sub in self._subscribers:
                         sub.put_nowait(eff)
+
+    def _start_timer(self, loop: asyncio.AbstractEventLoop, delay: float,
+                     event: Event) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.post(event)
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
 
     # -- sessions (used by acd.call_flow) ----------------------------------------------
 

@@ -48,7 +48,7 @@ def test_longest_idle_agent_gets_the_first_call(core: EngineCore) -> None:
     core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 2.0))  # a1 idle since 2, a2 since 0
     eff = core.apply(CallArrived("c1", "consult", "13800138000", 5.0, 5.0))
     assert offers(eff) == [("c1", "a2")]
-    o = [e for e in eff if isinstance(e, Offer)][0]
+    o = next(e for e in eff if isinstance(e, Offer))
     assert o.dial.startswith("PJSIP/agent") and o.timeout == 15
 
 
