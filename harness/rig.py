@@ -1,0 +1,267 @@
+"""A whole hotline on one machine: sandbox Asterisk + ACD engine + SIPp phones.
+
+Used by the end-to-end tests, the demo and the benchmarks, so all three exercise the
+same real path::
+
+    async with Rig(artifacts, [AgentPlan("1001"), AgentPlan("1002", "agent_noanswer")]) as rig:
+        result = await rig.call(["13800138000", "13900139000"], rate=5)
+
+Each agent plan starts a SIPp UAS (its softphone) on fresh ports; the ACD config is
+built from the plans (contacts point at those ports), the agent part of the Asterisk
+config is rendered from it by ``acd.asterisk_config`` (declared once, as in production),
+then Asterisk starts and the engine runs in this event loop — or, with
+``engine="process"``, as a separate ``acd serve`` process a test may SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import yaml
+
+from acd import asterisk_config
+from acd.config import Config
+from acd.core import Publish
+from acd.engine import Engine
+from harness.ports import SandboxPorts
+from harness.sandbox import AsteriskInstance
+from harness.sipp import SippProcess, SippResult, run_uac, start_uas
+
+DID = "4008001234"
+
+
+@dataclass
+class AgentPlan:
+    """One agent and how its phone behaves.
+
+    ``scenario``: a UAS scenario of ``harness/sipp`` (``agent_answer``,
+    ``agent_noanswer``, ``agent_busy``), or ``None`` for a phone that never registers
+    (its device is UNAVAILABLE in Asterisk).
+    """
+
+    agent_id: str
+    scenario: str | None = "agent_answer"
+    skills: Mapping[str, int] = field(default_factory=lambda: {"consult": 1})
+    talk_ms: tuple[int, int] = (800, 1500)
+    status: str = "available"
+
+    @property
+    def endpoint(self) -> str:
+        return f"agent{self.agent_id}"
+
+
+class Rig:
+    def __init__(self, artifacts: Path, agents: Sequence[AgentPlan], *,
+                 engine: Literal["inline", "process", "none"] = "inline",
+                 ring_timeout: int = 4, wrap_up: float = 0.5,
+                 agi_retries: int = 3, agi_retry_pause: int = 1,
+                 fallback_timeout: int = 120, name: str = "rig",
+                 ports_size: int | None = None,
+                 extra_config: Mapping[str, Any] | None = None) -> None:
+        self.artifacts = artifacts
+        self.plans = list(agents)
+        self.engine_mode = engine
+        self.ring_timeout = ring_timeout
+        self.wrap_up = wrap_up
+        self.agi_retries = agi_retries
+        self.agi_retry_pause = agi_retry_pause
+        self.fallback_timeout = fallback_timeout
+        self.name = f"{name}-{os.getpid()}"
+        self.ports = SandboxPorts.free(ports_size) if ports_size else SandboxPorts.free()
+        self.extra_config = dict(extra_config or {})
+        self.phones: dict[str, SippProcess] = {}
+        self.asterisk: AsteriskInstance | None = None
+        self.engine: Engine | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.config: Config | None = None
+        self.config_path = artifacts / "acd.yaml"
+        self.events: list[Publish] = []
+        self._collector: asyncio.Task[None] | None = None
+        self._sub_cm: contextlib.AbstractAsyncContextManager[asyncio.Queue[Publish]] | None = None
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def _config_dict(self, contacts: Mapping[str, str]) -> dict[str, Any]:
+        agents = []
+        for p in self.plans:
+            a: dict[str, Any] = {"id": p.agent_id, "endpoint": p.endpoint,
+                                 "skills": dict(p.skills), "status": p.status}
+            if p.agent_id in contacts:
+                a["contact"] = contacts[p.agent_id]
+            else:
+                a["password_env"] = "ACD_TEST_AGENT_PASSWORD"
+            agents.append(a)
+        cfg: dict[str, Any] = {
+            "asterisk": {
+                "ami": {"host": "127.0.0.1", "port": self.ports.ami, "username": "acd",
+                        "secret_env": "ACD_AMI_SECRET", "ping_interval": 5},
+                "agi_retries": self.agi_retries, "agi_retry_pause": self.agi_retry_pause,
+                "fallback_timeout": self.fallback_timeout,
+            },
+            "fastagi": {"host": "127.0.0.1", "port": self.ports.agi},
+            "engine": {"ring_timeout": self.ring_timeout, "drain_timeout": 2},
+            "queues": [{"id": "consult", "name": "Consultation", "skills": {"consult": 1},
+                        "wrap_up": self.wrap_up, "sl_target": 20}],
+            "dids": {DID: "consult"},
+            "default_queue": "consult",
+            "agents": agents,
+        }
+        for key, value in self.extra_config.items():
+            cfg[key] = value
+        return cfg
+
+    async def start(self) -> Rig:
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        contacts: dict[str, str] = {}
+        for p in self.plans:
+            if p.scenario is None:
+                continue
+            phone = await start_uas(
+                p.scenario, self.ports, self.artifacts, p.endpoint,
+                variables=({"talk_min": p.talk_ms[0], "talk_max": p.talk_ms[1]}
+                           if p.scenario == "agent_answer" else {}),
+                trace_messages=False)
+            self.phones[p.agent_id] = phone
+            contacts[p.agent_id] = f"sip:{p.endpoint}@127.0.0.1:{phone.port}"
+        raw = self._config_dict(contacts)
+        self.config = Config.model_validate(raw)
+        self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        env = {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name}
+        files = asterisk_config.render(self.config, env)
+        self.asterisk = AsteriskInstance(
+            self.name, self.ports,
+            {"ACD_RETRIES": str(self.agi_retries),
+             "ACD_RETRY_PAUSE": str(self.agi_retry_pause),
+             "FALLBACK_TIMEOUT": str(self.fallback_timeout)},
+            extra_files=files)
+        await asyncio.to_thread(self.asterisk.start)
+        if self.engine_mode == "inline":
+            await self.start_engine()
+        elif self.engine_mode == "process":
+            await self.start_engine_process()
+        return self
+
+    async def start_engine(self) -> Engine:
+        assert self.config is not None and self.asterisk is not None
+        self.engine = Engine(self.config, ami_secret=self.asterisk.ami_secret)
+        self._sub_cm = self.engine.subscribe()
+        queue = await self._sub_cm.__aenter__()
+        self._collector = asyncio.create_task(self._collect(queue))
+        await self.engine.start()
+        assert self.engine.ami is not None
+        await self.engine.ami.wait_connected(10)
+        await self.engine_settled()
+        return self.engine
+
+    async def _collect(self, queue: asyncio.Queue[Publish]) -> None:
+        while True:
+            self.events.append(await queue.get())
+
+    async def engine_settled(self) -> None:
+        """Wait until the inbox is empty (AMI resync applied)."""
+        assert self.engine is not None
+        for _ in range(200):
+            if self.engine.inbox.empty():
+                await asyncio.sleep(0.05)
+                if self.engine.inbox.empty():
+                    return
+            await asyncio.sleep(0.01)
+
+    async def start_engine_process(self) -> None:
+        assert self.asterisk is not None
+        env = dict(os.environ, ACD_AMI_SECRET=self.asterisk.ami_secret,
+                   PYTHONUNBUFFERED="1")
+        log = (self.artifacts / "engine.log").open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "acd.cli", "serve", "--config", str(self.config_path),
+            stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                _, w = await asyncio.open_connection("127.0.0.1", self.ports.agi)
+                w.close()
+                return
+            if self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        raise RuntimeError("acd serve did not start listening; see engine.log:\n"
+                           + (self.artifacts / "engine.log").read_text()[-3000:])
+
+    async def kill_engine_process(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+
+    # -- use ---------------------------------------------------------------------------
+
+    async def call(self, callers: Sequence[str], *, rate: float = 5.0,
+                   scenario: str = "caller", patience_ms: Sequence[int] = (),
+                   time_limit: float = 120.0, name: str = "callers",
+                   service: str = DID) -> SippResult:
+        return await run_uac(scenario, "127.0.0.1", self.ports.sip, service, callers,
+                             self.artifacts, self.ports, name=name, rate=rate,
+                             patience_ms=patience_ms, time_limit=time_limit,
+                             trace_messages=False)
+
+    def published(self, name: str) -> list[dict[str, Any]]:
+        return [dict(e.data) for e in self.events if e.name == name]
+
+    async def wait_for(self, predicate: Any, within: float = 10.0) -> None:
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not reached")
+            await asyncio.sleep(0.05)
+
+    def phone_events(self, agent_id: str, event: str) -> list[Any]:
+        return self.phones[agent_id].result().by_event(event)
+
+    # -- tear-down ---------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            await self.engine.stop()
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
+        if self._sub_cm is not None:
+            await self._sub_cm.__aexit__(None, None, None)
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        for phone in self.phones.values():
+            await phone.stop()
+        if self.asterisk is not None:
+            ast = self.asterisk
+            await asyncio.to_thread(ast.stop)
+            with contextlib.suppress(Exception):
+                ast.save_logs(self.artifacts)
+            with contextlib.suppress(Exception):
+                ast.remove()
+
+    async def __aenter__(self) -> Rig:
+        try:
+            return await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
