@@ -372,6 +372,7 @@ class EngineCore:
             "call_id": call.call_id, "queue": call.queue_id, "agent": agent.agent_id,
             "wait": call.wait, "offers": call.offers,
         }))
+        out.append(self._agent_event(agent))
 
     def _dial_finished(self, ev: DialFinished, out: list[Effect]) -> None:
         call = self.calls.get(ev.call_id)

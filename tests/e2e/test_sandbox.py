@@ -27,13 +27,9 @@ import pytest
 from harness.ports import SandboxPorts
 from harness.sandbox import (
     CONF_DIR,
-    REPO_ROOT,
     AsteriskInstance,
     TemplateError,
-    chroot_ready,
-    default_chroot,
     provision,
-    reap_orphans,
 )
 from harness.sipp import SippProcess, run_uac, start_uas
 
@@ -44,45 +40,6 @@ DID = "4008001234"
 ALLOWED_EVENTS = {"FullyBooted", "Shutdown", "Reload", "DeviceStateChange", "ContactStatus",
                   "PeerStatus", "Newchannel", "DialBegin", "DialEnd", "BridgeEnter",
                   "BridgeLeave", "Hangup", "OriginateResponse"}
-
-
-def _can_run() -> str | None:
-    if shutil.which("sipp") is None:
-        return "sipp (sip-tester) is not installed"
-    if os.geteuid() != 0:
-        return "the Asterisk sandbox runs as root (chroot)"
-    if not chroot_ready(default_chroot()) and shutil.which("debootstrap") is None:
-        return "no sandbox chroot and no debootstrap to build it (run scripts/bootstrap)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def chroot() -> Path:
-    reason = _can_run()
-    if reason:
-        pytest.skip(reason)
-    path = provision()
-    reap_orphans(path)  # instances left by a test run that was killed
-    return path
-
-
-@pytest.fixture
-def artifacts(request: pytest.FixtureRequest) -> Path:
-    """``artifacts/e2e/<test>/<pid>/``: per process, so parallel runs never share files;
-    the directories of finished runs are replaced."""
-    base: Path = REPO_ROOT / "artifacts" / "e2e" / str(request.node.name)
-    if base.is_dir():
-        for old in base.iterdir():
-            if not (old.name.isdigit() and Path(f"/proc/{old.name}").exists()):
-                shutil.rmtree(old, ignore_errors=True)
-    path = base / str(os.getpid())
-    path.mkdir(parents=True)
-    return path
-
-
-@pytest.fixture
-def ports() -> SandboxPorts:
-    return SandboxPorts.free()
 
 
 def pjsip_agent(endpoint: str, contact: str | None) -> str:
