@@ -66,7 +66,8 @@ class Rig:
                  ring_timeout: int = 4, wrap_up: float = 0.5,
                  agi_retries: int = 3, agi_retry_pause: int = 1,
                  fallback_timeout: int = 120, name: str = "rig",
-                 ports_size: int | None = None,
+                 ports_size: int | None = None, agi_urls: str | None = None,
+                 app_queue_wrapup: int | None = None,
                  extra_config: Mapping[str, Any] | None = None) -> None:
         self.artifacts = artifacts
         self.plans = list(agents)
@@ -79,6 +80,9 @@ class Rig:
         self.name = f"{name}-{os.getpid()}"
         self.ports = SandboxPorts.free(ports_size) if ports_size else SandboxPorts.free()
         self.extra_config = dict(extra_config or {})
+        #: ``""`` sends every caller straight to the app_queue fallback (baseline runs).
+        self.agi_urls = agi_urls
+        self.app_queue_wrapup = app_queue_wrapup
         self.phones: dict[str, SippProcess] = {}
         self.asterisk: AsteriskInstance | None = None
         self.engine: Engine | None = None
@@ -142,7 +146,8 @@ class Rig:
             self.name, self.ports,
             {"ACD_RETRIES": str(self.agi_retries),
              "ACD_RETRY_PAUSE": str(self.agi_retry_pause),
-             "FALLBACK_TIMEOUT": str(self.fallback_timeout)},
+             "FALLBACK_TIMEOUT": str(self.fallback_timeout),
+             **({"ACD_AGI_URLS": self.agi_urls} if self.agi_urls is not None else {})},
             extra_files=files)
         await asyncio.to_thread(self.asterisk.start)
         if self.engine_mode == "inline":
