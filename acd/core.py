@@ -261,6 +261,7 @@ class EngineCore:
             [AgentSpec(a.id, dict(a.skills)) for a in config.agents],
         )
         self.calls: dict[str, Call] = {}
+        self._by_uniqueid: dict[str, str] = {}
         self.finished: deque[Call] = deque(maxlen=10_000)
         self.stats: dict[str, QueueStats] = {q.id: QueueStats() for q in config.queues}
         self._seq = itertools.count(1)
@@ -320,6 +321,8 @@ class EngineCore:
             ev.channel, ev.uniqueid, priority=queue.priority, seq=seq,
         )
         self.calls[call.call_id] = call
+        if call.uniqueid:
+            self._by_uniqueid[call.uniqueid] = call.call_id
         if is_new:
             self.stats[call.queue_id].offered += 1
         self.router.add_call(
@@ -453,6 +456,8 @@ class EngineCore:
 
     def _finish(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
+        if self._by_uniqueid.get(call.uniqueid) == call.call_id:
+            del self._by_uniqueid[call.uniqueid]
         self.finished.append(call)
 
     def _release_agent(self, call: Call, now: float, out: list[Effect]) -> None:
@@ -470,6 +475,10 @@ class EngineCore:
         out.append(self._agent_event(agent))
 
     # -- agents ------------------------------------------------------------------------
+
+    def call_for_uniqueid(self, uniqueid: str) -> str | None:
+        """The call whose caller channel has this Asterisk Uniqueid."""
+        return self._by_uniqueid.get(uniqueid)
 
     def agent_for_device(self, device: str) -> Agent | None:
         aid = self._agent_by_device.get(device.upper())

@@ -186,12 +186,6 @@ class Engine:
         if self._offers.get(call_id) is q:
             del self._offers[call_id]
 
-    def call_for_uniqueid(self, uniqueid: str) -> str | None:
-        for call in self.core.calls.values():
-            if call.uniqueid == uniqueid:
-                return call.call_id
-        return None
-
     # -- AMI ---------------------------------------------------------------------------
 
     def _on_ami_event(self, ev: AMIEvent) -> None:
@@ -203,7 +197,7 @@ class Engine:
         elif ev.name == "DialEnd" and ev.get("DialStatus") == "ANSWER":
             uniqueid = ev.get("Uniqueid") or ""
             dest = ev.get("DestChannel") or ""
-            call_id = self.call_for_uniqueid(uniqueid)
+            call_id = self.core.call_for_uniqueid(uniqueid)
             agent = self.core.agent_for_device(dest.rsplit("-", 1)[0]) if dest else None
             if call_id is not None and agent is not None:
                 self.post(CallAnswered(call_id, agent.agent_id, now))
