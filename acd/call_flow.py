@@ -17,10 +17,14 @@ import asyncio
 import contextlib
 import logging
 import math
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from acd.core import CallArrived, CallHungUp, DialFinished, Offer
+from acd.config import ClosedAction, QueueConfig
+from acd.core import CallArrived, CallClosed, CallHungUp, DialFinished, Offer
 from acd.fastagi import AGIHangupError, AGISession
+from acd.protocol.agi import quote
+from routing.segments import Segment
 
 if TYPE_CHECKING:
     from acd.engine import Engine
@@ -53,16 +57,23 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
     entry_time = parse_entry_time(args[0] if args else None, now)
     call_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
     did = args[2] if len(args) > 2 else env.extension
-    queue = engine.config.queue_for_did(did)
     caller = env.callerid if env.callerid not in ("", "unknown") else ""
+    segment = engine.segments.classify(caller) if caller else None
 
     offers = engine.open_session(call_id)
     reported = False
     try:
         await session.answer()
+        queue = await _choose_queue(engine, session, did, segment)
+        if not engine.schedules[queue.id].is_open(
+                datetime.fromtimestamp(engine.clock(), UTC)):
+            await _closed(engine, session, call_id, queue, caller)
+            return
         await session.set_music(True, queue.moh_class)
         engine.post(CallArrived(call_id, queue.id, caller, entry_time, engine.clock(),
-                                env.channel, env.uniqueid))
+                                env.channel, env.uniqueid,
+                                segment.priority if segment else 0,
+                                segment.segment_id if segment else ""))
         reported = True
         hangup = asyncio.ensure_future(session.wait_hangup())
         try:
@@ -96,6 +107,48 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
             engine.post(CallHungUp(call_id, engine.clock()))
         with contextlib.suppress(Exception):
             await session.close()
+
+
+async def _choose_queue(engine: Engine, session: AGISession, did: str,
+                        segment: Segment | None) -> QueueConfig:
+    """Which queue serves this call: a choice already made (re-entry after an engine
+    restart, transfer), the caller's dedicated segment queue, the DID, the IVR menu, or
+    the default queue — in that order. The choice is stored on the channel."""
+    config = engine.config
+    chosen = await session.get_variable("ACD_QUEUE")
+    if chosen and config.has_queue(chosen):
+        return config.queue(chosen)
+    queue = None
+    if segment is not None and segment.queue_id is not None:
+        queue = config.queue(segment.queue_id)
+    if queue is None:
+        queue = config.did_queue(did)
+    if queue is None and config.ivr is not None and config.ivr.options:
+        ivr = config.ivr
+        reply = await session.command(
+            f"GET DATA {quote(ivr.prompt)} {int(ivr.timeout * 1000)} 1",
+            timeout=ivr.timeout + 30)
+        if reply.result_int == -1:
+            raise AGIHangupError("caller hung up in the IVR")
+        digit = reply.result or ""
+        if digit in ivr.options:
+            queue = config.queue(ivr.options[digit])
+        log.info("IVR: key %r -> %s", digit, queue.id if queue else "default")
+    if queue is None:
+        queue = config.queue_for_did(None)
+    await session.set_variable("ACD_QUEUE", queue.id)
+    return queue
+
+
+async def _closed(engine: Engine, session: AGISession, call_id: str, queue: QueueConfig,
+                  caller: str) -> None:
+    """The queue is closed: its closed action, then the dialplan hangs up."""
+    engine.post(CallClosed(call_id, queue.id, caller, engine.clock()))
+    action = queue.closed
+    await session.command(f"STREAM FILE {quote(action.sound)} \"\"", timeout=120)
+    if action.action is ClosedAction.VOICEMAIL and action.mailbox:
+        await session.exec("VoiceMail", f"{action.mailbox},u", timeout=None)
+    await session.set_variable("ACD_RESULT", "DONE")
 
 
 async def _ring_agent(engine: Engine, session: AGISession, call_id: str,

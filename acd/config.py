@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -28,6 +30,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from routing.hours import Schedule, parse_days, parse_interval
+from routing.segments import Segment, SegmentTable, normalise_number
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Identifier = Annotated[str, Field(pattern=_ID)]
@@ -84,6 +89,27 @@ class RonaAction(StrEnum):
     READY = "ready"  # stays available (not recommended: the next caller rings the same void)
 
 
+class ClosedAction(StrEnum):
+    MESSAGE = "message"  # play a message, then hang up
+    VOICEMAIL = "voicemail"  # leave a message in a mailbox
+
+
+class ClosedConfig(_Model):
+    """What a caller gets when the queue is closed (after hours, holiday)."""
+
+    action: ClosedAction = ClosedAction.MESSAGE
+    #: Sound file (Asterisk name, no extension) played before hang-up or voicemail.
+    sound: str = "vm-goodbye"
+    #: ``box@context`` of voicemail.conf, for ``action: voicemail``.
+    mailbox: str | None = None
+
+    @model_validator(mode="after")
+    def _mailbox_for_voicemail(self) -> ClosedConfig:
+        if self.action is ClosedAction.VOICEMAIL and not self.mailbox:
+            raise ValueError("action voicemail needs a mailbox (box@context)")
+        return self
+
+
 class QueueConfig(_Model):
     id: Identifier
     name: str = ""
@@ -95,6 +121,22 @@ class QueueConfig(_Model):
     wrap_up: float = Field(default=5.0, ge=0, le=3600)
     strategy: Strategy = Strategy.LONGEST_IDLE
     moh_class: str = "default"
+    #: Opening hours: days (``mon-fri``, ``sat``, ``daily``) → ``HH:MM-HH:MM`` or a list
+    #: of them, in the config's ``timezone``. Empty: open around the clock.
+    hours: dict[str, str | list[str]] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+    #: Weekend days worked to make up for a holiday bridge (open with Monday's hours).
+    workdays: list[date] = Field(default_factory=list)
+    closed: ClosedConfig = ClosedConfig()
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for days, ranges in v.items():
+            parse_days(days)
+            for r in [ranges] if isinstance(ranges, str) else ranges:
+                parse_interval(r)
+        return v
 
 
 class InitialStatus(StrEnum):
@@ -126,6 +168,36 @@ class AgentConfig(_Model):
         return v
 
 
+class IVRConfig(_Model):
+    """Self-service menu: one DTMF digit selects the queue."""
+
+    #: Sound file played while waiting for the digit (e.g. a recorded menu).
+    prompt: str = "dir-welcome"
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    #: Digit → queue id. No key (timeout) or an unknown key → ``default_queue``.
+    options: dict[str, Identifier] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _digits(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(r"[0-9*#]", key):
+                raise ValueError(f"option {key!r} must be one DTMF key: 0-9, * or #")
+        return v
+
+
+class SegmentConfig(_Model):
+    """A caller segment from number lists (dealer, distributor, VIP …)."""
+
+    id: Identifier
+    numbers: list[str] = Field(default_factory=list)
+    prefixes: list[str] = Field(default_factory=list)
+    #: Added to the queue's priority for these callers.
+    priority: int = Field(default=0, ge=0, le=100)
+    #: A dedicated queue for these callers (overrides IVR and DID).
+    queue: Identifier | None = None
+
+
 class EngineConfig(_Model):
     ring_timeout: int = Field(default=15, ge=1, le=300)
     rona_action: RonaAction = RonaAction.PAUSE
@@ -143,6 +215,20 @@ class Config(_Model):
     #: DID (dialled number) → queue id.
     dids: dict[str, Identifier] = Field(default_factory=dict)
     default_queue: Identifier | None = None
+    #: Time zone of business hours, holidays and "since midnight" figures.
+    timezone: str = "Asia/Shanghai"
+    ivr: IVRConfig | None = None
+    segments: list[SegmentConfig] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (IANA name, e.g. Asia/Shanghai)") \
+                from None
+        return v
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -167,6 +253,13 @@ class Config(_Model):
                 problems.append((("dids", did), f"unknown queue {qid!r}"))
         if self.default_queue is not None and self.default_queue not in queue_ids:
             problems.append((("default_queue",), f"unknown queue {self.default_queue!r}"))
+        if self.ivr is not None:
+            for key, qid in self.ivr.options.items():
+                if qid not in queue_ids:
+                    problems.append((("ivr", "options", key), f"unknown queue {qid!r}"))
+        for i, seg in enumerate(self.segments):
+            if seg.queue is not None and seg.queue not in queue_ids:
+                problems.append((("segments", i, "queue"), f"unknown queue {seg.queue!r}"))
         if problems:
             # Raised as ValueError so pydantic reports it; the path travels in the text.
             raise ValueError("; ".join(f"@{_fmt_path(p)}: {msg}" for p, msg in problems))
@@ -177,6 +270,24 @@ class Config(_Model):
             if q.id == queue_id:
                 return q
         raise KeyError(queue_id)
+
+    def schedule(self, queue_id: str) -> Schedule:
+        q = self.queue(queue_id)
+        return Schedule.build(self.timezone, q.hours, q.holidays, q.workdays)
+
+    def segment_table(self) -> SegmentTable:
+        return SegmentTable(
+            Segment(s.id, frozenset(normalise_number(n) for n in s.numbers),
+                    tuple(s.prefixes), s.priority, s.queue)
+            for s in self.segments
+        )
+
+    def did_queue(self, did: str | None) -> QueueConfig | None:
+        """The queue a dialled number preselects, if the DID map has it."""
+        return self.queue(self.dids[did]) if did and did in self.dids else None
+
+    def has_queue(self, queue_id: str) -> bool:
+        return any(q.id == queue_id for q in self.queues)
 
     def queue_for_did(self, did: str | None) -> QueueConfig:
         """The queue a dialled number lands in: the DID map, else the default queue."""

@@ -69,6 +69,19 @@ class CallArrived:
     now: float
     channel: str = ""
     uniqueid: str = ""
+    #: Added to the queue's priority (caller segment).
+    priority_boost: int = 0
+    segment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallClosed:
+    """A caller reached a closed queue (after hours, holiday) and got the closed action."""
+
+    call_id: str
+    queue_id: str
+    caller: str
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +152,7 @@ class OfferFailed:
 
 
 Event = (
-    CallArrived | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
+    CallArrived | CallClosed | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
     | DeviceSnapshot | SetAgentStatus | WrapUpDone | OfferFailed
 )
 
@@ -227,6 +240,7 @@ class Call:
     answered_at: float | None = None
     ended_at: float | None = None
     tried: list[str] = field(default_factory=list)
+    segment: str = ""
 
     @property
     def wait(self) -> float:
@@ -243,6 +257,7 @@ class QueueStats:
     answered_within_target: int = 0
     wait_answered_total: float = 0.0
     rona: int = 0
+    closed: int = 0
 
 
 class EngineCore:
@@ -281,6 +296,10 @@ class EngineCore:
         match event:
             case CallArrived():
                 self._call_arrived(event, out)
+            case CallClosed():
+                self.stats[event.queue_id].closed += 1
+                out.append(Publish("call_closed", {"call_id": event.call_id,
+                                                   "queue": event.queue_id}))
             case CallHungUp():
                 self._call_hung_up(event, out)
             case CallAnswered():
@@ -318,7 +337,8 @@ class EngineCore:
         queue = self.config.queue(ev.queue_id)
         call = Call(
             ev.call_id, ev.queue_id, ev.caller, min(entry_time, ev.now), ev.now,
-            ev.channel, ev.uniqueid, priority=queue.priority, seq=seq,
+            ev.channel, ev.uniqueid, priority=queue.priority + ev.priority_boost, seq=seq,
+            segment=ev.segment,
         )
         self.calls[call.call_id] = call
         if call.uniqueid:
@@ -331,6 +351,7 @@ class EngineCore:
         out.append(Publish("call_waiting", {
             "call_id": call.call_id, "queue": call.queue_id, "caller": call.caller,
             "entry_time": call.entry_time, "reentry": not is_new,
+            "priority": call.priority, "segment": call.segment,
         }))
 
     def _call_hung_up(self, ev: CallHungUp, out: list[Effect]) -> None:

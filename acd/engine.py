@@ -61,6 +61,8 @@ class Engine:
         self.config = config
         self.clock = clock
         self.core = EngineCore(config)
+        self.segments = config.segment_table()
+        self.schedules = {q.id: config.schedule(q.id) for q in config.queues}
         self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
         self._offers: dict[str, asyncio.Queue[Offer]] = {}
         self._timers: set[asyncio.TimerHandle] = set()

@@ -1,0 +1,105 @@
+"""Business hours, holidays and caller segments (pure policy)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from acd.config import ConfigError, parse_config
+from routing.hours import Schedule, parse_days, parse_interval
+from routing.segments import Segment, SegmentTable, normalise_number
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(y: int, mo: int, d: int, h: int, mi: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=SH)
+
+
+def test_weekday_hours_in_shanghai_time() -> None:
+    s = Schedule.build("Asia/Shanghai", {"mon-fri": "08:30-20:00", "sat": ["09:00-12:00"]})
+    assert s.is_open(at(2026, 11, 23, 8, 30))  # Monday
+    assert not s.is_open(at(2026, 11, 23, 8, 29))
+    assert not s.is_open(at(2026, 11, 23, 20, 0))  # end is exclusive
+    assert s.is_open(at(2026, 11, 28, 11, 59))  # Saturday
+    assert not s.is_open(at(2026, 11, 29, 10, 0))  # Sunday
+    # 01:00 UTC on Monday is 09:00 in Shanghai
+    assert s.is_open(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+
+
+def test_holidays_close_and_make_up_days_open() -> None:
+    s = Schedule.build("Asia/Shanghai", {"mon-fri": "09:00-18:00"},
+                       holidays=[date(2026, 10, 1)], workdays=[date(2026, 10, 11)])
+    assert not s.is_open(at(2026, 10, 1, 10))  # National Day, a Thursday
+    assert s.is_open(at(2026, 10, 11, 10))  # a Sunday worked as a make-up day
+    assert s.next_open(at(2026, 10, 1, 10)) == at(2026, 10, 2, 9)
+
+
+def test_empty_schedule_is_always_open_and_24h_interval() -> None:
+    assert Schedule().is_open(at(2026, 1, 1, 3))
+    s = Schedule.build("Asia/Shanghai", {"daily": "00:00-24:00"})
+    assert s.is_open(at(2026, 1, 1, 23, 59))
+
+
+@pytest.mark.parametrize("bad", ["8-20", "20:00-08:00", "09:00-25:00", "09:60-10:00"])
+def test_bad_intervals(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_interval(bad)
+
+
+def test_days() -> None:
+    assert parse_days("mon-fri") == (0, 1, 2, 3, 4)
+    assert parse_days("sat,sun") == (5, 6)
+    with pytest.raises(ValueError):
+        parse_days("fri-mon")
+
+
+@pytest.mark.parametrize(("raw", "norm"), [
+    ("+86 138-0013-8000", "13800138000"), ("008613800138000", "13800138000"),
+    ("+8675588886666", "075588886666"), ("0086 755 8888 6666", "075588886666"),
+    ("8613800138000", "13800138000"), ("0755-8888-6666", "075588886666"),
+    ("+1 415 555 0100", "0014155550100"), ("anonymous", ""), ("", ""),
+])
+def test_normalise_number(raw: str, norm: str) -> None:
+    assert normalise_number(raw) == norm
+
+
+def test_segments_first_match_wins() -> None:
+    t = SegmentTable([
+        Segment("vip", frozenset({"13800138000"}), priority=10),
+        Segment("dealer", prefixes=("0755",), priority=5, queue_id="dealers"),
+        Segment("vip-late", frozenset({"075511112222"}), priority=9),
+    ])
+    vip = t.classify("+86 13800138000")
+    assert vip is not None and vip.segment_id == "vip"
+    dealer = t.classify("075511112222")  # dealer prefix comes first in the config
+    assert dealer is not None and dealer.segment_id == "dealer"
+    assert t.classify("13900000000") is None
+    assert t.classify("anonymous") is None
+
+
+def test_config_hours_ivr_segments_validation() -> None:
+    cfg = parse_config("""
+timezone: Asia/Shanghai
+queues:
+  - {id: consult, hours: {mon-fri: "08:30-20:00"}, holidays: [2026-10-01]}
+  - {id: repair, closed: {action: voicemail, mailbox: "100@default"}}
+ivr: {options: {"1": consult, "2": repair}}
+segments:
+  - {id: vip, numbers: ["+86 13800138000"], priority: 10}
+""")
+    assert not cfg.schedule("consult").is_open(at(2026, 10, 1, 10))
+    seg = cfg.segment_table().classify("13800138000")
+    assert seg is not None and seg.priority == 10
+    with pytest.raises(ConfigError) as exc:
+        parse_config("""
+timezone: Mars/Olympus
+queues: [{id: a, hours: {funday: "09:00-10:00"}, closed: {action: voicemail}}]
+ivr: {options: {"12": a, "3": nope}}
+""", "c.yaml")
+    text = "\n".join(exc.value.errors)
+    assert "c.yaml: timezone (line 2): Value error, unknown time zone" in text
+    assert "queues[0].hours" in text and "queues[0].closed" in text
+    assert "ivr.options" in text
