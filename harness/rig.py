@@ -211,7 +211,7 @@ class Rig:
     # -- use ---------------------------------------------------------------------------
 
     async def call(self, callers: Sequence[str], *, rate: float = 5.0,
-                   scenario: str = "caller", patience_ms: Sequence[int] = (),
+                   scenario: str | Path = "caller", patience_ms: Sequence[int] = (),
                    time_limit: float = 120.0, name: str = "callers",
                    service: str = DID) -> SippResult:
         return await run_uac(scenario, "127.0.0.1", self.ports.sip, service, callers,

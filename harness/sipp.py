@@ -382,3 +382,29 @@ async def run_uac(scenario: str | Path, host: str, port: int, service: str,
         return await proc.wait(time_limit)
     finally:
         await proc.stop()
+
+
+DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
+
+
+def dtmf_caller_scenario(digit: str, dest_dir: Path, delay_ms: int = 1500) -> Path:
+    """``caller.xml`` that, once answered, waits ``delay_ms`` and presses ``digit``.
+
+    DTMF goes as RFC 2833/4733 telephone-events (``play_pcap_audio`` of the pcaps SIPp
+    ships) — what the endpoints' ``dtmf_mode=rfc4733`` expects. SIPp reads the pcap path
+    when it loads the scenario, so each digit gets its own generated scenario file.
+    """
+    name = {"*": "star", "#": "pound"}.get(digit, digit)
+    pcap = DTMF_PCAP_DIR / f"dtmf_2833_{name}.pcap"
+    if not pcap.is_file():
+        raise SippError(f"no DTMF pcap for {digit!r}: {pcap}")
+    text = scenario_path("caller").read_text()
+    marker = "  <!-- Connected: wait"
+    if marker not in text:
+        raise SippError("caller.xml changed: no 'Connected' marker to insert DTMF at")
+    press = (f'  <pause milliseconds="{delay_ms}"/>\n'
+             f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n')
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"caller_dtmf_{name}.xml"
+    path.write_text(text.replace(marker, press + marker, 1))
+    return path
