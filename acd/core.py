@@ -136,6 +136,24 @@ class SetAgentStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferCall:
+    """Move a waiting call to another queue; it keeps its entry time and place."""
+
+    call_id: str
+    queue_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetCallPriority:
+    """A supervisor re-prioritises a waiting call (its wait still counts)."""
+
+    call_id: str
+    priority: int
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpDone:
     agent_id: str
     token: int
@@ -153,7 +171,8 @@ class OfferFailed:
 
 Event = (
     CallArrived | CallClosed | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
-    | DeviceSnapshot | SetAgentStatus | WrapUpDone | OfferFailed
+    | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | WrapUpDone
+    | OfferFailed
 )
 
 
@@ -195,6 +214,18 @@ class DomainError(Exception):
 
 class UnknownAgent(DomainError):
     code = "unknown_agent"
+
+
+class UnknownCall(DomainError):
+    code = "unknown_call"
+
+
+class UnknownQueue(DomainError):
+    code = "unknown_queue"
+
+
+class CallNotWaiting(DomainError):
+    code = "call_not_waiting"
 
 
 # -- records --------------------------------------------------------------------------
@@ -258,6 +289,8 @@ class QueueStats:
     wait_answered_total: float = 0.0
     rona: int = 0
     closed: int = 0
+    transferred_in: int = 0
+    transferred_out: int = 0
 
 
 class EngineCore:
@@ -313,6 +346,10 @@ class EngineCore:
                     self._device_state(device, state, event.now, out)
             case SetAgentStatus():
                 self._set_status(event, out)
+            case TransferCall():
+                self._transfer(event, out)
+            case SetCallPriority():
+                self._set_priority(event, out)
             case WrapUpDone():
                 self._wrap_up_done(event, out)
             case OfferFailed():
@@ -440,6 +477,48 @@ class EngineCore:
             return
         self._release_agent(call, ev.now, out)
         self._requeue(call, out)
+
+    def _waiting_call(self, call_id: str) -> Call:
+        """Check first: the call exists and waits (not ringing an agent, not talking)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise UnknownCall(f"no call {call_id!r}")
+        if call.state is not CallState.WAITING:
+            raise CallNotWaiting(f"call {call_id!r} is {call.state.value}, not waiting")
+        return call
+
+    def _transfer(self, ev: TransferCall, out: list[Effect]) -> None:
+        call = self._waiting_call(ev.call_id)
+        if ev.queue_id not in self.stats:
+            raise UnknownQueue(f"no queue {ev.queue_id!r}")
+        old = call.queue_id
+        if old == ev.queue_id:
+            return
+        boost = call.priority - self.config.queue(old).priority
+        self.router.remove_call(call.call_id)
+        call.queue_id = ev.queue_id
+        call.priority = self.config.queue(ev.queue_id).priority + boost
+        self.stats[old].transferred_out += 1
+        self.stats[ev.queue_id].transferred_in += 1
+        self.router.add_call(
+            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
+        )
+        out.append(Publish("call_transferred", {
+            "call_id": call.call_id, "from": old, "queue": call.queue_id,
+            "entry_time": call.entry_time,
+        }))
+
+    def _set_priority(self, ev: SetCallPriority, out: list[Effect]) -> None:
+        call = self._waiting_call(ev.call_id)
+        if not 0 <= ev.priority <= 1000:
+            raise DomainError("priority must be within 0..1000")
+        self.router.remove_call(call.call_id)
+        call.priority = ev.priority
+        self.router.add_call(
+            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
+        )
+        out.append(Publish("call_priority", {"call_id": call.call_id,
+                                             "priority": call.priority}))
 
     def _requeue(self, call: Call, out: list[Effect]) -> None:
         """Back to waiting with its original entry time and sequence: it keeps its place."""

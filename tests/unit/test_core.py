@@ -11,6 +11,7 @@ from acd.core import (
     CallAnswered,
     CallArrived,
     CallHungUp,
+    CallNotWaiting,
     DeviceSnapshot,
     DeviceStateChanged,
     DialFinished,
@@ -18,8 +19,12 @@ from acd.core import (
     Offer,
     Publish,
     SetAgentStatus,
+    SetCallPriority,
     StartTimer,
+    TransferCall,
     UnknownAgent,
+    UnknownCall,
+    UnknownQueue,
     WrapUpDone,
 )
 
@@ -136,3 +141,36 @@ def test_reentry_keeps_original_entry_time_and_place(core: EngineCore) -> None:
 def test_unknown_agent_command_is_a_domain_error(core: EngineCore) -> None:
     with pytest.raises(UnknownAgent):
         core.apply(SetAgentStatus("nobody", AgentStatus.AVAILABLE, 0.0))
+
+
+def test_transfer_keeps_seniority_in_the_new_queue() -> None:
+    core = EngineCore(parse_config("""
+queues:
+  - {id: consult, skills: {consult: 1}}
+  - {id: complaint, skills: {complaint: 1}, priority: 0}
+agents:
+  - {id: c1, skills: {complaint: 1}, contact: "sip:c1@127.0.0.1:6001", status: logged_out}
+"""))
+    core.apply(CallArrived("old", "consult", "1", 10.0, 10.0))
+    core.apply(CallArrived("new", "complaint", "2", 20.0, 20.0))
+    core.apply(TransferCall("old", "complaint", 30.0))
+    assert core.calls["old"].entry_time == 10.0
+    eff = core.apply(SetAgentStatus("c1", AgentStatus.AVAILABLE, 31.0))
+    assert offers(eff) == [("old", "c1")]  # older than "new", although transferred later
+    assert core.stats["consult"].transferred_out == 1
+    with pytest.raises(CallNotWaiting):
+        core.apply(TransferCall("old", "consult", 32.0))  # ringing now
+    with pytest.raises(UnknownQueue):
+        core.apply(TransferCall("new", "nope", 32.0))
+    with pytest.raises(UnknownCall):
+        core.apply(TransferCall("ghost", "consult", 32.0))
+
+
+def test_supervisor_priority_change_reorders_waiting_calls(core: EngineCore) -> None:
+    for a in ("a1", "a2"):
+        core.apply(SetAgentStatus(a, AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    core.apply(CallArrived("c2", "consult", "2", 11.0, 11.0))
+    core.apply(SetCallPriority("c2", 50, 12.0))
+    eff = core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 13.0))
+    assert offers(eff) == [("c2", "a1")]
