@@ -361,6 +361,12 @@ class EngineCore:
 
     def _call_arrived(self, ev: CallArrived, out: list[Effect]) -> None:
         existing = self.calls.get(ev.call_id)
+        if existing is not None and existing.state is CallState.CONNECTED:
+            # Re-entry of a call an agent had answered: a blind transfer from the agent's
+            # phone to a queue. The answered leg is complete; the caller queues again
+            # with its original entry time.
+            self._complete(existing, ev.now, out)
+            existing = None
         if existing is not None:
             # The same call re-entering (its session dropped and the dialplan retried):
             # it keeps its place. Whatever the old session held is released first.

@@ -174,3 +174,13 @@ def test_supervisor_priority_change_reorders_waiting_calls(core: EngineCore) -> 
     core.apply(SetCallPriority("c2", 50, 12.0))
     eff = core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 13.0))
     assert offers(eff) == [("c2", "a1")]
+
+
+def test_reentry_of_an_answered_call_completes_the_agent_leg(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    core.apply(CallAnswered("c1", "a1", 11.0))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 20.0))  # agent transferred it back
+    assert core.agents["a1"].state is AgentState.WRAP_UP
+    assert core.calls["c1"].state.value == "waiting" and core.calls["c1"].entry_time == 10.0
+    assert core.apply(DialFinished("c1", "a1", "ANSWER", 20.1, 9.0)) == []
