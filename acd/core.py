@@ -20,12 +20,12 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from acd.config import Config, RonaAction
-from routing.router import AgentSpec, QueueSpec, Router, WaitingCall
+from routing import AgentSpec, Router, WaitingCall
 
 
 class AgentStatus(StrEnum):
@@ -154,6 +154,14 @@ class SetCallPriority:
 
 
 @dataclass(frozen=True, slots=True)
+class StageDue:
+    """A waiting call may have reached its queue's next escalation stage."""
+
+    call_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class WrapUpDone:
     agent_id: str
     token: int
@@ -171,7 +179,7 @@ class OfferFailed:
 
 Event = (
     CallArrived | CallClosed | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
-    | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | WrapUpDone
+    | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | StageDue | WrapUpDone
     | OfferFailed
 )
 
@@ -272,6 +280,13 @@ class Call:
     ended_at: float | None = None
     tried: list[str] = field(default_factory=list)
     segment: str = ""
+    #: The caller's own priority on top of the queue's (segment, supervisor).
+    boost: int = 0
+    #: The router's record of this call (stage, seniority) while it is in line.
+    waiting: WaitingCall | None = None
+    stage: int = 0
+    #: The last routing decision: stage, strategy, candidates, chosen agent.
+    decision: dict[str, Any] = field(default_factory=dict)
 
     @property
     def wait(self) -> float:
@@ -305,14 +320,15 @@ class EngineCore:
             self.agents[a.id] = Agent(a.id, device)
             self._agent_by_device[device.upper()] = a.id
         self.router = Router(
-            [QueueSpec(q.id, dict(q.skills), q.priority) for q in config.queues],
-            [AgentSpec(a.id, dict(a.skills)) for a in config.agents],
+            [q.spec() for q in config.queues],
+            [AgentSpec(a.id, dict(a.skills), frozenset(a.groups)) for a in config.agents],
         )
         self.calls: dict[str, Call] = {}
         self._by_uniqueid: dict[str, str] = {}
         self.finished: deque[Call] = deque(maxlen=10_000)
         self.stats: dict[str, QueueStats] = {q.id: QueueStats() for q in config.queues}
         self._seq = itertools.count(1)
+        self._now = 0.0
 
     def initial_effects(self, now: float) -> list[Effect]:
         """Apply each agent's configured start status."""
@@ -326,6 +342,7 @@ class EngineCore:
 
     def apply(self, event: Event) -> list[Effect]:
         out: list[Effect] = []
+        self._now = event.now
         match event:
             case CallArrived():
                 self._call_arrived(event, out)
@@ -350,6 +367,8 @@ class EngineCore:
                 self._transfer(event, out)
             case SetCallPriority():
                 self._set_priority(event, out)
+            case StageDue():
+                self._stage_due(event, out)
             case WrapUpDone():
                 self._wrap_up_done(event, out)
             case OfferFailed():
@@ -381,16 +400,14 @@ class EngineCore:
         call = Call(
             ev.call_id, ev.queue_id, ev.caller, min(entry_time, ev.now), ev.now,
             ev.channel, ev.uniqueid, priority=queue.priority + ev.priority_boost, seq=seq,
-            segment=ev.segment,
+            segment=ev.segment, boost=ev.priority_boost,
         )
         self.calls[call.call_id] = call
         if call.uniqueid:
             self._by_uniqueid[call.uniqueid] = call.call_id
         if is_new:
             self.stats[call.queue_id].offered += 1
-        self.router.add_call(
-            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
-        )
+        self._enqueue(call, ev.now, out)
         out.append(Publish("call_waiting", {
             "call_id": call.call_id, "queue": call.queue_id, "caller": call.caller,
             "entry_time": call.entry_time, "reentry": not is_new,
@@ -500,15 +517,13 @@ class EngineCore:
         old = call.queue_id
         if old == ev.queue_id:
             return
-        boost = call.priority - self.config.queue(old).priority
-        self.router.remove_call(call.call_id)
+        call.waiting = self.router.move_call(call.call_id, ev.queue_id, queued_at=ev.now)
         call.queue_id = ev.queue_id
-        call.priority = self.config.queue(ev.queue_id).priority + boost
+        call.stage = call.waiting.stage
+        call.priority = self.config.queue(ev.queue_id).priority + call.boost
         self.stats[old].transferred_out += 1
         self.stats[ev.queue_id].transferred_in += 1
-        self.router.add_call(
-            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
-        )
+        self._arm_stage_timer(call, ev.now, out)
         out.append(Publish("call_transferred", {
             "call_id": call.call_id, "from": old, "queue": call.queue_id,
             "entry_time": call.entry_time,
@@ -518,21 +533,73 @@ class EngineCore:
         call = self._waiting_call(ev.call_id)
         if not 0 <= ev.priority <= 1000:
             raise DomainError("priority must be within 0..1000")
-        self.router.remove_call(call.call_id)
-        call.priority = ev.priority
-        self.router.add_call(
-            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
-        )
+        waiting = self.router.remove_call(call.call_id) or call.waiting
+        call.boost = ev.priority
+        call.priority = self.config.queue(call.queue_id).priority + call.boost
+        assert waiting is not None
+        call.waiting = replace(waiting, priority=call.boost)
+        self.router.add_call(call.waiting)
         out.append(Publish("call_priority", {"call_id": call.call_id,
                                              "priority": call.priority}))
+
+    def _enqueue(self, call: Call, now: float, out: list[Effect]) -> None:
+        """Put a call in line: new, or back (RONA) with its seniority and stage."""
+        if call.waiting is None:
+            call.waiting = WaitingCall(call.call_id, call.queue_id, call.boost,
+                                       call.entry_time, call.seq)
+        self.router.add_call(call.waiting)
+        self._advance_stage(call, now, out)
+
+    def _advance_stage(self, call: Call, now: float, out: list[Effect]) -> None:
+        """Move a waiting call to the stage its wait has reached; arm the next timer."""
+        due = self.router.due_stage(call.call_id, now)
+        if due > call.stage:
+            call.waiting = self.router.set_stage(call.call_id, due)
+            call.stage = due
+            out.append(Publish("call_stage", {"call_id": call.call_id,
+                                              "queue": call.queue_id, "stage": due}))
+        self._arm_stage_timer(call, now, out)
+
+    def _arm_stage_timer(self, call: Call, now: float, out: list[Effect]) -> None:
+        at = self.router.next_stage_at(call.call_id)
+        if at is not None:
+            out.append(StartTimer(max(0.0, at - now), StageDue(call.call_id, at)))
+
+    def _stage_due(self, ev: StageDue, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None or call.state is not CallState.WAITING:
+            return  # offered/talking/gone: re-checked when it waits again
+        self._advance_stage(call, ev.now, out)
+
+    def explain(self, call_id: str) -> list[str]:
+        """Why a waiting call goes where it goes (scans every agent: on demand only),
+        or the recorded decision of a call already offered."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise UnknownCall(f"no call {call_id!r}")
+        if call.state is CallState.WAITING:
+            states = {a.agent_id: self._describe(a) for a in self.agents.values()}
+            return self.router.explain(call_id, states).lines()
+        d = call.decision
+        return [f"offered to {d.get('agent')} at stage {d.get('stage')} by "
+                f"{d.get('strategy')} among {d.get('candidates')} candidate(s); "
+                f"now {call.state.value}"]
+
+    @staticmethod
+    def _describe(agent: Agent) -> str:
+        if agent.status is AgentStatus.PAUSED:
+            return f"paused ({agent.reason})"
+        if agent.status is AgentStatus.LOGGED_OUT:
+            return "logged out"
+        if agent.state is not AgentState.IDLE:
+            return agent.state.value
+        return f"phone {agent.device_state}"
 
     def _requeue(self, call: Call, out: list[Effect]) -> None:
         """Back to waiting with its original entry time and sequence: it keeps its place."""
         call.state = CallState.WAITING
         call.agent_id = None
-        self.router.add_call(
-            WaitingCall(call.call_id, call.queue_id, call.priority, call.entry_time, call.seq)
-        )
+        self._enqueue(call, self._now, out)
         out.append(Publish("call_requeued", {"call_id": call.call_id, "queue": call.queue_id}))
 
     def _complete(self, call: Call, now: float, out: list[Effect]) -> None:
@@ -625,7 +692,8 @@ class EngineCore:
     def _refresh(self, agent: Agent) -> None:
         """Keep the router's view of one agent in step with its record."""
         if agent.routable:
-            self.router.set_routable(agent.agent_id, agent.idle_since)
+            self.router.set_routable(agent.agent_id, agent.idle_since,
+                                     calls_today=agent.answered)
         else:
             self.router.set_unroutable(agent.agent_id)
 
@@ -648,10 +716,11 @@ class EngineCore:
             call.tried.append(agent.agent_id)
             agent.state = AgentState.RINGING
             agent.call_id = call.call_id
+            call.decision = {"agent": agent.agent_id, "stage": m.stage,
+                             "strategy": m.strategy.value, "candidates": m.candidates}
             out.append(Publish("call_offered", {
-                "call_id": call.call_id, "queue": call.queue_id, "agent": agent.agent_id,
-                "candidates": m.candidates, "strategy": "longest_idle",
-                "attempt": call.offers,
+                "call_id": call.call_id, "queue": call.queue_id, "attempt": call.offers,
+                "wait": self._now - call.entry_time, **call.decision,
             }))
             out.append(Offer(call.call_id, agent.agent_id, agent.device,
                              self.config.engine.ring_timeout))

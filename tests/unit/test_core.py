@@ -184,3 +184,62 @@ def test_reentry_of_an_answered_call_completes_the_agent_leg(core: EngineCore) -
     assert core.agents["a1"].state is AgentState.WRAP_UP
     assert core.calls["c1"].state.value == "waiting" and core.calls["c1"].entry_time == 10.0
     assert core.apply(DialFinished("c1", "a1", "ANSWER", 20.1, 9.0)) == []
+
+
+STAGED = """
+queues:
+  - id: repair
+    skills: {repair: 3}
+    strategy: most_skilled
+    groups: [site-a]
+    stages:
+      - {after: 5, min_level_delta: 1, groups: [site-a]}
+      - {after: 10, min_level_delta: 2, groups: [site-a, partnerless-site-b]}
+agents:
+  - {id: expert, skills: {repair: 5}, contact: "sip:e@127.0.0.1:6001", status: logged_out,
+     groups: [site-a]}
+  - {id: junior, skills: {repair: 2}, contact: "sip:j@127.0.0.1:6002", groups: [site-a]}
+  - {id: novice, skills: {repair: 1}, contact: "sip:n@127.0.0.1:6003",
+     groups: [partnerless-site-b]}
+"""
+
+
+def test_escalation_stage_widens_to_a_lower_level_after_its_wait() -> None:
+    core = EngineCore(parse_config(STAGED))
+    core.initial_effects(0.0)
+    eff = core.apply(CallArrived("c1", "repair", "1", 100.0, 100.0))
+    assert offers(eff) == []  # nobody at level 3 is free
+    timers = [e for e in eff if isinstance(e, StartTimer)]
+    assert [t.delay for t in timers] == [5.0]
+    eff = core.apply(timers[0].event)  # stage 1: level 2 will do
+    assert offers(eff) == [("c1", "junior")]
+    offered = next(e for e in eff if isinstance(e, Publish) and e.name == "call_offered")
+    assert offered.data["stage"] == 1 and offered.data["strategy"] == "most_skilled"
+    # the junior misses it: back in line at stage 1, the next stage timer re-armed
+    eff = core.apply(DialFinished("c1", "junior", "NOANSWER", 108.0))
+    assert core.calls["c1"].stage == 1
+    timers = [e for e in eff if isinstance(e, StartTimer)]
+    assert [round(t.delay, 3) for t in timers] == [2.0]
+    eff = core.apply(timers[0].event)
+    assert offers(eff) == [("c1", "novice")] and core.calls["c1"].stage == 2
+
+
+def test_most_skilled_agent_first_and_explanation() -> None:
+    core = EngineCore(parse_config(STAGED))
+    core.initial_effects(0.0)
+    core.apply(SetAgentStatus("junior", AgentStatus.PAUSED, 1.0, "lunch"))
+    core.apply(CallArrived("c1", "repair", "1", 100.0, 100.0))
+    lines = "\n".join(core.explain("c1"))
+    assert "junior" in lines and "paused (lunch)" in lines
+    assert "expert" in lines and "logged out" in lines
+    eff = core.apply(SetAgentStatus("expert", AgentStatus.AVAILABLE, 101.0))
+    assert offers(eff) == [("c1", "expert")]
+    assert "offered to expert at stage 0 by most_skilled" in core.explain("c1")[0]
+
+
+def test_narrowing_stage_is_a_config_error() -> None:
+    from acd.config import ConfigError
+    with pytest.raises(ConfigError) as exc:
+        parse_config("queues:\n  - id: q\n    skills: {a: 2}\n"
+                     "    stages: [{after: 5, skills: {a: 3}}]\n", "n.yaml")
+    assert "n.yaml: queues[0].stages" in exc.value.errors[0]
