@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from routing.hours import Schedule, parse_days, parse_interval
+from routing.model import QueueSpec, StageSpec, Strategy
 from routing.segments import Segment, SegmentTable, normalise_number
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -78,9 +79,6 @@ class FastAGIConfig(_Model):
     env_timeout: float = Field(default=5.0, gt=0)
 
 
-class Strategy(StrEnum):
-    LONGEST_IDLE = "longest_idle"
-
 
 class RonaAction(StrEnum):
     """What happens to an agent who does not answer an offered call."""
@@ -110,6 +108,20 @@ class ClosedConfig(_Model):
         return self
 
 
+class StageConfig(_Model):
+    """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen."""
+
+    after: float = Field(gt=0)
+    #: Lower every required minimum level by this much (never below 1).
+    min_level_delta: int = Field(default=0, ge=0, le=4)
+    #: Replace the required skills (a subset, at levels no higher).
+    skills: dict[Identifier, SkillLevel] | None = None
+    #: Admit agents of these groups (sites, teams); omitted: every group.
+    groups: list[Identifier] | None = None
+    #: Raise the call's priority while it is in this stage.
+    priority_boost: int = Field(default=0, ge=0, le=100)
+
+
 class QueueConfig(_Model):
     id: Identifier
     name: str = ""
@@ -128,6 +140,28 @@ class QueueConfig(_Model):
     #: Weekend days worked to make up for a holiday bridge (open with Monday's hours).
     workdays: list[date] = Field(default_factory=list)
     closed: ClosedConfig = ClosedConfig()
+    #: Agent groups (sites, teams) whose agents take this queue's calls at stage 0;
+    #: omitted: every group.
+    groups: list[Identifier] | None = None
+    #: Escalation stages, in order of ``after``; each widens the set of agents.
+    stages: list[StageConfig] = Field(default_factory=list)
+    #: Feature code an agent's phone blind-transfers (SIP REFER) a caller to, to move
+    #: it into this queue with its original entry time: "82" → ``*82``.
+    transfer_code: Annotated[str, Field(pattern=r"^[0-9]{1,6}$")] | None = None
+
+    def spec(self) -> QueueSpec:
+        """The routing core's view of this queue (raises ValueError if stages narrow)."""
+        return QueueSpec(
+            self.id, dict(self.skills), self.priority, self.strategy,
+            None if self.groups is None else frozenset(self.groups),
+            tuple(
+                StageSpec(st.after, st.min_level_delta,
+                          None if st.skills is None else dict(st.skills),
+                          None if st.groups is None else frozenset(st.groups),
+                          st.priority_boost)
+                for st in sorted(self.stages, key=lambda st: st.after)
+            ),
+        )
 
     @field_validator("hours")
     @classmethod
@@ -155,6 +189,8 @@ class AgentConfig(_Model):
     #: SIP password for a registering phone: the name of an environment variable.
     password_env: str | None = None
     status: InitialStatus = InitialStatus.AVAILABLE
+    #: Groups the agent belongs to: its site, its team (see queue and stage ``groups``).
+    groups: list[Identifier] = Field(default_factory=list)
 
     @property
     def sip_endpoint(self) -> str:
@@ -206,6 +242,48 @@ class EngineConfig(_Model):
     drain_timeout: float = Field(default=10.0, ge=0)
 
 
+class ApiRole(StrEnum):
+    AGENT = "agent"  # its own state and its own calls only
+    SUPERVISOR = "supervisor"  # reads everything, commands agents
+    ADMIN = "admin"  # everything, including the running configuration
+
+
+class ApiTokenConfig(_Model):
+    """A bearer token of the HTTP API. The file names the environment variable holding
+    the token, never the token itself."""
+
+    #: A label for logs and audit (the token value is never logged).
+    name: Identifier
+    role: ApiRole
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    #: The agent an ``agent`` token acts for (required for that role, refused otherwise).
+    agent: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _agent_binding(self) -> ApiTokenConfig:
+        if self.role is ApiRole.AGENT and self.agent is None:
+            raise ValueError("a token with role agent needs agent: <agent id>")
+        if self.role is not ApiRole.AGENT and self.agent is not None:
+            raise ValueError("only a token with role agent is bound to an agent")
+        return self
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        value = (os.environ if environ is None else environ).get(self.env)
+        return SecretStr(value) if value else None
+
+
+class ApiConfig(_Model):
+    """The HTTP API, WebSocket, /metrics and wallboard served by ``acd serve``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    tokens: list[ApiTokenConfig] = Field(default_factory=list)
+    #: Require a supervisor or admin token on /metrics (default: open, as usual).
+    metrics_auth: bool = False
+    #: How long an API command waits for the engine's inbox before answering 503.
+    command_timeout: float = Field(default=5.0, gt=0, le=60)
+
+
 class Config(_Model):
     asterisk: AsteriskConfig = AsteriskConfig()
     fastagi: FastAGIConfig = FastAGIConfig()
@@ -219,6 +297,8 @@ class Config(_Model):
     timezone: str = "Asia/Shanghai"
     ivr: IVRConfig | None = None
     segments: list[SegmentConfig] = Field(default_factory=list)
+    #: The HTTP API; without this section ``acd serve`` runs the engine only.
+    api: ApiConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -253,16 +333,45 @@ class Config(_Model):
                 problems.append((("dids", did), f"unknown queue {qid!r}"))
         if self.default_queue is not None and self.default_queue not in queue_ids:
             problems.append((("default_queue",), f"unknown queue {self.default_queue!r}"))
+        for i, q in enumerate(self.queues):
+            try:
+                q.spec()
+            except ValueError as exc:
+                problems.append((("queues", i, "stages"), str(exc)))
         if self.ivr is not None:
             for key, qid in self.ivr.options.items():
                 if qid not in queue_ids:
                     problems.append((("ivr", "options", key), f"unknown queue {qid!r}"))
+        seen_codes: set[str] = set()
+        for i, q in enumerate(self.queues):
+            if q.transfer_code is not None:
+                if q.transfer_code in seen_codes:
+                    problems.append((("queues", i, "transfer_code"),
+                                     f"transfer code {q.transfer_code!r} used twice"))
+                seen_codes.add(q.transfer_code)
         for i, seg in enumerate(self.segments):
             if seg.queue is not None and seg.queue not in queue_ids:
                 problems.append((("segments", i, "queue"), f"unknown queue {seg.queue!r}"))
         if problems:
             # Raised as ValueError so pydantic reports it; the path travels in the text.
             raise ValueError("; ".join(f"@{_fmt_path(p)}: {msg}" for p, msg in problems))
+        return self
+
+    @model_validator(mode="after")
+    def _api_references(self) -> Config:
+        if self.api is None:
+            return self
+        agent_ids = {a.id for a in self.agents}
+        problems: list[str] = []
+        names: set[str] = set()
+        for i, token in enumerate(self.api.tokens):
+            if token.name in names:
+                problems.append(f"@api.tokens[{i}].name: duplicate token name {token.name!r}")
+            names.add(token.name)
+            if token.agent is not None and token.agent not in agent_ids:
+                problems.append(f"@api.tokens[{i}].agent: unknown agent {token.agent!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def queue(self, queue_id: str) -> QueueConfig:
