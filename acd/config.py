@@ -238,6 +238,12 @@ class EngineConfig(_Model):
     ring_timeout: int = Field(default=15, ge=1, le=300)
     rona_action: RonaAction = RonaAction.PAUSE
     rona_pause_reason: str = "no-answer"
+    #: Consecutive ring-no-answers after which ``rona_action`` applies (1: the first).
+    rona_limit: int = Field(default=1, ge=1, le=20)
+    #: Reasons an agent (or a supervisor) may give for a pause. ``rona_pause_reason`` is
+    #: always allowed.
+    pause_reasons: list[str] = Field(
+        default_factory=lambda: ["break", "lunch", "training", "meeting", "after-call"])
     #: How long a stopping engine waits for calls in progress before cancelling.
     drain_timeout: float = Field(default=10.0, ge=0)
 

@@ -224,6 +224,10 @@ class UnknownAgent(DomainError):
     code = "unknown_agent"
 
 
+class UnknownPauseReason(DomainError):
+    code = "unknown_pause_reason"
+
+
 class UnknownCall(DomainError):
     code = "unknown_call"
 
@@ -251,6 +255,7 @@ class Agent:
     call_id: str | None = None
     answered: int = 0
     missed: int = 0
+    consecutive_missed: int = 0
     wrap_token: int = 0
 
     @property
@@ -447,6 +452,7 @@ class EngineCore:
         agent = self.agents[call.agent_id]
         agent.state = AgentState.ON_CALL
         agent.answered += 1
+        agent.consecutive_missed = 0
         st = self.stats[call.queue_id]
         st.answered += 1
         st.wait_answered_total += call.wait
@@ -482,7 +488,10 @@ class EngineCore:
             agent.call_id = None
             agent.state = AgentState.IDLE
             agent.idle_since = ev.now
-            if self.config.engine.rona_action is RonaAction.PAUSE:
+            agent.consecutive_missed += 1
+            engine_cfg = self.config.engine
+            if (engine_cfg.rona_action is RonaAction.PAUSE
+                    and agent.consecutive_missed >= engine_cfg.rona_limit):
                 self._change_status(agent, AgentStatus.PAUSED,
                                     self.config.engine.rona_pause_reason, ev.now, out)
             else:
@@ -669,6 +678,13 @@ class EngineCore:
         agent = self.agents.get(ev.agent_id)
         if agent is None:
             raise UnknownAgent(f"unknown agent {ev.agent_id!r}")
+        allowed = {*self.config.engine.pause_reasons, self.config.engine.rona_pause_reason}
+        if ev.status is AgentStatus.PAUSED and ev.reason not in allowed:
+            raise UnknownPauseReason(
+                f"pause reason {ev.reason!r} is not configured (one of: "
+                f"{', '.join(sorted(allowed))})")
+        if ev.status is AgentStatus.AVAILABLE:
+            agent.consecutive_missed = 0
         self._change_status(agent, ev.status, ev.reason, ev.now, out)
 
     def _change_status(self, agent: Agent, status: AgentStatus, reason: str, now: float,

@@ -243,3 +243,20 @@ def test_narrowing_stage_is_a_config_error() -> None:
         parse_config("queues:\n  - id: q\n    skills: {a: 2}\n"
                      "    stages: [{after: 5, skills: {a: 3}}]\n", "n.yaml")
     assert "n.yaml: queues[0].stages" in exc.value.errors[0]
+
+
+def test_pause_reasons_come_from_config_and_rona_limit() -> None:
+    from acd.core import UnknownPauseReason
+    core = EngineCore(parse_config(CONFIG + "engine: {rona_limit: 2, "
+                                   "pause_reasons: [lunch]}\n"))
+    core.initial_effects(0.0)
+    with pytest.raises(UnknownPauseReason):
+        core.apply(SetAgentStatus("a1", AgentStatus.PAUSED, 1.0, "nap"))
+    core.apply(SetAgentStatus("a2", AgentStatus.PAUSED, 1.0, "lunch"))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    core.apply(DialFinished("c1", "a1", "NOANSWER", 25.0))  # first miss: still available
+    assert core.agents["a1"].status is AgentStatus.AVAILABLE
+    assert core.calls["c1"].agent_id == "a1"  # offered again at once
+    core.apply(DialFinished("c1", "a1", "BUSY", 26.0))  # second in a row: paused
+    assert core.agents["a1"].status is AgentStatus.PAUSED
+    assert core.agents["a1"].reason == "no-answer"
