@@ -5,7 +5,16 @@ Agents are declared once, in the ACD YAML. ``acd asterisk-config`` writes:
 * ``pjsip_acd.conf`` — one endpoint + AOR (+ auth for registering phones) per agent,
   included by the shipped ``pjsip.conf``;
 * ``queues_acd.conf`` — the members of the ``hotline-fallback`` app_queue queue that
-  answers callers while the engine is unreachable, included by ``queues.conf``.
+  answers callers while the engine is unreachable, included by ``queues.conf``;
+* ``extensions_acd.conf`` — the context ``[acd-transfer]``: one feature code ``*<code>``
+  per queue with a ``transfer_code``, included by ``extensions.conf`` (and reachable from
+  ``[acd-agents]``, the context of the agents' endpoints).
+
+A blind transfer (SIP REFER) from an agent's phone is looked up by Asterisk's
+res_pjsip_refer in the ``TRANSFER_CONTEXT`` channel variable of the agent's channel, else
+in the context of the agent's endpoint (``acd-agents``). The caller's channel then runs
+``*<code>`` there: it sets ``ACD_QUEUE`` and re-enters ``[hotline-acd]``, which keeps the
+stamped ``ACD_ENTRY`` and ``ACD_CALL_ID``, so the caller keeps its place in line.
 """
 
 from __future__ import annotations
@@ -52,6 +61,24 @@ def _agent_block(agent: AgentConfig, environ: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _transfer_context(config: Config) -> str:
+    lines = [
+        "; Blind transfer (SIP REFER) from an agent's phone to *<code>: the caller re-enters",
+        "; the ACD in that queue with its original entry time. Only a call the ACD handled",
+        "; (ACD_CALL_ID stamped) may come here: an agent dialling the code is refused.",
+        "[acd-transfer]",
+    ]
+    for q in config.queues:
+        if q.transfer_code is None:
+            continue
+        lines += [
+            f"exten => *{q.transfer_code},1,Set(ACD_QUEUE={q.id})",
+            ' same => n,ExecIf($["${ACD_CALL_ID}" = ""]?Hangup(21))',
+            " same => n,Goto(hotline-acd,s,1)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def render(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """File name → content for the generated Asterisk include files."""
     env = os.environ if environ is None else environ
@@ -64,7 +91,8 @@ def render(config: Config, environ: Mapping[str, str] | None = None) -> dict[str
     ) + "".join(
         f"member => PJSIP/{a.sip_endpoint},0,{a.name or a.id}\n" for a in config.agents
     )
-    return {"pjsip_acd.conf": pjsip, "queues_acd.conf": header + members}
+    return {"pjsip_acd.conf": pjsip, "queues_acd.conf": header + members,
+            "extensions_acd.conf": header + _transfer_context(config)}
 
 
 def write(config: Config, out_dir: Path, environ: Mapping[str, str] | None = None) -> list[Path]:

@@ -18,7 +18,7 @@ An agent is routable when available, idle and its phone is free.
 from __future__ import annotations
 
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -52,6 +52,9 @@ class CallState(StrEnum):
 #: Asterisk device states (``ast_devstate_str``) under which an idle agent may be offered
 #: a call. UNKNOWN counts as free: without AMI we still route rather than stall.
 FREE_DEVICE_STATES = frozenset({"NOT_INUSE", "UNKNOWN"})
+
+#: How many completed calls are remembered to recognise one coming back (transfer).
+RECENT_CALLS = 2_000
 
 #: DIALSTATUS values that mean "the agent did not take it" (ring-no-answer family).
 RONA_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
@@ -334,6 +337,8 @@ class EngineCore:
         self.stats: dict[str, QueueStats] = {q.id: QueueStats() for q in config.queues}
         self._seq = itertools.count(1)
         self._now = 0.0
+        #: Recently completed calls by id, to recognise a call that comes back.
+        self._recent: OrderedDict[str, Call] = OrderedDict()
 
     def initial_effects(self, now: float) -> list[Effect]:
         """Apply each agent's configured start status."""
@@ -391,7 +396,17 @@ class EngineCore:
             # with its original entry time.
             self._complete(existing, ev.now, out)
             existing = None
-        if existing is not None:
+        served = self._recent.pop(ev.call_id, None) if existing is None else None
+        if served is not None:
+            # A call already served coming back (agent's blind transfer to a queue's
+            # feature code; the dialplan kept ACD_ENTRY and ACD_CALL_ID): same entry time
+            # and sequence, counted as a transfer, not as a new offered call.
+            entry_time = min(served.entry_time, ev.entry_time)
+            seq, is_new = served.seq, False
+            if served.queue_id != ev.queue_id:
+                self.stats[served.queue_id].transferred_out += 1
+                self.stats[ev.queue_id].transferred_in += 1
+        elif existing is not None:
             # The same call re-entering (its session dropped and the dialplan retried):
             # it keeps its place. Whatever the old session held is released first.
             self._release_agent(existing, ev.now, out)
@@ -638,6 +653,10 @@ class EngineCore:
 
     def _finish(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
+        if call.state is CallState.COMPLETED:
+            self._recent[call.call_id] = call
+            if len(self._recent) > RECENT_CALLS:
+                self._recent.popitem(last=False)
         if self._by_uniqueid.get(call.uniqueid) == call.call_id:
             del self._by_uniqueid[call.uniqueid]
         self.finished.append(call)

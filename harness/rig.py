@@ -45,8 +45,8 @@ class AgentPlan:
     """One agent and how its phone behaves.
 
     ``scenario``: a UAS scenario of ``harness/sipp`` (``agent_answer``,
-    ``agent_noanswer``, ``agent_busy``), or ``None`` for a phone that never registers
-    (its device is UNAVAILABLE in Asterisk).
+    ``agent_noanswer``, ``agent_busy``, ``agent_transfer``), or ``None`` for a phone that
+    never registers (its device is UNAVAILABLE in Asterisk).
     """
 
     agent_id: str
@@ -54,6 +54,9 @@ class AgentPlan:
     skills: Mapping[str, int] = field(default_factory=lambda: {"consult": 1})
     talk_ms: tuple[int, int] = (800, 1500)
     status: str = "available"
+    #: Extra ``-set`` variables of the scenario, e.g. ``{"transfer_to": 82, "talk_ms":
+    #: 1000}`` for ``agent_transfer``.
+    variables: Mapping[str, str | int | float] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -132,8 +135,8 @@ class Rig:
                 continue
             phone = await start_uas(
                 p.scenario, self.ports, self.artifacts, p.endpoint,
-                variables=({"talk_min": p.talk_ms[0], "talk_max": p.talk_ms[1]}
-                           if p.scenario == "agent_answer" else {}),
+                variables={**({"talk_min": p.talk_ms[0], "talk_max": p.talk_ms[1]}
+                              if p.scenario == "agent_answer" else {}), **p.variables},
                 trace_messages=False)
             self.phones[p.agent_id] = phone
             contacts[p.agent_id] = f"sip:{p.endpoint}@127.0.0.1:{phone.port}"

@@ -73,3 +73,38 @@ def test_asterisk_config_declares_each_agent_once() -> None:
     assert files["queues_acd.conf"].count("member => PJSIP/") == 2
     with pytest.raises(ConfigError, match="AGENT2_PW is not set"):
         render(cfg, {})
+
+
+def test_asterisk_config_renders_a_transfer_code_per_queue() -> None:
+    cfg = parse_config(
+        "queues:\n"
+        '  - {id: consult, transfer_code: "81"}\n'
+        "  - {id: repair}\n"
+        '  - {id: complaint, transfer_code: "82"}\n'
+    )
+    ext = render(cfg, {})["extensions_acd.conf"]
+    assert ext.startswith("; GENERATED")
+    body = [line for line in ext.splitlines() if line and not line.startswith(";")]
+    assert body == [
+        "[acd-transfer]",
+        "exten => *81,1,Set(ACD_QUEUE=consult)",
+        ' same => n,ExecIf($["${ACD_CALL_ID}" = ""]?Hangup(21))',
+        " same => n,Goto(hotline-acd,s,1)",
+        "exten => *82,1,Set(ACD_QUEUE=complaint)",
+        ' same => n,ExecIf($["${ACD_CALL_ID}" = ""]?Hangup(21))',
+        " same => n,Goto(hotline-acd,s,1)",
+    ]
+    # No transfer code anywhere: the context still exists ([acd-agents] includes it).
+    empty = render(parse_config("queues: [{id: a}]\n"), {})["extensions_acd.conf"]
+    assert [line for line in empty.splitlines() if line and not line.startswith(";")] == [
+        "[acd-transfer]"]
+
+
+def test_transfer_codes_are_digits_and_unique() -> None:
+    errs = errors('queues:\n  - {id: a, transfer_code: "8*2"}\n')
+    assert len(errs) == 1 and errs[0].startswith("acd.yaml: queues[0].transfer_code (line 2)")
+    assert any("queues[0].transfer_code" in e for e in errors(
+        'queues:\n  - {id: a, transfer_code: "1234567"}\n'))
+    errs = errors('queues:\n  - {id: a, transfer_code: "82"}\n'
+                  '  - {id: b, transfer_code: "82"}\n')
+    assert errs == ["acd.yaml: queues[1].transfer_code (line 3): transfer code '82' used twice"]

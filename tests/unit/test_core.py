@@ -260,3 +260,15 @@ def test_pause_reasons_come_from_config_and_rona_limit() -> None:
     core.apply(DialFinished("c1", "a1", "BUSY", 26.0))  # second in a row: paused
     assert core.agents["a1"].status is AgentStatus.PAUSED
     assert core.agents["a1"].reason == "no-answer"
+
+
+def test_served_call_coming_back_is_a_transfer_keeping_seniority(core: EngineCore) -> None:
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    agent = core.calls["c1"].agent_id
+    assert agent is not None
+    core.apply(DialFinished("c1", agent, "ANSWER", 30.0, 15.0))
+    core.apply(CallHungUp("c1", 30.0))
+    eff = core.apply(CallArrived("c1", "consult", "1", 10.0, 30.5))
+    waiting = next(e for e in eff if isinstance(e, Publish) and e.name == "call_waiting")
+    assert waiting.data["reentry"] is True and waiting.data["entry_time"] == 10.0
+    assert core.stats["consult"].offered == 1
