@@ -9,9 +9,13 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from acd import asterisk_config
 from acd.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from acd.engine import Engine
 
 
 def _load(path: str) -> Config:
@@ -59,11 +63,41 @@ async def _serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if config.api is not None:
+        await _serve_api(engine, config, stop)
+        return
     await engine.start()
     print(f"acd: serving FastAGI on {config.fastagi.host}:{engine.agi.port if engine.agi else '?'}",
           flush=True)
     await stop.wait()
     await engine.stop()
+
+
+async def _serve_api(engine: Engine, config: Config, stop: asyncio.Event) -> None:
+    """Engine + HTTP API on this loop: uvicorn's Server runs the app, whose lifespan
+    starts the engine and, on the way out, stops and drains it."""
+    from prometheus_client import CollectorRegistry
+
+    from api.app import create_app
+    from api.server import make_server
+
+    assert config.api is not None
+    app = create_app(engine, config, registry=CollectorRegistry(), manage_engine=True)
+    server = make_server(app, config.api.host, config.api.port)
+    serving = asyncio.create_task(server.serve(), name="acd-api")
+    stopping = asyncio.create_task(stop.wait())
+    while not server.started:
+        done, _ = await asyncio.wait({serving, stopping}, timeout=0.05)
+        if done:
+            break
+    if server.started:
+        print(f"acd: serving FastAGI on {config.fastagi.host}:"
+              f"{engine.agi.port if engine.agi else '?'}, API on "
+              f"http://{config.api.host}:{server.port}", flush=True)
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopping.cancel()
+    await serving
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -86,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", "-c", required=True)
     p.add_argument("--out", "-o", help="directory to write the include files to")
     p.set_defaults(func=cmd_asterisk_config)
+    from acd.simulate import add_simulate_parser  # simulate: --config --scenario [--seed --json]
+
+    add_simulate_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -67,6 +67,11 @@ class Engine:
         self._offers: dict[str, asyncio.Queue[Offer]] = {}
         self._timers: set[asyncio.TimerHandle] = set()
         self._subscribers: set[asyncio.Queue[Publish]] = set()
+        #: Observers called synchronously, in inbox order: each Publish with the engine's
+        #: clock, and each applied event with the seconds ``core.apply`` took (API stats,
+        #: metrics). An observer that raises is logged and never stops routing.
+        self.publish_hooks: list[Callable[[Publish, float], None]] = []
+        self.apply_hooks: list[Callable[[Event, float], None]] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._ami_secret = ami_secret
         self.ami: AMIClient | None = None
@@ -134,7 +139,9 @@ class Engine:
             item = await self.inbox.get()
             event = item.event if isinstance(item, _Command) else item
             try:
+                started = time.perf_counter()
                 effects = self.core.apply(event)
+                self._notify(self.apply_hooks, event, time.perf_counter() - started)
             except DomainError as exc:
                 if isinstance(item, _Command) and not item.done.done():
                     item.done.set_exception(exc)
@@ -167,6 +174,15 @@ class Engine:
                     events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
                     for sub in self._subscribers:
                         sub.put_nowait(eff)
+                    self._notify(self.publish_hooks, eff, self.clock())
+
+    def _notify(self, hooks: list[Callable[[Any, float], None]], item: Any,
+                value: float) -> None:
+        for hook in hooks:
+            try:
+                hook(item, value)
+            except Exception:
+                log.exception("observer %r failed", hook)
 
     def _start_timer(self, loop: asyncio.AbstractEventLoop, delay: float,
                      event: Event) -> None:

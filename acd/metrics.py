@@ -1,0 +1,271 @@
+"""Prometheus metrics: a custom Collector over the engine's snapshot at scrape time.
+
+Nothing here touches the global registry: :class:`EngineCollector` is registered on the
+registry the caller passes in (``api.app.create_app(..., registry=...)``), so an app can
+be built twice in one process (tests) without "Duplicated timeseries".
+
+Gauges and counters are read from ``Engine.snapshot()`` (and the per-window figures of
+:class:`acd.stats.LiveStats`) when Prometheus scrapes; the two histograms cannot be
+rebuilt from a snapshot, so they are accumulated from the engine's hooks:
+
+* ``acd_call_wait_seconds{queue,outcome}`` — each call's wait when it was answered or
+  abandoned (``call_connected`` / ``call_abandoned``);
+* ``acd_routing_decision_seconds{event}`` — the time ``EngineCore.apply`` took for one
+  inbox event (the routing decision included), by event type.
+
+Label values are bounded: queue ids and agent presences come from the config and fixed
+enums, outcomes and event types from fixed sets. A call id, caller number or agent id is
+never a label.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import CollectorRegistry
+
+from acd.stats import PRESENCES, LiveStats, Window, agent_presence, queue_members
+
+if TYPE_CHECKING:
+    from acd.core import Event, Publish
+    from acd.engine import Engine
+
+#: Waits (seconds): fine around typical service-level targets (10–30 s).
+WAIT_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
+#: Time in ``EngineCore.apply`` for one event (seconds): tens of µs to tens of ms.
+DECISION_BUCKETS: tuple[float, ...] = (
+    25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1,
+)
+OUTCOMES = ("answered", "abandoned")
+AGENT_STATUSES = ("logged_out", "available", "paused")
+AGENT_STATES = ("idle", "ringing", "on_call", "wrap_up")
+#: Bound on the event-type label: types beyond this many are counted as "other".
+MAX_EVENT_TYPES = 32
+
+
+class _Histogram:
+    """Cumulative-bucket histogram keyed by a bounded label tuple."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = tuple(sorted(buckets))
+        #: labels → (per-bucket counts incl. +Inf, sum)
+        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        entry = self.series.get(labels)
+        if entry is None:
+            entry = ([0] * (len(self.bounds) + 1), [0.0])
+            self.series[labels] = entry
+        counts, total = entry
+        counts[bisect.bisect_left(self.bounds, value)] += 1
+        total[0] += value
+
+    def family(self, name: str, doc: str, labelnames: Sequence[str],
+               preset: Iterable[tuple[str, ...]] = ()) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(name, doc, labels=list(labelnames))
+        empty = ([0] * (len(self.bounds) + 1), [0.0])
+        keys = list(dict.fromkeys([*preset, *self.series]))
+        for labels in keys:
+            counts, total = self.series.get(labels, empty)
+            cumulative, running = [], 0
+            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+                running += count
+                cumulative.append((_le(bound), float(running)))
+            fam.add_metric(list(labels), cumulative, total[0])
+        return fam
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class EngineCollector:
+    """Metric families for one engine; ``attach()`` hooks it to the engine's events."""
+
+    def __init__(self, engine: Engine, stats: LiveStats | None = None) -> None:
+        self.engine = engine
+        self.stats = stats
+        self.queue_ids = [q.id for q in engine.config.queues]
+        self.sl_targets = {q.id: float(q.sl_target) for q in engine.config.queues}
+        self.members = queue_members(engine.config)
+        self.waits = _Histogram(WAIT_BUCKETS)
+        self.decisions = _Histogram(DECISION_BUCKETS)
+        self._event_types: set[str] = set()
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def attach(self) -> None:
+        self.engine.publish_hooks.append(self.on_publish)
+        self.engine.apply_hooks.append(self.on_apply)
+
+    def detach(self) -> None:
+        for hooks, fn in ((self.engine.publish_hooks, self.on_publish),
+                          (self.engine.apply_hooks, self.on_apply)):
+            while fn in hooks:
+                hooks.remove(fn)  # type: ignore[arg-type]
+
+    def on_publish(self, ev: Publish, now: float) -> None:
+        if ev.name not in ("call_connected", "call_abandoned"):
+            return
+        queue = str(ev.data.get("queue"))
+        if queue not in self.sl_targets:
+            return
+        wait = ev.data.get("wait")
+        if isinstance(wait, int | float):
+            outcome = "answered" if ev.name == "call_connected" else "abandoned"
+            self.waits.observe((queue, outcome), max(0.0, float(wait)))
+
+    def on_apply(self, event: Event, seconds: float) -> None:
+        kind = type(event).__name__
+        if kind not in self._event_types:
+            if len(self._event_types) >= MAX_EVENT_TYPES:
+                kind = "other"
+            else:
+                self._event_types.add(kind)
+        self.decisions.observe((kind,), seconds)
+
+    # -- Collector -----------------------------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        """Names only (so a registry refuses a second collector with the same names)."""
+        yield from self._families(None, 0.0)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(self.engine.snapshot(), self.engine.clock())
+
+    def _families(self, snap: Mapping[str, Any] | None, now: float) -> Iterator[Metric]:
+        queues: Mapping[str, Mapping[str, Any]] = snap["queues"] if snap else {}
+        agents: Mapping[str, Mapping[str, Any]] = snap["agents"] if snap else {}
+        calls: Mapping[str, Mapping[str, Any]] = snap["calls"] if snap else {}
+        qids = self.queue_ids if snap else []
+
+        # counters kept by the engine core
+        for name, key, doc in (
+            ("acd_calls_offered", "offered", "Calls that entered the queue."),
+            ("acd_calls_answered", "answered", "Calls answered by an agent."),
+            ("acd_calls_answered_within_target", "answered_within_target",
+             "Calls answered within the queue's service-level target."),
+            ("acd_calls_abandoned", "abandoned", "Callers who hung up while waiting."),
+            ("acd_calls_closed", "closed", "Callers who reached the queue while closed."),
+            ("acd_ring_no_answer", "rona", "Offers the agent did not answer."),
+            ("acd_calls_transferred_in", "transferred_in",
+             "Waiting calls moved into the queue (transfer or supervisor)."),
+            ("acd_calls_transferred_out", "transferred_out",
+             "Waiting calls moved out of the queue to another one."),
+        ):
+            yield _counter(name, doc, ["queue"],
+                           (([q], float(queues.get(q, {}).get(key, 0) or 0)) for q in qids))
+
+        # counters kept by the per-window stats (since they were attached)
+        totals = {qid: self.stats.total(qid) for qid in qids} if self.stats else {}
+        for name, attr, doc in (
+            ("acd_calls_abandoned_after_target", "abandoned_after_target",
+             "Callers who hung up after waiting longer than the target."),
+            ("acd_calls_overflowed", "overflowed", "Calls sent to a partner site."),
+            ("acd_calls_completed", "handled", "Answered calls that ended."),
+            ("acd_talk_seconds", "talk", "Talk time of completed calls."),
+            ("acd_wrap_up_seconds", "wrap_up", "Agent wrap-up time after calls."),
+        ):
+            yield _counter(name, doc, ["queue"],
+                           (([q], float(getattr(c, attr))) for q, c in totals.items()))
+
+        # live gauges
+        waiting = dict.fromkeys(qids, 0)
+        oldest: dict[str, float] = {}
+        active = {(qid, st): 0 for qid in qids for st in ("offered", "connected")}
+        for call in calls.values():
+            qid, state = str(call.get("queue")), str(call.get("state"))
+            if qid not in waiting:
+                continue
+            if state == "waiting":
+                waiting[qid] += 1
+                entry = float(call.get("entry_time") or now)
+                oldest[qid] = min(oldest.get(qid, entry), entry)
+            elif (qid, state) in active:
+                active[(qid, state)] += 1
+        yield _gauge("acd_calls_waiting", "Calls waiting in the queue now.", ["queue"],
+                     (([q], float(n)) for q, n in waiting.items()))
+        yield _gauge("acd_calls_active", "Calls ringing an agent (offered) or in conversation.",
+                     ["queue", "state"], (([q, st], float(n)) for (q, st), n in active.items()))
+        yield _gauge("acd_longest_wait_seconds",
+                     "Wait of the longest-waiting call now (0: none waiting).", ["queue"],
+                     (([q], max(0.0, now - oldest[q]) if q in oldest else 0.0) for q in qids))
+
+        by_axes = {(s, t): 0 for s in AGENT_STATUSES for t in AGENT_STATES}
+        presence: dict[str, str] = {}
+        for aid, a in agents.items():
+            axes = (str(a.get("status")), str(a.get("state")))
+            if axes in by_axes:
+                by_axes[axes] += 1
+            presence[aid] = agent_presence(axes[0], axes[1], str(a.get("device", "")))
+        yield _gauge("acd_agents", "Agents by status (their choice) and state (driven by the "
+                     "engine).", ["status", "state"],
+                     (([s, t], float(n)) for (s, t), n in by_axes.items()))
+        rows: list[tuple[list[str], float]] = []
+        for qid in qids:
+            counts = dict.fromkeys(PRESENCES, 0)
+            for aid in self.members.get(qid, ()):
+                if aid in presence:
+                    counts[presence[aid]] += 1
+            rows += [([qid, p], float(n)) for p, n in counts.items()]
+        yield _gauge("acd_queue_agents", "Agents able to take the queue's calls, by presence.",
+                     ["queue", "presence"], rows)
+
+        if self.stats is not None:
+            rows = []
+            for qid in qids:
+                for window in Window:
+                    sl = self.stats.window(qid, window, now).service_level
+                    if sl is not None:
+                        rows.append(([qid, window.value], sl))
+            yield _gauge("acd_service_level_ratio", "Answered within target / (answered + "
+                         "abandoned after target), per window.", ["queue", "window"], rows)
+
+        ami = self.engine.ami
+        yield GaugeMetricFamily("acd_ami_up", "1 when the AMI connection is up.",
+                                value=1.0 if ami is not None and ami.connected else 0.0)
+        yield GaugeMetricFamily("acd_engine_accepting", "1 when the engine takes calls.",
+                                value=1.0 if self.engine.accepting else 0.0)
+        yield GaugeMetricFamily("acd_inbox_events", "Events waiting in the engine's inbox.",
+                                value=float(self.engine.inbox.qsize()))
+
+        yield self.waits.family(
+            "acd_call_wait_seconds", "Time callers waited, by how the wait ended.",
+            ["queue", "outcome"], [(q, o) for q in qids for o in OUTCOMES])
+        yield self.decisions.family(
+            "acd_routing_decision_seconds", "Time the engine spent applying one event "
+            "(state change and routing decision), by event type.", ["event"])
+
+
+def _counter(name: str, doc: str, labels: list[str],
+             rows: Iterable[tuple[list[str], float]]) -> Metric:
+    fam = CounterMetricFamily(name, doc, labels=labels)
+    for values, v in rows:
+        fam.add_metric(values, v)
+    return fam
+
+
+def _gauge(name: str, doc: str, labels: list[str],
+           rows: Iterable[tuple[list[str], float]]) -> Metric:
+    fam = GaugeMetricFamily(name, doc, labels=labels)
+    for values, v in rows:
+        fam.add_metric(values, v)
+    return fam
+
+
+def build_registry(engine: Engine, stats: LiveStats | None = None,
+                   registry: CollectorRegistry | None = None) -> tuple[CollectorRegistry,
+                                                                      EngineCollector]:
+    """A fresh registry (never the global one) with the engine's collector on it."""
+    reg = registry if registry is not None else CollectorRegistry(auto_describe=False)
+    collector = EngineCollector(engine, stats)
+    reg.register(collector)
+    return reg, collector

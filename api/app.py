@@ -1,0 +1,179 @@
+"""The FastAPI app served in the engine's process: REST, WebSocket, metrics, wallboard.
+
+Build it with :func:`create_app` — a factory, so tests can build it twice; each app gets
+its own Prometheus registry (injected, never the global one). The app's lifespan owns
+what it was given to own::
+
+    engine = Engine(config, ami_secret=...)
+    app = create_app(engine, config, registry=CollectorRegistry(), manage_engine=True)
+    # lifespan start: stats and metrics hooks attached, then engine.start()
+    # lifespan end:   engine.stop() (stops taking calls, drains), hooks detached
+
+With ``manage_engine=False`` (tests, the harness) the engine is started and stopped by
+its owner and the app only reads it and sends it commands.
+
+Routes: ``/healthz`` and ``/readyz`` (no auth), ``/metrics`` (no auth unless
+``api.metrics_auth``), ``/`` the wallboard page, ``/api/v1/...`` (bearer tokens,
+``api.routes``), the WebSocket ``/api/v1/events`` (``api.ws``), ``/docs`` and
+``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from acd.config import ApiConfig, ApiRole, Config
+from acd.core import DomainError
+from acd.engine import Engine
+from acd.metrics import EngineCollector
+from acd.stats import LiveStats
+from api.auth import Principal, TokenStore
+from api.errors import EngineUnavailable, status_for
+from api.models import ErrorBody, Health, Readiness
+from api.routes import allow, api_state, router
+from api.state import ApiState
+from api.views import LiveViews
+from api.ws import events_endpoint
+
+log = logging.getLogger("acd.api")
+
+STATIC = Path(__file__).with_name("static")
+
+_ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
+
+#: The wallboard's page: only its own script, its own WebSocket, no referrer (a token in
+#: the URL stays on this page).
+_CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
+        "connect-src 'self'")
+_HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,255}$")
+_PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def create_app(engine: Engine, config: Config | None = None, *,
+               registry: CollectorRegistry | None = None, tokens: TokenStore | None = None,
+               environ: Mapping[str, str] | None = None,
+               manage_engine: bool = False) -> FastAPI:
+    """An API app over ``engine``. ``tokens`` defaults to the config's ``api.tokens`` read
+    from ``environ`` (default: the process environment); ``registry`` defaults to a fresh
+    one."""
+    config = config if config is not None else engine.config
+    api_cfg = config.api if config.api is not None else ApiConfig()
+    registry = registry if registry is not None else CollectorRegistry()
+    stats = LiveStats({q.id: float(q.sl_target) for q in config.queues}, config.timezone)
+    collector = EngineCollector(engine, stats)
+    registry.register(collector)
+    state = ApiState(
+        engine=engine, config=config,
+        tokens=tokens if tokens is not None else TokenStore.from_config(api_cfg, environ),
+        registry=registry, stats=stats, collector=collector,
+        views=LiveViews(engine, stats), command_timeout=api_cfg.command_timeout,
+        metrics_auth=api_cfg.metrics_auth,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.attach()
+        try:
+            if manage_engine:
+                await engine.start()
+            log.info("API ready (%d tokens)", len(state.tokens))
+            yield
+        finally:
+            try:
+                if manage_engine:
+                    await engine.stop()
+            finally:
+                state.detach()
+
+    app = FastAPI(
+        title="Hotline ACD", version=_version(), lifespan=lifespan,
+        summary="Live queue state, agent state changes and supervisor commands.",
+        description="Bearer tokens with roles agent, supervisor and admin (see docs/api.md)."
+                    " WebSocket event stream at /api/v1/events.",
+    )
+    app.state.acd = state
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": str(exc)},
+                            status_code=status_for(exc))
+
+    @app.exception_handler(EngineUnavailable)
+    async def unavailable(request: Request, exc: EngineUnavailable) -> JSONResponse:
+        return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": _ERROR_NAMES.get(exc.status_code, f"http_{exc.status_code}"),
+             "detail": str(exc.detail)},
+            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.get("/healthz", tags=["ops"], summary="The process is alive")
+    async def healthz() -> Health:
+        return Health()
+
+    @app.get("/readyz", tags=["ops"], summary="The engine takes calls and AMI is up",
+             responses={503: {"model": Readiness, "description": "Not ready."}})
+    async def readyz() -> JSONResponse:
+        ami = engine.ami
+        ami_state = "disabled" if ami is None else ("up" if ami.connected else "down")
+        body = Readiness(ready=engine.accepting and ami_state != "down",
+                         accepting=engine.accepting, ami=ami_state)
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+    metrics_deps = [Depends(allow(ApiRole.SUPERVISOR, ApiRole.ADMIN))] \
+        if state.metrics_auth else []
+
+    @app.get("/metrics", tags=["ops"], dependencies=metrics_deps,
+             summary="Prometheus metrics (text exposition format)",
+             response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def metrics(st: Annotated[ApiState, Depends(api_state)]) -> Response:
+        return Response(generate_latest(st.registry), media_type=CONTENT_TYPE_LATEST)
+
+    page = (STATIC / "wallboard.html").read_text(encoding="utf-8")
+    script = (STATIC / "wallboard.js").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def wallboard(request: Request) -> HTMLResponse:
+        host = request.headers.get("host", "")
+        csp = _CSP + (f" ws://{host} wss://{host}" if _HOST.match(host) else "")
+        return HTMLResponse(page, headers={**_PAGE_HEADERS, "Content-Security-Policy": csp})
+
+    @app.get("/wallboard.js", include_in_schema=False)
+    async def wallboard_js() -> Response:
+        return Response(script, media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+    app.include_router(router)
+    app.add_api_websocket_route("/api/v1/events", events_endpoint)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hotline-acd")
+    except PackageNotFoundError:
+        return "0"
+
+
+__all__ = ["ApiState", "ErrorBody", "Principal", "create_app"]

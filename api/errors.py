@@ -1,0 +1,44 @@
+"""Errors of the API and the one place that maps them to HTTP.
+
+::
+
+    Exception
+    ├── acd.core.DomainError             a command or lookup the domain refuses; stable
+    │   │                                ``code``
+    │   ├── UnknownAgent                 unknown_agent        → 404
+    │   ├── UnknownQueue                 unknown_queue        → 404
+    │   ├── UnknownCall                  unknown_call         → 404
+    │   ├── UnknownPauseReason           unknown_pause_reason → 422
+    │   ├── CallNotWaiting               call_not_waiting     → 409
+    │   └── (any other code)             → 409 (the state does not allow it now)
+    └── EngineUnavailable                the engine did not take the command in time → 503
+
+Domain errors know nothing about HTTP: :func:`status_for` is the only mapping, used by
+the one exception handler ``api.app`` installs. Bodies are ``{"error": code, "detail":
+message}``.
+"""
+
+from __future__ import annotations
+
+from acd.core import DomainError, UnknownCall, UnknownQueue
+
+
+class EngineUnavailable(Exception):
+    """The engine's inbox did not apply a command within ``api.command_timeout``."""
+
+    code = "engine_unavailable"
+
+
+#: Codes whose HTTP status is not the default 409.
+_STATUS = {"unknown_agent": 404, "unknown_queue": 404, "unknown_call": 404,
+           "unknown_pause_reason": 422, "call_not_waiting": 409}
+
+
+def status_for(exc: DomainError) -> int:
+    code = getattr(exc, "code", DomainError.code)
+    if code in _STATUS:
+        return _STATUS[code]
+    return 404 if code.startswith("unknown_") else 409
+
+
+__all__ = ["EngineUnavailable", "UnknownCall", "UnknownQueue", "status_for"]

@@ -1,0 +1,149 @@
+"""Request and response bodies of the HTTP API (pydantic v2 → the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from acd.stats import Window
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Presence(StrEnum):
+    """One word per agent, from its status, its state and its phone."""
+
+    READY = "ready"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+    UNAVAILABLE = "unavailable"
+    LOGGED_OUT = "logged_out"
+
+
+class ErrorBody(_Out):
+    error: str = Field(description="Stable machine-readable code, e.g. unknown_agent.")
+    detail: str
+
+
+class Health(_Out):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Out):
+    ready: bool
+    accepting: bool = Field(description="The engine takes calls (FastAGI listening).")
+    ami: Literal["up", "down", "disabled"]
+
+
+class AgentCounts(_Out):
+    ready: int = 0
+    ringing: int = 0
+    on_call: int = 0
+    wrap_up: int = 0
+    paused: int = 0
+    unavailable: int = 0
+    logged_out: int = 0
+
+
+class WindowView(_Out):
+    window: Window
+    since: datetime = Field(description="Start of the window (local midnight for today).")
+    offered: int
+    answered: int
+    answered_within_target: int
+    abandoned: int
+    abandoned_after_target: int
+    overflowed: int
+    closed: int
+    completed: int
+    service_level: float | None = Field(
+        description="answered within target / (answered + abandoned after target); "
+                    "null when both are 0.")
+    asa_seconds: float | None = Field(description="Mean wait of answered calls.")
+    aht_seconds: float | None = Field(description="(talk + wrap-up) / completed calls.")
+    abandon_rate: float | None = Field(description="abandoned / (answered + abandoned).")
+
+
+class QueueView(_Out):
+    id: str
+    name: str
+    priority: int
+    sl_target_seconds: int
+    waiting: int
+    longest_wait_seconds: float
+    ringing: int = Field(description="Calls being offered to an agent now.")
+    connected: int = Field(description="Calls in conversation now.")
+    agents: AgentCounts = Field(description="Agents whose skills meet the queue's minimums.")
+    rolling_15m: WindowView
+    today: WindowView
+
+
+class AgentView(_Out):
+    id: str
+    name: str
+    status: Literal["logged_out", "available", "paused"]
+    reason: str = Field(description="Pause reason (empty unless paused).")
+    state: Literal["idle", "ringing", "on_call", "wrap_up"]
+    presence: Presence
+    device: str = Field(description="Asterisk device state of the agent's phone.")
+    call_id: str | None
+    queues: list[str]
+    answered: int
+    missed: int
+
+
+class CallView(_Out):
+    id: str
+    queue: str
+    caller: str
+    state: Literal["waiting", "offered", "connected"]
+    priority: int
+    position: int | None = Field(
+        description="1-based place among the queue's waiting calls (null unless waiting).")
+    wait_seconds: float = Field(description="Time waited since first entry (until answered).")
+    entry_time: datetime
+    agent: str | None
+    talk_seconds: float | None
+    segment: str
+
+
+class CallsView(_Out):
+    waiting: list[CallView] = Field(description="In queue order per queue.")
+    active: list[CallView] = Field(description="Ringing an agent or in conversation.")
+
+
+class AgentAction(StrEnum):
+    LOGIN = "login"  # logged out → available, or paused with ``reason`` if one is given
+    READY = "ready"  # → available (logs in if needed)
+    PAUSE = "pause"  # → paused with a reason
+    LOGOUT = "logout"  # → logged out
+
+
+class AgentStateChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: AgentAction
+    reason: str = Field(default="", max_length=64, pattern=r"^[\w .:/-]*$",
+                        description="Pause reason, one of engine.pause_reasons (pause: "
+                                    "default 'break'; login: log in paused).")
+
+
+class CallMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", examples=["repair"],
+                       description="The queue to move the waiting call to.")
+
+
+class CallPriority(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    priority: int = Field(ge=0, le=1000, description="The call's own priority on top of its "
+                                                     "queue's (0 = none); higher is served first.")

@@ -1,0 +1,254 @@
+"""REST resources under ``/api/v1``.
+
+Every handler is ``async def``: it runs on the engine's event loop, reads one consistent
+state (see ``api.views``) and sends commands through the engine's inbox.
+
+| resource | agent | supervisor | admin |
+|---|---|---|---|
+| ``GET /queues``, ``GET /queues/{id}`` | 403 | ✓ | ✓ |
+| ``GET /agents`` | 403 | ✓ | ✓ |
+| ``GET /agents/{id}``, ``POST /agents/{id}/state`` | its own (else 403) | ✓ | ✓ |
+| ``GET /calls`` | the calls it holds | ✓ | ✓ |
+| ``GET /calls/{id}`` | a call it holds (else 403) | ✓ | ✓ |
+| ``POST /calls/{id}/move``, ``POST /calls/{id}/priority`` | 403 | ✓ | ✓ |
+| ``GET /config`` | 403 | 403 | ✓ |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from acd.config import ApiRole
+from acd.core import (
+    AgentStatus,
+    Event,
+    SetAgentStatus,
+    SetCallPriority,
+    TransferCall,
+    UnknownAgent,
+)
+from api.auth import Principal
+from api.errors import EngineUnavailable, UnknownCall, UnknownQueue
+from api.models import (
+    AgentAction,
+    AgentStateChange,
+    AgentView,
+    CallMove,
+    CallPriority,
+    CallsView,
+    CallView,
+    ErrorBody,
+    QueueView,
+)
+from api.state import ApiState
+
+log = logging.getLogger("acd.api")
+
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="bearer",
+    description="A token from the environment variable named in api.tokens[].env.",
+)
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.acd
+    return state
+
+
+async def principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    found = api_state(request).tokens.authenticate(creds.credentials if creds else None)
+    if found is None:
+        raise HTTPException(401, "missing or invalid bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def allow(*roles: ApiRole) -> Any:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in roles:
+            raise HTTPException(403, f"role {who.role.value} may not do this")
+        return who
+    return check
+
+
+Anyone = Annotated[Principal, Depends(principal)]
+Staff = Annotated[Principal, Depends(allow(ApiRole.SUPERVISOR, ApiRole.ADMIN))]
+Admin = Annotated[Principal, Depends(allow(ApiRole.ADMIN))]
+State = Annotated[ApiState, Depends(api_state)]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+AgentId = Annotated[str, Path(pattern=_ID, max_length=64, examples=["1001"])]
+QueueId = Annotated[str, Path(pattern=_ID, max_length=64, examples=["consult"])]
+CallId = Annotated[str, Path(min_length=1, max_length=128)]
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+_AUTH: Responses = {401: _error("No or unknown bearer token."),
+                    403: _error("The token's role may not do this.")}
+_404: Responses = {404: _error("No such resource.")}
+_503: Responses = {503: _error("The engine did not take the command in time.")}
+_400: Responses = {400: _error("The body is not valid JSON.")}
+_409: Responses = {409: _error("The call is not waiting (ringing an agent or talking).")}
+
+router = APIRouter(prefix="/api/v1", responses=_AUTH)
+
+
+def _own(who: Principal, agent_id: str) -> None:
+    if who.is_agent and who.agent_id != agent_id:
+        raise HTTPException(403, "an agent token acts only for its own agent")
+
+
+async def run_command(state: ApiState, event: Event) -> None:
+    """Through the engine's inbox, in order; a domain error comes back as raised."""
+    try:
+        await asyncio.wait_for(state.engine.command(event), state.command_timeout)
+    except TimeoutError:
+        raise EngineUnavailable("the engine did not apply the command in time") from None
+
+
+# -- queues -------------------------------------------------------------------------------
+
+
+@router.get("/queues", tags=["queues"], summary="Every queue, live and per window")
+async def list_queues(who: Staff, state: State) -> list[QueueView]:
+    return state.views.queues()
+
+
+@router.get("/queues/{queue_id}", tags=["queues"], responses=_404, summary="One queue")
+async def get_queue(queue_id: QueueId, who: Staff, state: State) -> QueueView:
+    view = state.views.queue(queue_id)
+    if view is None:
+        raise UnknownQueue(f"unknown queue {queue_id!r}")
+    return view
+
+
+# -- agents -------------------------------------------------------------------------------
+
+
+@router.get("/agents", tags=["agents"], summary="Every agent")
+async def list_agents(who: Staff, state: State) -> list[AgentView]:
+    return state.views.agents()
+
+
+@router.get("/agents/{agent_id}", tags=["agents"], responses=_404, summary="One agent")
+async def get_agent(agent_id: AgentId, who: Anyone, state: State) -> AgentView:
+    _own(who, agent_id)
+    view = state.views.agent(agent_id)
+    if view is None:
+        raise UnknownAgent(f"unknown agent {agent_id!r}")
+    return view
+
+
+@router.post(
+    "/agents/{agent_id}/state", tags=["agents"], responses={**_400, **_404, **_503},
+    summary="Log in, make ready, pause (with a reason) or log out an agent",
+    description="`login`: a logged-out agent becomes available, or paused if a `reason` "
+                "is given; no change if already logged in. `ready`: available for calls "
+                "(logs in if needed). `pause`: paused with `reason` (one of the configured "
+                "`engine.pause_reasons`, default `break`). `logout`: logged out. An agent "
+                "token may change only its own agent; supervisors and admins any agent.",
+)
+async def change_agent_state(agent_id: AgentId, body: AgentStateChange, who: Anyone,
+                             state: State) -> AgentView:
+    _own(who, agent_id)
+    agent = state.engine.core.agents.get(agent_id)
+    if agent is None:
+        raise UnknownAgent(f"unknown agent {agent_id!r}")
+    now = state.engine.clock()
+    event: SetAgentStatus | None
+    match body.action:
+        case AgentAction.LOGIN:
+            if agent.status is not AgentStatus.LOGGED_OUT:
+                event = None
+            elif body.reason:
+                event = SetAgentStatus(agent_id, AgentStatus.PAUSED, now, body.reason)
+            else:
+                event = SetAgentStatus(agent_id, AgentStatus.AVAILABLE, now)
+        case AgentAction.READY:
+            event = SetAgentStatus(agent_id, AgentStatus.AVAILABLE, now)
+        case AgentAction.PAUSE:
+            event = SetAgentStatus(agent_id, AgentStatus.PAUSED, now, body.reason or "break")
+        case AgentAction.LOGOUT:
+            event = SetAgentStatus(agent_id, AgentStatus.LOGGED_OUT, now)
+    if event is not None:
+        await run_command(state, event)
+    log.info("agent %s: %s by %s (%s)", agent_id, body.action.value, who.name,
+             who.role.value)
+    view = state.views.agent(agent_id)
+    if view is None:
+        raise UnknownAgent(f"unknown agent {agent_id!r}")
+    return view
+
+
+# -- calls --------------------------------------------------------------------------------
+
+
+@router.get("/calls", tags=["calls"],
+            summary="Waiting calls (with position) and active calls (with agent)",
+            description="An agent token sees only the calls it holds.")
+async def list_calls(who: Anyone, state: State) -> CallsView:
+    return state.views.calls(who.agent_id if who.is_agent else None)
+
+
+@router.get("/calls/{call_id}", tags=["calls"], responses=_404, summary="One live call")
+async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
+    view = state.views.call(call_id)
+    if view is None:
+        raise UnknownCall(f"unknown call {call_id!r}")
+    if who.is_agent and view.agent != who.agent_id:
+        raise HTTPException(403, "an agent token sees only the calls it holds")
+    return view
+
+
+@router.post(
+    "/calls/{call_id}/move", tags=["calls"], responses={**_400, **_404, **_409, **_503},
+    summary="Move a waiting call to another queue (it keeps its place by seniority)",
+    description="Supervisor command. The call keeps its first-entry time, so it lines up "
+                "in the new queue by how long it has waited. Only a waiting call moves "
+                "(409 `call_not_waiting` while it rings an agent or talks).",
+)
+async def move_call(call_id: CallId, body: CallMove, who: Staff, state: State) -> CallView:
+    await run_command(state, TransferCall(call_id, body.queue, state.engine.clock()))
+    log.info("call %s: moved to %s by %s", call_id, body.queue, who.name)
+    return _live_call(state, call_id)
+
+
+@router.post(
+    "/calls/{call_id}/priority", tags=["calls"], responses={**_400, **_404, **_409, **_503},
+    summary="Change a waiting call's priority (its wait still counts)",
+    description="Supervisor command. `priority` is the call's own priority on top of its "
+                "queue's; calls are served by priority, then by time waited.",
+)
+async def set_call_priority(call_id: CallId, body: CallPriority, who: Staff,
+                            state: State) -> CallView:
+    await run_command(state, SetCallPriority(call_id, body.priority, state.engine.clock()))
+    log.info("call %s: priority %d by %s", call_id, body.priority, who.name)
+    return _live_call(state, call_id)
+
+
+def _live_call(state: ApiState, call_id: str) -> CallView:
+    view = state.views.call(call_id)
+    if view is None:  # it ended (or was answered and completed) meanwhile
+        raise UnknownCall(f"unknown call {call_id!r}")
+    return view
+
+
+# -- admin --------------------------------------------------------------------------------
+
+
+@router.get("/config", tags=["admin"], summary="The running configuration (no secrets)")
+async def get_config(who: Admin, state: State) -> dict[str, Any]:
+    return state.config.model_dump(mode="json")

@@ -1,0 +1,46 @@
+"""What one API app holds: the engine it serves and the resources built around it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client.registry import CollectorRegistry
+
+from acd.config import Config
+from acd.core import Publish
+from acd.engine import Engine
+from acd.metrics import EngineCollector
+from acd.stats import LiveStats
+from api.auth import TokenStore
+from api.views import LiveViews
+
+
+@dataclass
+class ApiState:
+    engine: Engine
+    config: Config
+    tokens: TokenStore
+    registry: CollectorRegistry
+    stats: LiveStats
+    collector: EngineCollector
+    views: LiveViews
+    command_timeout: float = 5.0
+    metrics_auth: bool = False
+    attached: bool = field(default=False, init=False)
+
+    def attach(self) -> None:
+        """Feed the stats and the metrics from the engine's events (lifespan start)."""
+        if not self.attached:
+            self.engine.publish_hooks.append(self._observe)
+            self.collector.attach()
+            self.attached = True
+
+    def detach(self) -> None:
+        if self.attached:
+            while self._observe in self.engine.publish_hooks:
+                self.engine.publish_hooks.remove(self._observe)
+            self.collector.detach()
+            self.attached = False
+
+    def _observe(self, ev: Publish, now: float) -> None:
+        self.stats.observe(ev.name, ev.data, now)

@@ -1,0 +1,166 @@
+"""WebSocket ``/api/v1/events``: a snapshot on connect, then every state change.
+
+Authentication (the token never travels in the URL, so it never reaches an access log):
+
+* ``Authorization: Bearer <token>`` on the upgrade request (programs), or
+* subprotocols ``["acd.v1", "bearer.<token>"]`` (browsers: ``new WebSocket(url,
+  ["acd.v1", "bearer." + token])``); the server selects ``acd.v1``.
+
+A missing or unknown token: the socket is accepted, then closed with code **4401**
+(a browser cannot read the status of a refused handshake, it can read a close code).
+4403 is reserved for a role that may not subscribe; today every role may, and an agent
+sees only its own events.
+
+Messages (JSON text frames, server → client):
+
+* ``{"type": "snapshot", "time", "queues", "agents", "calls"}`` — once, first;
+* ``{"type": "event", "time", "name", "data"}`` — each engine event as it is published
+  (``call_waiting``, ``call_offered``, ``call_connected``, ``call_completed``,
+  ``call_abandoned``, ``call_requeued``, ``agent_no_answer``, ``agent`` …);
+* ``{"type": "summary", "time", "queues", "calls"}`` — per-queue figures and call counts,
+  at most ``SUMMARY_DELAY`` after a change and every ``HEARTBEAT`` seconds otherwise.
+
+An ``agent`` token gets its own agent and calls in the snapshot and summaries, and only
+the events that name it. A client that falls more than ``MAX_LAG`` events behind is
+closed with 1013 (try again later) rather than let memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from api.auth import (
+    WS_PROTOCOL,
+    Principal,
+    bearer_from_header,
+    bearer_from_subprotocols,
+)
+
+if TYPE_CHECKING:
+    from acd.core import Publish
+    from api.state import ApiState
+
+log = logging.getLogger("acd.api")
+
+SUMMARY_DELAY = 0.25
+HEARTBEAT = 5.0
+MAX_LAG = 5000
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def _dump(message: dict[str, Any]) -> str:
+    return json.dumps(message, default=str, separators=(",", ":"))
+
+
+def snapshot_message(state: ApiState, principal: Principal) -> dict[str, Any]:
+    views = state.views
+    if principal.is_agent:
+        agent = views.agent(principal.agent_id or "")
+        return {"type": "snapshot", "time": views.now(), "queues": [],
+                "agents": [agent.model_dump(mode="json")] if agent else [],
+                "calls": views.calls(principal.agent_id).model_dump(mode="json")}
+    return {"type": "snapshot", "time": views.now(),
+            "queues": [q.model_dump(mode="json") for q in views.queues()],
+            "agents": [a.model_dump(mode="json") for a in views.agents()],
+            "calls": views.calls().model_dump(mode="json")}
+
+
+def summary_message(state: ApiState, principal: Principal) -> dict[str, Any]:
+    views = state.views
+    if principal.is_agent:
+        agent = views.agent(principal.agent_id or "")
+        return {"type": "summary", "time": views.now(), "queues": [],
+                "agents": [agent.model_dump(mode="json")] if agent else [],
+                "calls": {}}
+    return {"type": "summary", "time": views.now(),
+            "queues": [q.model_dump(mode="json") for q in views.queues()],
+            "calls": views.call_counts()}
+
+
+def _visible(ev: Publish, principal: Principal) -> bool:
+    return not principal.is_agent or ev.data.get("agent") == principal.agent_id
+
+
+async def events_endpoint(websocket: WebSocket) -> None:
+    state: ApiState = websocket.app.state.acd
+    offered = list(websocket.scope.get("subprotocols") or [])
+    token = (bearer_from_header(websocket.headers.get("authorization"))
+             or bearer_from_subprotocols(offered))
+    principal = state.tokens.authenticate(token)
+    subprotocol = WS_PROTOCOL if WS_PROTOCOL in offered else None
+    if principal is None:
+        await _refuse(websocket, subprotocol, CLOSE_UNAUTHORIZED,
+                      "missing or invalid bearer token")
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    log.info("events stream opened for %s (%s)", principal.name, principal.role.value)
+    async with state.engine.subscribe() as queue:
+        # Subscribed before the snapshot is built (no await in between): nothing is missed.
+        first = snapshot_message(state, principal)
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await websocket.send_text(_dump(first))
+            await _pump(websocket, state, principal, queue)
+    log.info("events stream closed for %s", principal.name)
+
+
+async def _refuse(websocket: WebSocket, subprotocol: str | None, close_code: int,
+                  detail: str) -> None:
+    """Accept, then close with an application code a browser can read (a refused
+    handshake only shows up as a generic failure there)."""
+    await websocket.accept(subprotocol=subprotocol)
+    await websocket.close(code=close_code, reason=detail)
+
+
+async def _pump(websocket: WebSocket, state: ApiState, principal: Principal,
+                queue: asyncio.Queue[Publish]) -> None:
+    receiver = asyncio.create_task(_drain_incoming(websocket))
+    sender = asyncio.create_task(_send_events(websocket, state, principal, queue))
+    try:
+        await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (receiver, sender):
+            task.cancel()
+        for task in (receiver, sender):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect,
+                                     RuntimeError, OSError):
+                await task
+
+
+async def _drain_incoming(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, until it goes away."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _send_events(websocket: WebSocket, state: ApiState, principal: Principal,
+                       queue: asyncio.Queue[Publish]) -> None:
+    loop = asyncio.get_running_loop()
+    last_summary = loop.time()
+    dirty = False
+    while True:
+        due = last_summary + (SUMMARY_DELAY if dirty else HEARTBEAT)
+        ev: Publish | None = None
+        with contextlib.suppress(TimeoutError):
+            ev = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
+        if ev is not None and _visible(ev, principal):
+            await websocket.send_text(_dump({"type": "event", "time": state.views.now(),
+                                             "name": ev.name, "data": dict(ev.data)}))
+            dirty = True
+        if queue.qsize() > MAX_LAG:
+            log.warning("events stream for %s fell %d events behind; closing",
+                        principal.name, queue.qsize())
+            await websocket.close(code=1013, reason="too far behind")
+            return
+        if loop.time() >= last_summary + (SUMMARY_DELAY if dirty else HEARTBEAT):
+            await websocket.send_text(_dump(summary_message(state, principal)))
+            last_summary = loop.time()
+            dirty = False

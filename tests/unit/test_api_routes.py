@@ -1,0 +1,312 @@
+"""REST resources and the WebSocket over a real Engine driven with synthetic events.
+
+No Asterisk: the engine runs in this loop (FastAGI on an ephemeral port, no AMI); the
+tests post what caller sessions would post. REST goes through httpx's ASGI transport;
+the WebSocket through a real uvicorn server on 127.0.0.1 and the ``websockets`` client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.registry import CollectorRegistry
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from acd.config import ApiRole, Config
+from acd.core import CallAnswered, CallArrived, CallHungUp, DialFinished
+from acd.engine import Engine
+from api.app import create_app
+from api.auth import Principal, TokenStore
+from api.server import serving
+
+SUP = "supervisor-token-0123456789"
+AGENT = "agent-1001-token-0123456789"
+TOKENS = TokenStore([(SUP, Principal("wallboard", ApiRole.SUPERVISOR)),
+                     (AGENT, Principal("agent-1001", ApiRole.AGENT, "1001"))])
+H = {"Authorization": f"Bearer {SUP}"}
+HA = {"Authorization": f"Bearer {AGENT}"}
+
+
+def config(command_timeout: float = 5.0) -> Config:
+    return Config.model_validate({
+        "fastagi": {"host": "127.0.0.1", "port": 0},
+        "queues": [
+            {"id": "consult", "name": "Consultation", "skills": {"consult": 1},
+             "sl_target": 20, "wrap_up": 0},
+            {"id": "repair", "skills": {"repair": 1}, "priority": 5, "sl_target": 30},
+        ],
+        "agents": [
+            {"id": "1001", "name": "Li Wei", "skills": {"consult": 2, "repair": 1},
+             "status": "logged_out"},
+            {"id": "1002", "skills": {"consult": 1}, "status": "logged_out"},
+        ],
+        "api": {"command_timeout": command_timeout},
+    })
+
+
+class Rig:
+    def __init__(self, cfg: Config, *, start_engine: bool = True) -> None:
+        self.engine = Engine(cfg)
+        self.app = create_app(self.engine, cfg, registry=CollectorRegistry(), tokens=TOKENS,
+                              manage_engine=start_engine)
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                      base_url="http://acd.test")
+
+    async def settle(self) -> None:
+        for _ in range(10_000):  # the inbox task runs between our yields
+            if self.engine.inbox.empty():
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    def arrive(self, call_id: str, queue: str = "consult", waited: float = 0.0,
+               boost: int = 0, caller: str = "13800138000") -> None:
+        now = self.engine.clock()
+        self.engine.post(CallArrived(call_id, queue, caller, now - waited, now,
+                                     priority_boost=boost))
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    r = Rig(config())
+    async with r.app.router.lifespan_context(r.app):
+        yield r
+    await r.http.aclose()
+
+
+async def test_waiting_calls_have_queue_order_positions(rig: Rig) -> None:
+    rig.arrive("a", waited=10)
+    rig.arrive("b", waited=30)
+    rig.arrive("vip", waited=1, boost=10)  # priority first, then seniority
+    rig.arrive("r", queue="repair", waited=5)
+    await rig.settle()
+    calls = (await rig.http.get("/api/v1/calls", headers=H)).json()
+    consult = [(c["id"], c["position"]) for c in calls["waiting"] if c["queue"] == "consult"]
+    assert consult == [("vip", 1), ("b", 2), ("a", 3)]
+    assert [c["position"] for c in calls["waiting"] if c["queue"] == "repair"] == [1]
+    assert calls["active"] == []
+    one = (await rig.http.get("/api/v1/calls/a", headers=H)).json()
+    assert one["position"] == 3 and one["state"] == "waiting" and one["agent"] is None
+    assert one["wait_seconds"] >= 10 and one["priority"] == 0
+    queues = {q["id"]: q for q in (await rig.http.get("/api/v1/queues", headers=H)).json()}
+    assert queues["consult"]["waiting"] == 3
+    assert 30 <= queues["consult"]["longest_wait_seconds"] < 35
+    assert queues["consult"]["today"]["offered"] == 3
+    assert queues["consult"]["rolling_15m"]["offered"] == 3
+    assert queues["consult"]["agents"]["logged_out"] == 2
+    assert queues["repair"]["agents"]["logged_out"] == 1  # only 1001 has the repair skill
+    assert queues["repair"]["waiting"] == 1
+    one_queue = (await rig.http.get("/api/v1/queues/repair", headers=H)).json()
+    assert one_queue["waiting"] == 1 and one_queue["priority"] == 5
+
+
+async def test_agent_actions_and_answered_figures(rig: Rig) -> None:
+    url = "/api/v1/agents/1001/state"
+    r = await rig.http.post(url, json={"action": "login", "reason": "meeting"}, headers=HA)
+    assert (r.json()["status"], r.json()["reason"]) == ("paused", "meeting")
+    r = await rig.http.post(url, json={"action": "pause"}, headers=HA)
+    assert (r.json()["status"], r.json()["reason"]) == ("paused", "break")
+    r = await rig.http.post(url, json={"action": "login"}, headers=HA)  # already in: no-op
+    assert r.json()["reason"] == "break"
+    r = await rig.http.post(url, json={"action": "pause", "reason": "nap"}, headers=HA)
+    assert (r.status_code, r.json()["error"]) == (422, "unknown_pause_reason")
+    # a call that waits, then the agent makes itself ready and is offered it
+    offers = rig.engine.open_session("c1")
+    rig.arrive("c1", waited=25)
+    await rig.settle()
+    r = await rig.http.post(url, json={"action": "ready"}, headers=HA)
+    assert r.status_code == 200
+    offer = await asyncio.wait_for(offers.get(), 1)
+    assert offer.agent_id == "1001"
+    mine = (await rig.http.get("/api/v1/calls", headers=HA)).json()
+    assert [(c["id"], c["state"], c["agent"]) for c in mine["active"]] == \
+        [("c1", "offered", "1001")]
+    assert (await rig.http.get("/api/v1/calls/c1", headers=HA)).status_code == 200
+    now = rig.engine.clock()
+    rig.engine.post(CallAnswered("c1", "1001", now))
+    await rig.settle()
+    agent = (await rig.http.get("/api/v1/agents/1001", headers=HA)).json()
+    assert (agent["state"], agent["presence"], agent["call_id"]) == ("on_call", "on_call", "c1")
+    assert agent["queues"] == ["consult", "repair"]
+    rig.engine.post(DialFinished("c1", "1001", "ANSWER", now + 1, talk=1.0))
+    await rig.settle()
+    q = (await rig.http.get("/api/v1/queues/consult", headers=H)).json()
+    for window in ("rolling_15m", "today"):
+        w = q[window]
+        assert (w["offered"], w["answered"], w["answered_within_target"]) == (1, 1, 0)
+        assert w["service_level"] == 0.0 and w["asa_seconds"] >= 25
+        assert w["completed"] == 1 and w["abandon_rate"] == 0.0
+    r = await rig.http.post(url, json={"action": "logout"}, headers=H)  # a supervisor
+    assert r.json()["status"] == "logged_out"
+    assert (await rig.http.get("/api/v1/calls", headers=HA)).json() == \
+        {"waiting": [], "active": []}
+
+
+async def test_domain_errors_map_to_clear_4xx(rig: Rig) -> None:
+    r = await rig.http.post("/api/v1/agents/9999/state", json={"action": "ready"}, headers=H)
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_agent")
+    r = await rig.http.get("/api/v1/agents/9999", headers=H)
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_agent")
+    r = await rig.http.get("/api/v1/queues/nope", headers=H)
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_queue")
+    r = await rig.http.get("/api/v1/calls/nope", headers=H)
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_call")
+    r = await rig.http.post("/api/v1/agents/1001/state", json={"action": "dance"}, headers=H)
+    assert r.status_code == 422
+    r = await rig.http.post("/api/v1/agents/1001/state",
+                            json={"action": "pause", "reason": "x" * 65}, headers=H)
+    assert r.status_code == 422
+    # a call another agent holds is not for this agent's eyes
+    offers = rig.engine.open_session("c9")
+    rig.arrive("c9")
+    await rig.http.post("/api/v1/agents/1002/state", json={"action": "ready"}, headers=H)
+    assert (await asyncio.wait_for(offers.get(), 1)).agent_id == "1002"
+    r = await rig.http.get("/api/v1/calls/c9", headers=HA)
+    assert r.status_code == 403
+
+
+async def test_engine_that_does_not_answer_gives_503() -> None:
+    r = Rig(config(command_timeout=0.1), start_engine=False)  # nobody reads the inbox
+    async with r.app.router.lifespan_context(r.app):
+        resp = await r.http.post("/api/v1/agents/1001/state", json={"action": "ready"},
+                                 headers=H)
+        assert (resp.status_code, resp.json()["error"]) == (503, "engine_unavailable")
+        ready = await r.http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["accepting"] is False
+    await r.http.aclose()
+
+
+async def test_wallboard_page_is_served_with_a_strict_policy(rig: Rig) -> None:
+    r = await rig.http.get("/")
+    assert r.status_code == 200 and "wallboard.js" in r.text
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["referrer-policy"] == "no-referrer"
+    js = await rig.http.get("/wallboard.js")
+    assert js.status_code == 200 and "bearer." in js.text
+
+
+# -- WebSocket -------------------------------------------------------------------------
+
+
+async def recv(ws: ClientConnection, within: float = 1.0) -> dict[str, Any]:
+    msg: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
+    return msg
+
+
+async def recv_until(ws: ClientConnection, pred: Any, within: float = 1.0) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        msg = await recv(ws, max(0.01, deadline - time.monotonic()))
+        if pred(msg):
+            return msg
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Rig, str]]:
+    rig = Rig(config())
+    async with serving(rig.app) as server:  # uvicorn runs the lifespan: engine starts
+        yield rig, f"ws://127.0.0.1:{server.port}/api/v1/events"
+    await rig.http.aclose()
+
+
+async def test_websocket_snapshot_then_events_within_a_second(
+        served: tuple[Rig, str]) -> None:
+    rig, url = served
+    async with connect(url, subprotocols=["acd.v1", f"bearer.{SUP}"]) as ws:
+        assert ws.subprotocol == "acd.v1"
+        snap = await recv(ws)
+        assert snap["type"] == "snapshot"
+        assert [q["id"] for q in snap["queues"]] == ["consult", "repair"]
+        assert {a["id"] for a in snap["agents"]} == {"1001", "1002"}
+        t0 = time.monotonic()
+        rig.arrive("w1", caller="02087654321")
+        ev = await recv_until(ws, lambda m: m["type"] == "event", within=1.0)
+        assert time.monotonic() - t0 < 1.0
+        assert ev["name"] == "call_waiting" and ev["data"]["call_id"] == "w1"
+        summary = await recv_until(ws, lambda m: m["type"] == "summary", within=1.0)
+        consult = next(q for q in summary["queues"] if q["id"] == "consult")
+        assert consult["waiting"] == 1 and summary["calls"]["waiting"] == 1
+
+
+async def test_websocket_authorization_header_and_agent_filter(
+        served: tuple[Rig, str]) -> None:
+    rig, url = served
+    async with connect(url, additional_headers={"Authorization": f"Bearer {AGENT}"}) as ws:
+        snap = await recv(ws)
+        assert snap["queues"] == [] and [a["id"] for a in snap["agents"]] == ["1001"]
+        await rig.http.post("/api/v1/agents/1002/state", json={"action": "ready"}, headers=H)
+        await rig.http.post("/api/v1/agents/1001/state", json={"action": "pause"}, headers=H)
+        ev = await recv_until(ws, lambda m: m["type"] == "event")
+        assert ev["data"]["agent"] == "1001"  # 1002's change was not sent
+
+
+@pytest.mark.parametrize("token", [None, "not-a-known-token-0123456789"])
+async def test_websocket_without_a_valid_token_is_closed_4401(
+        served: tuple[Rig, str], token: str | None) -> None:
+    _, url = served
+    protocols = ["acd.v1"] + ([f"bearer.{token}"] if token else [])
+    async with connect(url, subprotocols=protocols) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_client_hanging_up_ends_its_subscription(served: tuple[Rig, str]) -> None:
+    rig, url = served
+    async with connect(url, subprotocols=["acd.v1", f"bearer.{SUP}"]) as ws:
+        await recv(ws)
+        assert len(rig.engine._subscribers) == 1
+    for _ in range(100):
+        if not rig.engine._subscribers:
+            break
+        await asyncio.sleep(0.01)
+    assert not rig.engine._subscribers
+
+
+async def test_hung_up_call_leaves_the_views(rig: Rig) -> None:
+    rig.arrive("h1", waited=40)
+    await rig.settle()
+    rig.engine.post(CallHungUp("h1", rig.engine.clock()))
+    await rig.settle()
+    q = (await rig.http.get("/api/v1/queues/consult", headers=H)).json()
+    assert q["waiting"] == 0 and q["longest_wait_seconds"] == 0
+    assert q["today"]["abandoned"] == 1 and q["today"]["abandoned_after_target"] == 1
+    assert q["today"]["service_level"] == 0.0 and q["today"]["abandon_rate"] == 1.0
+
+
+async def test_supervisor_moves_and_reprioritises_waiting_calls(rig: Rig) -> None:
+    rig.arrive("old", queue="repair", waited=60)
+    rig.arrive("a", waited=30)
+    rig.arrive("b", waited=10)
+    await rig.settle()
+    # moved into consult, the repair caller lines up by its wait: ahead of both
+    r = await rig.http.post("/api/v1/calls/old/move", json={"queue": "consult"}, headers=H)
+    assert r.status_code == 200, r.text
+    assert (r.json()["queue"], r.json()["position"]) == ("consult", 1)
+    assert r.json()["wait_seconds"] >= 60
+    # the newest caller jumps the line with a priority
+    r = await rig.http.post("/api/v1/calls/b/priority", json={"priority": 50}, headers=H)
+    assert (r.json()["position"], r.json()["priority"]) == (1, 50)
+    order = [c["id"] for c in (await rig.http.get("/api/v1/calls", headers=H)).json()["waiting"]]
+    assert order == ["b", "old", "a"]
+    queues = {q["id"]: q for q in (await rig.http.get("/api/v1/queues", headers=H)).json()}
+    assert (queues["consult"]["waiting"], queues["repair"]["waiting"]) == (3, 0)
+    # errors: unknown queue, out-of-range priority, agents may not, call not waiting
+    r = await rig.http.post("/api/v1/calls/a/move", json={"queue": "nope"}, headers=H)
+    assert (r.status_code, r.json()["error"]) == (404, "unknown_queue")
+    r = await rig.http.post("/api/v1/calls/a/priority", json={"priority": 5000}, headers=H)
+    assert r.status_code == 422
+    r = await rig.http.post("/api/v1/calls/a/priority", json={"priority": 1}, headers=HA)
+    assert r.status_code == 403
+    offers = rig.engine.open_session("b")
+    await rig.http.post("/api/v1/agents/1002/state", json={"action": "ready"}, headers=H)
+    assert (await asyncio.wait_for(offers.get(), 1)).agent_id == "1002"
+    r = await rig.http.post("/api/v1/calls/b/move", json={"queue": "repair"}, headers=H)
+    assert (r.status_code, r.json()["error"]) == (409, "call_not_waiting")
