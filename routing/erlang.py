@@ -148,6 +148,8 @@ class ErlangA:
         stay = [1.0 - u - theta / rate for u in up]
         mass = list(self.ahead)
         mean = rate * target
+        if not mean > 0.0:  # a target so short that rate × target underflows
+            return 0.0
         steps = math.ceil(mean + 12.0 * math.sqrt(mean) + 30.0)
         answered = total = 0.0
         for n in range(1, steps + 1):
