@@ -59,21 +59,28 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
     did = args[2] if len(args) > 2 else env.extension
     caller = env.callerid if env.callerid not in ("", "unknown") else ""
     segment = engine.segments.classify(caller) if caller else None
+    region = engine.regions.resolve(caller)
 
     offers = engine.open_session(call_id)
     reported = False
     try:
         await session.answer()
         queue = await _choose_queue(engine, session, did, segment)
+        partner_first = False
         if not engine.schedules[queue.id].is_open(
                 datetime.fromtimestamp(engine.clock(), UTC)):
-            await _closed(engine, session, call_id, queue, caller)
-            return
+            # Closed: a partner open now (e.g. 24×7) that covers the caller's region and
+            # offers this service takes the call; else the queue's closed action.
+            if not engine.open_partner_covers(region.region, queue.id):
+                await _closed(engine, session, call_id, queue, caller)
+                return
+            partner_first = True
         await session.set_music(True, queue.moh_class)
         engine.post(CallArrived(call_id, queue.id, caller, entry_time, engine.clock(),
                                 env.channel, env.uniqueid,
                                 segment.priority if segment else 0,
-                                segment.segment_id if segment else ""))
+                                segment.segment_id if segment else "",
+                                region.region, region.known, partner_first))
         reported = True
         hangup = asyncio.ensure_future(session.wait_hangup())
         try:
@@ -102,7 +109,8 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
         # Any offer still queued for this session goes back to the engine.
         while not offers.empty():
             left = offers.get_nowait()
-            engine.post(DialFinished(call_id, left.agent_id, "CANCEL", engine.clock()))
+            engine.post(DialFinished(call_id, left.agent_id, "CANCEL", engine.clock(),
+                                     site_id=left.site_id))
         if reported:
             engine.post(CallHungUp(call_id, engine.clock()))
         with contextlib.suppress(Exception):
@@ -159,11 +167,13 @@ async def _ring_agent(engine: Engine, session: AGISession, call_id: str,
         status = (await session.get_variable("DIALSTATUS")) or "CANCEL"
         talk_raw = await session.get_variable("ANSWEREDTIME")
     except AGIHangupError:
-        engine.post(DialFinished(call_id, offer.agent_id, "CANCEL", engine.clock()))
+        engine.post(DialFinished(call_id, offer.agent_id, "CANCEL", engine.clock(),
+                                 site_id=offer.site_id))
         raise
     try:
         talk = float(talk_raw) if talk_raw else 0.0
     except ValueError:
         talk = 0.0
-    engine.post(DialFinished(call_id, offer.agent_id, status, engine.clock(), talk))
+    engine.post(DialFinished(call_id, offer.agent_id, status, engine.clock(), talk,
+                             site_id=offer.site_id))
     return status == "ANSWER"

@@ -290,6 +290,99 @@ class ApiConfig(_Model):
     command_timeout: float = Field(default=5.0, gt=0, le=60)
 
 
+class SiteKind(StrEnum):
+    OWN = "own"
+    PARTNER = "partner"
+
+
+class TrunkConfig(_Model):
+    """The PJSIP trunk to a partner site (rendered by ``acd asterisk-config``)."""
+
+    #: PJSIP endpoint name of the trunk (default: ``trunk-<site id>``).
+    endpoint: Identifier | None = None
+    #: Where the partner's SIP server is: ``sip:host:port``.
+    contact: str
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_is_sip(cls, v: str) -> str:
+        if not re.fullmatch(r"sips?:[^\s;,]+", v):
+            raise ValueError("must be a SIP URI such as sip:192.0.2.50:5060")
+        return v
+
+
+class SiteConfig(_Model):
+    """An own centre or a partner service site."""
+
+    id: Identifier
+    name: str = ""
+    kind: SiteKind = SiteKind.OWN
+    #: Provinces covered (ISO 3166-2:CN, e.g. CN-GD). Partners only; empty: none.
+    regions: list[Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")]] = Field(
+        default_factory=list)
+    #: Queues (services) the partner takes; empty: every queue.
+    services: list[Identifier] = Field(default_factory=list)
+    #: Max concurrent calls we send to the partner.
+    capacity: int = Field(default=1, ge=1, le=10_000)
+    #: Higher first among partners that could take a call.
+    preference: int = 0
+    hours: dict[str, str | list[str]] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+    trunk: TrunkConfig | None = None
+    #: The number dialled at the partner (the user part of the Request-URI).
+    number: str = Field(default="", pattern=r"^[0-9*#+]*$")
+
+    @model_validator(mode="after")
+    def _partner_needs_a_trunk(self) -> SiteConfig:
+        if self.kind is SiteKind.PARTNER and (self.trunk is None or not self.number):
+            raise ValueError("a partner site needs trunk and number")
+        return self
+
+    @property
+    def trunk_endpoint(self) -> str:
+        return (self.trunk.endpoint if self.trunk and self.trunk.endpoint
+                else f"trunk-{self.id}")
+
+
+class PartnerMode(StrEnum):
+    OVERFLOW = "overflow"  # own agents first; partner after ``after`` seconds of waiting
+    PRIMARY = "primary"  # partner first; own agents as backup
+
+
+class RegionPolicy(_Model):
+    mode: PartnerMode = PartnerMode.OVERFLOW
+    #: Overflow mode: seconds of waiting before partners covering the region are tried.
+    after: float | None = Field(default=None, ge=0)
+
+
+class RegionsConfig(_Model):
+    """Shared-partner routing by the caller's province."""
+
+    #: Region given to withheld, foreign or unknown numbers.
+    default: Annotated[str, Field(pattern=r"^CN-[A-Z]{2,7}$")] = "CN-UNKNOWN"
+    #: Default wait before partners covering the caller's region are tried (overflow).
+    overflow_after: float = Field(default=30.0, ge=0)
+    #: After this wait, any partner offering the service (whatever its regions); omitted:
+    #: never.
+    any_partner_after: float | None = Field(default=None, ge=0)
+    #: Region → policy; regions not listed use overflow after ``overflow_after``.
+    policies: dict[Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")], RegionPolicy] = Field(
+        default_factory=dict)
+    #: Normalised caller number → region (wins over the lookup).
+    overrides: dict[str, Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")]] = Field(
+        default_factory=dict)
+
+    def overflow_wait(self, region: str) -> float:
+        policy = self.policies.get(region)
+        if policy is None or policy.after is None:
+            return self.overflow_after
+        return policy.after
+
+    def is_primary(self, region: str) -> bool:
+        policy = self.policies.get(region)
+        return policy is not None and policy.mode is PartnerMode.PRIMARY
+
+
 class Config(_Model):
     asterisk: AsteriskConfig = AsteriskConfig()
     fastagi: FastAGIConfig = FastAGIConfig()
@@ -305,6 +398,9 @@ class Config(_Model):
     segments: list[SegmentConfig] = Field(default_factory=list)
     #: The HTTP API; without this section ``acd serve`` runs the engine only.
     api: ApiConfig | None = None
+    #: Own centres and partner service sites.
+    sites: list[SiteConfig] = Field(default_factory=list)
+    regions: RegionsConfig = RegionsConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -339,6 +435,14 @@ class Config(_Model):
                 problems.append((("dids", did), f"unknown queue {qid!r}"))
         if self.default_queue is not None and self.default_queue not in queue_ids:
             problems.append((("default_queue",), f"unknown queue {self.default_queue!r}"))
+        site_ids: set[str] = set()
+        for i, site in enumerate(self.sites):
+            if site.id in site_ids:
+                problems.append((("sites", i, "id"), f"duplicate site id {site.id!r}"))
+            site_ids.add(site.id)
+            for j, qid in enumerate(site.services):
+                if qid not in queue_ids:
+                    problems.append((("sites", i, "services", j), f"unknown queue {qid!r}"))
         for i, q in enumerate(self.queues):
             try:
                 q.spec()
@@ -385,6 +489,14 @@ class Config(_Model):
             if q.id == queue_id:
                 return q
         raise KeyError(queue_id)
+
+    def partners(self) -> list[SiteConfig]:
+        """Partner sites, most preferred first."""
+        return sorted((s for s in self.sites if s.kind is SiteKind.PARTNER),
+                      key=lambda s: -s.preference)
+
+    def site_schedule(self, site: SiteConfig) -> Schedule:
+        return Schedule.build(self.timezone, site.hours, site.holidays)
 
     def schedule(self, queue_id: str) -> Schedule:
         q = self.queue(queue_id)

@@ -21,11 +21,13 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from acd.config import Config, RonaAction
 from routing import AgentSpec, Router, WaitingCall
+from routing.partners import PartnerSite, RegionRule, partner_candidates
 
 
 class AgentStatus(StrEnum):
@@ -75,6 +77,11 @@ class CallArrived:
     #: Added to the queue's priority (caller segment).
     priority_boost: int = 0
     segment: str = ""
+    #: The caller's province (ISO 3166-2:CN) and whether it was really known.
+    region: str = ""
+    region_known: bool = False
+    #: Partners first (primary region, or the queue is closed and a partner is open).
+    partner_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,8 @@ class DialFinished:
     status: str
     now: float
     talk: float = 0.0
+    #: Set when the dial went to a partner site instead of an agent.
+    site_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +166,14 @@ class SetCallPriority:
 
 
 @dataclass(frozen=True, slots=True)
+class PartnerDue:
+    """A waiting call's wait may have made more partner sites eligible."""
+
+    call_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class StageDue:
     """A waiting call may have reached its queue's next escalation stage."""
 
@@ -182,7 +199,8 @@ class OfferFailed:
 
 Event = (
     CallArrived | CallClosed | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
-    | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | StageDue | WrapUpDone
+    | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | StageDue | PartnerDue
+    | WrapUpDone
     | OfferFailed
 )
 
@@ -198,6 +216,8 @@ class Offer:
     agent_id: str
     dial: str
     timeout: int
+    #: Set when the target is a partner site (``agent_id`` is then empty).
+    site_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +313,13 @@ class Call:
     #: The router's record of this call (stage, seniority) while it is in line.
     waiting: WaitingCall | None = None
     stage: int = 0
+    region: str = ""
+    region_known: bool = False
+    partner_first: bool = False
+    #: The partner site the call is offered to / connected with.
+    site_id: str | None = None
+    holds_site: bool = False
+    tried_sites: set[str] = field(default_factory=set)
     #: The last routing decision: stage, strategy, candidates, chosen agent.
     decision: dict[str, Any] = field(default_factory=dict)
 
@@ -314,6 +341,23 @@ class QueueStats:
     closed: int = 0
     transferred_in: int = 0
     transferred_out: int = 0
+    overflowed: int = 0
+
+
+@dataclass(slots=True)
+class SiteStats:
+    offered: int = 0
+    answered: int = 0
+    rejected: int = 0
+    active: int = 0
+
+
+@dataclass(slots=True)
+class RegionStats:
+    calls: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    overflowed: int = 0
 
 
 class EngineCore:
@@ -335,6 +379,18 @@ class EngineCore:
         self._by_uniqueid: dict[str, str] = {}
         self.finished: deque[Call] = deque(maxlen=10_000)
         self.stats: dict[str, QueueStats] = {q.id: QueueStats() for q in config.queues}
+        self.partners = [
+            PartnerSite(s.id, f"PJSIP/{s.number}@{s.trunk_endpoint}", s.capacity,
+                        frozenset(s.regions), frozenset(s.services), s.preference)
+            for s in config.partners()
+        ]
+        self._site_schedules = {s.id: config.site_schedule(s) for s in config.partners()}
+        self._partner_by_device = {f"PJSIP/{s.trunk_endpoint}".upper(): s.id
+                                   for s in config.partners()}
+        self.site_stats: dict[str, SiteStats] = {s.id: SiteStats() for s in config.sites}
+        self.region_stats: dict[str, RegionStats] = {}
+        #: Waiting calls that may go to a partner now (their wait or policy allows it).
+        self._partner_ready: set[str] = set()
         self._seq = itertools.count(1)
         self._now = 0.0
         #: Recently completed calls by id, to recognise a call that comes back.
@@ -379,11 +435,15 @@ class EngineCore:
                 self._set_priority(event, out)
             case StageDue():
                 self._stage_due(event, out)
+            case PartnerDue():
+                self._partner_due(event, out)
             case WrapUpDone():
                 self._wrap_up_done(event, out)
             case OfferFailed():
                 self._offer_failed(event, out)
         self._dispatch(out)
+        if self._partner_ready:
+            self._try_partners(out)
         return out
 
     # -- calls -------------------------------------------------------------------------
@@ -421,13 +481,20 @@ class EngineCore:
             ev.call_id, ev.queue_id, ev.caller, min(entry_time, ev.now), ev.now,
             ev.channel, ev.uniqueid, priority=queue.priority + ev.priority_boost, seq=seq,
             segment=ev.segment, boost=ev.priority_boost,
+            region=ev.region, region_known=ev.region_known,
+            partner_first=ev.partner_first,
         )
         self.calls[call.call_id] = call
         if call.uniqueid:
             self._by_uniqueid[call.uniqueid] = call.call_id
         if is_new:
             self.stats[call.queue_id].offered += 1
-        self._enqueue(call, ev.now, out)
+            if call.region:
+                self.region_stats.setdefault(call.region, RegionStats()).calls += 1
+        if not (self.partners and self._rule(call).primary
+                and self._offer_first_partner(call, out)):
+            self._enqueue(call, ev.now, out)
+            self._arm_partners(call, ev.now, out)
         out.append(Publish("call_waiting", {
             "call_id": call.call_id, "queue": call.queue_id, "caller": call.caller,
             "entry_time": call.entry_time, "reentry": not is_new,
@@ -446,9 +513,13 @@ class EngineCore:
         if call.state in (CallState.WAITING, CallState.OFFERED):
             self.router.remove_call(call.call_id)
             self._release_agent(call, ev.now, out)
+            self._release_site(call)
+            self._partner_ready.discard(call.call_id)
             call.state = CallState.ABANDONED
             call.ended_at = ev.now
             self.stats[call.queue_id].abandoned += 1
+            if call.region in self.region_stats:
+                self.region_stats[call.region].abandoned += 1
             out.append(Publish("call_abandoned", {
                 "call_id": call.call_id, "queue": call.queue_id, "wait": call.wait,
             }))
@@ -464,6 +535,8 @@ class EngineCore:
         assert call.agent_id is not None
         call.state = CallState.CONNECTED
         call.answered_at = now
+        if call.region in self.region_stats:
+            self.region_stats[call.region].answered += 1
         agent = self.agents[call.agent_id]
         agent.state = AgentState.ON_CALL
         agent.answered += 1
@@ -481,6 +554,10 @@ class EngineCore:
 
     def _dial_finished(self, ev: DialFinished, out: list[Effect]) -> None:
         call = self.calls.get(ev.call_id)
+        if ev.site_id:
+            if call is not None and call.site_id == ev.site_id:
+                self._partner_dial_finished(call, ev, out)
+            return
         if call is None or call.agent_id != ev.agent_id:
             return
         if ev.status == "ANSWER":
@@ -595,6 +672,134 @@ class EngineCore:
             return  # offered/talking/gone: re-checked when it waits again
         self._advance_stage(call, ev.now, out)
 
+    # -- partner sites -----------------------------------------------------------------
+
+    def _rule(self, call: Call) -> RegionRule:
+        regions = self.config.regions
+        return RegionRule(primary=call.partner_first or regions.is_primary(call.region),
+                          overflow_after=regions.overflow_wait(call.region),
+                          any_after=regions.any_partner_after)
+
+    def _arm_partners(self, call: Call, now: float, out: list[Effect]) -> None:
+        """Mark the call ready for partners now, or time the moment it will be."""
+        if not self.partners or call.state is not CallState.WAITING:
+            return
+        rule = self._rule(call)
+        waited = now - call.entry_time
+        if rule.covering_allowed(waited) or rule.any_allowed(waited):
+            self._partner_ready.add(call.call_id)
+        later = rule.next_change(waited)
+        if later is not None:
+            out.append(StartTimer(later - waited, PartnerDue(call.call_id,
+                                                             call.entry_time + later)))
+
+    def _partner_due(self, ev: PartnerDue, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is not None:
+            self._arm_partners(call, ev.now, out)
+
+    def partner_open(self, site_id: str, now: float) -> bool:
+        return self._site_schedules[site_id].is_open(datetime.fromtimestamp(now, UTC))
+
+    def _try_partners(self, out: list[Effect]) -> None:
+        now = self._now
+        open_sites = {p.site_id for p in self.partners if self.partner_open(p.site_id, now)}
+        active = {sid: st.active for sid, st in self.site_stats.items()}
+        for call_id in sorted(self._partner_ready, key=lambda c: (self.calls[c].entry_time,
+                                                                   self.calls[c].seq)):
+            call = self.calls[call_id]
+            if call.state is not CallState.WAITING:
+                continue
+            candidates = partner_candidates(
+                self.partners, region=call.region, queue_id=call.queue_id,
+                waited=now - call.entry_time, rule=self._rule(call),
+                open_sites=open_sites, active=active, tried=call.tried_sites)
+            if not candidates:
+                continue
+            site = candidates[0]
+            active[site.site_id] = active.get(site.site_id, 0) + 1
+            self._offer_partner(call, site, out)
+
+    def _offer_first_partner(self, call: Call, out: list[Effect]) -> bool:
+        """Primary region (or closed queue): a covering partner before any agent."""
+        now = self._now
+        candidates = partner_candidates(
+            self.partners, region=call.region, queue_id=call.queue_id,
+            waited=now - call.entry_time, rule=self._rule(call),
+            open_sites={p.site_id for p in self.partners if self.partner_open(p.site_id, now)},
+            active={sid: st.active for sid, st in self.site_stats.items()},
+            tried=call.tried_sites)
+        if not candidates:
+            return False
+        self._offer_partner(call, candidates[0], out)
+        return True
+
+    def _offer_partner(self, call: Call, site: PartnerSite, out: list[Effect]) -> None:
+        waiting = self.router.remove_call(call.call_id)
+        if waiting is not None:
+            call.waiting = waiting
+        self._partner_ready.discard(call.call_id)
+        call.state = CallState.OFFERED
+        call.site_id = site.site_id
+        call.agent_id = None
+        call.offers += 1
+        call.tried_sites.add(site.site_id)
+        call.holds_site = True
+        st = self.site_stats[site.site_id]
+        st.offered += 1
+        st.active += 1
+        self.stats[call.queue_id].overflowed += 1
+        if call.region in self.region_stats:
+            self.region_stats[call.region].overflowed += 1
+        call.decision = {"site": site.site_id, "stage": call.stage,
+                         "strategy": "partner", "candidates": 1}
+        out.append(Publish("call_overflowed", {
+            "call_id": call.call_id, "queue": call.queue_id, "site": site.site_id,
+            "region": call.region, "wait": self._now - call.entry_time,
+            "attempt": call.offers,
+        }))
+        out.append(Offer(call.call_id, "", site.dial, self.config.engine.ring_timeout,
+                         site_id=site.site_id))
+
+    def _partner_dial_finished(self, call: Call, ev: DialFinished,
+                               out: list[Effect]) -> None:
+        site_id = ev.site_id
+        if ev.status == "ANSWER":
+            if call.state is CallState.OFFERED:
+                call.state = CallState.CONNECTED
+                call.answered_at = ev.now - max(ev.talk, 0.0)
+                self.site_stats[site_id].answered += 1
+                st = self.stats[call.queue_id]
+                st.answered += 1
+                st.wait_answered_total += call.wait
+                if call.wait <= self.config.queue(call.queue_id).sl_target:
+                    st.answered_within_target += 1
+                if call.region in self.region_stats:
+                    self.region_stats[call.region].answered += 1
+                out.append(Publish("call_connected", {
+                    "call_id": call.call_id, "queue": call.queue_id, "agent": None,
+                    "site": site_id, "wait": call.wait, "offers": call.offers}))
+            if call.state is CallState.CONNECTED:
+                self._complete(call, ev.now, out)
+            return
+        if call.state is not CallState.OFFERED:
+            return
+        # busy / rejected / unavailable / no answer: the next partner, else back in line
+        self.site_stats[site_id].rejected += 1
+        out.append(Publish("partner_rejected", {"call_id": call.call_id, "site": site_id,
+                                                "dialstatus": ev.status}))
+        self._release_site(call)
+        self._requeue(call, out)
+        self._partner_ready.add(call.call_id)
+
+    def _release_site(self, call: Call) -> None:
+        """The call no longer holds a place in its partner's capacity."""
+        if call.site_id is not None and call.holds_site:
+            self.site_stats[call.site_id].active -= 1
+            call.holds_site = False
+            if call.state is CallState.OFFERED:
+                call.site_id = None
+
     def explain(self, call_id: str) -> list[str]:
         """Why a waiting call goes where it goes (scans every agent: on demand only),
         or the recorded decision of a call already offered."""
@@ -632,9 +837,10 @@ class EngineCore:
         agent = self.agents.get(call.agent_id or "")
         out.append(Publish("call_completed", {
             "call_id": call.call_id, "queue": call.queue_id, "agent": call.agent_id,
-            "wait": call.wait,
+            "site": call.site_id, "wait": call.wait,
             "talk": now - (call.answered_at if call.answered_at is not None else now),
         }))
+        self._release_site(call)
         if agent is not None and agent.call_id == call.call_id:
             agent.call_id = None
             wrap = self.config.queue(call.queue_id).wrap_up
@@ -653,6 +859,7 @@ class EngineCore:
 
     def _finish(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
+        self._partner_ready.discard(call.call_id)
         if call.state is CallState.COMPLETED:
             self._recent[call.call_id] = call
             if len(self._recent) > RECENT_CALLS:

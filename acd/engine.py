@@ -39,6 +39,7 @@ from acd.core import (
 )
 from acd.fastagi import FastAGIServer
 from acd.protocol.ami import AMIEvent
+from routing.regions import RegionResolver
 
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
@@ -63,6 +64,7 @@ class Engine:
         self.core = EngineCore(config)
         self.segments = config.segment_table()
         self.schedules = {q.id: config.schedule(q.id) for q in config.queues}
+        self.regions = RegionResolver(config.regions.default, config.regions.overrides)
         self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
         self._offers: dict[str, asyncio.Queue[Offer]] = {}
         self._timers: set[asyncio.TimerHandle] = set()
@@ -192,6 +194,12 @@ class Engine:
 
         handle = loop.call_later(delay, fire)
         self._timers.add(handle)
+
+    def open_partner_covers(self, region: str, queue_id: str) -> bool:
+        """A partner site open now covers ``region`` and offers the queue's service."""
+        now = self.clock()
+        return any(p.covers(region) and p.offers(queue_id)
+                   and self.core.partner_open(p.site_id, now) for p in self.core.partners)
 
     # -- sessions (used by acd.call_flow) ----------------------------------------------
 

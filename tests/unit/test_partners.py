@@ -1,0 +1,147 @@
+"""Shared-partner routing: policy (pure) and the engine core's use of it."""
+
+from __future__ import annotations
+
+from acd.config import parse_config
+from acd.core import (
+    AgentStatus,
+    CallArrived,
+    CallHungUp,
+    DialFinished,
+    EngineCore,
+    Offer,
+    SetAgentStatus,
+    StartTimer,
+)
+from routing.partners import PartnerSite, RegionRule, partner_candidates
+
+GD = PartnerSite("gd", "PJSIP/800@trunk-gd", 2, frozenset({"CN-GD"}), preference=5)
+GD2 = PartnerSite("gd2", "PJSIP/800@trunk-gd2", 1, frozenset({"CN-GD"}), preference=1)
+ZJ = PartnerSite("zj", "PJSIP/800@trunk-zj", 1, frozenset({"CN-ZJ"}),
+                 services=frozenset({"repair"}))
+ALL = {"gd", "gd2", "zj"}
+
+
+def ids(sites: list[PartnerSite]) -> list[str]:
+    return [s.site_id for s in sites]
+
+
+def test_overflow_waits_then_covering_partners_by_preference() -> None:
+    rule = RegionRule(overflow_after=20)
+    kw = {"region": "CN-GD", "queue_id": "consult", "rule": rule, "open_sites": ALL,
+          "active": {}}
+    assert partner_candidates([GD, GD2, ZJ], waited=19.9, **kw) == []  # type: ignore[arg-type]
+    assert ids(partner_candidates([GD2, GD, ZJ], waited=20, **kw)) == ["gd", "gd2"]  # type: ignore[arg-type]
+
+
+def test_capacity_hours_services_and_tried_exclude() -> None:
+    rule = RegionRule(primary=True)
+    got = partner_candidates([GD, GD2], region="CN-GD", queue_id="consult", waited=0,
+                             rule=rule, open_sites={"gd2"}, active={}, tried=set())
+    assert ids(got) == ["gd2"]  # gd closed
+    got = partner_candidates([GD, GD2], region="CN-GD", queue_id="consult", waited=0,
+                             rule=rule, open_sites=ALL, active={"gd": 2}, tried={"gd2"})
+    assert got == []  # gd full, gd2 tried
+    got = partner_candidates([ZJ], region="CN-ZJ", queue_id="consult", waited=0,
+                             rule=rule, open_sites=ALL, active={})
+    assert got == []  # zj does not offer consult
+
+
+def test_any_partner_stage_takes_non_covering_after_its_wait() -> None:
+    rule = RegionRule(overflow_after=20, any_after=60)
+    kw = {"region": "CN-SC", "queue_id": "repair", "rule": rule, "open_sites": ALL,
+          "active": {}}
+    assert partner_candidates([GD, ZJ], waited=30, **kw) == []  # type: ignore[arg-type]
+    assert ids(partner_candidates([ZJ, GD], waited=60, **kw)) == ["gd", "zj"]  # type: ignore[arg-type]
+    assert rule.next_change(30) == 60 and rule.next_change(61) is None
+
+
+CONFIG = """
+queues: [{id: consult, skills: {consult: 1}}]
+agents:
+  - {id: a1, skills: {consult: 1}, contact: "sip:a1@127.0.0.1:6001", status: logged_out}
+sites:
+  - {id: bj, kind: own}
+  - id: gd
+    kind: partner
+    regions: [CN-GD]
+    capacity: 1
+    number: "8000"
+    trunk: {contact: "sip:127.0.0.1:7001"}
+    preference: 2
+  - id: gd-b
+    kind: partner
+    regions: [CN-GD]
+    capacity: 1
+    number: "8000"
+    trunk: {contact: "sip:127.0.0.1:7002"}
+regions:
+  overflow_after: 30
+  policies: {CN-GD: {mode: overflow, after: 10}, CN-ZJ: {mode: primary}}
+"""
+
+
+def offers(effects: list[object]) -> list[tuple[str, str]]:
+    return [(e.call_id, e.site_id or e.agent_id) for e in effects if isinstance(e, Offer)]
+
+
+def arrive(core: EngineCore, call_id: str, region: str, t: float) -> list[object]:
+    return list(core.apply(CallArrived(call_id, "consult", "1", t, t, region=region,
+                                       region_known=True)))
+
+
+def test_core_overflows_to_covering_partner_after_the_region_wait() -> None:
+    core = EngineCore(parse_config(CONFIG))
+    eff = arrive(core, "c1", "CN-GD", 100.0)
+    assert offers(eff) == []
+    timer = next(e for e in eff if isinstance(e, StartTimer))
+    assert timer.delay == 10
+    eff = list(core.apply(timer.event))
+    assert offers(eff) == [("c1", "gd")]
+    o = next(e for e in eff if isinstance(e, Offer))
+    assert o.dial == "PJSIP/8000@trunk-gd"
+    assert core.site_stats["gd"].active == 1
+    # gd rejects (486): the next partner at once
+    eff = list(core.apply(DialFinished("c1", "", "BUSY", 111.0, site_id="gd")))
+    assert offers(eff) == [("c1", "gd-b")]
+    assert core.site_stats["gd"].rejected == 1 and core.site_stats["gd"].active == 0
+    # gd-b answers; capacity held until the call ends
+    core.apply(DialFinished("c1", "", "ANSWER", 150.0, 30.0, site_id="gd-b"))
+    assert core.site_stats["gd-b"].answered == 1 and core.site_stats["gd-b"].active == 0
+    assert core.stats["consult"].overflowed == 2 and core.stats["consult"].answered == 1
+
+
+def test_capacity_is_never_exceeded_and_freed_capacity_is_reused() -> None:
+    core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
+    got = []
+    for i in range(4):
+        got += offers(arrive(core, f"c{i}", "CN-GD", 100.0 + i))
+    assert got == [("c0", "gd"), ("c1", "gd-b")]  # two sites × capacity 1
+    eff = list(core.apply(DialFinished("c0", "", "NOANSWER", 120.0, site_id="gd")))
+    # c0 goes to gd-b? full. gd is free now but c0 tried it: c2 (older than c3) takes gd
+    assert offers(eff) == [("c2", "gd")]
+    assert all(st.active <= 1 for st in core.site_stats.values())
+
+
+def test_primary_region_goes_to_partner_first_and_agents_back_up() -> None:
+    cfg = CONFIG.replace("regions:\n  overflow_after", """  - id: zj
+    kind: partner
+    regions: [CN-ZJ]
+    number: "9000"
+    trunk: {contact: "sip:127.0.0.1:7003"}
+regions:
+  overflow_after""")
+    core = EngineCore(parse_config(cfg))
+    core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 0.0))
+    assert offers(arrive(core, "z1", "CN-ZJ", 10.0)) == [("z1", "zj")]  # agent a1 is free
+    eff = list(core.apply(DialFinished("z1", "", "CHANUNAVAIL", 11.0, site_id="zj")))
+    assert offers(eff) == [("z1", "a1")]  # the own centre backs up
+
+
+def test_abandon_while_partner_rings_frees_capacity() -> None:
+    core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
+    assert offers(arrive(core, "c1", "CN-GD", 100.0)) == [("c1", "gd")]
+    core.apply(DialFinished("c1", "", "CANCEL", 101.0, site_id="gd"))
+    core.apply(CallHungUp("c1", 101.0))
+    assert core.site_stats["gd"].active == 0
+    assert core.region_stats["CN-GD"].abandoned == 1
