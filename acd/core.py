@@ -498,7 +498,7 @@ class EngineCore:
         out.append(Publish("call_waiting", {
             "call_id": call.call_id, "queue": call.queue_id, "caller": call.caller,
             "entry_time": call.entry_time, "reentry": not is_new,
-            "priority": call.priority, "segment": call.segment,
+            "priority": call.priority, "segment": call.segment, "region": call.region,
         }))
 
     def _call_hung_up(self, ev: CallHungUp, out: list[Effect]) -> None:

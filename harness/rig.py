@@ -63,8 +63,23 @@ class AgentPlan:
         return f"agent{self.agent_id}"
 
 
+@dataclass
+class SitePlan:
+    """A partner site: its SIP server is a SIPp UAS behind its own PJSIP trunk."""
+
+    site_id: str
+    regions: Sequence[str]
+    scenario: str = "agent_answer"  # agent_busy: the partner rejects with 486
+    capacity: int = 2
+    preference: int = 0
+    talk_ms: tuple[int, int] = (800, 1500)
+    services: Sequence[str] = ()
+    hours: Mapping[str, str] = field(default_factory=dict)
+
+
 class Rig:
     def __init__(self, artifacts: Path, agents: Sequence[AgentPlan], *,
+                 sites: Sequence[SitePlan] = (),
                  engine: Literal["inline", "process", "none"] = "inline",
                  ring_timeout: int = 4, wrap_up: float = 0.5,
                  agi_retries: int = 3, agi_retry_pause: int = 1,
@@ -74,6 +89,9 @@ class Rig:
                  extra_config: Mapping[str, Any] | None = None) -> None:
         self.artifacts = artifacts
         self.plans = list(agents)
+        self.site_plans = list(sites)
+        #: Partner sites' SIPp servers, by site id.
+        self.partners: dict[str, SippProcess] = {}
         self.engine_mode = engine
         self.ring_timeout = ring_timeout
         self.wrap_up = wrap_up
@@ -98,7 +116,8 @@ class Rig:
 
     # -- set-up ------------------------------------------------------------------------
 
-    def _config_dict(self, contacts: Mapping[str, str]) -> dict[str, Any]:
+    def _config_dict(self, contacts: Mapping[str, str],
+                     site_contacts: Mapping[str, str] | None = None) -> dict[str, Any]:
         agents = []
         for p in self.plans:
             a: dict[str, Any] = {"id": p.agent_id, "endpoint": p.endpoint,
@@ -122,6 +141,13 @@ class Rig:
             "dids": {DID: "consult"},
             "default_queue": "consult",
             "agents": agents,
+            "sites": [
+                {"id": sp.site_id, "kind": "partner", "regions": list(sp.regions),
+                 "capacity": sp.capacity, "preference": sp.preference,
+                 "services": list(sp.services), "hours": dict(sp.hours), "number": "8000",
+                 "trunk": {"contact": (site_contacts or {})[sp.site_id]}}
+                for sp in self.site_plans
+            ],
         }
         for key, value in self.extra_config.items():
             cfg[key] = value
@@ -140,7 +166,16 @@ class Rig:
                 trace_messages=False)
             self.phones[p.agent_id] = phone
             contacts[p.agent_id] = f"sip:{p.endpoint}@127.0.0.1:{phone.port}"
-        raw = self._config_dict(contacts)
+        site_contacts: dict[str, str] = {}
+        for sp in self.site_plans:
+            server = await start_uas(
+                sp.scenario, self.ports, self.artifacts, f"site-{sp.site_id}",
+                variables=({"talk_min": sp.talk_ms[0], "talk_max": sp.talk_ms[1]}
+                           if sp.scenario == "agent_answer" else {}),
+                trace_messages=False)
+            self.partners[sp.site_id] = server
+            site_contacts[sp.site_id] = f"sip:127.0.0.1:{server.port}"
+        raw = self._config_dict(contacts, site_contacts)
         self.config = Config.model_validate(raw)
         self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
         env = {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name}
@@ -253,7 +288,7 @@ class Rig:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-        for phone in self.phones.values():
+        for phone in [*self.phones.values(), *self.partners.values()]:
             await phone.stop()
         if self.asterisk is not None:
             ast = self.asterisk
