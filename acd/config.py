@@ -33,6 +33,7 @@ from pydantic import (
 
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
+from routing.regions import validate_region_code
 from routing.segments import Segment, SegmentTable, normalise_number
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -332,6 +333,13 @@ class SiteConfig(_Model):
     #: The number dialled at the partner (the user part of the Request-URI).
     number: str = Field(default="", pattern=r"^[0-9*#+]*$")
 
+    @field_validator("regions")
+    @classmethod
+    def _known_regions(cls, v: list[str]) -> list[str]:
+        for code in v:
+            validate_region_code(code)
+        return v
+
     @model_validator(mode="after")
     def _partner_needs_a_trunk(self) -> SiteConfig:
         if self.kind is SiteKind.PARTNER and (self.trunk is None or not self.number):
@@ -371,6 +379,12 @@ class RegionsConfig(_Model):
     #: Normalised caller number → region (wins over the lookup).
     overrides: dict[str, Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")]] = Field(
         default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_codes(self) -> RegionsConfig:
+        for code in [self.default, *self.policies, *self.overrides.values()]:
+            validate_region_code(code)
+        return self
 
     def overflow_wait(self, region: str) -> float:
         policy = self.policies.get(region)

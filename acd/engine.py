@@ -40,6 +40,7 @@ from acd.core import (
 from acd.fastagi import FastAGIServer
 from acd.protocol.ami import AMIEvent
 from routing.regions import RegionResolver
+from routing.regions import preload as preload_regions
 
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
@@ -85,6 +86,8 @@ class Engine:
     async def start(self) -> None:
         from acd.call_flow import handle_call  # local: call_flow imports Engine types
 
+        # The number geocoder loads its data (~0.3 s) on first use: not on a caller's time.
+        await asyncio.to_thread(preload_regions)
         self._loop_task = asyncio.create_task(self._run(), name="acd-inbox")
         self._carry_out(self.core.initial_effects(self.clock()))
         if self._ami_secret is not None:

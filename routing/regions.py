@@ -280,9 +280,10 @@ def _lookup_cn(national: str) -> tuple[str | None, str]:
         # Mobile: the segment table is only trusted for numbers valid per the metadata.
         description = _describe(number, valid_only=True)
     else:
-        # Landline: area codes are stable, local-number plans less so (and the metadata
-        # rejects some real ranges), so a well-formed number is geocoded by area code.
-        description = _describe(number, valid_only=phonenumbers.is_valid_number(number))
+        # Landline: area codes are stable, local-number plans less so (the metadata
+        # rejects e.g. 8-digit Taiyuan numbers), so a well-formed number (checked by
+        # _LANDLINE) is geocoded by its area code whether or not the metadata calls it valid.
+        description = _describe(number, valid_only=False)
     if not description:
         return None, ""
     return region_for_description(description), description

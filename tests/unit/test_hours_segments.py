@@ -103,3 +103,11 @@ ivr: {options: {"12": a, "3": nope}}
     assert "c.yaml: timezone (line 2): Value error, unknown time zone" in text
     assert "queues[0].hours" in text and "queues[0].closed" in text
     assert "ivr.options" in text
+
+
+@pytest.mark.parametrize(("raw", "norm"), [
+    ("+86 10 1234 5678", "01012345678"), ("0086 10 1234 5678", "01012345678"),
+    ("+86 138 0013 8000", "13800138000"),
+])
+def test_normalise_keeps_beijing_trunk_zero(raw: str, norm: str) -> None:
+    assert normalise_number(raw) == norm

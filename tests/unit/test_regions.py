@@ -110,10 +110,9 @@ def test_samples_cover_every_mainland_province() -> None:
         ("(0755) 1234 5678", "075512345678", "CN-GD"),
         ("+86 755 1234 5678", "075512345678", "CN-GD"),
         ("0086 755 12345678", "075512345678", "CN-GD"),
-        # segments.normalise_number drops the trunk 0 of Beijing's 010 here (it takes any
-        # national number starting with 1 for a mobile); the lookup still finds Beijing
-        ("+86 10 1234 5678", "1012345678", "CN-BJ"),
-        ("0086 10 1234 5678", "1012345678", "CN-BJ"),
+        # Beijing's trunk 0 is kept: only an 11-digit number starting with 1 is a mobile
+        ("+86 10 1234 5678", "01012345678", "CN-BJ"),
+        ("0086 10 1234 5678", "01012345678", "CN-BJ"),
         ("+86 20 1234 5678", "02012345678", "CN-GD"),
         # E.164 without the plus: normalised as the segment lists do, looked up as 0755…
         ("8675512345678", "8675512345678", "CN-GD"),
