@@ -810,7 +810,8 @@ class EngineCore:
             states = {a.agent_id: self._describe(a) for a in self.agents.values()}
             return self.router.explain(call_id, states).lines()
         d = call.decision
-        return [f"offered to {d.get('agent')} at stage {d.get('stage')} by "
+        target = d.get("agent") or f"partner site {d.get('site')}"
+        return [f"offered to {target} at stage {d.get('stage')} by "
                 f"{d.get('strategy')} among {d.get('candidates')} candidate(s); "
                 f"now {call.state.value}"]
 

@@ -13,9 +13,10 @@ rebuilt from a snapshot, so they are accumulated from the engine's hooks:
 * ``acd_routing_decision_seconds{event}`` — the time ``EngineCore.apply`` took for one
   inbox event (the routing decision included), by event type.
 
-Label values are bounded: queue ids and agent presences come from the config and fixed
-enums, outcomes and event types from fixed sets. A call id, caller number or agent id is
-never a label.
+Label values are bounded: queue ids, site ids and agent presences come from the config
+and fixed enums, regions from the 34 provinces + ``CN-UNKNOWN`` (anything else is counted
+as ``CN-UNKNOWN``), outcomes and event types from fixed sets. A call id, caller number or
+agent id is never a label.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import CollectorRegistry
 
 from acd.stats import PRESENCES, LiveStats, Window, agent_presence, queue_members
+from routing.regions import UNKNOWN_REGION, is_region_code
 
 if TYPE_CHECKING:
     from acd.core import Event, Publish
@@ -47,6 +49,8 @@ DECISION_BUCKETS: tuple[float, ...] = (
 OUTCOMES = ("answered", "abandoned")
 AGENT_STATUSES = ("logged_out", "available", "paused")
 AGENT_STATES = ("idle", "ringing", "on_call", "wrap_up")
+SITE_OUTCOMES = ("offered", "answered", "rejected")
+REGION_OUTCOMES = ("offered", "answered", "abandoned", "overflowed")
 #: Bound on the event-type label: types beyond this many are counted as "other".
 MAX_EVENT_TYPES = 32
 
@@ -99,6 +103,9 @@ class EngineCollector:
         self.waits = _Histogram(WAIT_BUCKETS)
         self.decisions = _Histogram(DECISION_BUCKETS)
         self._event_types: set[str] = set()
+        self.site_ids = [site.id for site in engine.config.sites]
+        self.site_capacity = {site.id: site.capacity for site in engine.config.sites}
+        self.policy_regions = sorted(engine.config.regions.policies)
 
     # -- hooks ---------------------------------------------------------------------------
 
@@ -160,6 +167,8 @@ class EngineCollector:
              "Waiting calls moved into the queue (transfer or supervisor)."),
             ("acd_calls_transferred_out", "transferred_out",
              "Waiting calls moved out of the queue to another one."),
+            ("acd_calls_overflowed", "overflowed",
+             "Offers of the queue's calls to partner sites."),
         ):
             yield _counter(name, doc, ["queue"],
                            (([q], float(queues.get(q, {}).get(key, 0) or 0)) for q in qids))
@@ -169,7 +178,6 @@ class EngineCollector:
         for name, attr, doc in (
             ("acd_calls_abandoned_after_target", "abandoned_after_target",
              "Callers who hung up after waiting longer than the target."),
-            ("acd_calls_overflowed", "overflowed", "Calls sent to a partner site."),
             ("acd_calls_completed", "handled", "Answered calls that ended."),
             ("acd_talk_seconds", "talk", "Talk time of completed calls."),
             ("acd_wrap_up_seconds", "wrap_up", "Agent wrap-up time after calls."),
@@ -229,6 +237,8 @@ class EngineCollector:
             yield _gauge("acd_service_level_ratio", "Answered within target / (answered + "
                          "abandoned after target), per window.", ["queue", "window"], rows)
 
+        yield from self._site_families(snap is not None)
+
         ami = self.engine.ami
         yield GaugeMetricFamily("acd_ami_up", "1 when the AMI connection is up.",
                                 value=1.0 if ami is not None and ami.connected else 0.0)
@@ -243,6 +253,42 @@ class EngineCollector:
         yield self.decisions.family(
             "acd_routing_decision_seconds", "Time the engine spent applying one event "
             "(state change and routing decision), by event type.", ["event"])
+
+
+    def _site_families(self, live: bool) -> Iterator[Metric]:
+        """Partner sites (configured ids) and regions (the 34 provinces + CN-UNKNOWN),
+        read from the engine core's counters."""
+        core = self.engine.core
+        sites = self.site_ids if live else []
+        site_stats = core.site_stats if live else {}
+        yield _gauge("acd_site_active_calls", "Calls offered to or connected with the site "
+                     "now.", ["site"],
+                     (([s], float(site_stats[s].active if s in site_stats else 0))
+                      for s in sites))
+        yield _gauge("acd_site_capacity", "Most calls sent to the site at once.", ["site"],
+                     (([s], float(self.site_capacity[s])) for s in sites))
+        rows: list[tuple[list[str], float]] = []
+        for s in sites:
+            st = site_stats.get(s)
+            rows += [([s, outcome], float(getattr(st, outcome) if st else 0))
+                     for outcome in SITE_OUTCOMES]
+        yield _counter("acd_site_calls", "Calls offered to the site, answered by it, or "
+                       "rejected (busy, no answer, unavailable).", ["site", "outcome"], rows)
+        by_region: dict[str, list[int]] = {}
+        if live:
+            for code in self.policy_regions:
+                by_region.setdefault(code, [0, 0, 0, 0])
+            for code, rst in core.region_stats.items():
+                label = code if is_region_code(code) else UNKNOWN_REGION
+                acc = by_region.setdefault(label, [0, 0, 0, 0])
+                for i, n in enumerate((rst.calls, rst.answered, rst.abandoned,
+                                       rst.overflowed)):
+                    acc[i] += n
+        yield _counter("acd_region_calls", "Calls by the caller's province: offered, "
+                       "answered (agent or partner), abandoned, overflowed (offers to "
+                       "partners).", ["region", "outcome"],
+                       (([code, outcome], float(n)) for code, counts in sorted(by_region.items())
+                        for outcome, n in zip(REGION_OUTCOMES, counts, strict=True)))
 
 
 def _counter(name: str, doc: str, labels: list[str],

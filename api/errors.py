@@ -8,6 +8,7 @@
     │   ├── UnknownAgent                 unknown_agent        → 404
     │   ├── UnknownQueue                 unknown_queue        → 404
     │   ├── UnknownCall                  unknown_call         → 404
+    │   ├── UnknownSite (api.errors)     unknown_site         → 404
     │   ├── UnknownPauseReason           unknown_pause_reason → 422
     │   ├── CallNotWaiting               call_not_waiting     → 409
     │   └── (any other code)             → 409 (the state does not allow it now)
@@ -23,6 +24,10 @@ from __future__ import annotations
 from acd.core import DomainError, UnknownCall, UnknownQueue
 
 
+class UnknownSite(DomainError):
+    code = "unknown_site"
+
+
 class EngineUnavailable(Exception):
     """The engine's inbox did not apply a command within ``api.command_timeout``."""
 
@@ -31,6 +36,7 @@ class EngineUnavailable(Exception):
 
 #: Codes whose HTTP status is not the default 409.
 _STATUS = {"unknown_agent": 404, "unknown_queue": 404, "unknown_call": 404,
+           "unknown_site": 404,
            "unknown_pause_reason": 422, "call_not_waiting": 409}
 
 
@@ -41,4 +47,4 @@ def status_for(exc: DomainError) -> int:
     return 404 if code.startswith("unknown_") else 409
 
 
-__all__ = ["EngineUnavailable", "UnknownCall", "UnknownQueue", "status_for"]
+__all__ = ["EngineUnavailable", "UnknownCall", "UnknownQueue", "UnknownSite", "status_for"]

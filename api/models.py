@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,12 @@ class Presence(StrEnum):
 class ErrorBody(_Out):
     error: str = Field(description="Stable machine-readable code, e.g. unknown_agent.")
     detail: str
+
+
+class ValidationErrors(_Out):
+    """FastAPI's invalid body or path answer."""
+
+    detail: list[dict[str, Any]]
 
 
 class Health(_Out):
@@ -112,6 +118,10 @@ class CallView(_Out):
     agent: str | None
     talk_seconds: float | None
     segment: str
+    region: str = Field(default="", description="The caller's province (ISO 3166-2:CN, "
+                                                "CN-UNKNOWN when not known; empty: none).")
+    site: str | None = Field(default=None, description="The partner site the call is "
+                                                       "offered to or connected with.")
 
 
 class CallsView(_Out):
@@ -147,3 +157,49 @@ class CallPriority(BaseModel):
 
     priority: int = Field(ge=0, le=1000, description="The call's own priority on top of its "
                                                      "queue's (0 = none); higher is served first.")
+
+
+class SiteView(_Out):
+    id: str
+    name: str
+    kind: Literal["own", "partner"]
+    regions: list[str] = Field(description="Provinces the site covers (partners).")
+    services: list[str] = Field(description="Queues the site takes (empty: every queue).")
+    capacity: int = Field(description="Most calls sent to the site at once.")
+    active: int = Field(description="Calls offered to or connected with the site now.")
+    offered: int = Field(description="Calls offered to the site since the engine started.")
+    answered: int
+    rejected: int = Field(description="Offers the site did not take (busy, no answer, "
+                                      "unavailable).")
+    open: bool = Field(description="Within the site's hours now.")
+    preference: int = Field(description="Higher first among partners that could take a call.")
+
+
+class RegionView(_Out):
+    region: str = Field(description="ISO 3166-2:CN province code, or CN-UNKNOWN.")
+    name: str = Field(description="English name of the province (empty for CN-UNKNOWN).")
+    calls: int = Field(description="Calls from the region since the engine started.")
+    answered: int = Field(description="Answered by an agent or a partner site.")
+    abandoned: int
+    overflowed: int = Field(description="Offers of the region's calls to partner sites.")
+
+
+class Decision(_Out):
+    stage: int | None = None
+    strategy: str | None = None
+    candidates: int | None = None
+    agent: str | None = None
+    site: str | None = None
+
+
+class CallExplanation(_Out):
+    call_id: str
+    queue: str
+    state: Literal["waiting", "offered", "connected"]
+    region: str
+    site: str | None
+    lines: list[str] = Field(description="The engine's explanation: for a waiting call, why "
+                                         "each agent is or is not a candidate; else the "
+                                         "recorded decision.")
+    decision: Decision | None = Field(description="The last routing decision (null: none "
+                                                  "yet).")

@@ -11,6 +11,8 @@ state (see ``api.views``) and sends commands through the engine's inbox.
 | ``GET /calls`` | the calls it holds | ✓ | ✓ |
 | ``GET /calls/{id}`` | a call it holds (else 403) | ✓ | ✓ |
 | ``POST /calls/{id}/move``, ``POST /calls/{id}/priority`` | 403 | ✓ | ✓ |
+| ``GET /calls/{id}/explanation`` | a call it holds (else 403) | ✓ | ✓ |
+| ``GET /sites``, ``GET /sites/{id}``, ``GET /regions`` | 403 | ✓ | ✓ |
 | ``GET /config`` | 403 | 403 | ✓ |
 """
 
@@ -33,17 +35,21 @@ from acd.core import (
     UnknownAgent,
 )
 from api.auth import Principal
-from api.errors import EngineUnavailable, UnknownCall, UnknownQueue
+from api.errors import EngineUnavailable, UnknownCall, UnknownQueue, UnknownSite
 from api.models import (
     AgentAction,
     AgentStateChange,
     AgentView,
+    CallExplanation,
     CallMove,
     CallPriority,
     CallsView,
     CallView,
     ErrorBody,
     QueueView,
+    RegionView,
+    SiteView,
+    ValidationErrors,
 )
 from api.state import ApiState
 
@@ -87,6 +93,7 @@ State = Annotated[ApiState, Depends(api_state)]
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 AgentId = Annotated[str, Path(pattern=_ID, max_length=64, examples=["1001"])]
 QueueId = Annotated[str, Path(pattern=_ID, max_length=64, examples=["consult"])]
+SiteId = Annotated[str, Path(pattern=_ID, max_length=64, examples=["gd"])]
 CallId = Annotated[str, Path(min_length=1, max_length=128)]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -101,6 +108,8 @@ _AUTH: Responses = {401: _error("No or unknown bearer token."),
 _404: Responses = {404: _error("No such resource.")}
 _503: Responses = {503: _error("The engine did not take the command in time.")}
 _400: Responses = {400: _error("The body is not valid JSON.")}
+_422_PAUSE: Responses = {422: {"model": ErrorBody | ValidationErrors,
+                               "description": "Invalid body, or `unknown_pause_reason`."}}
 _409: Responses = {409: _error("The call is not waiting (ringing an agent or talking).")}
 
 router = APIRouter(prefix="/api/v1", responses=_AUTH)
@@ -153,7 +162,8 @@ async def get_agent(agent_id: AgentId, who: Anyone, state: State) -> AgentView:
 
 
 @router.post(
-    "/agents/{agent_id}/state", tags=["agents"], responses={**_400, **_404, **_503},
+    "/agents/{agent_id}/state", tags=["agents"],
+    responses={**_400, **_404, **_422_PAUSE, **_503},
     summary="Log in, make ready, pause (with a reason) or log out an agent",
     description="`login`: a logged-out agent becomes available, or paused if a `reason` "
                 "is given; no change if already logged in. `ready`: available for calls "
@@ -213,6 +223,24 @@ async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
     return view
 
 
+@router.get(
+    "/calls/{call_id}/explanation", tags=["calls"], responses=_404,
+    summary="Why a live call goes where it goes",
+    description="For a waiting call, the engine's reasons for each agent (candidate or "
+                "not, and why); for a call ringing or talking, the recorded decision. "
+                "`decision` is the last routing decision: stage, strategy, candidates, "
+                "and the agent or partner site. An agent token sees only a call it holds.",
+)
+async def explain_call(call_id: CallId, who: Anyone, state: State) -> CallExplanation:
+    call = state.engine.core.calls.get(call_id)
+    if call is not None and who.is_agent and call.agent_id != who.agent_id:
+        raise HTTPException(403, "an agent token sees only the calls it holds")
+    view = state.views.explanation(call_id)
+    if view is None:
+        raise UnknownCall(f"unknown call {call_id!r}")
+    return view
+
+
 @router.post(
     "/calls/{call_id}/move", tags=["calls"], responses={**_400, **_404, **_409, **_503},
     summary="Move a waiting call to another queue (it keeps its place by seniority)",
@@ -244,6 +272,31 @@ def _live_call(state: ApiState, call_id: str) -> CallView:
     if view is None:  # it ended (or was answered and completed) meanwhile
         raise UnknownCall(f"unknown call {call_id!r}")
     return view
+
+
+# -- sites and regions -------------------------------------------------------------------
+
+
+@router.get("/sites", tags=["sites"],
+            summary="Own and partner sites: capacity, calls now, totals, open now")
+async def list_sites(who: Staff, state: State) -> list[SiteView]:
+    return state.views.sites()
+
+
+@router.get("/sites/{site_id}", tags=["sites"], responses=_404, summary="One site")
+async def get_site(site_id: SiteId, who: Staff, state: State) -> SiteView:
+    view = state.views.site(site_id)
+    if view is None:
+        raise UnknownSite(f"unknown site {site_id!r}")
+    return view
+
+
+@router.get("/regions", tags=["sites"],
+            summary="Calls by the caller's province (since the engine started)",
+            description="Regions that had calls, plus the configured policy regions (zeros "
+                        "until a call comes), by code.")
+async def list_regions(who: Staff, state: State) -> list[RegionView]:
+    return state.views.regions()
 
 
 # -- admin --------------------------------------------------------------------------------

@@ -12,20 +12,26 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from acd.config import SiteKind
 from acd.core import Agent, Call, CallState
 from acd.stats import LiveStats, Window, WindowFigures, agent_presence, queue_members
 from api.models import (
     AgentCounts,
     AgentView,
+    CallExplanation,
     CallsView,
     CallView,
+    Decision,
     Presence,
     QueueView,
+    RegionView,
+    SiteView,
     WindowView,
 )
+from routing.regions import REGION_NAMES
 
 if TYPE_CHECKING:
-    from acd.config import QueueConfig
+    from acd.config import QueueConfig, SiteConfig
     from acd.engine import Engine
 
 
@@ -42,6 +48,8 @@ class LiveViews:
             for aid in agents:
                 self.queues_of[aid].append(qid)
         self.names = {a.id: a.name for a in config.agents}
+        #: Opening hours of every site (the core keeps the partners' only).
+        self.site_schedules = {s.id: config.site_schedule(s) for s in config.sites}
 
     def now(self) -> float:
         return self.engine.clock()
@@ -154,6 +162,74 @@ class LiveViews:
         return counts
 
 
+    # -- sites and regions ---------------------------------------------------------------
+
+    def sites(self) -> list[SiteView]:
+        now = self.now()
+        return [self._site(s, now) for s in self.engine.config.sites]
+
+    def site(self, site_id: str) -> SiteView | None:
+        for s in self.engine.config.sites:
+            if s.id == site_id:
+                return self._site(s, self.now())
+        return None
+
+    def _site(self, s: SiteConfig, now: float) -> SiteView:
+        st = self.engine.core.site_stats.get(s.id)
+        return SiteView(
+            id=s.id, name=s.name or s.id, kind=s.kind.value, regions=list(s.regions),
+            services=list(s.services), capacity=s.capacity,
+            active=st.active if st else 0, offered=st.offered if st else 0,
+            answered=st.answered if st else 0, rejected=st.rejected if st else 0,
+            open=self.site_open(s, now), preference=s.preference,
+        )
+
+    def site_open(self, s: SiteConfig, now: float) -> bool:
+        core = self.engine.core
+        if s.kind is SiteKind.PARTNER and any(p.site_id == s.id for p in core.partners):
+            return core.partner_open(s.id, now)
+        return self.site_schedules[s.id].is_open(_dt(now))
+
+    def regions(self) -> list[RegionView]:
+        """Regions with calls since the engine started, plus the configured policy regions
+        (zeros until a call comes)."""
+        stats = self.engine.core.region_stats
+        codes = sorted({*stats, *self.engine.config.regions.policies})
+        out = []
+        for code in codes:
+            st = stats.get(code)
+            out.append(RegionView(
+                region=code, name=REGION_NAMES.get(code, ("", ""))[0],
+                calls=st.calls if st else 0, answered=st.answered if st else 0,
+                abandoned=st.abandoned if st else 0, overflowed=st.overflowed if st else 0))
+        return out
+
+    # -- explanations --------------------------------------------------------------------
+
+    def explanation(self, call_id: str) -> CallExplanation | None:
+        c = self.engine.core.calls.get(call_id)
+        if c is None or c.state not in _LIVE:
+            return None
+        lines = self.engine.core.explain(call_id)
+        d = c.decision
+        decision = None
+        if d:
+            decision = Decision(stage=_int(d.get("stage")), strategy=_str(d.get("strategy")),
+                                candidates=_int(d.get("candidates")),
+                                agent=_str(d.get("agent")), site=_str(d.get("site")))
+        return CallExplanation(call_id=c.call_id, queue=c.queue_id, state=c.state.value,
+                               region=c.region, site=c.site_id, lines=list(lines),
+                               decision=decision)
+
+
+def _int(v: object) -> int | None:
+    return int(v) if isinstance(v, int | float) else None
+
+
+def _str(v: object) -> str | None:
+    return None if v is None or v == "" else str(v)
+
+
 _LIVE = (CallState.WAITING, CallState.OFFERED, CallState.CONNECTED)
 
 
@@ -176,6 +252,7 @@ def call_view(c: Call, position: int | None, now: float) -> CallView:
         entry_time=_dt(c.entry_time), agent=c.agent_id,
         talk_seconds=round(now - answered, 3) if answered is not None else None,
         segment=getattr(c, "segment", ""),
+        region=c.region, site=c.site_id,
     )
 
 

@@ -13,12 +13,15 @@ sees only its own events.
 
 Messages (JSON text frames, server → client):
 
-* ``{"type": "snapshot", "time", "queues", "agents", "calls"}`` — once, first;
+* ``{"type": "snapshot", "time", "queues", "agents", "calls", "sites", "regions"}`` —
+  once, first;
 * ``{"type": "event", "time", "name", "data"}`` — each engine event as it is published
   (``call_waiting``, ``call_offered``, ``call_connected``, ``call_completed``,
-  ``call_abandoned``, ``call_requeued``, ``agent_no_answer``, ``agent`` …);
-* ``{"type": "summary", "time", "queues", "calls"}`` — per-queue figures and call counts,
-  at most ``SUMMARY_DELAY`` after a change and every ``HEARTBEAT`` seconds otherwise.
+  ``call_abandoned``, ``call_requeued``, ``call_overflowed``, ``partner_rejected``,
+  ``agent_no_answer``, ``agent`` …);
+* ``{"type": "summary", "time", "queues", "calls", "sites", "regions"}`` — per-queue
+  figures, call counts, partner sites and calls by region, at most ``SUMMARY_DELAY``
+  after a change and every ``HEARTBEAT`` seconds otherwise.
 
 An ``agent`` token gets its own agent and calls in the snapshot and summaries, and only
 the events that name it. A client that falls more than ``MAX_LAG`` events behind is
@@ -65,11 +68,13 @@ def snapshot_message(state: ApiState, principal: Principal) -> dict[str, Any]:
         agent = views.agent(principal.agent_id or "")
         return {"type": "snapshot", "time": views.now(), "queues": [],
                 "agents": [agent.model_dump(mode="json")] if agent else [],
-                "calls": views.calls(principal.agent_id).model_dump(mode="json")}
+                "calls": views.calls(principal.agent_id).model_dump(mode="json"),
+                "sites": [], "regions": []}
     return {"type": "snapshot", "time": views.now(),
             "queues": [q.model_dump(mode="json") for q in views.queues()],
             "agents": [a.model_dump(mode="json") for a in views.agents()],
-            "calls": views.calls().model_dump(mode="json")}
+            "calls": views.calls().model_dump(mode="json"),
+            **_partner_summaries(state)}
 
 
 def summary_message(state: ApiState, principal: Principal) -> dict[str, Any]:
@@ -78,10 +83,18 @@ def summary_message(state: ApiState, principal: Principal) -> dict[str, Any]:
         agent = views.agent(principal.agent_id or "")
         return {"type": "summary", "time": views.now(), "queues": [],
                 "agents": [agent.model_dump(mode="json")] if agent else [],
-                "calls": {}}
+                "calls": {}, "sites": [], "regions": []}
     return {"type": "summary", "time": views.now(),
             "queues": [q.model_dump(mode="json") for q in views.queues()],
-            "calls": views.call_counts()}
+            "calls": views.call_counts(),
+            **_partner_summaries(state)}
+
+
+def _partner_summaries(state: ApiState) -> dict[str, Any]:
+    """Sites (as ``GET /sites``) and regions (as ``GET /regions``)."""
+    views = state.views
+    return {"sites": [s.model_dump(mode="json") for s in views.sites()],
+            "regions": [r.model_dump(mode="json") for r in views.regions()]}
 
 
 def _visible(ev: Publish, principal: Principal) -> bool:

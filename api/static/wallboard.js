@@ -137,13 +137,64 @@
     }
   }
 
+  function renderSites(sites) {
+    const partners = (sites || []).filter((s) => s.kind === "partner");
+    const box = $("[data-sites]");
+    box.replaceChildren(...partners.map((s) => {
+      const row = el("div", "site");
+      row.dataset.site = s.id;
+      const share = s.capacity > 0 ? s.active / s.capacity : 0;
+      if (share >= 1) row.classList.add("full");
+      else if (share >= 0.75) row.classList.add("busy");
+      if (!s.open) row.classList.add("closed");
+      row.append(el("span", "name", s.name + (s.open ? "" : " (closed)")));
+      const bar = el("div", "bar");
+      const fill = el("div", "fill");
+      fill.style.width = Math.min(100, Math.round(share * 100)) + "%";
+      bar.append(fill);
+      const count = el("span", "count", s.active + " / " + s.capacity);
+      count.dataset.field = "active";
+      row.append(bar, count);
+      row.title = s.offered + " offered · " + s.answered + " answered · " + s.rejected +
+        " rejected";
+      return row;
+    }));
+    return partners.length;
+  }
+
+  function renderRegions(regions) {
+    const rows = (regions || []).filter((r) => r.calls > 0)
+      .sort((a, b) => b.calls - a.calls || a.region.localeCompare(b.region)).slice(0, 12);
+    $("[data-regions]").replaceChildren(...rows.map((r) => {
+      const tr = el("tr");
+      tr.dataset.region = r.region;
+      tr.append(el("td", "", r.name || r.region), el("td", "", String(r.calls)),
+                el("td", "", String(r.answered)), el("td", "", String(r.abandoned)),
+                el("td", r.overflowed ? "over" : "", String(r.overflowed)));
+      return tr;
+    }));
+    return rows.length;
+  }
+
+  function renderPartners(msg) {
+    const sites = renderSites(msg.sites);
+    const regions = renderRegions(msg.regions);
+    $("#sites").hidden = sites === 0;
+    $("#regions").hidden = regions === 0;
+    $("#partners").classList.toggle("show", sites + regions > 0);
+  }
+
   function renderEvent(msg) {
     const d = msg.data || {};
     const what = {
       call_waiting: "call waiting in " + d.queue,
       call_offered: "offered to agent " + d.agent,
-      call_connected: "answered by " + d.agent + " after " + mmss(d.wait || 0),
-      call_completed: "completed (" + d.agent + ")",
+      call_connected: "answered by " + (d.agent || "partner " + d.site) + " after " +
+        mmss(d.wait || 0),
+      call_completed: "completed (" + (d.agent || "partner " + d.site) + ")",
+      call_overflowed: "sent to partner " + d.site + (d.region ? " (" + d.region + ")" : "") +
+        " after " + mmss(d.wait || 0),
+      partner_rejected: "partner " + d.site + " did not take a call (" + d.dialstatus + ")",
       call_abandoned: "abandoned in " + d.queue + " after " + mmss(d.wait || 0),
       call_requeued: "back in queue " + d.queue,
       call_transferred: "moved from " + d.from + " to " + d.queue,
@@ -170,9 +221,11 @@
         offered: c.active.filter((x) => x.state === "offered").length,
         connected: c.active.filter((x) => x.state === "connected").length,
       });
+      renderPartners(msg);
     } else if (msg.type === "summary") {
       (msg.queues || []).forEach(renderQueue);
       renderCalls(msg.calls || {});
+      renderPartners(msg);
     } else if (msg.type === "event") {
       renderEvent(msg);
     }

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from acd.core import Publish
 from api.app import create_app
 from api.server import serving
-from harness.rig import AgentPlan, Rig
+from harness.rig import AgentPlan, Rig, SitePlan
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +142,35 @@ async def test_websocket_delivers_call_waiting_within_a_second(
                 today = (await http.get("/api/v1/queues/consult")).json()["today"]
                 assert (today["offered"], today["answered"], today["abandoned"]) == (1, 0, 1)
                 assert today["abandoned_after_target"] == 0  # 3 s < 20 s target
+
+
+async def test_partner_answered_call_shows_in_sites_regions_and_metrics(
+        chroot: Path, artifacts: Path) -> None:
+    extra = {"api": API, "regions": {"overflow_after": 0}}
+    async with Rig(artifacts, [AgentPlan("7201", status="logged_out")],
+                   sites=[SitePlan("gd", ["CN-GD"])], extra_config=extra) as rig:
+        assert rig.engine is not None and rig.config is not None
+        app = create_app(rig.engine, rig.config, registry=CollectorRegistry(), environ=ENV)
+        async with serving(app) as server, httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{server.port}", headers=H, timeout=5) as http:
+            result = await rig.call(["02088886601"], time_limit=30)
+            assert result.failed == 0, result.errors_text()
+            await rig.wait_for(lambda: rig.engine is not None and not rig.engine.core.calls)
+
+            sites = {s["id"]: s for s in (await http.get("/api/v1/sites")).json()}
+            gd = sites["gd"]
+            assert (gd["kind"], gd["offered"], gd["answered"], gd["rejected"],
+                    gd["active"]) == ("partner", 1, 1, 0, 0), gd
+            assert gd["open"] is True and gd["regions"] == ["CN-GD"]
+            regions = {r["region"]: r for r in (await http.get("/api/v1/regions")).json()}
+            assert (regions["CN-GD"]["calls"], regions["CN-GD"]["answered"],
+                    regions["CN-GD"]["overflowed"]) == (1, 1, 1)
+            today = (await http.get("/api/v1/queues/consult")).json()["today"]
+            assert (today["offered"], today["answered"], today["overflowed"]) == (1, 1, 1)
+
+            text = (await http.get("/metrics")).text
+            assert metric(text, "acd_site_calls_total", site="gd", outcome="answered") == 1
+            assert metric(text, "acd_site_active_calls", site="gd") == 0
+            assert metric(text, "acd_region_calls_total", region="CN-GD",
+                          outcome="overflowed") == 1
+            assert metric(text, "acd_calls_overflowed_total", queue="consult") == 1

@@ -29,6 +29,10 @@ CONFIG = Config.model_validate({
                {"id": "repair", "skills": {"repair": 1}}],
     "agents": [{"id": "1001", "skills": {"consult": 2}},
                {"id": "1002", "skills": {"repair": 3}, "status": "logged_out"}],
+    "sites": [{"id": "bj", "kind": "own"},
+              {"id": "gd", "kind": "partner", "regions": ["CN-GD"], "number": "8000",
+               "trunk": {"contact": "sip:127.0.0.1:7001"}}],
+    "regions": {"policies": {"CN-ZJ": {"mode": "primary"}}},
 })
 APP = create_app(
     Engine(CONFIG), CONFIG, registry=CollectorRegistry(), manage_engine=True,

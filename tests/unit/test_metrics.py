@@ -25,7 +25,8 @@ from acd.stats import LiveStats
 from api.app import create_app
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "grafana-acd.json"
-ALLOWED_LABELS = {"queue", "state", "status", "outcome", "presence", "event", "window", "le"}
+ALLOWED_LABELS = {"queue", "state", "status", "outcome", "presence", "event", "window", "le",
+                  "site", "region"}
 
 
 def config() -> Config:
@@ -35,6 +36,8 @@ def config() -> Config:
                    {"id": "repair", "skills": {"repair": 1}, "wrap_up": 0}],
         "agents": [{"id": "1001", "skills": {"consult": 2}},
                    {"id": "1002", "skills": {"repair": 1}, "status": "logged_out"}],
+        "sites": [{"id": "bj", "kind": "own", "capacity": 20}],
+        "regions": {"policies": {"CN-GD": {"mode": "overflow", "after": 10}}},
     })
 
 
