@@ -1,4 +1,4 @@
-"""``acd`` command line: serve, check-config, asterisk-config."""
+"""``acd`` command line: serve, check-config, asterisk-config, simulate."""
 
 from __future__ import annotations
 

@@ -319,6 +319,7 @@ class Call:
     #: The partner site the call is offered to / connected with.
     site_id: str | None = None
     holds_site: bool = False
+    stage_timer_at: float | None = None
     tried_sites: set[str] = field(default_factory=set)
     #: The last routing decision: stage, strategy, candidates, chosen agent.
     decision: dict[str, Any] = field(default_factory=dict)
@@ -342,6 +343,7 @@ class QueueStats:
     transferred_in: int = 0
     transferred_out: int = 0
     overflowed: int = 0
+    abandoned_after_target: int = 0
 
 
 @dataclass(slots=True)
@@ -518,6 +520,8 @@ class EngineCore:
             call.state = CallState.ABANDONED
             call.ended_at = ev.now
             self.stats[call.queue_id].abandoned += 1
+            if call.wait > self.config.queue(call.queue_id).sl_target:
+                self.stats[call.queue_id].abandoned_after_target += 1
             if call.region in self.region_stats:
                 self.region_stats[call.region].abandoned += 1
             out.append(Publish("call_abandoned", {
@@ -583,11 +587,15 @@ class EngineCore:
             agent.consecutive_missed += 1
             engine_cfg = self.config.engine
             if (engine_cfg.rona_action is RonaAction.PAUSE
+                    and agent.status is AgentStatus.AVAILABLE
                     and agent.consecutive_missed >= engine_cfg.rona_limit):
                 self._change_status(agent, AgentStatus.PAUSED,
                                     self.config.engine.rona_pause_reason, ev.now, out)
             else:
+                # below the limit, or the agent logged out / paused while it rang: the
+                # person's own choice stands
                 self._refresh(agent)
+                out.append(self._agent_event(agent))
             self._requeue(call, out)
         else:
             # CANCEL (caller hung up while it rang) or an unknown status: the agent is
@@ -663,7 +671,8 @@ class EngineCore:
 
     def _arm_stage_timer(self, call: Call, now: float, out: list[Effect]) -> None:
         at = self.router.next_stage_at(call.call_id)
-        if at is not None:
+        if at is not None and at != call.stage_timer_at:  # one timer per stage boundary
+            call.stage_timer_at = at
             out.append(StartTimer(max(0.0, at - now), StageDue(call.call_id, at)))
 
     def _stage_due(self, ev: StageDue, out: list[Effect]) -> None:
@@ -967,6 +976,7 @@ class EngineCore:
             }))
             out.append(Offer(call.call_id, agent.agent_id, agent.device,
                              self.config.engine.ring_timeout))
+            out.append(self._agent_event(agent))
 
     # -- views -------------------------------------------------------------------------
 

@@ -215,12 +215,13 @@ def test_escalation_stage_widens_to_a_lower_level_after_its_wait() -> None:
     assert offers(eff) == [("c1", "junior")]
     offered = next(e for e in eff if isinstance(e, Publish) and e.name == "call_offered")
     assert offered.data["stage"] == 1 and offered.data["strategy"] == "most_skilled"
-    # the junior misses it: back in line at stage 1, the next stage timer re-armed
+    stage2 = [e for e in eff if isinstance(e, StartTimer)]
+    assert [t.delay for t in stage2] == [5.0]  # armed once, for t = 110
+    # the junior misses it: back in line at stage 1; the stage-2 timer still stands
     eff = core.apply(DialFinished("c1", "junior", "NOANSWER", 108.0))
     assert core.calls["c1"].stage == 1
-    timers = [e for e in eff if isinstance(e, StartTimer)]
-    assert [round(t.delay, 3) for t in timers] == [2.0]
-    eff = core.apply(timers[0].event)
+    assert [e for e in eff if isinstance(e, StartTimer)] == []
+    eff = core.apply(stage2[0].event)
     assert offers(eff) == [("c1", "novice")] and core.calls["c1"].stage == 2
 
 
@@ -272,3 +273,25 @@ def test_served_call_coming_back_is_a_transfer_keeping_seniority(core: EngineCor
     waiting = next(e for e in eff if isinstance(e, Publish) and e.name == "call_waiting")
     assert waiting.data["reentry"] is True and waiting.data["entry_time"] == 10.0
     assert core.stats["consult"].offered == 1
+
+
+def test_agent_who_logged_out_while_ringing_stays_logged_out_after_no_answer(
+        core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.0))
+    core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 11.0))
+    core.apply(DialFinished("c1", "a1", "NOANSWER", 25.0))
+    assert core.agents["a1"].status is AgentStatus.LOGGED_OUT
+
+
+def test_ringing_is_published_and_one_stage_timer_per_boundary() -> None:
+    core = EngineCore(parse_config(STAGED))
+    core.initial_effects(0.0)
+    eff = core.apply(CallArrived("c1", "repair", "1", 100.0, 100.0))
+    assert len([e for e in eff if isinstance(e, StartTimer)]) == 1
+    eff = core.apply(SetAgentStatus("expert", AgentStatus.AVAILABLE, 101.0))
+    ringing = [e for e in eff if isinstance(e, Publish) and e.name == "agent"
+               and e.data["state"] == "ringing"]
+    assert ringing and ringing[0].data["agent"] == "expert"
+    eff = core.apply(DialFinished("c1", "expert", "NOANSWER", 103.0))
+    assert [e for e in eff if isinstance(e, StartTimer)] == []  # stage-1 timer already set
