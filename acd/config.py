@@ -397,6 +397,35 @@ class RegionsConfig(_Model):
         return policy is not None and policy.mode is PartnerMode.PRIMARY
 
 
+class StoreBackend(StrEnum):
+    MEMORY = "memory"
+    REDIS = "redis"
+
+
+class StoreConfig(_Model):
+    """Where the engine keeps what must survive a restart (agent statuses, waiting
+    calls' places). ``memory``: nothing survives; ``redis``: ``url`` is
+    ``redis://host:port/db`` or ``unix:///path/redis.sock``."""
+
+    backend: StoreBackend = StoreBackend.MEMORY
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field(default="acd", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    #: Seconds a Redis command may take before it counts as a failure.
+    timeout: float = Field(default=1.0, gt=0, le=30)
+    #: After a restart or takeover, arrivals are held until every stored waiting call
+    #: is back (or this many seconds), then applied oldest first: the order holds.
+    restore_grace: float = Field(default=4.0, ge=0, le=60)
+
+
+class HAConfig(_Model):
+    """Hot standby: engines sharing the store's Redis hold a lease; only the holder
+    takes calls."""
+
+    node_id: Identifier
+    #: Lease time to live (seconds); renewed every ttl/3. Takeover ≈ ttl + ttl/6.
+    lease_ttl: float = Field(default=2.0, ge=0.5, le=60)
+
+
 class Config(_Model):
     asterisk: AsteriskConfig = AsteriskConfig()
     fastagi: FastAGIConfig = FastAGIConfig()
@@ -415,6 +444,10 @@ class Config(_Model):
     #: Own centres and partner service sites.
     sites: list[SiteConfig] = Field(default_factory=list)
     regions: RegionsConfig = RegionsConfig()
+    #: Restart state (agent statuses, waiting calls' places); memory by default.
+    store: StoreConfig = StoreConfig()
+    #: Hot standby (needs ``store.backend: redis``); absent: this engine is always active.
+    ha: HAConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -496,6 +529,13 @@ class Config(_Model):
                 problems.append(f"@api.tokens[{i}].agent: unknown agent {token.agent!r}")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _ha_needs_redis(self) -> Config:
+        if self.ha is not None and self.store.backend is not StoreBackend.REDIS:
+            raise ValueError("@ha: hot standby needs store.backend: redis (the lease "
+                             "lives in Redis)")
         return self
 
     def queue(self, queue_id: str) -> QueueConfig:

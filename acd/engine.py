@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from acd.ami_client import AMIClient
@@ -39,6 +39,7 @@ from acd.core import (
 )
 from acd.fastagi import FastAGIServer
 from acd.protocol.ami import AMIEvent
+from acd.store import Restorer, StoredState, StoreWriter, make_store
 from routing.regions import RegionResolver
 from routing.regions import preload as preload_regions
 
@@ -80,6 +81,15 @@ class Engine:
         self.ami: AMIClient | None = None
         self.agi: FastAGIServer | None = None
         self.accepting = False
+        #: Restart state (acd.store): written behind routing by a background writer,
+        #: loaded when this engine becomes active; ``ha`` is the hot-standby lease.
+        self.store = make_store(config.store)
+        self.store_writer = StoreWriter(self.store, self.core)
+        self.publish_hooks.append(self.store_writer.observe)
+        self.restorer = Restorer()
+        self.ha: Any = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._grace: asyncio.TimerHandle | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -105,12 +115,77 @@ class Engine:
             env_timeout=self.config.fastagi.env_timeout,
         )
         await self.agi.start()
-        self.accepting = True
+        if self.config.ha is None:
+            await self.activate()
+        else:
+            from acd.ha import HotStandby, Lease
+            from acd.store import redis_client
+
+            ha = self.config.ha
+            lease = Lease(redis_client(self.config.store.url, self.config.store.timeout),
+                          ha.node_id, ha.lease_ttl, self.config.store.key_prefix)
+            self.ha = HotStandby(self, lease, ha.lease_ttl)
+            self.ha.start()
+            log.info("hot standby: node %s waits for the lease", ha.node_id)
         log.info("engine started: FastAGI on %s:%s", self.config.fastagi.host, self.agi.port)
+
+    async def activate(self) -> None:
+        """Become the engine that takes calls: load the store first (agent statuses
+        through the inbox, waiting calls' places for their re-entry), then accept."""
+        try:
+            state = await asyncio.wait_for(self.store.load(), 3 * self.config.store.timeout)
+        except Exception as exc:
+            log.warning("store not loaded (%s: %s): starting from the config",
+                        type(exc).__name__, exc)
+            state = StoredState()
+        restored = 0
+        for agent_id, rec in state.agents.items():
+            try:
+                await self.command(SetAgentStatus(agent_id, AgentStatus(rec.status),
+                                                  self.clock(), rec.reason))
+                restored += 1
+            except (ValueError, DomainError) as exc:
+                log.warning("stored status of agent %s not restored: %s", agent_id, exc)
+        self.restorer.begin(state.calls)
+        if self.restorer.holding:
+            self._grace = asyncio.get_running_loop().call_later(
+                self.config.store.restore_grace, self._release_held)
+        self.store_writer.request_resync()
+        if self._writer_task is None:
+            self._writer_task = asyncio.create_task(self.store_writer.run(),
+                                                    name="acd-store-writer")
+        self.accepting = True
+        log.info("engine active: %d agent statuses and %d waiting calls from the store",
+                 restored, len(state.calls))
+
+    async def deactivate(self) -> None:
+        """Stop taking calls and stop writing the store (another node is active)."""
+        self.accepting = False
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+
+    def _release_held(self) -> None:
+        """End of the restore hold: held arrivals go to the inbox, oldest first."""
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        now = self.clock()
+        for ev in self.restorer.release():
+            self.post(replace(ev, now=now))
 
     async def stop(self) -> None:
         """Stop taking calls, let sessions finish up to the drain timeout, then cancel."""
         self.accepting = False
+        # The store first (sessions cancelled below must not erase their calls' places),
+        # then the lease, so a standby takes over with the latest state.
+        if self._writer_task is not None:
+            await self.store_writer.drained(1.0)
+        await self.deactivate()
+        if self.ha is not None:
+            await self.ha.stop()
         if self.agi is not None:
             await self.agi.close(self.config.engine.drain_timeout)
         if self.ami is not None:
@@ -118,10 +193,17 @@ class Engine:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        if self._grace is not None:
+            self._grace.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        with contextlib.suppress(Exception):
+            await self.store.close()
+        if self.ha is not None:
+            with contextlib.suppress(Exception):
+                await self.ha.lease.client.aclose()
 
     # -- the inbox ---------------------------------------------------------------------
 
@@ -143,6 +225,13 @@ class Engine:
         while True:
             item = await self.inbox.get()
             event = item.event if isinstance(item, _Command) else item
+            if self.restorer.holding or self.restorer.calls:
+                held = self.restorer.intercept(event)
+                if self.restorer.complete:
+                    self._release_held()
+                if held is None:
+                    continue
+                event = held
             try:
                 started = time.perf_counter()
                 effects = self.core.apply(event)

@@ -108,6 +108,8 @@ class Rig:
         self.asterisk: AsteriskInstance | None = None
         self.engine: Engine | None = None
         self.process: asyncio.subprocess.Process | None = None
+        #: Further ``acd serve`` processes (a hot standby), by name.
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.config: Config | None = None
         self.config_path = artifacts / "acd.yaml"
         self.events: list[Publish] = []
@@ -220,26 +222,43 @@ class Rig:
                     return
             await asyncio.sleep(0.01)
 
-    async def start_engine_process(self) -> None:
+    async def start_engine_process(self, name: str = "engine",
+                                   overrides: Mapping[str, Any] | None = None,
+                                   port: int | None = None) -> asyncio.subprocess.Process:
+        """``acd serve`` as a process (log: ``<name>.log``). ``name`` other than
+        "engine" starts a further one (a hot standby) from the same config with
+        ``overrides`` (top-level sections) and its own FastAGI ``port``."""
         assert self.asterisk is not None
         env = dict(os.environ, ACD_AMI_SECRET=self.asterisk.ami_secret,
                    PYTHONUNBUFFERED="1")
-        log = (self.artifacts / "engine.log").open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "acd.cli", "serve", "--config", str(self.config_path),
+        config_path, port = self.config_path, port or self.ports.agi
+        if name != "engine" or overrides:
+            raw = yaml.safe_load(self.config_path.read_text())
+            raw.update(overrides or {})
+            raw["fastagi"] = {**raw["fastagi"], "port": port}
+            config_path = self.artifacts / f"acd-{name}.yaml"
+            config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        log_path = self.artifacts / f"{name}.log"
+        log = log_path.open("ab")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "acd.cli", "serve", "--config", str(config_path),
             stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
+        if name == "engine":
+            self.process = process
+        else:
+            self.processes[name] = process
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                _, w = await asyncio.open_connection("127.0.0.1", self.ports.agi)
+                _, w = await asyncio.open_connection("127.0.0.1", port)
                 w.close()
-                return
-            if self.process.returncode is not None:
+                return process
+            if process.returncode is not None:
                 break
             await asyncio.sleep(0.1)
-        raise RuntimeError("acd serve did not start listening; see engine.log:\n"
-                           + (self.artifacts / "engine.log").read_text()[-3000:])
+        raise RuntimeError(f"acd serve did not start listening; see {log_path}:\n"
+                           + log_path.read_text()[-3000:])
 
     async def kill_engine_process(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -281,13 +300,14 @@ class Rig:
                 await self._collector
         if self._sub_cm is not None:
             await self._sub_cm.__aexit__(None, None, None)
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        for proc in [self.process, *self.processes.values()]:
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
         for phone in [*self.phones.values(), *self.partners.values()]:
             await phone.stop()
         if self.asterisk is not None:

@@ -1,0 +1,196 @@
+"""Hot standby: two engines, one Redis lease; only the holder takes calls.
+
+Each engine runs :class:`HotStandby`. The lease is ``SET <prefix>:lease <holder> NX PX
+<ttl>``; whoever sets it also takes a **fencing token** (``INCR <prefix>:fence``), in the
+same Lua script so both happen or neither. The active engine renews every ttl/3 with a
+script that extends the lease only if it still holds it *and* the fence is still its
+token; a renew answered "no" — or no successful renew for a whole ttl (Redis out of
+reach: the other node may already hold it) — makes it step down at once
+(``engine.accepting = False``). A passive engine tries to acquire every ttl/6, so it
+takes over at most ≈ ttl + ttl/6 after the active one died.
+
+While passive the engine's FastAGI server refuses every session at once: the dialplan
+then tries the next URL in ``ACD_AGI_URLS``. A graceful stop releases the lease, so the
+standby takes over without waiting for the ttl (upgrades: start the new version as
+standby, then stop the old one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from acd.engine import Engine
+
+log = logging.getLogger("acd.ha")
+
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Lease:
+    """The lease of one node. ``holder`` is ``<node_id>:<incarnation>``: a restarted
+    process with the same node id is a new holder and waits for the old lease."""
+
+    def __init__(self, client: aioredis.Redis, node_id: str, ttl: float,
+                 prefix: str = "acd") -> None:
+        self.client = client
+        self.node_id = node_id
+        self.holder = f"{node_id}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.ttl_ms = max(1, int(ttl * 1000))
+        self.key = f"{prefix}:lease"
+        self.fence_key = f"{prefix}:fence"
+        #: The fencing token of the lease we hold, or None.
+        self.token: int | None = None
+
+    async def acquire(self) -> bool:
+        token = int(await self.client.eval(_ACQUIRE, 2, self.key, self.fence_key,
+                                           self.holder, str(self.ttl_ms)))
+        self.token = token or None
+        return self.token is not None
+
+    async def renew(self) -> bool:
+        """Extend our lease; False (and token dropped) when we no longer hold it."""
+        if self.token is None:
+            return False
+        ok = int(await self.client.eval(_RENEW, 2, self.key, self.fence_key,
+                                        self.holder, str(self.token), str(self.ttl_ms)))
+        if not ok:
+            self.token = None
+        return bool(ok)
+
+    async def release(self) -> None:
+        self.token = None
+        await self.client.eval(_RELEASE, 1, self.key, self.holder)
+
+    async def current_fence(self) -> int:
+        raw = await self.client.get(self.fence_key)
+        return int(raw) if raw is not None else 0
+
+
+class HotStandby:
+    """Runs the lease for an engine: activates it on acquire, deactivates on loss."""
+
+    def __init__(self, engine: Engine, lease: Lease, ttl: float) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.ttl = ttl
+        self.active = False
+        self._task: asyncio.Task[None] | None = None
+        self._redis_down = False
+        self._last_renew = 0.0
+        #: Wall-clock time of the last takeover (logged as "lease acquired ... at").
+        self.acquired_at: float | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="acd-ha")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.active:
+            self.active = False
+            try:
+                await asyncio.wait_for(self.lease.release(), self.ttl)
+                log.info("lease released by %s", self.lease.node_id)
+            except Exception as exc:
+                log.warning("lease not released (%s): the standby waits for its ttl", exc)
+
+    async def abandon(self) -> None:
+        """Stop renewing without releasing, as if this node had died (tests, drills)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.active:
+            self.active = False
+            self.lease.token = None
+            await self.engine.deactivate()
+
+    async def run(self) -> None:
+        while True:
+            if self.active:
+                await self._renew_once()
+                await asyncio.sleep(self.ttl / 3)
+            else:
+                if await self._try_acquire():
+                    continue
+                await asyncio.sleep(self.ttl / 6)
+
+    async def _try_acquire(self) -> bool:
+        try:
+            got = await asyncio.wait_for(self.lease.acquire(), self.ttl / 2)
+        except Exception as exc:
+            self._down(exc)
+            return False
+        self._up()
+        if not got:
+            return False
+        self.active = True
+        self._last_renew = time.monotonic()
+        self.acquired_at = time.time()
+        log.info("lease acquired by %s (fence %s) at %.3f", self.lease.node_id,
+                 self.lease.token, self.acquired_at)
+        await self.engine.activate()
+        return True
+
+    async def _renew_once(self) -> None:
+        sent = time.monotonic()
+        try:
+            ok = await asyncio.wait_for(self.lease.renew(), self.ttl / 3)
+        except Exception as exc:
+            self._down(exc)
+            if time.monotonic() - self._last_renew >= self.ttl * 0.8:
+                await self._step_down("no renew for a whole lease time")
+            return
+        self._up()
+        if ok:
+            self._last_renew = sent
+        else:
+            await self._step_down("lease lost (another node holds it)")
+
+    async def _step_down(self, why: str) -> None:
+        self.active = False
+        self.lease.token = None
+        log.warning("%s steps down: %s", self.lease.node_id, why)
+        await self.engine.deactivate()
+
+    def _down(self, exc: BaseException) -> None:
+        if not self._redis_down:
+            log.warning("lease: Redis unreachable (%s: %s)", type(exc).__name__, exc)
+            self._redis_down = True
+
+    def _up(self) -> None:
+        if self._redis_down:
+            log.info("lease: Redis reachable again")
+            self._redis_down = False

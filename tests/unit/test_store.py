@@ -1,0 +1,252 @@
+"""The restart store and the hot-standby lease, against a real redis-server (no mocks).
+
+Each test starts its own ``redis-server`` (harness/redis.py) on a unix socket and stops
+it at the end; a test that needs "Redis goes away" stops and starts it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from acd.config import parse_config
+from acd.core import AgentStatus, CallArrived, CallHungUp, EngineCore, SetAgentStatus
+from acd.engine import Engine
+from acd.ha import Lease
+from acd.store import (
+    AgentRecord,
+    CallRecord,
+    MemoryStore,
+    RedisStore,
+    Restorer,
+    StoredState,
+    StoreWriter,
+    redis_client,
+    state_of,
+)
+from harness.redis import RedisServer
+
+CONFIG = """
+fastagi: {{host: 127.0.0.1, port: 0}}
+engine: {{drain_timeout: 0}}
+queues:
+  - {{id: consult, skills: {{consult: 1}}, wrap_up: 0}}
+  - {{id: repair, skills: {{consult: 1}}, wrap_up: 0}}
+agents:
+  - {{id: a1, endpoint: agent1, skills: {{consult: 1}}, contact: "sip:agent1@127.0.0.1:6001"}}
+  - {{id: a2, endpoint: agent2, skills: {{consult: 1}}, contact: "sip:agent2@127.0.0.1:6002"}}
+store: {{backend: redis, url: "{url}", timeout: 0.5, restore_grace: 1.0}}
+{extra}
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path / "redis").start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def client(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    c = redis_client(server.url)
+    try:
+        yield c
+    finally:
+        await c.aclose()
+
+
+def config(server: RedisServer, extra: str = "") -> str:
+    return CONFIG.format(url=server.url, extra=extra)
+
+
+async def wait_until(pred: object, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not pred():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+# -- the store ------------------------------------------------------------------------
+
+
+async def test_redis_store_round_trip(server: RedisServer) -> None:
+    store = RedisStore.from_url(server.url, prefix="t")
+    try:
+        await store.replace(StoredState({"a1": AgentRecord("paused", "lunch")},
+                                        {"c1": CallRecord(100.5, 1, "consult", 3, 1)}))
+        await store.write({("agent", "a2"): AgentRecord("available"),
+                           ("call", "c1"): None,
+                           ("call", "c2"): CallRecord(101.0, 2, "repair")})
+        state = await store.load()
+        assert state.agents == {"a1": AgentRecord("paused", "lunch"),
+                                "a2": AgentRecord("available")}
+        assert state.calls == {"c2": CallRecord(101.0, 2, "repair")}
+        await store.replace(StoredState())
+        assert await store.load() == StoredState()
+    finally:
+        await store.close()
+
+
+async def test_memory_store_round_trip() -> None:
+    store = MemoryStore()
+    await store.write({("agent", "a1"): AgentRecord("paused", "lunch")})
+    assert (await store.load()).agents == {"a1": AgentRecord("paused", "lunch")}
+
+
+async def test_writer_coalesces_and_follows_the_core(server: RedisServer,
+                                                     client: aioredis.Redis) -> None:
+    cfg = parse_config(config(server))
+    core = EngineCore(cfg)
+    store = RedisStore.from_url(server.url)
+    writer = StoreWriter(store, core)
+    task = asyncio.create_task(writer.run())
+    try:
+        def apply(ev: object) -> None:
+            for eff in core.apply(ev):  # type: ignore[arg-type]
+                if type(eff).__name__ == "Publish":
+                    writer.observe(eff, 0.0)  # type: ignore[arg-type]
+
+        for _ in range(50):  # 100 changes of one agent between two writes: few writes
+            apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 1.0))
+            apply(SetAgentStatus("a1", AgentStatus.PAUSED, 1.0, "lunch"))
+        apply(CallArrived("c1", "consult", "", 10.0, 11.0, priority_boost=7))
+        apply(CallArrived("c2", "repair", "", 12.0, 12.0))
+        assert await writer.drained(5)
+        assert writer.writes + writer.resyncs < 10
+        state = await store.load()
+        assert state == state_of(core)
+        assert state.agents["a1"] == AgentRecord("paused", "lunch")
+        assert state.calls["c1"] == CallRecord(10.0, 1, "consult", 7, 0)
+        apply(CallHungUp("c1", 13.0))
+        assert await writer.drained(5)
+        assert set((await store.load()).calls) == {"c2"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+
+
+async def test_writer_keeps_going_without_redis_and_resyncs_when_it_is_back(
+        server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = parse_config(config(server))
+    core = EngineCore(cfg)
+    store = RedisStore.from_url(server.url, timeout=0.3)
+    writer = StoreWriter(store, core)
+    task = asyncio.create_task(writer.run())
+    try:
+        assert await writer.drained(5)
+        server.stop()
+        for i in range(20):  # routing goes on: each observe returns at once
+            started = time.perf_counter()
+            for eff in core.apply(SetAgentStatus("a2", AgentStatus.PAUSED, 1.0 + i, "lunch")):
+                if type(eff).__name__ == "Publish":
+                    writer.observe(eff, 0.0)  # type: ignore[arg-type]
+            assert time.perf_counter() - started < 0.05
+        await wait_until(lambda: writer.failing)
+        await asyncio.sleep(0.5)
+        assert sum("store unavailable" in r.message for r in caplog.records) == 1
+        server.start()  # back, and empty (no persistence)
+        await wait_until(lambda: not writer.failing, within=10)
+        assert await writer.drained(5)
+        state = await store.load()
+        assert state.agents["a2"] == AgentRecord("paused", "lunch")
+        assert state == state_of(core)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+
+
+def test_restorer_holds_arrivals_and_releases_them_oldest_first() -> None:
+    r = Restorer()
+    r.begin({"old": CallRecord(100.0, 1, "repair", 5, 0),
+             "mid": CallRecord(101.0, 2, "consult", 0, 0),
+             "gone": CallRecord(100.5, 3, "consult", 0, 0)})
+    assert r.intercept(CallArrived("new", "consult", "", 200.0, 200.0)) is None
+    assert r.intercept(CallArrived("mid", "consult", "", 101.0, 200.1)) is None
+    assert r.intercept(CallArrived("gone", "consult", "", 100.5, 200.2)) is None
+    assert r.intercept(CallHungUp("gone", 200.3)) is None  # hung up while held
+    assert not r.complete
+    assert r.intercept(CallArrived("old", "consult", "", 100.0, 200.4)) is None
+    assert r.complete
+    released = r.release()
+    assert [e.call_id for e in released] == ["old", "mid", "new"]
+    assert (released[0].queue_id, released[0].priority_boost) == ("repair", 5)
+    assert not r.holding
+    ev = CallArrived("x", "consult", "", 1.0, 2.0)
+    assert r.intercept(ev) is ev
+
+
+# -- the lease ------------------------------------------------------------------------
+
+
+async def test_lease_is_exclusive_fenced_and_expires(client: aioredis.Redis) -> None:
+    a, b = Lease(client, "a", 0.5), Lease(client, "b", 0.5)
+    assert await a.acquire()
+    assert not await b.acquire()
+    first = a.token
+    for _ in range(4):  # renewed past its ttl
+        await asyncio.sleep(0.2)
+        assert await a.renew()
+    assert not await b.acquire()
+    await asyncio.sleep(0.7)  # a stopped renewing: expired
+    assert await b.acquire()
+    assert first is not None and b.token == first + 1
+    assert not await a.renew()  # a lost it and knows
+    assert a.token is None
+    await b.release()
+    assert await a.acquire()
+    assert a.token == first + 2
+
+
+async def test_renew_fails_when_the_fence_moved(client: aioredis.Redis) -> None:
+    a = Lease(client, "a", 5)
+    assert await a.acquire()
+    await client.incr("acd:fence")  # another holder was granted a newer token
+    assert not await a.renew()
+
+
+async def test_hot_standby_takes_over_within_the_lease_time(server: RedisServer) -> None:
+    ha = "ha: {{node_id: {node}, lease_ttl: 1.0}}"
+    one = Engine(parse_config(config(server, ha.format(node="one"))))
+    two = Engine(parse_config(config(server, ha.format(node="two"))))
+    await one.start()
+    await wait_until(lambda: one.accepting)
+    await one.set_agent_status("a1", AgentStatus.PAUSED, "lunch")
+    await two.start()
+    stopped = False
+    try:
+        await asyncio.sleep(1.5)
+        assert one.accepting and not two.accepting
+        assert await one.store_writer.drained(5)
+        # "one" dies without releasing: its lease task stops, the lease runs out
+        await one.ha.abandon()
+        killed = time.monotonic()
+        await wait_until(lambda: two.accepting, within=5)
+        took = time.monotonic() - killed
+        assert took <= 1.0 + 1.0 / 6 + 0.5, took
+        assert two.core.agents["a1"].status is AgentStatus.PAUSED  # from the store
+        assert two.core.agents["a1"].reason == "lunch"
+        # graceful hand-back: two stops and releases, one (still up) takes over at once
+        assert not one.accepting
+        one.ha.start()
+        await asyncio.sleep(0.3)
+        assert not one.accepting
+        await two.stop()
+        stopped = True
+        started = time.monotonic()
+        await wait_until(lambda: one.accepting, within=3)
+        assert time.monotonic() - started < 0.6
+    finally:
+        await one.stop()
+        if not stopped:
+            await two.stop()
