@@ -54,6 +54,9 @@ class AMIConfig(_Model):
     connect_timeout: float = Field(default=5.0, gt=0)
     action_timeout: float = Field(default=10.0, gt=0)
     ping_interval: float = Field(default=10.0, gt=0)
+    #: Ceiling (seconds) of the reconnect backoff: after an Asterisk restart the engine
+    #: is back at most this long after Asterisk is.
+    reconnect_max: float = Field(default=10.0, ge=0.2, le=300)
 
     def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr:
         env = os.environ if environ is None else environ
@@ -619,7 +622,8 @@ def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
     return line
 
 
-def _where(source: str, root: yaml.Node | None, path: Sequence[str | int]) -> str:
+def yaml_where(source: str, root: yaml.Node | None, path: Sequence[str | int]) -> str:
+    """``file: key.path[2] (line N)`` for error messages about a YAML file."""
     line = _line_of(root, path)
     suffix = f" (line {line})" if line is not None else ""
     return f"{source}: {_fmt_path(path)}{suffix}"
@@ -651,9 +655,9 @@ def parse_config(text: str, source: str = "<config>") -> Config:
                 for item in msg.removeprefix("Value error, ").split("; @"):
                     item = item.removeprefix("@")
                     p, _, m = item.partition(": ")
-                    lines.append(f"{_where(source, root, _parse_path(p))}: {m}")
+                    lines.append(f"{yaml_where(source, root, _parse_path(p))}: {m}")
                 continue
-            lines.append(f"{_where(source, root, loc)}: {msg}")
+            lines.append(f"{yaml_where(source, root, loc)}: {msg}")
         raise ConfigError(lines) from None
 
 

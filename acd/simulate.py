@@ -78,7 +78,7 @@ from pydantic import (
     model_validator,
 )
 
-from acd.config import Config, ConfigError, load_config
+from acd.config import Config, ConfigError, load_config, yaml_where
 from acd.core import (
     AgentState,
     AgentStatus,
@@ -296,37 +296,6 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _fmt_path(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out or "<root>"
-
-
-def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
-    line = None if node is None else node.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                    node, line = value, key.start_mark.line + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
-                and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _where(source: str, root: yaml.Node | None, path: Sequence[str | int]) -> str:
-    line = _line_of(root, path)
-    return f"{source}: {_fmt_path(path)}" + (f" (line {line})" if line is not None else "")
-
-
 def parse_scenario(text: str, source: str = "<scenario>",
                    config: Config | None = None) -> Scenario:
     """Parse and validate a scenario (against ``config`` if given); raise ConfigError
@@ -345,14 +314,14 @@ def parse_scenario(text: str, source: str = "<scenario>",
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([
-            f"{_where(source, root, tuple(err['loc']))}: "
+            f"{yaml_where(source, root, tuple(err['loc']))}: "
             f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors(include_url=False)
         ]) from None
     if config is not None:
         problems = scenario.check_against(config)
         if problems:
-            raise ConfigError([f"{_where(source, root, p)}: {msg}" for p, msg in problems])
+            raise ConfigError([f"{yaml_where(source, root, p)}: {msg}" for p, msg in problems])
     return scenario
 
 
