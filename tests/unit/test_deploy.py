@@ -1,0 +1,313 @@
+"""The deployment files (deploy/, Dockerfile): parsed and checked without Docker or systemd.
+
+Docker is not available in CI, so the images are not built here; what can be checked by
+reading the files is: compose wiring and healthchecks, the systemd units' keys, the
+example config, base-image tags and users, and the Asterisk entrypoint's rendering (run
+with sh on the host against the real templates).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acd.config import StoreBackend, load_config
+from harness.sandbox import CONF_DIR, render_template, template_placeholders
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+ENTRYPOINT = DEPLOY / "asterisk" / "entrypoint.sh"
+GENERATED = ("pjsip_acd.conf", "queues_acd.conf", "extensions_acd.conf")
+
+
+def _compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def _env(service: dict) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def _shell_list(name: str) -> set[str]:
+    m = re.search(rf'^{name}="([^"]*)"', ENTRYPOINT.read_text(), re.M)
+    assert m, f"{name}= not found in {ENTRYPOINT}"
+    return set(m.group(1).split())
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def test_compose_services_and_healthchecks() -> None:
+    services = _compose()["services"]
+    assert {"asterisk", "redis", "engine-a", "engine-b", "asterisk-config"} <= set(services)
+    for name in ("asterisk", "redis", "engine-a", "engine-b"):
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+        assert services[name]["restart"] in ("always", "unless-stopped"), name
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["redis"]["image"].split(":")[1] == "7"
+    assert services["asterisk"]["build"]["dockerfile"] == "deploy/asterisk/Dockerfile"
+    for name in ("engine-a", "engine-b", "asterisk-config"):
+        assert services[name]["build"]["dockerfile"] == "Dockerfile"
+        assert (DEPLOY / services[name]["build"]["context"] / "Dockerfile").is_file()
+
+
+def test_compose_bridge_network_no_host_mode() -> None:
+    compose = _compose()
+    assert compose["networks"]["acd"]["driver"] == "bridge"
+    for name, svc in compose["services"].items():
+        assert svc.get("network_mode") != "host", name
+        assert svc["networks"] == ["acd"], name
+
+
+def test_compose_engines_are_a_standby_pair() -> None:
+    services = _compose()["services"]
+    a, b = services["engine-a"], services["engine-b"]
+    ids = {_env(a)["ACD_NODE_ID"], _env(b)["ACD_NODE_ID"]}
+    assert len(ids) == 2
+    for svc in (a, b):
+        assert svc["env_file"] == "acd.env"
+        assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert svc["depends_on"]["asterisk-config"]["condition"] == \
+            "service_completed_successfully"
+        script = " ".join(svc["entrypoint"])
+        assert "$$ACD_NODE_ID" in script and "acd serve --config /tmp/acd.yaml" in script
+        assert "/tmp" in svc["tmpfs"]
+        # longer than the engine's drain timeout
+        grace = int(svc["stop_grace_period"].rstrip("s"))
+        config = load_config(DEPLOY / "acd.example.yaml")
+        assert grace > config.engine.drain_timeout
+    agi = _env(services["asterisk"])["ACD_AGI_URLS"]
+    assert agi == "agi://engine-a:4573&agi://engine-b:4573"
+
+
+def test_compose_asterisk_env_and_ports() -> None:
+    services = _compose()["services"]
+    ast = services["asterisk"]
+    env = _env(ast)
+    assert ast["env_file"] == "acd.env"  # ACD_AMI_SECRET
+    # every placeholder the entrypoint requires without a default is wired
+    assert {"AMI_PERMIT", "ACD_AGI_URLS"} <= set(env)
+    assert set(env) <= _shell_list("PLACEHOLDERS")
+    # the RTP range is published 1:1
+    rtp = f"{env['RTP_START']}-{env['RTP_END']}"
+    assert f"{rtp}:{rtp}/udp" in ast["ports"]
+    assert f"{env['SIP_PORT']}:{env['SIP_PORT']}/udp" in ast["ports"]
+    # AMI only from the compose network
+    subnet = _compose()["networks"]["acd"]["ipam"]["config"][0]["subnet"]
+    assert env["AMI_PERMIT"].split("/")[0] == subnet.split("/")[0]
+    # the generated includes: written by the one-shot service, read by Asterisk
+    gen = services["asterisk-config"]
+    assert "asterisk-generated:/etc/acd/asterisk" in gen["volumes"]
+    assert "asterisk-generated:/etc/acd/asterisk:ro" in ast["volumes"]
+    assert gen["command"][0] == "asterisk-config" and "/etc/acd/asterisk" in gen["command"]
+
+
+def test_env_example_covers_every_secret_the_config_names() -> None:
+    config = load_config(DEPLOY / "acd.example.yaml")
+    names = {line.split("=", 1)[0] for line in (DEPLOY / "acd.env.example").read_text()
+             .splitlines() if line and not line.startswith("#")}
+    wanted = {config.asterisk.ami.secret_env}
+    assert config.api is not None
+    wanted |= {t.env for t in config.api.tokens}
+    wanted |= {a.password_env for a in config.agents if a.password_env}
+    assert wanted <= names
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_example_config_is_valid_and_production_like() -> None:
+    config = load_config(DEPLOY / "acd.example.yaml")
+    assert config.api is not None and config.api.host == "0.0.0.0"
+    assert config.fastagi.host == "0.0.0.0"
+    assert config.store.backend is StoreBackend.REDIS
+    assert config.ha is not None
+    assert config.sites and config.partners()
+    assert config.regions.policies
+    # the documented rule: restore_grace ≥ number of AGI URLs × retry pause + 1
+    assert config.store.restore_grace >= 2 * config.asterisk.agi_retry_pause + 1
+
+
+def test_node_config_sets_the_node_id(tmp_path: Path) -> None:
+    out = tmp_path / "acd.yaml"
+    proc = subprocess.run(
+        [sys.executable, str(DEPLOY / "engine" / "node_config.py"),
+         str(DEPLOY / "acd.example.yaml"), str(out), "acd-b"],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    config = load_config(out)
+    assert config.ha is not None and config.ha.node_id == "acd-b"
+    assert config == load_config(DEPLOY / "acd.example.yaml").model_copy(
+        update={"ha": config.ha})
+
+
+# --------------------------------------------------------------------------- systemd
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((DEPLOY / "systemd" / name).read_text())
+    return parser
+
+
+@pytest.mark.parametrize(("name", "config"), [
+    ("acd.service", "/etc/acd/acd.yaml"),
+    ("acd@.service", "/etc/acd/acd-%i.yaml"),
+])
+def test_systemd_unit(name: str, config: str) -> None:
+    unit = _unit(name)
+    svc = unit["Service"]
+    assert svc["Type"] == "exec"
+    assert svc["User"] == "acd"
+    assert svc["EnvironmentFile"] == "/etc/acd/acd.env"
+    assert svc["ExecStart"] == f"/opt/acd/.venv/bin/acd serve --config {config}"
+    assert svc["KillSignal"] == "SIGTERM"
+    assert svc["Restart"] == "always"
+    assert svc["RestartSec"] == "1"
+    drain = load_config(DEPLOY / "acd.example.yaml").engine.drain_timeout
+    assert int(svc["TimeoutStopSec"]) > drain
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
+        assert svc[key] == "yes", key
+    assert svc["ProtectSystem"] == "strict"
+    assert "ReadWritePaths" not in svc
+    after = unit["Unit"]["After"].split()
+    assert "network-online.target" in after and "redis.service" in after
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+# --------------------------------------------------------------------------- Dockerfiles
+
+
+@pytest.mark.parametrize("path", ["Dockerfile", "deploy/asterisk/Dockerfile"])
+def test_dockerfile_base_tags_and_user(path: str) -> None:
+    text = (ROOT / path).read_text()
+    lines = [ln.strip() for ln in text.splitlines()]
+    bases = [ln.split()[1] for ln in lines if ln.upper().startswith("FROM ")]
+    assert bases
+    for base in bases:
+        assert ":" in base, f"{path}: FROM {base} has no tag"
+        assert not base.endswith(":latest"), f"{path}: FROM {base}"
+        # a rolling tag only where the file says why (debian:sid-slim, like the sandbox)
+        if base.split(":")[1].startswith("sid"):
+            assert "rolling tag" in text
+    users = [ln.split()[1] for ln in lines if ln.upper().startswith("USER ")]
+    assert users and users[-1] not in ("root", "0"), path
+    assert any(ln.startswith("HEALTHCHECK ") for ln in lines), path
+    assert any(ln.startswith("ENTRYPOINT ") for ln in lines), path
+
+
+def test_engine_dockerfile_contents() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for package in ("acd", "routing", "api", "agi_scripts"):
+        assert f"COPY {package} ./{package}" in text
+    assert "wallboard.html" in text  # the package data is checked at build time
+    assert re.search(r"^EXPOSE 4573 8080$", text, re.M)
+    assert "COPY --from=build" in text
+    assert "curl" not in text.split("HEALTHCHECK", 1)[1].split("\n\n")[0]
+    for src in re.findall(r"^COPY (deploy/\S+)", text, re.M):
+        assert (ROOT / src).is_file(), src
+
+
+def test_asterisk_dockerfile_matches_the_sandbox() -> None:
+    from harness.sandbox import PACKAGES
+
+    text = (DEPLOY / "asterisk" / "Dockerfile").read_text()
+    assert "FROM debian:sid-slim" in text
+    assert "--no-install-recommends" in text
+    for package in PACKAGES:
+        assert re.search(rf"\b{re.escape(package)}\b", text), package
+    assert "COPY asterisk_conf/" in text
+    assert "deploy/asterisk/entrypoint.sh" in text
+
+
+def test_engine_healthcheck_script_is_unhealthy_without_a_server(tmp_path: Path) -> None:
+    cfg = tmp_path / "acd.yaml"
+    cfg.write_text("queues: [{id: q}]\napi: {host: 127.0.0.1, port: 1}\n")
+    proc = subprocess.run([sys.executable, str(DEPLOY / "engine" / "healthcheck.py")],
+                          env={**os.environ, "ACD_CONFIG": str(cfg)},
+                          capture_output=True, text=True, check=False, timeout=30)
+    assert proc.returncode == 1 and "unhealthy" in proc.stderr
+
+
+# --------------------------------------------------------------------------- entrypoint
+
+
+def test_entrypoint_placeholders_cover_the_templates() -> None:
+    placeholders = set(template_placeholders())
+    dirs = _shell_list("DIR_PLACEHOLDERS")
+    env = _shell_list("PLACEHOLDERS")
+    assert dirs == {p for p in placeholders if p.startswith("AST_") and p.endswith("_DIR")}
+    assert placeholders - dirs <= env
+    assert env <= placeholders  # nothing stale either
+    assert not env & dirs
+
+
+VARS = {
+    "AMI_SECRET": r"s&cr|t\x",  # characters special to sed
+    "AMI_PERMIT": "172.28.0.0/255.255.0.0",
+    "ACD_AGI_URLS": "agi://engine-a:4573&agi://engine-b:4573",
+}
+
+
+def _run_entrypoint(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "ACD_TEMPLATES": str(CONF_DIR), "ACD_GENERATED": str(tmp_path / "gen"),
+           "AST_ETC_DIR": str(tmp_path / "etc"), "ACD_GENERATED_WAIT": "0", **extra}
+    return subprocess.run(["sh", str(ENTRYPOINT), "render"], env=env, capture_output=True,
+                          text=True, check=False, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("sed") is None,
+                    reason="needs sh and sed")
+def test_entrypoint_renders_like_the_harness(tmp_path: Path) -> None:
+    (tmp_path / "gen").mkdir()
+    for name in GENERATED:
+        (tmp_path / "gen" / name).write_text(f"; {name}\n")
+    proc = _run_entrypoint(tmp_path, **VARS)
+    assert proc.returncode == 0, proc.stderr
+    etc = tmp_path / "etc"
+    variables = {
+        "BIND_ADDR": "0.0.0.0", "AMI_USER": "acd", "AMI_PORT": "5038", "SIP_PORT": "5060",
+        "RTP_START": "10000", "RTP_END": "10099", "ACD_RETRIES": "8",
+        "ACD_RETRY_PAUSE": "2", "FALLBACK_TIMEOUT": "300", **VARS,
+        "AST_ETC_DIR": str(etc), "AST_DATA_DIR": "/usr/share/asterisk",
+        "AST_VAR_DIR": "/var/lib/asterisk", "AST_DB_DIR": "/var/lib/asterisk",
+        "AST_SPOOL_DIR": "/var/spool/asterisk", "AST_RUN_DIR": "/var/run/asterisk",
+        "AST_LOG_DIR": "/var/log/asterisk", "AST_CACHE_DIR": "/var/cache/asterisk",
+    }
+    mod_dir = re.search(r"^astmoddir => (.*)$", (etc / "asterisk.conf").read_text(), re.M)
+    assert mod_dir and mod_dir.group(1).endswith("/asterisk/modules")
+    variables["AST_MOD_DIR"] = mod_dir.group(1)
+    for tpl in sorted(CONF_DIR.glob("*.conf")):
+        expected = render_template(tpl.read_text(), variables, tpl.name)
+        assert (etc / tpl.name).read_text() == expected, tpl.name
+    for name in GENERATED:
+        assert (etc / name).read_text() == f"; {name}\n"
+
+
+def test_entrypoint_refuses_missing_values_and_includes(tmp_path: Path) -> None:
+    (tmp_path / "gen").mkdir()
+    proc = _run_entrypoint(tmp_path, **{**VARS, "ACD_AGI_URLS": ""})
+    assert proc.returncode != 0 and "ACD_AGI_URLS is not set" in proc.stderr
+    proc = _run_entrypoint(tmp_path, **VARS)
+    assert proc.returncode != 0 and "pjsip_acd.conf missing" in proc.stderr
+    # AMI_SECRET may come from the engines' variable name
+    for name in GENERATED:
+        (tmp_path / "gen" / name).write_text("")
+    extra = {k: v for k, v in VARS.items() if k != "AMI_SECRET"}
+    proc = _run_entrypoint(tmp_path, ACD_AMI_SECRET="from-env", **extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "secret = from-env" in (tmp_path / "etc" / "manager.conf").read_text()
