@@ -69,12 +69,34 @@ class AMIConfig(_Model):
         return SecretStr(value)
 
 
+class AsteriskServerConfig(_Model):
+    """One Asterisk of several feeding this engine (``asterisk.servers``)."""
+
+    name: Identifier
+    ami: AMIConfig = AMIConfig()
+
+
 class AsteriskConfig(_Model):
     ami: AMIConfig = AMIConfig()
+    #: Several Asterisk servers, one AMI connection each; instead of ``ami`` (which
+    #: stands for one server named ``main``). Agents name theirs (``agents[].server``).
+    servers: list[AsteriskServerConfig] = Field(default_factory=list)
     #: How the engine's FastAGI URL looks from Asterisk (rendered into the dialplan).
     agi_retries: int = Field(default=5, ge=1, le=100)
     agi_retry_pause: int = Field(default=2, ge=1, le=60)
     fallback_timeout: int = Field(default=300, ge=10)
+
+    @model_validator(mode="after")
+    def _unique_server_names(self) -> AsteriskConfig:
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise ValueError("asterisk.servers: server names must be unique")
+        return self
+
+    @property
+    def server_list(self) -> list[AsteriskServerConfig]:
+        """The servers, the single ``ami`` form normalised to one server ``main``."""
+        return list(self.servers) or [AsteriskServerConfig(name="main", ami=self.ami)]
 
 
 class FastAGIConfig(_Model):
@@ -195,6 +217,9 @@ class AgentConfig(_Model):
     status: InitialStatus = InitialStatus.AVAILABLE
     #: Groups the agent belongs to: its site, its team (see queue and stage ``groups``).
     groups: list[Identifier] = Field(default_factory=list)
+    #: The Asterisk server (``asterisk.servers[].name``) the phone is on; default: the
+    #: first. Endpoint names stay unique across servers.
+    server: Identifier | None = None
 
     @property
     def sip_endpoint(self) -> str:
@@ -533,6 +558,20 @@ class Config(_Model):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _agent_servers(self) -> Config:
+        names = [s.name for s in self.asterisk.server_list]
+        bad = [f"@agents[{i}].server: unknown Asterisk server {a.server!r} (one of: "
+               f"{', '.join(names)})" for i, a in enumerate(self.agents)
+               if a.server is not None and a.server not in names]
+        if bad:
+            raise ValueError("; ".join(bad))
+        return self
+
+    def agent_server(self, agent: AgentConfig) -> str:
+        """The name of the Asterisk server an agent's phone is on."""
+        return agent.server or self.asterisk.server_list[0].name
 
     @model_validator(mode="after")
     def _ha_needs_redis(self) -> Config:

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from acd.ami_client import AMIClient
+from acd.ami_client import AMIActionError, AMIClient
 from acd.backoff import ExponentialBackoff
 from acd.config import Config
 from acd.core import (
+    FREE_DEVICE_STATES,
     AgentStatus,
     CallAnswered,
+    CallHungUp,
     DeviceSnapshot,
     DeviceStateChanged,
     DomainError,
@@ -60,7 +63,8 @@ class Engine:
     """Owns the core, the inbox, the FastAGI server and the AMI client."""
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
-                 ami_secret: str | None = None) -> None:
+                 ami_secret: str | None = None,
+                 ami_secrets: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.clock = clock
         self.core = EngineCore(config)
@@ -78,7 +82,12 @@ class Engine:
         self.apply_hooks: list[Callable[[Event, float], None]] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._ami_secret = ami_secret
+        #: Secrets of further Asterisk servers by name (else their ``secret_env``).
+        self._ami_secrets = dict(ami_secrets or {})
         self.ami: AMIClient | None = None
+        #: Every AMI client by Asterisk server name (``asterisk.servers``).
+        self.amis: dict[str, AMIClient] = {}
+        self._agent_server = {a.id: config.agent_server(a) for a in config.agents}
         self.agi: FastAGIServer | None = None
         self.accepting = False
         #: Restart state (acd.store): written behind routing by a background writer,
@@ -90,6 +99,10 @@ class Engine:
         self.ha: Any = None
         self._writer_task: asyncio.Task[None] | None = None
         self._grace: asyncio.TimerHandle | None = None
+        #: Asterisk's start time at the last AMI connect (CoreStatus), to see restarts.
+        self._asterisk_started: dict[str | None, str] = {}
+        self.asterisk_restarts = 0
+        self.ami_resyncs = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -101,14 +114,24 @@ class Engine:
         self._loop_task = asyncio.create_task(self._run(), name="acd-inbox")
         self._carry_out(self.core.initial_effects(self.clock()))
         if self._ami_secret is not None:
-            ami_cfg = self.config.asterisk.ami
-            self.ami = AMIClient(
-                ami_cfg.host, ami_cfg.port, ami_cfg.username, self._ami_secret,
-                on_event=self._on_ami_event, on_connect=self._ami_resync,
-                backoff=ExponentialBackoff(), connect_timeout=ami_cfg.connect_timeout,
-                action_timeout=ami_cfg.action_timeout, ping_interval=ami_cfg.ping_interval,
-            )
-            await self.ami.start()
+            # One AMI client per Asterisk server; ``self.ami`` is the first one's.
+            for i, server in enumerate(self.config.asterisk.server_list):
+                ami_cfg = server.ami
+                secret = (self._ami_secrets.get(server.name) if self._ami_secrets else None) \
+                    or (self._ami_secret if i == 0 else ami_cfg.secret().get_secret_value())
+                client = AMIClient(
+                    ami_cfg.host, ami_cfg.port, ami_cfg.username, secret,
+                    on_event=functools.partial(self._on_ami_event, server=server.name),
+                    on_connect=functools.partial(self._ami_resync, server.name),
+                    backoff=ExponentialBackoff(cap=ami_cfg.reconnect_max),
+                    connect_timeout=ami_cfg.connect_timeout,
+                    action_timeout=ami_cfg.action_timeout,
+                    ping_interval=ami_cfg.ping_interval,
+                )
+                self.amis[server.name] = client
+                if self.ami is None:
+                    self.ami = client
+                await client.start()
         self.agi = FastAGIServer(
             lambda session: handle_call(self, session),
             self.config.fastagi.host, self.config.fastagi.port,
@@ -188,8 +211,8 @@ class Engine:
             await self.ha.stop()
         if self.agi is not None:
             await self.agi.close(self.config.engine.drain_timeout)
-        if self.ami is not None:
-            await self.ami.close()
+        for client in {*self.amis.values(), *([self.ami] if self.ami else [])}:
+            await client.close()
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -306,11 +329,18 @@ class Engine:
 
     # -- AMI ---------------------------------------------------------------------------
 
-    def _on_ami_event(self, ev: AMIEvent) -> None:
+    def _on_server(self, device: str, server: str | None) -> bool:
+        """The device is an agent phone on ``server`` (None: any server). Endpoint names
+        are unique across servers, so a device name plus its server is unambiguous."""
+        agent = self.core.agent_for_device(device)
+        return agent is not None and (server is None
+                                      or self._agent_server.get(agent.agent_id) == server)
+
+    def _on_ami_event(self, ev: AMIEvent, server: str | None = None) -> None:
         now = self.clock()
         if ev.name == "DeviceStateChange":
             device, state = ev.get("Device"), ev.get("State")
-            if device and state:
+            if device and state and (server is None or self._on_server(device, server)):
                 self.post(DeviceStateChanged(device, state, now))
         elif ev.name == "DialEnd" and ev.get("DialStatus") == "ANSWER":
             uniqueid = ev.get("Uniqueid") or ""
@@ -320,16 +350,68 @@ class Engine:
             if call_id is not None and agent is not None:
                 self.post(CallAnswered(call_id, agent.agent_id, now))
 
-    async def _ami_resync(self) -> None:
-        """After every (re)connect: read every device state before trusting ours."""
-        assert self.ami is not None
-        _, items = await self.ami.list_action("DeviceStateList")
+    async def _ami_resync(self, server: str | None = None) -> None:
+        """After every (re)connect: read every device state before trusting ours.
+
+        Also detects an Asterisk restart (``CoreStatus`` start time changed: every
+        FastAGI session of that Asterisk is gone, so calls without a live session end
+        here rather than wait forever) and marks agents whose phone has an ``Up``
+        channel (``CoreShowChannels``) as ``INUSE`` even if the device state lags.
+        """
+        ami = self.amis[server] if server is not None else self.ami
+        assert ami is not None
+        await self._check_restart(ami, server)
+        _, items = await ami.list_action("DeviceStateList")
         states = {
             dev: st for ev in items
             if (dev := ev.get("Device")) is not None and (st := ev.get("State")) is not None
+            and (server is None or self._on_server(dev, server))
         }
+        busy = {dev for dev in await self._busy_devices(ami)
+                if server is None or self._on_server(dev, server)}
+        by_upper = {dev.upper(): dev for dev in states}
+        for dev in busy:
+            key = by_upper.get(dev.upper(), dev)
+            if states.get(key, "UNKNOWN") in FREE_DEVICE_STATES:
+                states[key] = "INUSE"
         self.post(DeviceSnapshot(states, self.clock()))
-        log.info("AMI resynced: %d device states", len(states))
+        self.ami_resyncs += 1
+        log.info("AMI %s resynced: %d device states, %d agent phones in a conversation",
+                 server or "", len(states), len(busy))
+
+    async def _check_restart(self, ami: AMIClient, server: str | None = None) -> None:
+        """Compare Asterisk's start time with the one seen at the last connect."""
+        try:
+            reply = await ami.action("CoreStatus")
+        except AMIActionError as exc:  # not allowed for this AMI user: no detection
+            log.warning("AMI CoreStatus refused (%s): Asterisk restarts are not detected",
+                        exc)
+            return
+        started = f"{reply.get('CoreStartupDate') or ''} {reply.get('CoreStartupTime') or ''}"
+        previous = self._asterisk_started.get(server)
+        self._asterisk_started[server] = started
+        if previous is None or previous == started:
+            return
+        self.asterisk_restarts += 1
+        gone = [cid for cid in self.core.calls if cid not in self._offers]
+        log.warning("Asterisk %s restarted (started %s, was %s): %d calls without a "
+                    "session end", server or "", started.strip(), previous.strip(), len(gone))
+        now = self.clock()
+        for call_id in gone:
+            self.post(CallHungUp(call_id, now))
+
+    async def _busy_devices(self, ami: AMIClient) -> set[str]:
+        """Agent devices (``PJSIP/<endpoint>``) with a channel in state Up."""
+        _, channels = await ami.list_action("CoreShowChannels")
+        busy: set[str] = set()
+        for ev in channels:
+            channel = ev.get("Channel") or ""
+            if ev.get("ChannelStateDesc") != "Up" or "-" not in channel:
+                continue
+            device = channel.rsplit("-", 1)[0]
+            if self.core.agent_for_device(device) is not None:
+                busy.add(device)
+        return busy
 
     # -- observers ---------------------------------------------------------------------
 

@@ -132,7 +132,8 @@ class Rig:
         cfg: dict[str, Any] = {
             "asterisk": {
                 "ami": {"host": "127.0.0.1", "port": self.ports.ami, "username": "acd",
-                        "secret_env": "ACD_AMI_SECRET", "ping_interval": 5},
+                        "secret_env": "ACD_AMI_SECRET", "ping_interval": 5,
+                        "reconnect_max": 1.0},
                 "agi_retries": self.agi_retries, "agi_retry_pause": self.agi_retry_pause,
                 "fallback_timeout": self.fallback_timeout,
             },

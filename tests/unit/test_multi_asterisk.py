@@ -1,0 +1,240 @@
+"""The engine's AMI resync against a fake Asterisk: restart detection, agents already in a
+conversation, and a reader that never waits for the engine's inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from acd.ami_client import AMIClient
+from acd.backoff import ConstantBackoff
+from acd.config import parse_config
+from acd.core import CallArrived, CallHungUp, DeviceSnapshot, DeviceStateChanged
+from acd.engine import Engine
+from tests.unit.test_ami_client import FakeAMI
+
+CONFIG = """
+queues:
+  - {id: consult, skills: {consult: 1}, wrap_up: 3, sl_target: 20}
+agents:
+  - {id: a1, endpoint: agent1, skills: {consult: 1}, contact: "sip:agent1@127.0.0.1:6001"}
+  - {id: a2, endpoint: agent2, skills: {consult: 1}, contact: "sip:agent2@127.0.0.1:6002"}
+"""
+
+
+def _block(*headers: tuple[str, str]) -> bytes:
+    return b"".join(f"{k}: {v}\r\n".encode() for k, v in headers) + b"\r\n"
+
+
+class Asterisk(FakeAMI):
+    """FakeAMI with the resync actions scripted: device states, channels, start time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices = {"PJSIP/agent1": "NOT_INUSE", "PJSIP/agent2": "NOT_INUSE"}
+        self.channels: list[tuple[str, str]] = []
+        self.started = ("2026-11-23", "13:00:00")
+        self.on["DeviceStateList"] = self._device_list
+        self.on["CoreShowChannels"] = self._channels
+        self.on["CoreStatus"] = self._core_status
+
+    def _list(self, aid: str, items: list[bytes], complete: str) -> bytes:
+        return (_block(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
+                       ("Message", "will follow"))
+                + b"".join(items)
+                + _block(("Event", complete), ("ActionID", aid), ("EventList", "Complete"),
+                         ("ListItems", str(len(items)))))
+
+    def _device_list(self, action: dict[str, str]) -> bytes:
+        aid = action["ActionID"]
+        return self._list(aid, [
+            _block(("Event", "DeviceStateChange"), ("ActionID", aid), ("Device", d),
+                   ("State", s)) for d, s in self.devices.items()
+        ], "DeviceStateListComplete")
+
+    def _channels(self, action: dict[str, str]) -> bytes:
+        aid = action["ActionID"]
+        return self._list(aid, [
+            _block(("Event", "CoreShowChannel"), ("ActionID", aid), ("Channel", ch),
+                   ("ChannelStateDesc", st)) for ch, st in self.channels
+        ], "CoreShowChannelsComplete")
+
+    def _core_status(self, action: dict[str, str]) -> bytes:
+        return _block(("Response", "Success"), ("ActionID", action["ActionID"]),
+                      ("CoreStartupDate", self.started[0]),
+                      ("CoreStartupTime", self.started[1]), ("CoreCurrentCalls", "0"))
+
+
+@pytest.fixture
+async def asterisk() -> AsyncIterator[tuple[Asterisk, int]]:
+    fake = Asterisk()
+    port = await fake.start()
+    yield fake, port
+    await fake.close()
+
+
+def _engine(port: int) -> Engine:
+    """An engine whose AMI client talks to the fake; its inbox is NOT consumed, so the
+    test sees exactly what the AMI side posted."""
+    engine = Engine(parse_config(CONFIG))
+    engine.ami = AMIClient("127.0.0.1", port, "acd", "secret",
+                           on_event=engine._on_ami_event, on_connect=engine._ami_resync,
+                           backoff=ConstantBackoff(0.01), ping_interval=30)
+    return engine
+
+
+def _drain(engine: Engine) -> list[object]:
+    out = []
+    while not engine.inbox.empty():
+        out.append(engine.inbox.get_nowait())
+    return out
+
+
+async def test_agent_phone_in_a_conversation_is_in_use_even_if_device_state_lags(
+        asterisk: tuple[Asterisk, int]) -> None:
+    fake, port = asterisk
+    fake.channels = [("PJSIP/agent1-0000002a", "Up"), ("PJSIP/agent2-0000002b", "Ringing"),
+                     ("PJSIP/trunk-0000002c", "Up")]
+    engine = _engine(port)
+    assert engine.ami is not None
+    await engine.ami.start()
+    try:
+        await engine.ami.wait_connected(5)
+        snaps = [e for e in _drain(engine) if isinstance(e, DeviceSnapshot)]
+        assert len(snaps) == 1
+        assert snaps[0].states == {"PJSIP/agent1": "INUSE", "PJSIP/agent2": "NOT_INUSE"}
+        # the core, fed the snapshot, does not route to agent a1
+        engine.core.initial_effects(0.0)
+        engine.core.apply(snaps[0])
+        assert not engine.core.agents["a1"].routable
+        assert engine.core.agents["a2"].routable
+    finally:
+        await engine.ami.close()
+
+
+async def test_asterisk_restart_is_detected_and_sessionless_calls_end(
+        asterisk: tuple[Asterisk, int]) -> None:
+    fake, port = asterisk
+    engine = _engine(port)
+    assert engine.ami is not None
+    engine.core.apply(CallArrived("gone", "consult", "13800138000", 1.0, 1.0))
+    engine.core.apply(CallArrived("live", "consult", "13800138001", 1.0, 1.0))
+    engine.open_session("live")
+    await engine.ami.start()
+    try:
+        await engine.ami.wait_connected(5)
+        assert engine.asterisk_restarts == 0 and engine.ami_resyncs == 1
+        _drain(engine)
+        fake.drop()  # a plain reconnect: same start time, nothing ends
+        await _wait(lambda: engine.ami_resyncs == 2)
+        assert engine.asterisk_restarts == 0
+        assert not [e for e in _drain(engine) if isinstance(e, CallHungUp)]
+        fake.started = ("2026-11-23", "13:05:00")  # Asterisk restarted
+        fake.drop()
+        await _wait(lambda: engine.ami_resyncs == 3)
+        assert engine.asterisk_restarts == 1
+        ended = [e.call_id for e in _drain(engine) if isinstance(e, CallHungUp)]
+        assert ended == ["gone"]  # the call with a live session ends through its session
+    finally:
+        await engine.ami.close()
+
+
+async def test_a_stalled_inbox_never_blocks_the_ami_reader(
+        asterisk: tuple[Asterisk, int]) -> None:
+    """on_event only enqueues: with nobody consuming the inbox, 20 000 events are read
+    and an action still gets its reply at once."""
+    fake, port = asterisk
+    engine = _engine(port)
+    assert engine.ami is not None
+    await engine.ami.start()
+    try:
+        await engine.ami.wait_connected(5)
+        _drain(engine)
+        n = 20_000
+        fake.push(b"".join(_block(("Event", "DeviceStateChange"), ("Device", "PJSIP/agent1"),
+                                  ("State", "INUSE" if i % 2 else "NOT_INUSE"))
+                           for i in range(n)))
+        await _wait(lambda: engine.inbox.qsize() >= n)
+        began = time.monotonic()
+        await engine.ami.action("Ping", timeout=2)
+        assert time.monotonic() - began < 0.5
+        assert all(isinstance(e, DeviceStateChanged) for e in _drain(engine))
+    finally:
+        await engine.ami.close()
+
+
+async def _wait(predicate: object, within: float = 5.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+TWO_SERVERS = """
+asterisk:
+  servers:
+    - {name: east, ami: {host: 127.0.0.1, port: %d, reconnect_max: 0.5}}
+    - {name: west, ami: {host: 127.0.0.1, port: %d, reconnect_max: 0.5,
+                         secret_env: ACD_WEST_SECRET}}
+fastagi: {port: 0}
+queues:
+  - {id: consult, skills: {consult: 1}, wrap_up: 3, sl_target: 20}
+agents:
+  - {id: a1, endpoint: agent1, skills: {consult: 1}, contact: "sip:agent1@127.0.0.1:6001"}
+  - {id: a2, endpoint: agent2, skills: {consult: 1}, server: west,
+     contact: "sip:agent2@127.0.0.1:6002"}
+"""
+
+
+def test_single_ami_form_is_one_server_named_main() -> None:
+    cfg = parse_config(CONFIG)
+    assert [s.name for s in cfg.asterisk.server_list] == ["main"]
+    assert cfg.asterisk.server_list[0].ami == cfg.asterisk.ami
+    assert {cfg.agent_server(a) for a in cfg.agents} == {"main"}
+
+
+def test_agent_on_an_unknown_server_is_rejected() -> None:
+    from acd.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"agents\[1\]\.server.*unknown Asterisk server"):
+        parse_config(CONFIG.replace("skills: {consult: 1}, contact: \"sip:agent2",
+                                    "skills: {consult: 1}, server: nowhere, "
+                                    "contact: \"sip:agent2"))
+
+
+async def test_two_asterisks_one_engine_each_server_owns_its_agents_devices() -> None:
+    east, west = Asterisk(), Asterisk()
+    east_port, west_port = await east.start(), await west.start()
+    # Each server reports both endpoint names; only its own agents' states count.
+    east.devices = {"PJSIP/agent1": "NOT_INUSE", "PJSIP/agent2": "UNAVAILABLE"}
+    west.devices = {"PJSIP/agent1": "UNAVAILABLE", "PJSIP/agent2": "INUSE"}
+    engine = Engine(parse_config(TWO_SERVERS % (east_port, west_port)),
+                    ami_secret="east-secret", ami_secrets={"west": "west-secret"})
+    await engine.start()
+    try:
+        assert set(engine.amis) == {"east", "west"} and engine.ami is engine.amis["east"]
+        for client in engine.amis.values():
+            await client.wait_connected(5)
+        a1, a2 = engine.core.agents["a1"], engine.core.agents["a2"]
+        await _wait(lambda: (a1.device_state, a2.device_state) == ("NOT_INUSE", "INUSE"))
+        # a live event from the wrong server is ignored, from the right one applied
+        west.push(_block(("Event", "DeviceStateChange"), ("Device", "PJSIP/agent1"),
+                         ("State", "UNAVAILABLE")))
+        west.push(_block(("Event", "DeviceStateChange"), ("Device", "PJSIP/agent2"),
+                         ("State", "NOT_INUSE")))
+        await _wait(lambda: a2.device_state == "NOT_INUSE")
+        assert a1.device_state == "NOT_INUSE"
+        # a restart of one server is seen on that server only
+        west.started = ("2026-11-23", "14:00:00")
+        west.drop()
+        await _wait(lambda: engine.asterisk_restarts == 1)
+        assert engine.amis["east"].connected
+        assert len(east.named("Login")) == 1  # east was never disturbed
+    finally:
+        await engine.stop()
+        await east.close()
+        await west.close()
