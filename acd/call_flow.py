@@ -24,6 +24,7 @@ from acd.config import ClosedAction, QueueConfig
 from acd.core import CallArrived, CallClosed, CallHungUp, DialFinished, Offer
 from acd.fastagi import AGIHangupError, AGISession
 from acd.protocol.agi import quote
+from routing.regions import RegionResult
 from routing.segments import Segment
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
     try:
         await session.answer()
         queue = await _choose_queue(engine, session, did, segment)
+        if not region.known and engine.config.regions.ask_area_code is not None:
+            region = await _ask_area_code(engine, session, caller, region)
         partner_first = False
         if not engine.schedules[queue.id].is_open(
                 datetime.fromtimestamp(engine.clock(), UTC)):
@@ -146,6 +149,22 @@ async def _choose_queue(engine: Engine, session: AGISession, did: str,
         queue = config.queue_for_did(None)
     await session.set_variable("ACD_QUEUE", queue.id)
     return queue
+
+
+async def _ask_area_code(engine: Engine, session: AGISession, caller: str,
+                         region: RegionResult) -> RegionResult:
+    """The number told us nothing: the caller keys an area code (``#`` ends it)."""
+    ask = engine.config.regions.ask_area_code
+    assert ask is not None
+    reply = await session.command(
+        f"GET DATA {quote(ask.prompt)} {int(ask.timeout * 1000)} {ask.max_digits}",
+        timeout=ask.timeout + 30)
+    if reply.result_int == -1:
+        raise AGIHangupError("caller hung up at the area-code prompt")
+    keyed = reply.result or ""
+    better = engine.regions.resolve(caller, ivr_area_code=keyed) if keyed else region
+    log.info("area code %r keyed -> %s (%s)", keyed, better.region, better.source)
+    return better
 
 
 async def _closed(engine: Engine, session: AGISession, call_id: str, queue: QueueConfig,

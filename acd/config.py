@@ -391,6 +391,13 @@ class RegionPolicy(_Model):
     after: float | None = Field(default=None, ge=0)
 
 
+class AreaCodePrompt(_Model):
+    #: Sound asking for the area code (Asterisk name, no extension).
+    prompt: str = "vm-enter-num-to-call"
+    timeout: float = Field(default=6.0, gt=0, le=30)
+    max_digits: int = Field(default=4, ge=2, le=4)
+
+
 class RegionsConfig(_Model):
     """Shared-partner routing by the caller's province."""
 
@@ -404,6 +411,9 @@ class RegionsConfig(_Model):
     #: Region → policy; regions not listed use overflow after ``overflow_after``.
     policies: dict[Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")], RegionPolicy] = Field(
         default_factory=dict)
+    #: When the number says nothing (withheld, foreign, unknown), ask the caller to key
+    #: in an area code (e.g. 0755#); the keyed code wins over the lookup.
+    ask_area_code: AreaCodePrompt | None = None
     #: Normalised caller number → region (wins over the lookup).
     overrides: dict[str, Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")]] = Field(
         default_factory=dict)

@@ -387,24 +387,58 @@ async def run_uac(scenario: str | Path, host: str, port: int, service: str,
 DTMF_PCAP_DIR = Path("/usr/share/sip-tester")
 
 
-def dtmf_caller_scenario(digit: str, dest_dir: Path, delay_ms: int = 1500) -> Path:
-    """``caller.xml`` that, once answered, waits ``delay_ms`` and presses ``digit``.
+def _info_dtmf(digit: str, cseq: int) -> str:
+    """An in-dialog SIP INFO carrying one key (application/dtmf-relay)."""
+    return f"""  <send>
+    <![CDATA[
 
-    DTMF goes as RFC 2833/4733 telephone-events (``play_pcap_audio`` of the pcaps SIPp
-    ships) — what the endpoints' ``dtmf_mode=rfc4733`` expects. SIPp reads the pcap path
-    when it loads the scenario, so each digit gets its own generated scenario file.
+      INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} INFO
+      Contact: <sip:[field0]@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/dtmf-relay
+      Content-Length: [len]
+
+      Signal={digit}
+      Duration=160
+
+    ]]>
+  </send>
+  <recv response="200"/>
+  <pause milliseconds="300"/>
+"""
+
+
+def dtmf_caller_scenario(digit: str, dest_dir: Path, delay_ms: int = 1500) -> Path:
+    """``caller.xml`` that, once answered, waits ``delay_ms`` and presses ``digit`` (one
+    key, or several in turn: ``"0755#"``).
+
+    One key goes as an RFC 2833/4733 telephone-event (``play_pcap_audio`` of the pcaps
+    SIPp ships) — what the endpoints' ``dtmf_mode=rfc4733`` expects. Several keys go as
+    SIP INFO (application/dtmf-relay), which Asterisk also accepts: the pcaps all replay
+    the same RTP timestamps, so Asterisk would take a second pcap for the same key press.
+    SIPp reads a pcap path when it loads the scenario, so each scenario is generated.
     """
-    name = {"*": "star", "#": "pound"}.get(digit, digit)
-    pcap = DTMF_PCAP_DIR / f"dtmf_2833_{name}.pcap"
-    if not pcap.is_file():
-        raise SippError(f"no DTMF pcap for {digit!r}: {pcap}")
+    names = [{"*": "star", "#": "pound"}.get(d, d) for d in digit]
     text = scenario_path("caller").read_text()
     marker = "  <!-- Connected: wait"
     if marker not in text:
         raise SippError("caller.xml changed: no 'Connected' marker to insert DTMF at")
-    press = (f'  <pause milliseconds="{delay_ms}"/>\n'
-             f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n')
+    press = f'  <pause milliseconds="{delay_ms}"/>\n'
+    if len(digit) == 1:
+        pcap = DTMF_PCAP_DIR / f"dtmf_2833_{names[0]}.pcap"
+        if not pcap.is_file():
+            raise SippError(f"no DTMF pcap for {digit!r}: {pcap}")
+        press += f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+    else:
+        if not all(d in "0123456789*#" for d in digit):
+            raise SippError(f"not DTMF keys: {digit!r}")
+        press += "".join(_info_dtmf(d, 2 + i) for i, d in enumerate(digit))
     dest_dir.mkdir(parents=True, exist_ok=True)
-    path = dest_dir / f"caller_dtmf_{name}.xml"
+    path = dest_dir / f"caller_dtmf_{''.join(names)}.xml"
     path.write_text(text.replace(marker, press + marker, 1))
     return path

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from harness.rig import AgentPlan, Rig, SitePlan
+from harness.sipp import dtmf_caller_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -118,3 +119,17 @@ async def test_withheld_number_gets_the_default_region(chroot: Path, artifacts: 
         got = {e["caller"]: e["region"] for e in rig.published("call_waiting")}
         assert got[GUANGZHOU[3]] == "CN-GD"
         assert got.get("anonymous", got.get("")) == "CN-UNKNOWN"
+
+
+async def test_withheld_caller_keys_an_area_code_that_wins(
+        chroot: Path, artifacts: Path) -> None:
+    extra = {"regions": {"overflow_after": 0,
+                         "ask_area_code": {"prompt": "vm-enter-num-to-call", "timeout": 4}}}
+    async with Rig(artifacts, [AgentPlan("1007", status="logged_out")],
+                   sites=[SitePlan("gd", ["CN-GD"])], extra_config=extra) as rig:
+        keyed = dtmf_caller_scenario("020#", artifacts, delay_ms=800)  # Guangzhou
+        result = await rig.call(["anonymous"], scenario=keyed, time_limit=40)
+        assert result.failed == 0, result.errors_text()
+        waiting = rig.published("call_waiting")
+        assert [w["region"] for w in waiting] == ["CN-GD"]
+        assert [o["site"] for o in rig.published("call_overflowed")] == ["gd"]
