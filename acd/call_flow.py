@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("acd.call")
 
+#: Put on a session's offer queue by ``Engine.release_waiting`` (graceful shutdown): the
+#: waiting caller goes back to the dialplan, which retries another engine (standby).
+RELEASE = Offer("", "", "", 0)
+
 
 def parse_entry_time(raw: str | None, now: float) -> float:
     """The first-entry time stamped by the dialplan; bad or future values → now."""
@@ -63,7 +67,7 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
     region = engine.regions.resolve(caller)
 
     offers = engine.open_session(call_id)
-    reported = False
+    reported = released = False
     try:
         await session.answer()
         queue = await _choose_queue(engine, session, did, segment)
@@ -95,10 +99,18 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
                     next_offer.cancel()
                     return  # caller hung up while waiting (finally reports it)
                 offer = next_offer.result()
+                if offer is RELEASE:
+                    released = True
+                    log.info("call %s: handed back to the dialplan (engine stopping)",
+                             call_id)
+                    return
                 if await _ring_agent(engine, session, call_id, offer):
                     await session.set_variable("ACD_RESULT", "DONE")
                     return
                 if session.hung_up:
+                    return
+                if engine.releasing:  # not answered while stopping: back to the dialplan
+                    released = True
                     return
                 await session.set_music(True, queue.moh_class)
         finally:
@@ -112,9 +124,11 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
         # Any offer still queued for this session goes back to the engine.
         while not offers.empty():
             left = offers.get_nowait()
+            if left is RELEASE:
+                continue
             engine.post(DialFinished(call_id, left.agent_id, "CANCEL", engine.clock(),
                                      site_id=left.site_id))
-        if reported:
+        if reported and not released:  # a released caller re-enters elsewhere
             engine.post(CallHungUp(call_id, engine.clock()))
         with contextlib.suppress(Exception):
             await session.close()

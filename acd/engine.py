@@ -28,6 +28,7 @@ from acd.core import (
     AgentStatus,
     CallAnswered,
     CallHungUp,
+    CallState,
     DeviceSnapshot,
     DeviceStateChanged,
     DomainError,
@@ -90,6 +91,8 @@ class Engine:
         self._agent_server = {a.id: config.agent_server(a) for a in config.agents}
         self.agi: FastAGIServer | None = None
         self.accepting = False
+        #: Set by ``stop()``: sessions of callers who only wait go back to the dialplan.
+        self.releasing = False
         #: Restart state (acd.store): written behind routing by a background writer,
         #: loaded when this engine becomes active; ``ha`` is the hot-standby lease.
         self.store = make_store(config.store)
@@ -209,6 +212,11 @@ class Engine:
         await self.deactivate()
         if self.ha is not None:
             await self.ha.stop()
+        # Waiting callers go back to the dialplan at once (it retries the standby with
+        # their ACD_ENTRY); only calls ringing or talking use the drain timeout.
+        released = self.release_waiting()
+        if released:
+            log.info("shutdown: %d waiting call(s) handed back to the dialplan", released)
         if self.agi is not None:
             await self.agi.close(self.config.engine.drain_timeout)
         for client in {*self.amis.values(), *([self.ami] if self.ami else [])}:
@@ -281,7 +289,9 @@ class Engine:
             match eff:
                 case Offer():
                     q = self._offers.get(eff.call_id)
-                    if q is None:
+                    if q is None and self.releasing:
+                        pass  # stopping: a released call re-enters elsewhere; no retry
+                    elif q is None:
                         self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))
                     else:
                         q.put_nowait(eff)
@@ -326,6 +336,20 @@ class Engine:
     def close_session(self, call_id: str, q: asyncio.Queue[Offer]) -> None:
         if self._offers.get(call_id) is q:
             del self._offers[call_id]
+
+    def release_waiting(self) -> int:
+        """Release every session whose call is not offered or connected (waiting, or
+        not yet routed): it returns without ACD_RESULT and is not counted abandoned."""
+        from acd.call_flow import RELEASE  # local: call_flow imports Engine types
+
+        self.releasing = True
+        released = 0
+        for call_id, q in list(self._offers.items()):
+            call = self.core.calls.get(call_id)
+            if call is None or call.state is CallState.WAITING:
+                q.put_nowait(RELEASE)
+                released += 1
+        return released
 
     # -- AMI ---------------------------------------------------------------------------
 
