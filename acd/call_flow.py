@@ -62,6 +62,7 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
     entry_time = parse_entry_time(args[0] if args else None, now)
     call_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
     did = args[2] if len(args) > 2 else env.extension
+    server = args[3] if len(args) > 3 else ""  # ${ACD_SERVER}: which Asterisk this is
     caller = env.callerid if env.callerid not in ("", "unknown") else ""
     segment = engine.segments.classify(caller) if caller else None
     region = engine.regions.resolve(caller)
@@ -87,7 +88,7 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
                                 env.channel, env.uniqueid,
                                 segment.priority if segment else 0,
                                 segment.segment_id if segment else "",
-                                region.region, region.known, partner_first))
+                                region.region, region.known, partner_first, server))
         reported = True
         hangup = asyncio.ensure_future(session.wait_hangup())
         try:

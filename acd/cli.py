@@ -37,10 +37,10 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     try:
         if args.out:
-            for path in asterisk_config.write(config, Path(args.out)):
+            for path in asterisk_config.write(config, Path(args.out), server=args.server):
                 print(path)
         else:
-            for name, text in asterisk_config.render(config).items():
+            for name, text in asterisk_config.render(config, server=args.server).items():
                 print(f";; ---- {name}\n{text}")
     except ConfigError as exc:
         for line in exc.errors:
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("asterisk-config", help="render agent endpoints for Asterisk")
     p.add_argument("--config", "-c", required=True)
     p.add_argument("--out", "-o", help="directory to write the include files to")
+    p.add_argument("--server", help="the Asterisk server to render for "
+                   "(asterisk.servers[].name; default: the first)")
     p.set_defaults(func=cmd_asterisk_config)
     from acd.simulate import add_simulate_parser  # simulate: --config --scenario [--seed --json]
 

@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from acd.config import Config, RonaAction
-from routing import AgentSpec, Router, WaitingCall
+from routing import AgentSpec, QueueSpec, Router, WaitingCall
 from routing.partners import PartnerSite, RegionRule, partner_candidates
 
 
@@ -82,6 +82,8 @@ class CallArrived:
     region_known: bool = False
     #: Partners first (primary region, or the queue is closed and a partner is open).
     partner_first: bool = False
+    #: The Asterisk server the caller is on (``asterisk.servers[].name``); "" = default.
+    server: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +318,7 @@ class Call:
     region: str = ""
     region_known: bool = False
     partner_first: bool = False
+    server: str = ""
     #: The partner site the call is offered to / connected with.
     site_id: str | None = None
     holds_site: bool = False
@@ -373,10 +376,13 @@ class EngineCore:
             device = f"PJSIP/{a.sip_endpoint}"
             self.agents[a.id] = Agent(a.id, device)
             self._agent_by_device[device.upper()] = a.id
-        self.router = Router(
-            [q.spec() for q in config.queues],
-            [AgentSpec(a.id, dict(a.skills), frozenset(a.groups)) for a in config.agents],
-        )
+        servers = [srv.name for srv in config.asterisk.server_list]
+        #: With several Asterisk servers a call may only go to agents on its own server
+        #: (the agent is dialled from the caller's channel): each queue is split into one
+        #: router queue per server, and groups are qualified by server (see _per_server).
+        self._split = len(servers) > 1
+        self.default_server = servers[0]
+        self.router = Router(*self._router_specs(config, servers))
         self.calls: dict[str, Call] = {}
         self._by_uniqueid: dict[str, str] = {}
         self.finished: deque[Call] = deque(maxlen=10_000)
@@ -397,6 +403,46 @@ class EngineCore:
         self._now = 0.0
         #: Recently completed calls by id, to recognise a call that comes back.
         self._recent: OrderedDict[str, Call] = OrderedDict()
+
+    def _router_specs(self, config: Config, servers: list[str],
+                      ) -> tuple[list[QueueSpec], list[AgentSpec]]:
+        if not self._split:
+            return ([q.spec() for q in config.queues],
+                    [AgentSpec(a.id, dict(a.skills), frozenset(a.groups))
+                     for a in config.agents])
+        all_groups = {g for a in config.agents for g in a.groups}
+        for q in config.queues:
+            all_groups |= set(q.groups or ()) | {g for st in q.stages for g in st.groups or ()}
+
+        def qualify(groups: frozenset[str] | None, srv: str) -> frozenset[str]:
+            # None (every agent) → every agent of that server; a set → the same groups on
+            # that server. Every agent carries "@<server>", so stages still only widen.
+            if groups is None:
+                return frozenset({f"@{srv}"} | {f"{g}@{srv}" for g in all_groups})
+            return frozenset(f"{g}@{srv}" for g in groups)
+
+        queues = [
+            replace(spec, queue_id=self._rq(spec.queue_id, srv),
+                    groups=qualify(spec.groups, srv),
+                    stages=tuple(replace(st, groups=qualify(st.groups, srv))
+                                 for st in spec.stages))
+            for spec in (q.spec() for q in config.queues) for srv in servers
+        ]
+        agents = [
+            AgentSpec(a.id, dict(a.skills),
+                      frozenset({f"@{config.agent_server(a)}"}
+                                | {f"{g}@{config.agent_server(a)}" for g in a.groups}))
+            for a in config.agents
+        ]
+        return queues, agents
+
+    def _server_of(self, name: str) -> str:
+        known = {s.name for s in self.config.asterisk.server_list}
+        return name if name in known else self.default_server
+
+    def _rq(self, queue_id: str, server: str) -> str:
+        """The router's queue for a call of ``queue_id`` on ``server``."""
+        return f"{queue_id}@{server}" if self._split else queue_id
 
     def initial_effects(self, now: float) -> list[Effect]:
         """Apply each agent's configured start status."""
@@ -484,7 +530,7 @@ class EngineCore:
             ev.channel, ev.uniqueid, priority=queue.priority + ev.priority_boost, seq=seq,
             segment=ev.segment, boost=ev.priority_boost,
             region=ev.region, region_known=ev.region_known,
-            partner_first=ev.partner_first,
+            partner_first=ev.partner_first, server=self._server_of(ev.server),
         )
         self.calls[call.call_id] = call
         if call.uniqueid:
@@ -501,6 +547,7 @@ class EngineCore:
             "call_id": call.call_id, "queue": call.queue_id, "caller": call.caller,
             "entry_time": call.entry_time, "reentry": not is_new,
             "priority": call.priority, "segment": call.segment, "region": call.region,
+            "server": call.server,
         }))
 
     def _call_hung_up(self, ev: CallHungUp, out: list[Effect]) -> None:
@@ -626,7 +673,8 @@ class EngineCore:
         old = call.queue_id
         if old == ev.queue_id:
             return
-        call.waiting = self.router.move_call(call.call_id, ev.queue_id, queued_at=ev.now)
+        call.waiting = self.router.move_call(call.call_id, self._rq(ev.queue_id, call.server),
+                                            queued_at=ev.now)
         call.queue_id = ev.queue_id
         call.stage = call.waiting.stage
         call.priority = self.config.queue(ev.queue_id).priority + call.boost
@@ -654,7 +702,8 @@ class EngineCore:
     def _enqueue(self, call: Call, now: float, out: list[Effect]) -> None:
         """Put a call in line: new, or back (RONA) with its seniority and stage."""
         if call.waiting is None:
-            call.waiting = WaitingCall(call.call_id, call.queue_id, call.boost,
+            call.waiting = WaitingCall(call.call_id, self._rq(call.queue_id, call.server),
+                                       call.boost,
                                        call.entry_time, call.seq)
         self.router.add_call(call.waiting)
         self._advance_stage(call, now, out)

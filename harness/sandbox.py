@@ -422,6 +422,7 @@ class AsteriskInstance:
             "ACD_RETRIES": "3",
             "ACD_RETRY_PAUSE": "2",
             "FALLBACK_TIMEOUT": "300",
+            "SERVER_NAME": "main",
             **self.ports.as_vars(),
             "AST_ETC_DIR": lay.inner("etc"),
             "AST_RUN_DIR": lay.inner("run"),

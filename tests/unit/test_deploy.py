@@ -282,7 +282,7 @@ def test_entrypoint_renders_like_the_harness(tmp_path: Path) -> None:
     variables = {
         "BIND_ADDR": "0.0.0.0", "AMI_USER": "acd", "AMI_PORT": "5038", "SIP_PORT": "5060",
         "RTP_START": "10000", "RTP_END": "10099", "ACD_RETRIES": "8",
-        "ACD_RETRY_PAUSE": "2", "FALLBACK_TIMEOUT": "300", **VARS,
+        "ACD_RETRY_PAUSE": "2", "FALLBACK_TIMEOUT": "300", "SERVER_NAME": "main", **VARS,
         "AST_ETC_DIR": str(etc), "AST_DATA_DIR": "/usr/share/asterisk",
         "AST_VAR_DIR": "/var/lib/asterisk", "AST_DB_DIR": "/var/lib/asterisk",
         "AST_SPOOL_DIR": "/var/spool/asterisk", "AST_RUN_DIR": "/var/run/asterisk",

@@ -238,3 +238,41 @@ async def test_two_asterisks_one_engine_each_server_owns_its_agents_devices() ->
         await engine.stop()
         await east.close()
         await west.close()
+
+
+def test_call_goes_only_to_agents_on_its_own_asterisk_server() -> None:
+    from acd.config import parse_config
+    from acd.core import AgentStatus, CallArrived, EngineCore, Offer, SetAgentStatus
+
+    cfg = parse_config("""
+asterisk:
+  servers:
+    - {name: bj, ami: {port: 5038}}
+    - {name: gz, ami: {port: 5039}}
+queues:
+  - {id: consult, skills: {consult: 1}, groups: [team1],
+     stages: [{after: 5, groups: [team1, team2]}]}
+agents:
+  - {id: a1, server: bj, skills: {consult: 1}, groups: [team1], contact: "sip:a1@h"}
+  - {id: b1, server: gz, skills: {consult: 1}, groups: [team1], contact: "sip:b1@h",
+     status: logged_out}
+""")
+    core = EngineCore(cfg)
+    core.initial_effects(0.0)
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 0.5))
+    core.apply(SetAgentStatus("b1", AgentStatus.AVAILABLE, 0.5))
+
+    def offered(effects: list[object]) -> list[tuple[str, str]]:
+        return [(e.call_id, e.agent_id) for e in effects if isinstance(e, Offer)]
+
+    # a call on bj waits although b1 (on gz) is free: b1 cannot be dialled from bj
+    assert offered(core.apply(CallArrived("c-bj", "consult", "1", 1.0, 1.0,
+                                          server="bj"))) == []
+    assert offered(core.apply(CallArrived("c-gz", "consult", "2", 2.0, 2.0,
+                                          server="gz"))) == [("c-gz", "b1")]
+    assert offered(core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 3.0))) == [
+        ("c-bj", "a1")]
+    # an unknown/missing server name means the first server
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 4.0))
+    core.apply(CallArrived("c-x", "consult", "3", 5.0, 5.0))
+    assert core.calls["c-x"].server == "bj"
