@@ -63,6 +63,7 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
     call_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
     did = args[2] if len(args) > 2 else env.extension
     server = args[3] if len(args) > 3 else ""  # ${ACD_SERVER}: which Asterisk this is
+    call_id = engine.core.qualify_call_id(call_id, server)
     caller = env.callerid if env.callerid not in ("", "unknown") else ""
     segment = engine.segments.classify(caller) if caller else None
     region = engine.regions.resolve(caller)

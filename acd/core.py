@@ -534,7 +534,7 @@ class EngineCore:
         )
         self.calls[call.call_id] = call
         if call.uniqueid:
-            self._by_uniqueid[call.uniqueid] = call.call_id
+            self._by_uniqueid[self._channel_key(call.server, call.uniqueid)] = call.call_id
         if is_new:
             self.stats[call.queue_id].offered += 1
             if call.region:
@@ -923,8 +923,9 @@ class EngineCore:
             self._recent[call.call_id] = call
             if len(self._recent) > RECENT_CALLS:
                 self._recent.popitem(last=False)
-        if self._by_uniqueid.get(call.uniqueid) == call.call_id:
-            del self._by_uniqueid[call.uniqueid]
+        key = self._channel_key(call.server, call.uniqueid)
+        if self._by_uniqueid.get(key) == call.call_id:
+            del self._by_uniqueid[key]
         self.finished.append(call)
 
     def _release_agent(self, call: Call, now: float, out: list[Effect]) -> None:
@@ -943,9 +944,18 @@ class EngineCore:
 
     # -- agents ------------------------------------------------------------------------
 
-    def call_for_uniqueid(self, uniqueid: str) -> str | None:
+    def _channel_key(self, server: str, uniqueid: str) -> str:
+        """Uniqueids are only unique per Asterisk: qualify them with several servers."""
+        return f"{server}/{uniqueid}" if self._split else uniqueid
+
+    def qualify_call_id(self, raw: str, server: str) -> str:
+        """The engine-wide id of a call (ACD_CALL_ID is the caller channel's Uniqueid,
+        unique per Asterisk only: with several servers it is qualified by the server)."""
+        return f"{self._server_of(server)}/{raw}" if self._split else raw
+
+    def call_for_uniqueid(self, uniqueid: str, server: str = "") -> str | None:
         """The call whose caller channel has this Asterisk Uniqueid."""
-        return self._by_uniqueid.get(uniqueid)
+        return self._by_uniqueid.get(self._channel_key(self._server_of(server), uniqueid))
 
     def agent_for_device(self, device: str) -> Agent | None:
         aid = self._agent_by_device.get(device.upper())

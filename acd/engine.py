@@ -369,7 +369,7 @@ class Engine:
         elif ev.name == "DialEnd" and ev.get("DialStatus") == "ANSWER":
             uniqueid = ev.get("Uniqueid") or ""
             dest = ev.get("DestChannel") or ""
-            call_id = self.core.call_for_uniqueid(uniqueid)
+            call_id = self.core.call_for_uniqueid(uniqueid, server or "")
             agent = self.core.agent_for_device(dest.rsplit("-", 1)[0]) if dest else None
             if call_id is not None and agent is not None:
                 self.post(CallAnswered(call_id, agent.agent_id, now))
