@@ -584,24 +584,28 @@ class EngineCore:
 
     def _connect(self, call: Call, now: float, out: list[Effect]) -> None:
         assert call.agent_id is not None
-        call.state = CallState.CONNECTED
-        call.answered_at = now
-        if call.region in self.region_stats:
-            self.region_stats[call.region].answered += 1
+        self._count_answered(call, now)
         agent = self.agents[call.agent_id]
         agent.state = AgentState.ON_CALL
         agent.answered += 1
         agent.consecutive_missed = 0
-        st = self.stats[call.queue_id]
-        st.answered += 1
-        st.wait_answered_total += call.wait
-        if call.wait <= self.config.queue(call.queue_id).sl_target:
-            st.answered_within_target += 1
         out.append(Publish("call_connected", {
             "call_id": call.call_id, "queue": call.queue_id, "agent": agent.agent_id,
             "wait": call.wait, "offers": call.offers,
         }))
         out.append(self._agent_event(agent))
+
+    def _count_answered(self, call: Call, answered_at: float) -> None:
+        """The call is connected (to an agent or a partner site): queue and region figures."""
+        call.state = CallState.CONNECTED
+        call.answered_at = answered_at
+        st = self.stats[call.queue_id]
+        st.answered += 1
+        st.wait_answered_total += call.wait
+        if call.wait <= self.config.queue(call.queue_id).sl_target:
+            st.answered_within_target += 1
+        if call.region in self.region_stats:
+            self.region_stats[call.region].answered += 1
 
     def _dial_finished(self, ev: DialFinished, out: list[Effect]) -> None:
         call = self.calls.get(ev.call_id)
@@ -759,37 +763,36 @@ class EngineCore:
     def partner_open(self, site_id: str, now: float) -> bool:
         return self._site_schedules[site_id].is_open(datetime.fromtimestamp(now, UTC))
 
+    def _open_partners(self) -> set[str]:
+        return {p.site_id for p in self.partners if self.partner_open(p.site_id, self._now)}
+
+    def _best_partner(self, call: Call, open_sites: set[str]) -> PartnerSite | None:
+        """The partner site that should take the call now, if any (routing.partners)."""
+        candidates = partner_candidates(
+            self.partners, region=call.region, queue_id=call.queue_id,
+            waited=self._now - call.entry_time, rule=self._rule(call),
+            open_sites=open_sites,
+            active={sid: st.active for sid, st in self.site_stats.items()},
+            tried=call.tried_sites)
+        return candidates[0] if candidates else None
+
     def _try_partners(self, out: list[Effect]) -> None:
-        now = self._now
-        open_sites = {p.site_id for p in self.partners if self.partner_open(p.site_id, now)}
-        active = {sid: st.active for sid, st in self.site_stats.items()}
+        open_sites = self._open_partners()
         for call_id in sorted(self._partner_ready, key=lambda c: (self.calls[c].entry_time,
                                                                    self.calls[c].seq)):
             call = self.calls[call_id]
             if call.state is not CallState.WAITING:
                 continue
-            candidates = partner_candidates(
-                self.partners, region=call.region, queue_id=call.queue_id,
-                waited=now - call.entry_time, rule=self._rule(call),
-                open_sites=open_sites, active=active, tried=call.tried_sites)
-            if not candidates:
-                continue
-            site = candidates[0]
-            active[site.site_id] = active.get(site.site_id, 0) + 1
-            self._offer_partner(call, site, out)
+            site = self._best_partner(call, open_sites)
+            if site is not None:
+                self._offer_partner(call, site, out)  # counts it against the capacity
 
     def _offer_first_partner(self, call: Call, out: list[Effect]) -> bool:
         """Primary region (or closed queue): a covering partner before any agent."""
-        now = self._now
-        candidates = partner_candidates(
-            self.partners, region=call.region, queue_id=call.queue_id,
-            waited=now - call.entry_time, rule=self._rule(call),
-            open_sites={p.site_id for p in self.partners if self.partner_open(p.site_id, now)},
-            active={sid: st.active for sid, st in self.site_stats.items()},
-            tried=call.tried_sites)
-        if not candidates:
+        site = self._best_partner(call, self._open_partners())
+        if site is None:
             return False
-        self._offer_partner(call, candidates[0], out)
+        self._offer_partner(call, site, out)
         return True
 
     def _offer_partner(self, call: Call, site: PartnerSite, out: list[Effect]) -> None:
@@ -824,16 +827,8 @@ class EngineCore:
         site_id = ev.site_id
         if ev.status == "ANSWER":
             if call.state is CallState.OFFERED:
-                call.state = CallState.CONNECTED
-                call.answered_at = ev.now - max(ev.talk, 0.0)
+                self._count_answered(call, ev.now - max(ev.talk, 0.0))
                 self.site_stats[site_id].answered += 1
-                st = self.stats[call.queue_id]
-                st.answered += 1
-                st.wait_answered_total += call.wait
-                if call.wait <= self.config.queue(call.queue_id).sl_target:
-                    st.answered_within_target += 1
-                if call.region in self.region_stats:
-                    self.region_stats[call.region].answered += 1
                 out.append(Publish("call_connected", {
                     "call_id": call.call_id, "queue": call.queue_id, "agent": None,
                     "site": site_id, "wait": call.wait, "offers": call.offers}))
