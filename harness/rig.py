@@ -261,6 +261,22 @@ class Rig:
         raise RuntimeError(f"acd serve did not start listening; see {log_path}:\n"
                            + log_path.read_text()[-3000:])
 
+    def use_standby_port(self) -> int:
+        """Reserve a FastAGI port for a standby engine and list it second in the dialplan's
+        ACD_AGI_URLS (call before ``start()``)."""
+        port = self.ports.alloc(1)[0]
+        self.agi_urls = f"agi://127.0.0.1:{self.ports.agi}&agi://127.0.0.1:{port}"
+        return port
+
+    async def start_active_standby(self, standby_port: int, lease_ttl: float = 2) -> None:
+        """Two ``acd serve`` processes under one Redis lease (the rig's config needs
+        ``store`` and ``ha`` with node ``one``): the first active, the second waiting."""
+        await self.start_engine_process()
+        await wait_for_log(self.artifacts / "engine.log", "lease acquired")
+        await self.start_engine_process(
+            "standby", {"ha": {"node_id": "two", "lease_ttl": lease_ttl}}, port=standby_port)
+        await wait_for_log(self.artifacts / "standby.log", "waits for the lease")
+
     async def kill_engine_process(self) -> None:
         if self.process is not None and self.process.returncode is None:
             os.kill(self.process.pid, signal.SIGKILL)
@@ -329,3 +345,17 @@ class Rig:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.stop()
+
+
+def _log_has(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
+
+
+async def wait_for_log(path: Path, text: str, within: float = 15.0) -> None:
+    """Wait until ``text`` appears in a log file."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if _log_has(path, text):
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{text!r} not in {path}")

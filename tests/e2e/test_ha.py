@@ -88,15 +88,9 @@ async def test_standby_takes_over_when_the_active_engine_is_killed(
         rig = Rig(artifacts, [AgentPlan("7001", talk_ms=(200, 300))], engine="none",
                   wrap_up=0, agi_retries=40, agi_retry_pause=1,
                   extra_config={"store": store, "ha": {"node_id": "one", "lease_ttl": 2}})
-        standby_port = rig.ports.alloc(1)[0]
-        rig.agi_urls = (f"agi://127.0.0.1:{rig.ports.agi}"
-                        f"&agi://127.0.0.1:{standby_port}")
+        standby_port = rig.use_standby_port()
         async with rig:
-            await rig.start_engine_process()
-            await wait_log(artifacts / "engine.log", "lease acquired")
-            await rig.start_engine_process(
-                "standby", {"ha": {"node_id": "two", "lease_ttl": 2}}, port=standby_port)
-            await wait_log(artifacts / "standby.log", "waits for the lease")
+            await rig.start_active_standby(standby_port)
             callers = numbers(20, "0571")
             calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=80))
             await asyncio.sleep(3.5)  # all 20 in: 1-2 served, the rest waiting

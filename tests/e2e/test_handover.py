@@ -62,15 +62,9 @@ async def test_sigterm_hands_waiting_callers_to_the_standby_at_once(
                   extra_config={"store": store,
                                 "engine": {"ring_timeout": 4, "drain_timeout": 15},
                                 "ha": {"node_id": "one", "lease_ttl": 2}})
-        standby_port = rig.ports.alloc(1)[0]
-        rig.agi_urls = (f"agi://127.0.0.1:{rig.ports.agi}"
-                        f"&agi://127.0.0.1:{standby_port}")
+        standby_port = rig.use_standby_port()
         async with rig:
-            await rig.start_engine_process()
-            await wait_log(artifacts / "engine.log", "lease acquired")
-            await rig.start_engine_process(
-                "standby", {"ha": {"node_id": "two", "lease_ttl": 2}}, port=standby_port)
-            await wait_log(artifacts / "standby.log", "waits for the lease")
+            await rig.start_active_standby(standby_port)
             callers = [f"0573{i:04d}" for i in range(9)]
             calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=80))
             # The first caller talks to the (slow) agent, the 8 others wait.
