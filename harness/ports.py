@@ -16,6 +16,7 @@ takes one of our ports between the check and the bind.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from dataclasses import dataclass, field
@@ -48,6 +49,43 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
             except OSError:
                 return False
     return True
+
+
+def _udp_socket_inodes(port: int, host: str) -> set[str]:
+    """Inodes of the UDP sockets bound to ``host:port`` (or the wildcard address), read
+    from ``/proc/net/udp``."""
+    want_port = f"{port:04X}"
+    want_host = "".join(f"{int(octet):02X}" for octet in reversed(host.split(".")))
+    inodes: set[str] = set()
+    try:
+        with open("/proc/net/udp") as fh:
+            next(fh, None)
+            for line in fh:
+                fields = line.split()
+                addr, _, hexport = fields[1].partition(":")
+                if hexport == want_port and addr in (want_host, "00000000"):
+                    inodes.add(fields[9])
+    except (OSError, IndexError):
+        pass
+    return inodes
+
+
+def udp_bound(port: int, host: str, pid: int | None = None) -> bool:
+    """True when a UDP socket is bound to ``host:port``: one of process ``pid``'s when
+    given (so a socket someone else holds on that port does not count).
+
+    Read from ``/proc`` rather than probed with a bind of our own: a probe socket held for
+    even a moment is exactly what makes SIPp's own bind fail (it exits 254, "Unable to
+    bind main socket") when the two race."""
+    inodes = _udp_socket_inodes(port, host)
+    if pid is None or not inodes:
+        return bool(inodes)
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        links = {os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)}
+    except OSError:
+        return False
+    return any(f"socket:[{inode}]" in links for inode in inodes)
 
 
 def block_free(base: int, size: int = SIZE, host: str = "127.0.0.1") -> bool:

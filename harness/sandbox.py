@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
-from harness.ports import SandboxPorts
+from harness.ports import SandboxPorts, udp_bound
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "asterisk_conf"
@@ -575,13 +575,9 @@ class AsteriskInstance:
                 time.sleep(0.05)
 
     def _check_sip_bound(self) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind((self.ami_host, self.ports.sip))
-            except OSError:
-                return  # taken — by Asterisk's PJSIP transport
-        raise RuntimeError(f"Asterisk booted but its SIP transport is not bound to UDP "
-                           f"{self.ports.sip}; last log lines:\n{self.log_tail()}")
+        if not udp_bound(self.ports.sip, self.ami_host):
+            raise RuntimeError(f"Asterisk booted but its SIP transport is not bound to UDP "
+                               f"{self.ports.sip}; last log lines:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         parts = []

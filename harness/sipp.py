@@ -26,14 +26,13 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from harness.ports import SandboxPorts
+from harness.ports import SandboxPorts, udp_bound
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "sipp"
 SIPP = "sipp"
@@ -132,17 +131,13 @@ class SippResult:
                 f"{self.failed} failed, {len(self.events)} log events")
 
 
+#: SIPp's exit status when it cannot bind one of its sockets (SIP, media or control).
+EXIT_BIND_ERROR = 254
+BIND_ATTEMPTS = 3
+
+
 class SippError(RuntimeError):
     pass
-
-
-def _udp_bound(port: int, host: str) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 class SippProcess:
@@ -244,7 +239,7 @@ class SippProcess:
 
     async def _wait_listening(self, time_limit: float) -> None:
         deadline = time.monotonic() + time_limit
-        while not _udp_bound(self.port, self.ip):
+        while not udp_bound(self.port, self.ip, self.pid):
             if not self.running:
                 await self._reap()
                 raise SippError(f"sipp {self.name} exited ({self._returncode()}) at start:\n"
@@ -254,6 +249,10 @@ class SippProcess:
                 raise SippError(f"sipp {self.name} did not bind UDP {self.port} within "
                                 f"{time_limit:g} s")
             await asyncio.sleep(0.02)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode()
 
     def _returncode(self) -> int | None:
         return self._proc.returncode if self._proc is not None else None
@@ -342,12 +341,20 @@ async def start_uas(scenario: str | Path, ports: SandboxPorts, artifacts_dir: Pa
                     extra_args: Sequence[str] = ()) -> SippProcess:
     """Start a UAS (agent phone / partner site) on fresh ports from ``ports``; its SIP port
     is ``proc.port`` (put ``sip:<agent>@127.0.0.1:<proc.port>`` in the agent's AOR)."""
-    sip, media, control = _ports_for(ports)
-    proc = SippProcess(name, scenario, artifacts_dir, port=sip, media_port=media,
-                       control_port=control, variables=variables,
-                       recv_timeout_ms=recv_timeout_ms, trace_messages=trace_messages,
-                       trace_errors=trace_errors, extra_args=extra_args)
-    return await proc.start()
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        sip, media, control = _ports_for(ports)
+        proc = SippProcess(name, scenario, artifacts_dir, port=sip, media_port=media,
+                           control_port=control, variables=variables,
+                           recv_timeout_ms=recv_timeout_ms, trace_messages=trace_messages,
+                           trace_errors=trace_errors, extra_args=extra_args)
+        try:
+            return await proc.start()
+        except SippError:
+            # Another process took one of its ports between the block check and SIPp's
+            # bind: try fresh ports from the pool rather than fail the test.
+            if proc.returncode != EXIT_BIND_ERROR or attempt == BIND_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def run_uac(scenario: str | Path, host: str, port: int, service: str,
