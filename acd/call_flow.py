@@ -130,8 +130,8 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
                 continue
             engine.post(DialFinished(call_id, left.agent_id, "CANCEL", engine.clock(),
                                      site_id=left.site_id))
-        if reported and not released:  # a released caller re-enters elsewhere
-            engine.post(CallHungUp(call_id, engine.clock()))
+        if reported:  # a released caller re-enters elsewhere: not an abandon
+            engine.post(CallHungUp(call_id, engine.clock(), released=released))
         with contextlib.suppress(Exception):
             await session.close()
 

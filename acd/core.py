@@ -49,6 +49,9 @@ class CallState(StrEnum):
     CONNECTED = "connected"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
+    #: Handed back to the dialplan (engine stopping or stepping down): the caller waits
+    #: on in the engine that is active now, with its place; not an abandon.
+    RELEASED = "released"
 
 
 #: Asterisk device states (``ast_devstate_str``) under which an idle agent may be offered
@@ -98,10 +101,12 @@ class CallClosed:
 
 @dataclass(frozen=True, slots=True)
 class CallHungUp:
-    """The caller's channel is gone (HANGUP or the session's socket closed)."""
+    """The caller's channel is gone (HANGUP or the session's socket closed), or with
+    ``released`` the session handed the caller back to the dialplan."""
 
     call_id: str
     now: float
+    released: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,8 +569,15 @@ class EngineCore:
             self._release_agent(call, ev.now, out)
             self._release_site(call)
             self._partner_ready.discard(call.call_id)
-            call.state = CallState.ABANDONED
             call.ended_at = ev.now
+            if ev.released:
+                call.state = CallState.RELEASED
+                out.append(Publish("call_released", {
+                    "call_id": call.call_id, "queue": call.queue_id, "wait": call.wait,
+                }))
+                self._finish(call)
+                return
+            call.state = CallState.ABANDONED
             self.stats[call.queue_id].abandoned += 1
             if call.wait > self.config.queue(call.queue_id).sl_target:
                 self.stats[call.queue_id].abandoned_after_target += 1

@@ -43,7 +43,8 @@ from acd.core import (
 )
 from acd.fastagi import FastAGIServer
 from acd.protocol.ami import AMIEvent
-from acd.store import Restorer, StoredState, StoreWriter, make_store
+from acd.stats import LiveStats
+from acd.store import RedisStore, Restorer, StoredState, StoreWriter, make_store
 from routing.regions import RegionResolver
 from routing.regions import preload as preload_regions
 
@@ -95,8 +96,13 @@ class Engine:
         self.releasing = False
         #: Restart state (acd.store): written behind routing by a background writer,
         #: loaded when this engine becomes active; ``ha`` is the hot-standby lease.
+        #: Per-queue figures (rolling 15 min, today): engine state, so they are stored
+        #: and survive a restart or a takeover like the rest.
+        self.stats = LiveStats({q.id: float(q.sl_target) for q in config.queues},
+                               config.timezone)
+        self.publish_hooks.append(self._observe_stats)
         self.store = make_store(config.store)
-        self.store_writer = StoreWriter(self.store, self.core)
+        self.store_writer = StoreWriter(self.store, self.core, stats=self.stats)
         self.publish_hooks.append(self.store_writer.observe)
         self.restorer = Restorer()
         self.ha: Any = None
@@ -106,6 +112,9 @@ class Engine:
         self._asterisk_started: dict[str | None, str] = {}
         self.asterisk_restarts = 0
         self.ami_resyncs = 0
+
+    def _observe_stats(self, ev: Publish, now: float) -> None:
+        self.stats.observe(ev.name, ev.data, now)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -151,6 +160,11 @@ class Engine:
             lease = Lease(redis_client(self.config.store.url, self.config.store.timeout),
                           ha.node_id, ha.lease_ttl, self.config.store.key_prefix)
             self.ha = HotStandby(self, lease, ha.lease_ttl)
+            if isinstance(self.store, RedisStore):
+                # Store writes carry the lease's fencing token: a node that lost the
+                # lease without knowing yet is refused, and steps down.
+                self.store.fence = lambda: lease.token
+                self.store_writer.on_fenced = self.ha.fenced
             self.ha.start()
             log.info("hot standby: node %s waits for the lease", ha.node_id)
         log.info("engine started: FastAGI on %s:%s", self.config.fastagi.host, self.agi.port)
@@ -172,21 +186,33 @@ class Engine:
                 restored += 1
             except (ValueError, DomainError) as exc:
                 log.warning("stored status of agent %s not restored: %s", agent_id, exc)
+        stats_restored = self.stats.restore(state.stats, self.clock())
         self.restorer.begin(state.calls)
         if self.restorer.holding:
             self._grace = asyncio.get_running_loop().call_later(
                 self.config.store.restore_grace, self._release_held)
+        self.releasing = False
         self.store_writer.request_resync()
         if self._writer_task is None:
             self._writer_task = asyncio.create_task(self.store_writer.run(),
                                                     name="acd-store-writer")
         self.accepting = True
-        log.info("engine active: %d agent statuses and %d waiting calls from the store",
-                 restored, len(state.calls))
+        log.info("engine active: %d agent statuses, %d waiting calls and %d queues' "
+                 "figures from the store", restored, len(state.calls), stats_restored)
 
-    async def deactivate(self) -> None:
-        """Stop taking calls and stop writing the store (another node is active)."""
+    async def deactivate(self, *, hand_over: bool = False) -> None:
+        """Stop taking calls and stop writing the store (another node is active).
+
+        ``hand_over`` (the lease was lost while this process runs on): callers who only
+        wait go back to the dialplan at once, which retries the active engine with their
+        ``ACD_ENTRY``; there they get their place back from the store. Kept here, they
+        could be offered to an agent the active engine offers a call to as well."""
         self.accepting = False
+        if hand_over:
+            released = self.release_waiting()
+            if released:
+                log.warning("stepped down: %d waiting call(s) handed back to the dialplan "
+                            "for the active engine", released)
         if self._writer_task is not None:
             self._writer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

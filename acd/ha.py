@@ -9,6 +9,13 @@ reach: the other node may already hold it) — makes it step down at once
 (``engine.accepting = False``). A passive engine tries to acquire every ttl/6, so it
 takes over at most ≈ ttl + ttl/6 after the active one died.
 
+The token also **fences the store**: every store write checks it in the same Lua script
+that applies it (acd.store), so a node that lost the lease without noticing (paused,
+cut off from Redis longer than the ttl) cannot overwrite the new active node's state; its
+first refused write makes it step down. Stepping down hands the callers who only wait
+back to the dialplan at once (they re-enter at the active node with their place); calls
+ringing or talking on this node finish here.
+
 While passive the engine's FastAGI server refuses every session at once: the dialplan
 then tries the next URL in ``ACD_AGI_URLS``. A graceful stop releases the lease, so the
 standby takes over without waiting for the ttl (upgrades: start the new version as
@@ -107,6 +114,7 @@ class HotStandby:
         self._last_renew = 0.0
         #: Wall-clock time of the last takeover (logged as "lease acquired ... at").
         self.acquired_at: float | None = None
+        self._fenced: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="acd-ha")
@@ -179,11 +187,21 @@ class HotStandby:
         else:
             await self._step_down("lease lost (another node holds it)")
 
+    def fenced(self, exc: BaseException) -> None:
+        """The store refused a write with our fencing token: another node took the lease
+        (we were paused or cut off longer than the ttl). Step down now rather than at the
+        next renew."""
+        if self.active:
+            self._fenced = asyncio.ensure_future(
+                self._step_down(f"store write fenced ({exc})"))
+
     async def _step_down(self, why: str) -> None:
+        if not self.active:
+            return
         self.active = False
         self.lease.token = None
         log.warning("%s steps down: %s", self.lease.node_id, why)
-        await self.engine.deactivate()
+        await self.engine.deactivate(hand_over=True)
 
     def _down(self, exc: BaseException) -> None:
         if not self._redis_down:

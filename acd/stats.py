@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -127,6 +127,8 @@ class LiveStats:
         self._last_queue: dict[str, str] = {}
         #: agent → (wrap-up start, queue).
         self._wrap_started: dict[str, tuple[float, str]] = {}
+        #: Queues whose figures changed since the last :meth:`take_dirty` (the store).
+        self._dirty: set[str] = set()
 
     @property
     def queue_ids(self) -> Iterable[str]:
@@ -198,6 +200,53 @@ class LiveStats:
             windows.today = Counts()
         windows.today.add(delta)
         windows.total.add(delta)
+        self._dirty.add(str(queue))
+
+    # -- persistence (acd.store): figures survive a restart or a takeover ----------------
+
+    def take_dirty(self) -> set[str]:
+        """The queues whose figures changed since the last call (and forget them)."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def dump_queue(self, queue_id: str) -> dict[str, Any]:
+        """One queue's figures as plain JSON-able data (:meth:`restore` reads it back)."""
+        windows = self._queues[queue_id]
+        return {
+            "buckets": [[minute, asdict(counts)] for minute, counts in windows.buckets],
+            "day": windows.day.isoformat() if windows.day is not None else None,
+            "today": asdict(windows.today),
+        }
+
+    def restore(self, dumps: Mapping[str, Mapping[str, Any]], now: float) -> int:
+        """Take the figures another engine (or this one before a restart) stored: the
+        rolling buckets still inside the window and "today" when it is still the same
+        local day. The process totals behind the Prometheus ``_total`` counters are not
+        taken: a counter counts what this process saw (Prometheus handles its reset; a
+        counter that jumped by another engine's figures would double-count them in
+        ``rate()``). Unknown queues and malformed records are skipped; returns how many
+        queues were restored."""
+        restored = 0
+        today = self._local_date(now)
+        oldest = int(now // _BUCKET) - self.rolling_minutes + 1
+        for queue_id, dump in dumps.items():
+            windows = self._queues.get(queue_id)
+            if windows is None:
+                continue
+            try:
+                buckets = [(int(minute), _counts(raw)) for minute, raw in dump["buckets"]]
+                day = date.fromisoformat(dump["day"]) if dump.get("day") else None
+                fresh = _QueueWindows()
+                fresh.buckets.extend(b for b in sorted(buckets, key=lambda b: b[0])
+                                     if b[0] >= oldest)
+                if day == today:
+                    fresh.day, fresh.today = day, _counts(dump["today"])
+                fresh.total = windows.total
+            except (KeyError, TypeError, ValueError):
+                continue
+            self._queues[queue_id] = fresh
+            restored += 1
+        return restored
 
     # -- output --------------------------------------------------------------------------
 
@@ -233,6 +282,18 @@ class LiveStats:
         """When "today" resets (epoch seconds), in the configured time zone."""
         tomorrow = self._local_date(now) + timedelta(days=1)
         return datetime.combine(tomorrow, datetime.min.time(), self.tz).timestamp()
+
+
+def _counts(raw: object) -> Counts:
+    if not isinstance(raw, Mapping):
+        raise TypeError("counts must be an object")
+    known = {f.name for f in fields(Counts)}
+    counts = Counts(**{k: v for k, v in raw.items() if k in known})
+    for f in fields(Counts):
+        value = getattr(counts, f.name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"bad {f.name}: {value!r}")
+    return counts
 
 
 def _seconds(value: object) -> float:

@@ -15,6 +15,14 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
 
     <prefix>:agents   hash  agent id → {"status": ..., "reason": ...}
     <prefix>:calls    hash  call id  → {"entry_time", "seq", "queue", "boost", "stage"}
+    <prefix>:stats    hash  queue id → the queue's figures (acd.stats.LiveStats.dump_queue):
+                            per-minute buckets of the rolling window, today, since start
+
+**Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
+the fencing token this engine's lease was granted (acd.ha). An engine that lost its lease
+without knowing it yet (paused, partitioned) is refused (:class:`StoreFenced`) instead of
+overwriting what the new active engine wrote; it then steps down. A store with no token
+source (no hot standby: one engine) writes unconditionally, through the same script.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 
     from acd.config import StoreConfig
     from acd.core import CallArrived, EngineCore, Event, Publish
+    from acd.stats import LiveStats
 
 log = logging.getLogger("acd.store")
 
@@ -40,6 +49,9 @@ log = logging.getLogger("acd.store")
 CALL_UPDATED = frozenset({"call_waiting", "call_priority", "call_transferred", "call_stage",
                           "call_requeued"})
 CALL_GONE = frozenset({"call_connected", "call_abandoned", "call_completed", "call_closed"})
+#: Publish names that may change a queue's figures (acd.stats.LiveStats.observe).
+STATS_CHANGED = frozenset({"call_waiting", "call_connected", "call_abandoned",
+                           "call_overflowed", "call_closed", "call_completed", "agent"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +75,29 @@ class CallRecord:
 class StoredState:
     agents: dict[str, AgentRecord] = field(default_factory=dict)
     calls: dict[str, CallRecord] = field(default_factory=dict)
+    #: Queue id → its figures as :meth:`acd.stats.LiveStats.dump_queue` gives them.
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def copy(self) -> StoredState:
+        return StoredState(dict(self.agents), dict(self.calls), dict(self.stats))
 
 
-#: A batch of changes: ("agent"|"call", id) → new record, or None to delete.
+#: A batch of changes: ("agent"|"call"|"stats", id) → new record, or None to delete.
 Key = tuple[str, str]
-Changes = Mapping[Key, AgentRecord | CallRecord | None]
+Record = AgentRecord | CallRecord | dict[str, Any]
+Changes = Mapping[Key, Record | None]
+
+
+#: Key kind → the StoredState field (and the Redis hash suffix) it lives in.
+_TABLES = {"agent": "agents", "call": "calls", "stats": "stats"}
+
+
+#: The pending-set key meaning "ask the stats which queues changed".
+_STATS: Key = ("stats", "")
+
+
+class StoreFenced(RuntimeError):
+    """The store refused a write: another engine holds a newer fencing token."""
 
 
 class Store(Protocol):
@@ -89,74 +119,121 @@ class MemoryStore:
         self.state = StoredState()
 
     async def load(self) -> StoredState:
-        return StoredState(dict(self.state.agents), dict(self.state.calls))
+        return self.state.copy()
 
     async def write(self, changes: Changes) -> None:
         for (kind, ident), rec in changes.items():
-            table: dict[str, Any] = self.state.agents if kind == "agent" else self.state.calls
+            table: dict[str, Any] = getattr(self.state, _TABLES[kind])
             if rec is None:
                 table.pop(ident, None)
             else:
                 table[ident] = rec
 
     async def replace(self, state: StoredState) -> None:
-        self.state = StoredState(dict(state.agents), dict(state.calls))
+        self.state = state.copy()
 
     async def close(self) -> None:
         return None
 
 
-class RedisStore:
-    """Two hashes in Redis (see the module docstring). Every write is one MULTI/EXEC."""
+#: KEYS: the fence, then the hashes.  ARGV[1]: the expected fencing token ("" = no
+#: check); ARGV[2]: "1" to empty the hashes first (a resync); ARGV[3]: JSON list of
+#: [hash index (1-based among the hashes), field] (delete) or [index, field, value] (set).
+_WRITE = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED fencing token ' .. ARGV[1] .. ' is no longer current')
+end
+if ARGV[2] == '1' then
+  for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+end
+for _, op in ipairs(cjson.decode(ARGV[3])) do
+  if #op == 2 then
+    redis.call('HDEL', KEYS[op[1] + 1], op[2])
+  else
+    redis.call('HSET', KEYS[op[1] + 1], op[2], op[3])
+  end
+end
+return 1
+"""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "acd") -> None:
+
+class RedisStore:
+    """Three hashes in Redis (see the module docstring). Every write is one Lua script:
+    atomic, and refused when the fencing token is stale.
+
+    ``fence`` (hot standby) returns the token of the lease this engine holds, or None when
+    it holds none: then nothing is written at all."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "acd",
+                 fence: Callable[[], int | None] | None = None) -> None:
         self.client = client
-        self.agents_key = f"{prefix}:agents"
-        self.calls_key = f"{prefix}:calls"
+        self.fence = fence
+        self.fence_key = f"{prefix}:fence"
+        self.keys = {kind: f"{prefix}:{table}" for kind, table in _TABLES.items()}
+        self.agents_key, self.calls_key = self.keys["agent"], self.keys["call"]
+        self._index = {kind: i for i, kind in enumerate(self.keys, start=1)}
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "acd", timeout: float = 1.0) -> RedisStore:
         return cls(redis_client(url, timeout), prefix)
 
     async def load(self) -> StoredState:
-        agents_raw = await self.client.hgetall(self.agents_key)
-        calls_raw = await self.client.hgetall(self.calls_key)
         state = StoredState()
-        for k, v in agents_raw.items():
-            try:
-                state.agents[_s(k)] = AgentRecord(**json.loads(v))
-            except (TypeError, ValueError):
-                log.warning("store: ignoring bad agent record %r", k)
-        for k, v in calls_raw.items():
-            try:
-                state.calls[_s(k)] = CallRecord(**json.loads(v))
-            except (TypeError, ValueError):
-                log.warning("store: ignoring bad call record %r", k)
+        for kind, key in self.keys.items():
+            table: dict[str, Any] = getattr(state, _TABLES[kind])
+            for k, v in (await self.client.hgetall(key)).items():
+                try:
+                    raw = json.loads(v)
+                    table[_s(k)] = (AgentRecord(**raw) if kind == "agent"
+                                    else CallRecord(**raw) if kind == "call"
+                                    else _mapping(raw))
+                except (TypeError, ValueError):
+                    log.warning("store: ignoring bad %s record %r", kind, k)
         return state
 
     async def write(self, changes: Changes) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            for (kind, ident), rec in changes.items():
-                key = self.agents_key if kind == "agent" else self.calls_key
-                if rec is None:
-                    pipe.hdel(key, ident)
-                else:
-                    pipe.hset(key, ident, json.dumps(asdict(rec)))
-            await pipe.execute()
+        ops = [[self._index[kind], ident] if rec is None
+               else [self._index[kind], ident, _json(rec)]
+               for (kind, ident), rec in changes.items()]
+        await self._run(ops, clear=False)
 
     async def replace(self, state: StoredState) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self.agents_key, self.calls_key)
-            if state.agents:
-                pipe.hset(self.agents_key, mapping={
-                    a: json.dumps(asdict(r)) for a, r in state.agents.items()})
-            if state.calls:
-                pipe.hset(self.calls_key, mapping={
-                    c: json.dumps(asdict(r)) for c, r in state.calls.items()})
-            await pipe.execute()
+        ops: list[list[Any]] = []
+        for kind, table in _TABLES.items():
+            for ident, rec in getattr(state, table).items():
+                ops.append([self._index[kind], ident, _json(rec)])
+        await self._run(ops, clear=True)
+
+    async def _run(self, ops: list[list[Any]], *, clear: bool) -> None:
+        token = ""
+        if self.fence is not None:
+            held = self.fence()
+            if held is None:
+                raise StoreFenced("this engine holds no lease: not writing the store")
+            token = str(held)
+        from redis.exceptions import ResponseError
+
+        try:
+            await self.client.eval(_WRITE, 1 + len(self.keys), self.fence_key,
+                                   *self.keys.values(), token, "1" if clear else "0",
+                                   json.dumps(ops))
+        except ResponseError as exc:
+            if "FENCED" in str(exc):
+                raise StoreFenced(str(exc)) from exc
+            raise
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _json(rec: Record) -> str:
+    return json.dumps(rec if isinstance(rec, dict) else asdict(rec))
+
+
+def _mapping(raw: object) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    return raw
 
 
 def redis_client(url: str, timeout: float = 1.0) -> aioredis.Redis:
@@ -202,7 +279,7 @@ def call_record(core: EngineCore, call_id: str) -> CallRecord | None:
     return CallRecord(call.entry_time, call.seq, call.queue_id, call.boost, call.stage)
 
 
-def state_of(core: EngineCore) -> StoredState:
+def state_of(core: EngineCore, stats: LiveStats | None = None) -> StoredState:
     state = StoredState()
     for agent_id in core.agents:
         rec = agent_record(core, agent_id)
@@ -212,6 +289,9 @@ def state_of(core: EngineCore) -> StoredState:
         crec = call_record(core, call_id)
         if crec is not None:
             state.calls[call_id] = crec
+    if stats is not None:
+        for queue_id in stats.queue_ids:
+            state.stats[queue_id] = stats.dump_queue(queue_id)
     return state
 
 
@@ -219,13 +299,18 @@ class StoreWriter:
     """Writes the engine's changes to a :class:`Store` in the background.
 
     :meth:`observe` is an engine publish hook: synchronous, O(1), never raises into the
-    inbox loop. :meth:`run` is the writer task.
+    inbox loop. :meth:`run` is the writer task. With ``stats``, the queues' figures are
+    written too (the queues it reports changed, coalesced like the rest).
+
+    A write the store refuses as fenced (another engine holds the lease) is not retried:
+    ``on_fenced`` is called and the task ends.
     """
 
     def __init__(self, store: Store, core: EngineCore, *, max_pending: int = 10_000,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, stats: LiveStats | None = None) -> None:
         self.store = store
         self.core = core
+        self.stats = stats
         self.max_pending = max_pending
         self.backoff = backoff or ExponentialBackoff(base=0.1, cap=2.0)
         self._pending: set[Key] = set()
@@ -238,6 +323,7 @@ class StoreWriter:
         #: Set while idle with nothing pending (tests, graceful stop).
         self.idle = asyncio.Event()
         self.on_recovered: Callable[[], None] | None = None
+        self.on_fenced: Callable[[StoreFenced], None] | None = None
 
     # -- the hook (inbox order, synchronous) -------------------------------------------
 
@@ -247,6 +333,8 @@ class StoreWriter:
             self._mark(("agent", str(data["agent"])))
         elif pub.name in CALL_UPDATED or pub.name in CALL_GONE:
             self._mark(("call", str(data["call_id"])))
+        if self.stats is not None and pub.name in STATS_CHANGED:
+            self._mark(_STATS)
 
     def _mark(self, key: Key) -> None:
         self.idle.clear()
@@ -280,6 +368,14 @@ class StoreWriter:
                 await self._flush()
             except asyncio.CancelledError:
                 raise
+            except StoreFenced as exc:
+                log.error("store write refused (%s): another engine is active; this one "
+                          "stops writing", exc)
+                self._pending.clear()
+                self.idle.set()
+                if self.on_fenced is not None:
+                    self.on_fenced(exc)
+                return
             except Exception as exc:
                 failures += 1
                 if not self.failing:
@@ -303,17 +399,25 @@ class StoreWriter:
             # change observed during the write is written after it.
             self.resync_needed = False
             self._pending.clear()
-            state = state_of(self.core)
+            if self.stats is not None:
+                self.stats.take_dirty()
+            state = state_of(self.core, self.stats)
             await self.store.replace(state)
             self.resyncs += 1
             return
         keys, self._pending = self._pending, set()
-        changes: dict[Key, AgentRecord | CallRecord | None] = {}
+        changes: dict[Key, Record | None] = {}
         for kind, ident in keys:
-            changes[(kind, ident)] = (agent_record(self.core, ident) if kind == "agent"
-                                      else call_record(self.core, ident))
-        await self.store.write(changes)
-        self.writes += 1
+            if kind == "agent":
+                changes[(kind, ident)] = agent_record(self.core, ident)
+            elif kind == "call":
+                changes[(kind, ident)] = call_record(self.core, ident)
+        if _STATS in keys and self.stats is not None:
+            for queue_id in self.stats.take_dirty():
+                changes[("stats", queue_id)] = self.stats.dump_queue(queue_id)
+        if changes:
+            await self.store.write(changes)
+            self.writes += 1
 
     async def drained(self, within: float) -> bool:
         """Wait until everything observed so far is written (or ``within`` seconds)."""

@@ -37,7 +37,6 @@ from acd.config import ApiConfig, ApiRole, Config
 from acd.core import DomainError
 from acd.engine import Engine
 from acd.metrics import EngineCollector
-from acd.stats import LiveStats
 from api.auth import Principal, TokenStore
 from api.errors import EngineUnavailable, status_for
 from api.models import ErrorBody, Health, Readiness
@@ -75,7 +74,7 @@ def create_app(engine: Engine, config: Config | None = None, *,
     config = config if config is not None else engine.config
     api_cfg = config.api if config.api is not None else ApiConfig()
     registry = registry if registry is not None else CollectorRegistry()
-    stats = LiveStats({q.id: float(q.sl_target) for q in config.queues}, config.timezone)
+    stats = engine.stats
     collector = EngineCollector(engine, stats)
     registry.register(collector)
     state = ApiState(

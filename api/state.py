@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from prometheus_client.registry import CollectorRegistry
 
 from acd.config import Config
-from acd.core import Publish
 from acd.engine import Engine
 from acd.metrics import EngineCollector
 from acd.stats import LiveStats
@@ -29,18 +28,13 @@ class ApiState:
     attached: bool = field(default=False, init=False)
 
     def attach(self) -> None:
-        """Feed the stats and the metrics from the engine's events (lifespan start)."""
+        """Feed the metrics from the engine's events (lifespan start). The stats are the
+        engine's own (``engine.stats``), fed by the engine."""
         if not self.attached:
-            self.engine.publish_hooks.append(self._observe)
             self.collector.attach()
             self.attached = True
 
     def detach(self) -> None:
         if self.attached:
-            while self._observe in self.engine.publish_hooks:
-                self.engine.publish_hooks.remove(self._observe)
             self.collector.detach()
             self.attached = False
-
-    def _observe(self, ev: Publish, now: float) -> None:
-        self.stats.observe(ev.name, ev.data, now)

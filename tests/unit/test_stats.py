@@ -131,3 +131,58 @@ def test_rolling_window_matches_a_full_scan(offsets: list[float], read_at: float
     first_minute = int(now // 60) - 14
     expected = sum(1 for t in times if int(t // 60) >= first_minute)
     assert s.window("consult", Window.ROLLING, now).counts.offered == expected
+
+
+# -- persistence (acd.store keeps these dumps) ------------------------------------------
+
+
+def test_figures_survive_a_dump_and_restore_into_a_fresh_engine() -> None:
+    import json
+
+    s = stats()
+    arrive(s, T0 + 5)
+    arrive(s, T0 + 65, queue="repair")
+    s.observe("call_connected", {"queue": "consult", "wait": 12.0}, T0 + 17)
+    s.observe("call_abandoned", {"queue": "consult", "wait": 40.0}, T0 + 130)
+    dumps = {q: json.loads(json.dumps(s.dump_queue(q))) for q in s.take_dirty()}
+    assert set(dumps) == {"consult", "repair"}
+    assert s.take_dirty() == set()  # taken
+
+    fresh = stats()
+    assert fresh.restore(dumps, T0 + 200) == 2
+    for queue in ("consult", "repair"):
+        for window in Window:
+            assert (fresh.window(queue, window, T0 + 200).counts
+                    == s.window(queue, window, T0 + 200).counts)
+    # Prometheus totals count what this process saw: not taken over.
+    assert fresh.total("consult").offered == 0
+    # and the restored figures go on counting
+    arrive(fresh, T0 + 210)
+    assert fresh.window("consult", Window.TODAY, T0 + 210).counts.offered == 2
+
+
+def test_restore_drops_what_has_left_its_window() -> None:
+    s = stats()
+    arrive(s, T0 + 5)
+    dumps = {"consult": s.dump_queue("consult")}
+    fresh = stats()
+    fresh.restore(dumps, T0 + 20 * 60)  # 20 minutes later, same day
+    assert fresh.window("consult", Window.ROLLING, T0 + 20 * 60).counts.offered == 0
+    assert fresh.window("consult", Window.TODAY, T0 + 20 * 60).counts.offered == 1
+    next_day = stats()
+    next_day.restore(dumps, T0 + 86_400)
+    assert next_day.window("consult", Window.TODAY, T0 + 86_400).counts.offered == 0
+
+
+def test_restore_skips_unknown_queues_and_malformed_records() -> None:
+    s = stats()
+    arrive(s, T0 + 5)
+    good = s.dump_queue("consult")
+    fresh = stats()
+    bad = [{"buckets": "x"}, {"buckets": [], "day": "not a date", "today": {}},
+           {**good, "today": {"offered": -3}}, {**good, "today": {"offered": "many"}}, {}]
+    for record in bad:
+        assert fresh.restore({"consult": record}, T0 + 10) == 0
+    assert fresh.restore({"elsewhere": good}, T0 + 10) == 0
+    assert fresh.window("consult", Window.TODAY, T0 + 10).counts.offered == 0
+    assert fresh.restore({"consult": good, "elsewhere": good}, T0 + 10) == 1

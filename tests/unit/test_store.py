@@ -18,6 +18,7 @@ from acd.config import parse_config
 from acd.core import AgentStatus, CallArrived, CallHungUp, EngineCore, SetAgentStatus
 from acd.engine import Engine
 from acd.ha import Lease
+from acd.stats import Window
 from acd.store import (
     AgentRecord,
     CallRecord,
@@ -25,6 +26,7 @@ from acd.store import (
     RedisStore,
     Restorer,
     StoredState,
+    StoreFenced,
     StoreWriter,
     redis_client,
     state_of,
@@ -94,6 +96,76 @@ async def test_redis_store_round_trip(server: RedisServer) -> None:
         assert await store.load() == StoredState()
     finally:
         await store.close()
+
+
+async def test_a_stale_fencing_token_cannot_write(client: aioredis.Redis) -> None:
+    old, new = Lease(client, "old", 0.3), Lease(client, "new", 5)
+    assert await old.acquire()
+    stale = RedisStore(client, fence=lambda: old.token)
+    await stale.write({("agent", "a1"): AgentRecord("available")})
+    await asyncio.sleep(0.5)  # "old" was paused past its ttl: "new" holds the lease now
+    assert await new.acquire()
+    current = RedisStore(client, fence=lambda: new.token)
+    await current.write({("agent", "a1"): AgentRecord("paused", "lunch")})
+    for attempt in (stale.write({("agent", "a1"): AgentRecord("logged_out")}),
+                    stale.replace(StoredState())):
+        with pytest.raises(StoreFenced):
+            await attempt
+    assert (await current.load()).agents == {"a1": AgentRecord("paused", "lunch")}
+    # A node holding no lease at all does not even try.
+    with pytest.raises(StoreFenced, match="no lease"):
+        await RedisStore(client, fence=lambda: None).write({("agent", "a1"): None})
+
+
+async def test_an_engine_whose_write_is_fenced_steps_down_at_once(
+        server: RedisServer, client: aioredis.Redis) -> None:
+    # ttl 9 s: the next renew is 3 s away, so only the fenced write can explain a quick
+    # step-down.
+    one = Engine(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")))
+    await one.start()
+    try:
+        await wait_until(lambda: one.accepting)
+        assert await one.store_writer.drained(5)
+        # Another node was granted the lease while "one" was cut off (it does not know).
+        await client.delete("acd:lease")
+        usurper = Lease(client, "two", 9)
+        assert await usurper.acquire()
+        await client.hset("acd:agents", "a1", '{"status": "paused", "reason": "lunch"}')
+        await one.set_agent_status("a1", AgentStatus.AVAILABLE)
+        started = time.monotonic()
+        await wait_until(lambda: not one.accepting, within=2)
+        assert time.monotonic() - started < 1.0
+        assert not one.ha.active
+        stored = await RedisStore(client).load()
+        assert stored.agents["a1"] == AgentRecord("paused", "lunch")  # not overwritten
+    finally:
+        await one.stop()
+
+
+async def test_queue_figures_survive_an_engine_restart(server: RedisServer) -> None:
+    cfg = parse_config(config(server))
+    one = Engine(cfg)
+    await one.start()
+    for agent in ("a1", "a2"):  # nobody to answer: c2 stays waiting (no session here)
+        await one.set_agent_status(agent, AgentStatus.LOGGED_OUT)
+    now = one.clock()
+    one.post(CallArrived("c1", "consult", "", now - 40, now))
+    one.post(CallHungUp("c1", now + 0.1))
+    one.post(CallArrived("c2", "repair", "", now, now))
+    await wait_until(lambda: one.stats.window("repair", Window.TODAY, now).counts.offered)
+    assert await one.store_writer.drained(5)
+    before = {(q, w): one.stats.window(q, w, now).counts for q in ("consult", "repair")
+              for w in Window}
+    assert before[("consult", Window.TODAY)].abandoned == 1
+    await one.stop()
+    two = Engine(cfg)
+    await two.start()
+    try:
+        after = {(q, w): two.stats.window(q, w, now).counts for q in ("consult", "repair")
+                 for w in Window}
+        assert after == before
+    finally:
+        await two.stop()
 
 
 async def test_memory_store_round_trip() -> None:
