@@ -103,8 +103,8 @@ async def handle_call(engine: Engine, session: AGISession) -> None:
                 offer = next_offer.result()
                 if offer is RELEASE:
                     released = True
-                    log.info("call %s: handed back to the dialplan (engine stopping)",
-                             call_id)
+                    log.info("call %s: handed back to the dialplan (engine stopping or "
+                             "stepping down)", call_id)
                     return
                 if await _ring_agent(engine, session, call_id, offer):
                     await session.set_variable("ACD_RESULT", "DONE")

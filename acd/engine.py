@@ -315,7 +315,16 @@ class Engine:
             match eff:
                 case Offer():
                     q = self._offers.get(eff.call_id)
-                    if q is None and self.releasing:
+                    if q is not None and self.ha is not None and not self.ha.lease_valid():
+                        # Our lease may have run out (this process was paused or cut
+                        # off): the standby may be active and ringing the same agents.
+                        # Never ring anyone on a lease we may no longer hold.
+                        from acd.call_flow import RELEASE
+
+                        q.put_nowait(RELEASE)
+                        self.releasing = True
+                        self.ha.expired()
+                    elif q is None and self.releasing:
                         pass  # stopping: a released call re-enters elsewhere; no retry
                     elif q is None:
                         self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))

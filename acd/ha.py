@@ -12,7 +12,10 @@ takes over at most ≈ ttl + ttl/6 after the active one died.
 The token also **fences the store**: every store write checks it in the same Lua script
 that applies it (acd.store), so a node that lost the lease without noticing (paused,
 cut off from Redis longer than the ttl) cannot overwrite the new active node's state; its
-first refused write makes it step down. Stepping down hands the callers who only wait
+first refused write makes it step down. Nor does it ring an agent once its lease may
+have run out (no successful renew for ``VALID_FRACTION`` of the ttl): that offer becomes
+a hand-back and the node steps down, before Redis or its renew loop tell it. Stepping
+down hands the callers who only wait
 back to the dialplan at once (they re-enter at the active node with their place); calls
 ringing or talking on this node finish here.
 
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
     from acd.engine import Engine
 
 log = logging.getLogger("acd.ha")
+
+#: The part of the ttl after the last successful renew during which the holder still acts
+#: as active (the rest is the margin for clock rate differences and the renew's trip).
+VALID_FRACTION = 0.8
 
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -115,6 +122,7 @@ class HotStandby:
         #: Wall-clock time of the last takeover (logged as "lease acquired ... at").
         self.acquired_at: float | None = None
         self._fenced: asyncio.Future[None] | None = None
+        self._expired: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="acd-ha")
@@ -178,7 +186,7 @@ class HotStandby:
             ok = await asyncio.wait_for(self.lease.renew(), self.ttl / 3)
         except Exception as exc:
             self._down(exc)
-            if time.monotonic() - self._last_renew >= self.ttl * 0.8:
+            if not self.lease_valid():
                 await self._step_down("no renew for a whole lease time")
             return
         self._up()
@@ -186,6 +194,21 @@ class HotStandby:
             self._last_renew = sent
         else:
             await self._step_down("lease lost (another node holds it)")
+
+    def lease_valid(self) -> bool:
+        """Whether this node may still act as the active one: it holds the lease and
+        its last successful renew (counted from when it was *sent*) is less than
+        ``VALID_FRACTION`` of the ttl ago. Past that, Redis may already have expired it
+        and granted it to the standby, even if this process has not heard yet (it was
+        paused, or cut off)."""
+        return (self.active
+                and time.monotonic() - self._last_renew < self.ttl * VALID_FRACTION)
+
+    def expired(self) -> None:
+        """The engine found :meth:`lease_valid` false while it was about to act."""
+        if self.active:
+            self._expired = asyncio.ensure_future(
+                self._step_down("lease ran out before a renew (process paused or cut off)"))
 
     def fenced(self, exc: BaseException) -> None:
         """The store refused a write with our fencing token: another node took the lease

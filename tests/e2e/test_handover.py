@@ -126,3 +126,49 @@ async def test_agent_talking_across_an_engine_restart_is_not_offered(
         assert [e.caller for e in rig.phone_events(talking, "offered")] == ["05740001"]
         assert [e.caller for e in rig.phone_events(talking, "answered")] == ["05740001"]
         assert [e.caller for e in rig.phone_events(free, "answered")] == ["05740002"]
+
+
+async def test_an_active_engine_paused_past_its_lease_steps_down_and_hands_over(
+        chroot: Path, artifacts: Path) -> None:
+    """SIGSTOP the active engine longer than its lease: the standby takes the lease.
+    On SIGCONT the old node must neither ring the agent it frees nor write the store over
+    the new active's state: it steps down and hands its waiting callers back, and they
+    are served by the new active, in entry order, none lost or counted abandoned."""
+    with RedisServer(artifacts / "redis") as redis:
+        store = {"backend": "redis", "url": redis.url, "restore_grace": 2}
+        rig = Rig(artifacts, [AgentPlan("7501", talk_ms=(2500, 2600))], engine="none",
+                  wrap_up=0, agi_retries=40, agi_retry_pause=1,
+                  extra_config={"store": store,
+                                "engine": {"ring_timeout": 4, "drain_timeout": 15},
+                                "ha": {"node_id": "one", "lease_ttl": 2}})
+        standby_port = rig.use_standby_port()
+        async with rig:
+            await rig.start_active_standby(standby_port)
+            callers = [f"0574{i:04d}" for i in range(6)]
+            calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=90))
+            await wait_log(artifacts / "engine.log", "call_waiting", count=6)
+            await wait_log(artifacts / "engine.log", "call_connected")
+            assert rig.process is not None
+            os.kill(rig.process.pid, signal.SIGSTOP)
+            try:
+                # The standby takes the lease within ttl + ttl/6; the talking call ends
+                # (2.5 s) while the old node is frozen.
+                await wait_log(artifacts / "standby.log", "lease acquired", within=6)
+                await asyncio.sleep(1.5)
+            finally:
+                os.kill(rig.process.pid, signal.SIGCONT)
+            await wait_log(artifacts / "engine.log", "steps down", within=5)
+            result = await calls
+            assert result.failed == 0, result.errors_text()
+            assert result.successful == 6
+            answered = [e.caller for e in rig.phone_events("7501", "answered")]
+            assert answered == callers  # one agent: entry order kept across the takeover
+            old = (artifacts / "engine.log").read_text(errors="replace")
+            # After SIGCONT the old node offered nobody: its only offer is the first call.
+            assert len(events(artifacts / "engine.log", "call_offered")) == 1, old[-3000:]
+            assert "handed back to the dialplan" in old
+            for log_name in ("engine.log", "standby.log"):
+                assert not events(artifacts / log_name, "call_abandoned")
+            assert sorted(d["caller"] for _, d in
+                          events(artifacts / "standby.log", "call_waiting")) == \
+                sorted(callers[1:])

@@ -142,6 +142,33 @@ async def test_an_engine_whose_write_is_fenced_steps_down_at_once(
         await one.stop()
 
 
+async def test_an_engine_past_its_lease_rings_nobody_and_steps_down(
+        server: RedisServer) -> None:
+    from acd.call_flow import RELEASE
+
+    one = Engine(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")))
+    await one.start()
+    try:
+        await wait_until(lambda: one.accepting)
+        for agent in ("a1", "a2"):
+            await one.set_agent_status(agent, AgentStatus.LOGGED_OUT)
+        waiting, ringing = one.open_session("w"), one.open_session("r")
+        now = one.clock()
+        one.post(CallArrived("w", "consult", "", now, now))
+        one.post(CallArrived("r", "consult", "", now + 1, now))
+        # As if this process had been frozen for most of the ttl: no renew for 8 s.
+        one.ha._last_renew -= 8.0
+        assert not one.ha.lease_valid()
+        await one.set_agent_status("a1", AgentStatus.AVAILABLE)  # would be offered "w"
+        offer = await asyncio.wait_for(waiting.get(), 2)
+        assert offer is RELEASE  # not rung: handed back instead
+        await wait_until(lambda: not one.accepting, within=2)
+        assert not one.ha.active
+        assert (await asyncio.wait_for(ringing.get(), 2)) is RELEASE  # waiting: handed back
+    finally:
+        await one.stop()
+
+
 async def test_queue_figures_survive_an_engine_restart(server: RedisServer) -> None:
     cfg = parse_config(config(server))
     one = Engine(cfg)
