@@ -6,10 +6,13 @@
 #   docker run --env-file acd.env -v ./acd.yaml:/etc/acd/acd.yaml:ro hotline-acd
 #
 # See docs/deployment.md. Base images are pinned to a release line, never :latest.
+# PYTHON_IMAGE overrides the base (a registry mirror, or the offline stand-in that
+# scripts/docker-smoke builds from Debian packages); the default is what ships.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: wheels for the project (acd, routing, api + api/static, agi_scripts) and
 # every dependency, so the runtime stage needs no compiler and no network index.
-FROM python:3.11-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -21,7 +24,7 @@ COPY agi_scripts ./agi_scripts
 RUN pip wheel --wheel-dir /wheels . tzdata
 
 # ---- runtime
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     ACD_CONFIG=/etc/acd/acd.yaml
