@@ -204,11 +204,33 @@ class OfferFailed:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class PartnerChannels:
+    """Partner trunk channels that Asterisk ``server`` has and no call of ours explains
+    (AMI resync: calls put through before a restart or takeover). Each holds a place in
+    its site's capacity until it hangs up. Replaces what was known for that server."""
+
+    server: str
+    #: Channel name → partner site id.
+    channels: Mapping[str, str]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelGone:
+    """AMI ``Hangup`` of a channel (only sent for channels :class:`PartnerChannels`
+    reported)."""
+
+    server: str
+    channel: str
+    now: float
+
+
 Event = (
     CallArrived | CallClosed | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
     | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | StageDue | PartnerDue
     | WrapUpDone
-    | OfferFailed
+    | OfferFailed | PartnerChannels | ChannelGone
 )
 
 
@@ -401,6 +423,9 @@ class EngineCore:
         self._partner_by_device = {f"PJSIP/{s.trunk_endpoint}".upper(): s.id
                                    for s in config.partners()}
         self.site_stats: dict[str, SiteStats] = {s.id: SiteStats() for s in config.sites}
+        #: (server, channel) → site: partner calls found in Asterisk that no call of ours
+        #: explains (put through before a restart): counted in the site's ``active``.
+        self._recovered_channels: dict[tuple[str, str], str] = {}
         self.region_stats: dict[str, RegionStats] = {}
         #: Waiting calls that may go to a partner now (their wait or policy allows it).
         self._partner_ready: set[str] = set()
@@ -494,6 +519,10 @@ class EngineCore:
                 self._wrap_up_done(event, out)
             case OfferFailed():
                 self._offer_failed(event, out)
+            case PartnerChannels():
+                self._partner_channels(event, out)
+            case ChannelGone():
+                self._channel_gone(event, out)
         self._dispatch(out)
         if self._partner_ready:
             self._try_partners(out)
@@ -959,6 +988,37 @@ class EngineCore:
         """The engine-wide id of a call (ACD_CALL_ID is the caller channel's Uniqueid,
         unique per Asterisk only: with several servers it is qualified by the server)."""
         return f"{self._server_of(server)}/{raw}" if self._split else raw
+
+    def partner_for_device(self, device: str) -> str | None:
+        """The partner site whose trunk endpoint is ``device`` (``PJSIP/<endpoint>``)."""
+        return self._partner_by_device.get(device.upper())
+
+    def holds_recovered_channel(self, server: str, channel: str) -> bool:
+        return (server, channel) in self._recovered_channels
+
+    def _partner_channels(self, ev: PartnerChannels, out: list[Effect]) -> None:
+        now_known = {(ev.server, ch): site for ch, site in ev.channels.items()
+                     if site in self.site_stats}
+        for key, site in list(self._recovered_channels.items()):
+            if key[0] == ev.server and key not in now_known:
+                del self._recovered_channels[key]
+                self.site_stats[site].active -= 1
+        for key, site in now_known.items():
+            if key not in self._recovered_channels:
+                self._recovered_channels[key] = site
+                self.site_stats[site].active += 1
+        for site in sorted(set(now_known.values())):
+            out.append(Publish("site_recovered", {
+                "site": site, "server": ev.server,
+                "channels": sum(1 for s in now_known.values() if s == site),
+                "active": self.site_stats[site].active}))
+
+    def _channel_gone(self, ev: ChannelGone, out: list[Effect]) -> None:
+        site = self._recovered_channels.pop((ev.server, ev.channel), None)
+        if site is not None:
+            # A place at that partner is free again: calls ready for partners stay in
+            # ``_partner_ready``, so the end of this apply tries them.
+            self.site_stats[site].active -= 1
 
     def call_for_uniqueid(self, uniqueid: str, server: str = "") -> str | None:
         """The call whose caller channel has this Asterisk Uniqueid."""

@@ -29,6 +29,7 @@ from acd.core import (
     CallAnswered,
     CallHungUp,
     CallState,
+    ChannelGone,
     DeviceSnapshot,
     DeviceStateChanged,
     DomainError,
@@ -37,6 +38,7 @@ from acd.core import (
     Event,
     Offer,
     OfferFailed,
+    PartnerChannels,
     Publish,
     SetAgentStatus,
     StartTimer,
@@ -401,6 +403,10 @@ class Engine:
             device, state = ev.get("Device"), ev.get("State")
             if device and state and (server is None or self._on_server(device, server)):
                 self.post(DeviceStateChanged(device, state, now))
+        elif ev.name == "Hangup":
+            channel = ev.get("Channel") or ""
+            if self.core.holds_recovered_channel(server or "", channel):
+                self.post(ChannelGone(server or "", channel, now))
         elif ev.name == "DialEnd" and ev.get("DialStatus") == "ANSWER":
             uniqueid = ev.get("Uniqueid") or ""
             dest = ev.get("DestChannel") or ""
@@ -426,7 +432,8 @@ class Engine:
             if (dev := ev.get("Device")) is not None and (st := ev.get("State")) is not None
             and (server is None or self._on_server(dev, server))
         }
-        busy = {dev for dev in await self._busy_devices(ami)
+        busy_devices, partner_channels = await self._channels(ami, server or "")
+        busy = {dev for dev in busy_devices
                 if server is None or self._on_server(dev, server)}
         by_upper = {dev.upper(): dev for dev in states}
         for dev in busy:
@@ -434,9 +441,11 @@ class Engine:
             if states.get(key, "UNKNOWN") in FREE_DEVICE_STATES:
                 states[key] = "INUSE"
         self.post(DeviceSnapshot(states, self.clock()))
+        self.post(PartnerChannels(server or "", partner_channels, self.clock()))
         self.ami_resyncs += 1
-        log.info("AMI %s resynced: %d device states, %d agent phones in a conversation",
-                 server or "", len(states), len(busy))
+        log.info("AMI %s resynced: %d device states, %d agent phones in a conversation, "
+                 "%d partner channel(s) put through before", server or "", len(states),
+                 len(busy), len(partner_channels))
 
     async def _check_restart(self, ami: AMIClient, server: str | None = None) -> None:
         """Compare Asterisk's start time with the one seen at the last connect."""
@@ -459,18 +468,28 @@ class Engine:
         for call_id in gone:
             self.post(CallHungUp(call_id, now))
 
-    async def _busy_devices(self, ami: AMIClient) -> set[str]:
-        """Agent devices (``PJSIP/<endpoint>``) with a channel in state Up."""
+    async def _channels(self, ami: AMIClient, server: str,
+                        ) -> tuple[set[str], dict[str, str]]:
+        """From ``CoreShowChannels``: agent devices (``PJSIP/<endpoint>``) with a channel
+        in state Up, and the partner trunk channels (any state: ringing holds a place
+        too) whose call is not one of ours (their ``Linkedid`` is no caller we know):
+        channel → site."""
         _, channels = await ami.list_action("CoreShowChannels")
         busy: set[str] = set()
+        partners: dict[str, str] = {}
         for ev in channels:
             channel = ev.get("Channel") or ""
-            if ev.get("ChannelStateDesc") != "Up" or "-" not in channel:
+            if "-" not in channel:
                 continue
             device = channel.rsplit("-", 1)[0]
-            if self.core.agent_for_device(device) is not None:
+            site = self.core.partner_for_device(device)
+            if site is not None:
+                if self.core.call_for_uniqueid(ev.get("Linkedid") or "", server) is None:
+                    partners[channel] = site
+            elif (ev.get("ChannelStateDesc") == "Up"
+                  and self.core.agent_for_device(device) is not None):
                 busy.add(device)
-        return busy
+        return busy, partners
 
     # -- observers ---------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from harness.rig import AgentPlan, Rig, SitePlan
+from harness.rig import AgentPlan, Rig, SitePlan, wait_for_log
 from harness.sipp import dtmf_caller_scenario
 
 pytestmark = pytest.mark.e2e
@@ -133,3 +133,32 @@ async def test_withheld_caller_keys_an_area_code_that_wins(
         waiting = rig.published("call_waiting")
         assert [w["region"] for w in waiting] == ["CN-GD"]
         assert [o["site"] for o in rig.published("call_overflowed")] == ["gd"]
+
+
+async def test_partner_call_put_through_before_a_restart_still_holds_capacity(
+        chroot: Path, artifacts: Path) -> None:
+    """SIGKILL the engine while a caller talks to a capacity-1 partner: the restarted
+    engine finds the trunk channel in Asterisk (AMI resync), counts it against the
+    capacity, and sends the next Guangdong caller only when that call hangs up."""
+    sites = [SitePlan("gd", ["CN-GD"], capacity=1, talk_ms=(8000, 8000))]
+    extra = {"regions": regions(30, **{"CN-GD": {"mode": "primary"}})}
+    async with Rig(artifacts, [AgentPlan("1009", status="logged_out")], sites=sites,
+                   engine="process", agi_retries=40, agi_retry_pause=1,
+                   extra_config=extra) as rig:
+        log = artifacts / "engine.log"
+        await wait_for_log(log, "engine active")
+        first = asyncio.create_task(rig.call([GUANGZHOU[0]], name="first", time_limit=60))
+        await wait_for_log(log, "call_overflowed", within=20)
+        await asyncio.sleep(1.0)  # the partner answered and talks (8 s)
+        await rig.kill_engine_process()
+        await rig.start_engine_process()
+        await wait_for_log(log, "1 partner channel(s) put through before", within=20)
+        second = asyncio.create_task(rig.call([GUANGZHOU[1]], name="second", time_limit=60))
+        for result in await asyncio.gather(first, second):
+            assert result.failed == 0, result.errors_text()
+            assert result.successful == 1
+        answered = [e.caller for e in rig.partners["gd"].result().by_event("answered")]
+        assert answered == GUANGZHOU[:2]
+        assert concurrency(rig, "gd") == 1  # never two at once, across the restart
+        text = log.read_text(errors="replace")
+        assert "site_recovered" in text

@@ -145,3 +145,30 @@ def test_abandon_while_partner_rings_frees_capacity() -> None:
     core.apply(CallHungUp("c1", 101.0))
     assert core.site_stats["gd"].active == 0
     assert core.region_stats["CN-GD"].abandoned == 1
+
+
+def test_partner_calls_found_after_a_restart_hold_capacity_until_they_hang_up() -> None:
+    from acd.core import ChannelGone, PartnerChannels
+
+    core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
+    assert core.partner_for_device("PJSIP/trunk-gd") == "gd"
+    assert core.partner_for_device("PJSIP/a1") is None
+    # AMI resync after a restart: each site still has a call put through before it.
+    core.apply(PartnerChannels("", {"PJSIP/trunk-gd-00000001": "gd",
+                                    "PJSIP/trunk-gd-b-00000002": "gd-b",
+                                    "PJSIP/trunk-xx-00000003": "no-such-site"}, 99.0))
+    assert core.site_stats["gd"].active == 1 and core.site_stats["gd-b"].active == 1
+    assert offers(arrive(core, "c1", "CN-GD", 100.0)) == []  # both full: it waits
+    # the same resync again (AMI reconnect) counts nothing twice
+    core.apply(PartnerChannels("", {"PJSIP/trunk-gd-00000001": "gd",
+                                    "PJSIP/trunk-gd-b-00000002": "gd-b"}, 101.0))
+    assert core.site_stats["gd"].active == 1
+    # a Hangup of some other channel changes nothing; the recovered gd call's frees gd
+    assert offers(list(core.apply(ChannelGone("", "PJSIP/a1-00000009", 102.0)))) == []
+    assert core.holds_recovered_channel("", "PJSIP/trunk-gd-00000001")
+    eff = list(core.apply(ChannelGone("", "PJSIP/trunk-gd-00000001", 103.0)))
+    assert offers(eff) == [("c1", "gd")]
+    assert core.site_stats["gd"].active == 1  # now c1's
+    # a later resync that no longer lists gd-b's channel frees it too
+    core.apply(PartnerChannels("", {}, 104.0))
+    assert core.site_stats["gd-b"].active == 0
