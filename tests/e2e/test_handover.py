@@ -53,16 +53,24 @@ async def wait_log(path: Path, text: str, within: float = 15.0, count: int = 1) 
     raise TimeoutError(f"{text!r} x{count} not in {path}")
 
 
+def ha_pair(artifacts: Path, redis: RedisServer, agent: str) -> tuple[Rig, int]:
+    """A rig for an active/standby pair (engine "one" active first, lease ttl 2 s) with
+    one slow agent (2.5 s calls), so callers queue behind it; and the standby's port."""
+    # restore_grace 4 s: the callers handed back re-enter the standby within it (one
+    # retry pause, 1 s), so they are released to it in entry order.
+    store = {"backend": "redis", "url": redis.url, "restore_grace": 4}
+    rig = Rig(artifacts, [AgentPlan(agent, talk_ms=(2500, 2600))], engine="none",
+              wrap_up=0, agi_retries=40, agi_retry_pause=1,
+              extra_config={"store": store,
+                            "engine": {"ring_timeout": 4, "drain_timeout": 15},
+                            "ha": {"node_id": "one", "lease_ttl": 2}})
+    return rig, rig.use_standby_port()
+
+
 async def test_sigterm_hands_waiting_callers_to_the_standby_at_once(
         chroot: Path, artifacts: Path) -> None:
     with RedisServer(artifacts / "redis") as redis:
-        store = {"backend": "redis", "url": redis.url, "restore_grace": 4}
-        rig = Rig(artifacts, [AgentPlan("7301", talk_ms=(2500, 2600))], engine="none",
-                  wrap_up=0, agi_retries=40, agi_retry_pause=1,
-                  extra_config={"store": store,
-                                "engine": {"ring_timeout": 4, "drain_timeout": 15},
-                                "ha": {"node_id": "one", "lease_ttl": 2}})
-        standby_port = rig.use_standby_port()
+        rig, standby_port = ha_pair(artifacts, redis, "7301")
         async with rig:
             await rig.start_active_standby(standby_port)
             callers = [f"0573{i:04d}" for i in range(9)]
@@ -135,13 +143,7 @@ async def test_an_active_engine_paused_past_its_lease_steps_down_and_hands_over(
     the new active's state: it steps down and hands its waiting callers back, and they
     are served by the new active, in entry order, none lost or counted abandoned."""
     with RedisServer(artifacts / "redis") as redis:
-        store = {"backend": "redis", "url": redis.url, "restore_grace": 2}
-        rig = Rig(artifacts, [AgentPlan("7501", talk_ms=(2500, 2600))], engine="none",
-                  wrap_up=0, agi_retries=40, agi_retry_pause=1,
-                  extra_config={"store": store,
-                                "engine": {"ring_timeout": 4, "drain_timeout": 15},
-                                "ha": {"node_id": "one", "lease_ttl": 2}})
-        standby_port = rig.use_standby_port()
+        rig, standby_port = ha_pair(artifacts, redis, "7501")
         async with rig:
             await rig.start_active_standby(standby_port)
             callers = [f"0574{i:04d}" for i in range(6)]
