@@ -275,6 +275,11 @@ class EngineConfig(_Model):
         default_factory=lambda: ["break", "lunch", "training", "meeting", "after-call"])
     #: How long a stopping engine waits for calls in progress before cancelling.
     drain_timeout: float = Field(default=10.0, ge=0)
+    #: Record at each offer why the other agents did not get the call (counts by reason
+    #: and named runners-up: ``call_offered``, one ``acd.decision`` log line, the
+    #: explanation endpoint). Costs O(agents the call's stage admits) per offer, off the
+    #: router's decision path; a simulation that only wants figures may turn it off.
+    explain_offers: bool = True
 
 
 class ApiRole(StrEnum):

@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache, partial
 from typing import Any
 
 from acd.config import Config, RonaAction
-from routing import AgentSpec, QueueSpec, Router, WaitingCall
+from routing import AgentSpec, QueueSpec, Reason, Router, WaitingCall, Why
 from routing.partners import PartnerSite, RegionRule, partner_candidates
 
 
@@ -896,7 +897,8 @@ class EngineCore:
 
     def explain(self, call_id: str) -> list[str]:
         """Why a waiting call goes where it goes (scans every agent: on demand only),
-        or the recorded decision of a call already offered."""
+        or the recorded decision of a call already offered, with why the other agents
+        did not get it (counted when the offer was made)."""
         call = self.calls.get(call_id)
         if call is None:
             raise UnknownCall(f"no call {call_id!r}")
@@ -905,9 +907,14 @@ class EngineCore:
             return self.router.explain(call_id, states).lines()
         d = call.decision
         target = d.get("agent") or f"partner site {d.get('site')}"
-        return [f"offered to {target} at stage {d.get('stage')} by "
-                f"{d.get('strategy')} among {d.get('candidates')} candidate(s); "
-                f"now {call.state.value}"]
+        lines = [f"offered to {target} at stage {d.get('stage')} by "
+                 f"{d.get('strategy')} among {d.get('candidates')} candidate(s); "
+                 f"now {call.state.value}"]
+        excluded = d.get("excluded")
+        if isinstance(excluded, dict):
+            lines.append(f"  {excluded['summary']}")
+            lines += [f"  runner-up {r['text']}" for r in excluded["runners_up"]]
+        return lines
 
     @staticmethod
     def _describe(agent: Agent) -> str:
@@ -1096,6 +1103,11 @@ class EngineCore:
             agent.call_id = call.call_id
             call.decision = {"agent": agent.agent_id, "stage": m.stage,
                              "strategy": m.strategy.value, "candidates": m.candidates}
+            if self.config.engine.explain_offers:
+                # why the others did not get it, before the offer goes out (off the
+                # router's decision path: O(agents its stage admits), Router.exclusions)
+                excluded = self.router.exclusions(m, partial(_why_unroutable, self.agents))
+                call.decision["excluded"] = excluded.as_dict()
             out.append(Publish("call_offered", {
                 "call_id": call.call_id, "queue": call.queue_id, "attempt": call.offers,
                 "wait": self._now - call.entry_time, **call.decision,
@@ -1128,6 +1140,40 @@ class EngineCore:
                 for c in self.calls.values()
             },
         }
+
+
+@lru_cache(maxsize=512)
+def _reason(code: Why, detail: str = "") -> Reason:
+    """One shared object per reason (pause reasons and device states are few)."""
+    return Reason(code, detail=detail)
+
+
+# Looked up once: reading an enum member through its class costs more than the rest of
+# _why_unroutable, which runs for each admitted agent who is not free, at every offer.
+_AVAILABLE, _LOGGED_OUT, _IDLE = AgentStatus.AVAILABLE, AgentStatus.LOGGED_OUT, AgentState.IDLE
+_BY_STATE = {AgentState.RINGING: _reason(Why.RINGING), AgentState.ON_CALL: _reason(Why.ON_CALL),
+             AgentState.WRAP_UP: _reason(Why.WRAP_UP)}
+_NO_AGENT, _AWAY, _TAKEN = _reason(Why.NOT_ROUTABLE), _reason(Why.LOGGED_OUT), _reason(Why.RINGING)
+_PAUSED, _PHONE = Why.PAUSED, Why.PHONE
+
+
+def _why_unroutable(agents: Mapping[str, Agent], agent_id: str) -> Reason:
+    """Why the router does not count an agent as free, from its record: the person's
+    status first, then the engine's state, then the phone."""
+    agent = agents.get(agent_id)
+    if agent is None:
+        return _NO_AGENT
+    status = agent.status
+    if status is _AVAILABLE:
+        if agent.state is not _IDLE:
+            return _BY_STATE[agent.state]
+        if agent.device_state not in FREE_DEVICE_STATES:
+            return _reason(_PHONE, agent.device_state)
+        # routable by its record: another match of the same dispatch took it, rings next
+        return _TAKEN
+    if status is _LOGGED_OUT:
+        return _AWAY
+    return _reason(_PAUSED, agent.reason)
 
 
 def vars_of(st: QueueStats) -> dict[str, Any]:

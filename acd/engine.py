@@ -125,6 +125,10 @@ class Engine:
 
         # The number geocoder loads its data (~0.3 s) on first use: not on a caller's time.
         await asyncio.to_thread(preload_regions)
+        if self.config.engine.explain_offers:
+            # Likewise each stage's roster for the offers' exclusions (≈ 0.5 s at 10k
+            # agents), before the inbox runs.
+            self.core.router.prepare_exclusions()
         self._loop_task = asyncio.create_task(self._run(), name="acd-inbox")
         self._carry_out(self.core.initial_effects(self.clock()))
         if self._ami_secret is not None:
@@ -336,6 +340,8 @@ class Engine:
                     self._start_timer(loop, eff.delay, eff.event)
                 case Publish():
                     events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
+                    if eff.name == "call_offered":
+                        _log_decision(eff.data)
                     for sub in self._subscribers:
                         sub.put_nowait(eff)
                     self._notify(self.publish_hooks, eff, self.clock())
@@ -504,3 +510,24 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         return self.core.snapshot()
+
+
+#: One line per offer: the decision and why the other agents did not get the call.
+decision_log = logging.getLogger("acd.decision")
+
+
+def _log_decision(d: Mapping[str, Any]) -> None:
+    """The ``acd.decision`` line of one offer (ids only: never a caller number)."""
+    if not decision_log.isEnabledFor(logging.INFO):
+        return
+    excluded = d.get("excluded")
+    why = named = ""
+    if isinstance(excluded, Mapping):
+        why = f"; {excluded.get('summary', '')}"
+        texts = [str(r.get("text")) for r in excluded.get("runners_up") or ()]
+        named = f"; runners-up: {'; '.join(texts)}" if texts else ""
+    target = f"agent {d.get('agent')}" if d.get("agent") else f"site {d.get('site')}"
+    decision_log.info("call %s queue %s stage %s attempt %s -> %s by %s among %s "
+                      "candidate(s)%s%s", d.get("call_id"), d.get("queue"), d.get("stage"),
+                      d.get("attempt"), target, d.get("strategy"), d.get("candidates"),
+                      why, named)

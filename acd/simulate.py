@@ -590,7 +590,10 @@ class Simulation:
         self.config = config
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
-        self.core = EngineCore(config)
+        # No per-offer exclusions: nobody reads them here, and they cost as much CPU as
+        # the rest of a simulated offer.
+        self.core = EngineCore(config.model_copy(update={
+            "engine": config.engine.model_copy(update={"explain_offers": False})}))
         self.on_apply = on_apply
         self.pools = queue_pools(config, self.core)
         self._heap: list[tuple[float, int, int, Any]] = []

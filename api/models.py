@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from acd.stats import Window
+from routing import Why
 
 
 class _Out(BaseModel):
@@ -184,12 +185,70 @@ class RegionView(_Out):
     overflowed: int = Field(description="Offers of the region's calls to partner sites.")
 
 
+class ExcludedCount(_Out):
+    """How many agents one reason left out."""
+
+    reason: Why = Field(description="missing_skill, level_too_low, not_in_group, "
+                                    "logged_out, paused, ringing, on_call, wrap_up, phone "
+                                    "(busy or unavailable), not_routable, ranked_below.")
+    skill: str | None = Field(default=None, description="missing_skill, level_too_low.")
+    level: int | None = Field(default=None, description="level_too_low: the stage's "
+                                                        "minimum level.")
+    detail: str | None = Field(default=None, description="paused: the pause reason; "
+                                                         "phone: the device state; "
+                                                         "ranked_below: the strategy.")
+    text: str = Field(description="The reason in words, e.g. 'level below 3 in repair'.")
+    count: int
+
+
+class RunnerUp(_Out):
+    """An agent named among those who did not get the call, nearest first."""
+
+    agent: str
+    reason: Why
+    skill: str | None = None
+    level: int | None = None
+    detail: str | None = None
+    note: str = Field(default="", description="The agent's own figure behind the reason "
+                                              "('idle since …', 'has 2').")
+    eligible_from_stage: int | None = Field(
+        default=None, description="The first later stage at which the agent qualifies.")
+    text: str = Field(description="The line as a person reads it.")
+
+
+class Exclusions(_Out):
+    """Why the other agents did not get the call, counted when the offer was made.
+
+    Every agent is counted once, under the first reason that applies (skills, levels and
+    groups; then status, state, phone; then the strategy's ranking): ``excluded`` =
+    ``agents`` − 1. Only holders of ``pivot_skill`` (the stage's rarest required skill)
+    are checked one by one; the others are counted as missing it from the skill index.
+    """
+
+    agents: int = Field(description="Every agent of the engine (the chosen one included).")
+    pivot_skill: str | None = Field(description="The required skill whose holders were "
+                                                "checked (null: none required).")
+    holders: int = Field(description="Agents holding pivot_skill at any level.")
+    admitted: int = Field(description="Agents meeting the stage's skills, levels and "
+                                      "groups, routable or not.")
+    excluded: int
+    summary: str = Field(description="The counts in one line.")
+    counts: list[ExcludedCount] = Field(description="Most basic reason first.")
+    runners_up: list[RunnerUp] = Field(description="Up to five agents: the next best by "
+                                                   "the strategy, then admitted agents who "
+                                                   "were not routable, then the nearest to "
+                                                   "qualifying.")
+
+
 class Decision(_Out):
     stage: int | None = None
     strategy: str | None = None
     candidates: int | None = None
     agent: str | None = None
     site: str | None = None
+    excluded: Exclusions | None = Field(
+        default=None, description="Why the other agents did not get the call, recorded at "
+                                  "the offer (null for an offer to a partner site).")
 
 
 class CallExplanation(_Out):
@@ -200,6 +259,7 @@ class CallExplanation(_Out):
     site: str | None
     lines: list[str] = Field(description="The engine's explanation: for a waiting call, why "
                                          "each agent is or is not a candidate; else the "
-                                         "recorded decision.")
+                                         "recorded decision, with why the other agents "
+                                         "were excluded.")
     decision: Decision | None = Field(description="The last routing decision (null: none "
                                                   "yet).")

@@ -229,7 +229,10 @@ async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
     description="For a waiting call, the engine's reasons for each agent (candidate or "
                 "not, and why); for a call ringing or talking, the recorded decision. "
                 "`decision` is the last routing decision: stage, strategy, candidates, "
-                "and the agent or partner site. An agent token sees only a call it holds.",
+                "the agent or partner site, and `excluded`: why the other agents did not "
+                "get the call, counted by reason when the offer was made (missing skill, "
+                "level too low, paused, phone busy, ranked below …) with up to five named "
+                "runners-up. An agent token sees only a call it holds, and no runners-up.",
 )
 async def explain_call(call_id: CallId, who: Anyone, state: State) -> CallExplanation:
     call = state.engine.core.calls.get(call_id)
@@ -238,7 +241,22 @@ async def explain_call(call_id: CallId, who: Anyone, state: State) -> CallExplan
     view = state.views.explanation(call_id)
     if view is None:
         raise UnknownCall(f"unknown call {call_id!r}")
+    if who.is_agent:
+        view = _without_colleagues(view)
     return view
+
+
+def _without_colleagues(view: CallExplanation) -> CallExplanation:
+    """An agent sees its own state only: the counts of why others were excluded, not
+    which colleague was paused or on a call."""
+    d = view.decision
+    if d is None or d.excluded is None:
+        return view
+    return view.model_copy(update={
+        "decision": d.model_copy(update={
+            "excluded": d.excluded.model_copy(update={"runners_up": []})}),
+        "lines": [line for line in view.lines if not line.startswith("  runner-up ")],
+    })
 
 
 @router.post(

@@ -22,6 +22,7 @@ from api.models import (
     CallsView,
     CallView,
     Decision,
+    Exclusions,
     Presence,
     QueueView,
     RegionView,
@@ -214,9 +215,12 @@ class LiveViews:
         d = c.decision
         decision = None
         if d:
+            excluded = d.get("excluded")
             decision = Decision(stage=_int(d.get("stage")), strategy=_str(d.get("strategy")),
                                 candidates=_int(d.get("candidates")),
-                                agent=_str(d.get("agent")), site=_str(d.get("site")))
+                                agent=_str(d.get("agent")), site=_str(d.get("site")),
+                                excluded=(Exclusions.model_validate(excluded)
+                                          if isinstance(excluded, dict) else None))
         return CallExplanation(call_id=c.call_id, queue=c.queue_id, state=c.state.value,
                                region=c.region, site=c.site_id, lines=list(lines),
                                decision=decision)

@@ -101,6 +101,17 @@ def _visible(ev: Publish, principal: Principal) -> bool:
     return not principal.is_agent or ev.data.get("agent") == principal.agent_id
 
 
+def _data_for(ev: Publish, principal: Principal) -> dict[str, Any]:
+    """The event's data as this principal may see it: an agent gets the counts of why
+    the other agents did not get its call, not their names and states (as in the
+    explanation endpoint)."""
+    data = dict(ev.data)
+    excluded = data.get("excluded")
+    if principal.is_agent and isinstance(excluded, dict) and excluded.get("runners_up"):
+        data["excluded"] = {**excluded, "runners_up": []}
+    return data
+
+
 async def events_endpoint(websocket: WebSocket) -> None:
     state: ApiState = websocket.app.state.acd
     offered = list(websocket.scope.get("subprotocols") or [])
@@ -166,7 +177,8 @@ async def _send_events(websocket: WebSocket, state: ApiState, principal: Princip
             ev = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
         if ev is not None and _visible(ev, principal):
             await websocket.send_text(_dump({"type": "event", "time": state.views.now(),
-                                             "name": ev.name, "data": dict(ev.data)}))
+                                             "name": ev.name,
+                                             "data": _data_for(ev, principal)}))
             dirty = True
         if queue.qsize() > MAX_LAG:
             log.warning("events stream for %s fell %d events behind; closing",

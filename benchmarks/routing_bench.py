@@ -1,6 +1,7 @@
 """Routing decisions per second: the indexed router against a naive full scan.
 
     .venv/bin/python -m benchmarks.routing_bench [--quick] [--seed N] [--events N]
+                                                 [--no-exclusions]
 
 A simulated centre (default: 10 000 agents, 100 skills, about 2 000 waiting calls; agents
 hold 3–8 skills at random levels, queues require 1–3 skills, each queue has two escalation
@@ -14,6 +15,15 @@ or every free agent) runs the same events side by side for a sample, and must ma
 same choices; its figures are measured on that sample, as are the indexed router's for the
 ratio. Latency is wall time per decision (the update plus the decision), by
 ``time.perf_counter_ns``, after a warm-up, with a fixed random seed.
+
+*With exclusions*: a second centre, built from the same seed, gets the same events and
+after each ``dispatch()`` asks ``Router.exclusions(match, why)`` for every match, as the
+engine does before each offer goes out (counts by reason, five runners-up); ``why``
+looks the agent up in a dict of reasons (on a call, paused), as the engine looks up its
+agent records. The summary is timed on its own, and with the decision it follows. The two
+centres run in alternating blocks of events, so load on the machine falls on both alike;
+their decisions must be identical and every summary must count every agent but the
+chosen one.
 """
 
 from __future__ import annotations
@@ -32,17 +42,26 @@ from routing import (
     AgentSpec,
     Match,
     QueueSpec,
+    Reason,
     ReferenceRouter,
     Router,
     StageSpec,
     Strategy,
     WaitingCall,
+    Why,
 )
 
 SITES = ("sz", "gz", "bj", "sh")
 GOAL_RATE = 50_000
 GOAL_P99_US = 200.0
 GOAL_RATIO = 20.0
+#: Events per block when the plain and the explaining centre alternate.
+BLOCK = 1_000
+
+ON_CALL = Reason(Why.ON_CALL)
+PAUSED = Reason(Why.PAUSED, detail="break")
+#: Free in the centre's books but taken by another match of the same dispatch.
+RINGING = Reason(Why.RINGING)
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,20 @@ class Centre:
     naive_ns: list[int] = field(default_factory=list)
     sample_ns: list[int] = field(default_factory=list)
     compared: int = 0
+    #: Ask for each match's exclusions (``Router.exclusions``) after the decision.
+    explain: bool = False
+    #: Why each agent that is not free is not (what the engine's records would say).
+    reasons: dict[str, Reason] = field(default_factory=dict)
+    #: (call, agent) of every match made while measuring, to compare two centres.
+    made: list[tuple[str, str]] = field(default_factory=list)
+    #: Admitted agents of the call's stage, per explained match.
+    admitted: list[int] = field(default_factory=list)
+    #: Time of each match's summary, and of each decision with the summaries it made.
+    exclusions_ns: list[int] = field(default_factory=list)
+    with_exclusions_ns: list[int] = field(default_factory=list)
+
+    def why(self, agent_id: str) -> Reason:
+        return self.reasons.get(agent_id, RINGING)
 
     # -- bookkeeping shared by both routers -------------------------------------------
 
@@ -119,6 +152,7 @@ class Centre:
             self.waiting.pop(m.call_id)
             self.free.pop(m.agent_id, None)
             self.busy.append(m.agent_id)
+            self.reasons[m.agent_id] = ON_CALL
             self.calls_today[m.agent_id] = self.calls_today.get(m.agent_id, 0) + 1
 
     def _arm(self, call_id: str) -> None:
@@ -163,6 +197,21 @@ class Centre:
         t1 = time.perf_counter_ns()
         if measure:
             self.decision_ns.append(t1 - t0)
+            self.made.extend((m.call_id, m.agent_id) for m in matches)
+        if self.explain:
+            spent = t1 - t0
+            for m in matches:
+                e0 = time.perf_counter_ns()
+                ex = self.router.exclusions(m, self.why)
+                e1 = time.perf_counter_ns()
+                spent += e1 - e0
+                if ex.excluded != ex.agents - 1:
+                    raise AssertionError(f"summary does not add up: {ex}")
+                if measure:
+                    self.exclusions_ns.append(e1 - e0)
+                    self.admitted.append(ex.admitted)
+            if measure:
+                self.with_exclusions_ns.append(spent)
         if self.naive is not None and naive_update is not None:
             n0 = time.perf_counter_ns()
             match = naive_update(self.naive)
@@ -211,6 +260,7 @@ class Centre:
         agent_id = self.busy.pop()
         now, today = self.now, self.calls_today.get(agent_id, 0)
         self.free[agent_id] = (now, today)
+        del self.reasons[agent_id]
 
         def naive(r: ReferenceRouter) -> Match | None:
             r.set_routable(agent_id, now, calls_today=today)
@@ -233,6 +283,7 @@ class Centre:
         agent_id = self.rng.choice(list(self.free))
         del self.free[agent_id]
         self.busy.append(agent_id)
+        self.reasons[agent_id] = PAUSED
         self._update(lambda r: r.set_unroutable(agent_id), measure,
                      lambda r: r.set_unroutable(agent_id))
 
@@ -245,11 +296,12 @@ class Centre:
                      lambda r: r.remove_call(call_id))
 
 
-def setup(size: Size, seed: int) -> Centre:
+def setup(size: Size, seed: int, *, explain: bool = False) -> Centre:
     rng = random.Random(seed)
     queues, agents = build(size, rng)
-    centre = Centre(size, rng, queues, agents, Router(queues, agents))
+    centre = Centre(size, rng, queues, agents, Router(queues, agents), explain=explain)
     centre.busy = [a.agent_id for a in agents]
+    centre.reasons = dict.fromkeys(centre.busy, ON_CALL)
     # Morning: the calls are already waiting when the agents start becoming free.
     for _ in range(size.waiting):
         centre._arrive(measure=False)
@@ -287,7 +339,7 @@ class Figures:
                 f"{max(self.samples) / 1000:.1f} |")
 
 
-def run(size: Size, seed: int, *, quick: bool = False) -> int:
+def run(size: Size, seed: int, *, quick: bool = False, exclusions: bool = True) -> int:
     t_build = time.perf_counter()
     centre = setup(size, seed)
     build_s = time.perf_counter() - t_build
@@ -301,8 +353,28 @@ def run(size: Size, seed: int, *, quick: bool = False) -> int:
     centre.naive = None  # the rest: indexed only
     centre.decision_ns.clear()
     centre.update_ns.clear()
-    for _ in range(size.events):
-        centre.step(measure=True)
+    centre.made.clear()
+    explaining = None
+    prepare_s = 0.0
+    if exclusions:  # the same centre and events, each match explained
+        explaining = setup(size, seed, explain=True)
+        t_prepare = time.perf_counter()
+        explaining.router.prepare_exclusions()  # steady state: every slot's roster built
+        prepare_s = time.perf_counter() - t_prepare
+        for _ in range(size.warmup + size.naive_events):
+            explaining.step(measure=False)
+        explaining.made.clear()
+        explaining.admitted.clear()
+        explaining.exclusions_ns.clear()
+        explaining.with_exclusions_ns.clear()
+        gc.collect()
+    done = 0
+    while done < size.events:
+        block = min(BLOCK, size.events - done)
+        for c in (centre, explaining) if explaining is not None else (centre,):
+            for _ in range(block):
+                c.step(measure=True)
+        done += block
 
     indexed = Figures("indexed `Router` (update + `dispatch()`)", centre.decision_ns)
     updates = Figures("indexed: hang-up / pause (update only)", centre.update_ns)
@@ -317,8 +389,28 @@ def run(size: Size, seed: int, *, quick: bool = False) -> int:
           "the naive router, all identical.\n")
     print("| router | decisions | decisions/s | p50 µs | p99 µs | p99.9 µs | max µs |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for f in (indexed, updates, same_idx, naive):
+    rows = [indexed, updates, same_idx, naive]
+    explained = summary = None
+    if explaining is not None:
+        if explaining.made != centre.made:
+            raise AssertionError("exclusions changed a decision")
+        explained = Figures("indexed + exclusions (update + `dispatch()` + "
+                            "`exclusions()` of each match)", explaining.with_exclusions_ns)
+        summary = Figures("`Router.exclusions(match, why)` alone, per offer",
+                          explaining.exclusions_ns)
+        rows[1:1] = [explained, summary]
+    for f in rows:
         print(f.row())
+    if explained is not None and summary is not None:
+        looked = explaining.admitted
+        print(f"\nExclusions: {len(looked):,} offers summarised, each counting every agent "
+              f"but the chosen one; the call's stage admitted {statistics.fmean(looked):.0f} "
+              f"agents on average (max {max(looked):,}). Per decision the summaries add "
+              f"{1e6 / explained.rate - 1e6 / indexed.rate:+.1f} µs on average "
+              f"({explained.rate / indexed.rate:.0%} of the plain rate). Every slot's roster "
+              f"(who its stage admits, why the others not) was built beforehand in "
+              f"{prepare_s:.2f} s, as a running engine has them after each slot's first "
+              f"offer.")
     print(f"\nSpeed-up on the same decisions: **{ratio:,.0f}×** (mean latency, naive / indexed). "
           "On the sample the two routers alternate, so each evicts the other's data from "
           "the CPU caches: the indexed router is slower there than in its own run.")
@@ -327,6 +419,7 @@ def run(size: Size, seed: int, *, quick: bool = False) -> int:
         (f"p99 ≤ {GOAL_P99_US:.0f} µs", indexed.pct(99) <= GOAL_P99_US),
         (f"≥ {GOAL_RATIO:.0f}× the naive scan", ratio >= GOAL_RATIO),
     ]
+
     verdict = ", ".join(f"{name} {'✓' if ok else '✗'}" for name, ok in goals)
     print(f"\nGoals (full size only): {verdict}" if not quick else
           "\nSmoke size: the goals apply to the full size only.")
@@ -338,11 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small smoke-test size")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--events", type=int, help="events measured on the indexed router")
+    parser.add_argument("--no-exclusions", action="store_true",
+                        help="skip the run that explains every match")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
     if args.events is not None:
         size = Size(**{**size.__dict__, "events": args.events})
-    return run(size, args.seed, quick=args.quick)
+    return run(size, args.seed, quick=args.quick, exclusions=not args.no_exclusions)
 
 
 if __name__ == "__main__":

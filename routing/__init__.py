@@ -2,12 +2,23 @@
 
 * :mod:`routing.model` — queues, escalation stages, targets, agents, waiting calls;
 * :mod:`routing.router` — the indexed router the engine drives;
-* :mod:`routing.decision` — what it answers (match, overflow, explanation);
+* :mod:`routing.decision` — what it answers (match, overflow, an offer's exclusions,
+  explanation);
 * :mod:`routing.reference` — the same rules by full scans, for tests and benchmarks;
 * :mod:`routing.erlang` — Erlang B, C and A.
 """
 
-from routing.decision import Decision, Explanation, Match, Overflow, PassedOver
+from routing.decision import (
+    Decision,
+    Exclusions,
+    Explanation,
+    Match,
+    Overflow,
+    PassedOver,
+    Reason,
+    RunnerUp,
+    Why,
+)
 from routing.model import (
     ActionTarget,
     AgentSpec,
@@ -31,6 +42,7 @@ __all__ = [
     "AgentSpec",
     "AgentsTarget",
     "Decision",
+    "Exclusions",
     "Explanation",
     "ExternalTarget",
     "Match",
@@ -38,13 +50,16 @@ __all__ = [
     "PartnerTarget",
     "PassedOver",
     "QueueSpec",
+    "Reason",
     "ReferenceRouter",
     "Router",
+    "RunnerUp",
     "Stage",
     "StageSpec",
     "Strategy",
     "TargetSpec",
     "WaitingCall",
+    "Why",
     "is_eligible",
     "resolve_stages",
 ]

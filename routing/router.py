@@ -33,6 +33,16 @@ How it stays fast (no decision walks all agents or all calls):
 * a decision looks at the slots of one agent, or the rings of one call's slot;
   :meth:`Router.dispatch` looks only at what changed since the last dispatch, and an
   agent freed since then joins its rings only if that dispatch leaves it free.
+
+Why the others did not get an offered call (:meth:`Router.exclusions`, asked by the
+engine after ``dispatch`` for each match, with its reasons for unroutable agents) comes
+from the same indexes: a per-skill index of the agents holding each skill picks the
+stage's rarest required skill (the *pivot*); its holders are sorted once per slot into
+the agents the stage admits and counts of why the others are not admitted (kept until an
+agent's skills change); everyone else misses the pivot, counted from the index sizes. At
+the offer only the stage's admitted agents who are not free are looked at (the engine's
+reason for each); the free ones are counted by the rings, and the next best of them read
+off the tops of the ring heaps.
 """
 
 from __future__ import annotations
@@ -40,10 +50,22 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import filterfalse
 
-from routing.decision import Decision, Explanation, Match, Overflow, PassedOver
+from routing.decision import (
+    Decision,
+    Exclusions,
+    Explanation,
+    Match,
+    Overflow,
+    PassedOver,
+    Reason,
+    RunnerUp,
+    Why,
+)
 from routing.model import (
     AgentSpec,
     CallKey,
@@ -57,14 +79,30 @@ from routing.model import (
 )
 
 __all__ = [
+    "RUNNERS_UP",
     "AgentSpec",
     "CallKey",
     "Match",
     "QueueSpec",
     "Router",
+    "UnroutableReason",
     "WaitingCall",
     "is_eligible",
 ]
+
+#: The engine's reason an agent is not routable (paused, on a call, phone busy …): the
+#: router knows only who is free.
+UnroutableReason = Callable[[str], Reason]
+
+#: How many agents an offer's :class:`~routing.decision.Exclusions` names.
+RUNNERS_UP = 5
+
+#: An offer asks the engine's reason for at most this many admitted agents; the rest are
+#: counted as not routable, reason not looked up (a stage admitting thousands of agents).
+WALK_LIMIT = 1024
+
+_WHY_ORDER = {why: i for i, why in enumerate(Why)}
+_NOT_LOOKED_UP = Reason(Why.NOT_ROUTABLE, detail="not looked up")
 
 #: A waiting call in a slot heap: (-effective priority, entry time, seq, call id).
 _CallEntry = tuple[int, float, int, str]
@@ -100,6 +138,45 @@ class _Slot:
     @property
     def live_agents(self) -> int:
         return sum(r.live for r in self.rings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Roster:
+    """Who a slot's stage admits, and why the others are not admitted: worked out once
+    (from the holders of the stage's rarest required skill) until an agent changes."""
+
+    pivot: str | None
+    holders: int
+    #: The agents the stage admits, by id.
+    admitted: tuple[str, ...]
+    #: Agents not admitted, by first unmet requirement (missing the pivot: by index size).
+    counts: tuple[tuple[Reason, int], ...]
+    #: The agents nearest to qualifying (earliest later stage), at most RUNNERS_UP.
+    nearest: tuple[RunnerUp, ...]
+    #: Free agents other than the chosen one: ranked below by the queue's strategy.
+    ranked: Reason
+
+
+#: A reason as a plain key while counting: (code, skill, level).
+_Key = tuple[Why, str, int]
+
+
+def _first_unmet(stage: Stage, agent: AgentSpec) -> tuple[_Key, int] | None:
+    """The first requirement of the stage the agent does not meet (with the agent's
+    level in that skill, 0 if none), or None when the stage admits it."""
+    skills = agent.skills
+    for skill, level in stage.requirement:
+        has = skills.get(skill, 0)
+        if has < level:
+            return ((Why.LEVEL_TOO_LOW, skill, level) if has
+                    else (Why.MISSING_SKILL, skill, 0)), has
+    if stage.groups is not None and stage.groups.isdisjoint(agent.groups):
+        return (Why.NOT_IN_GROUP, "", 0), 0
+    return None
+
+
+def _reason_order(reason: Reason) -> tuple[int, str, int, str]:
+    return (_WHY_ORDER[reason.code], reason.skill, reason.level, reason.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +238,10 @@ class Router:
             else:
                 self._open_queues.append(qid)
         self._agents: dict[str, AgentSpec] = {}
+        #: skill → the agents holding it (any level): for explaining offers
+        self._holders: dict[str, set[str]] = {}
+        #: slot → its roster, built at its first explained offer (see _roster)
+        self._rosters: dict[_Slot, _Roster] = {}
         #: agent → the slots whose calls it may take
         self._agent_slots: dict[str, tuple[_Slot, ...]] = {}
         #: agent → the rings it joins when free
@@ -210,6 +291,11 @@ class Router:
                     by_calls.append(ring.entries)
                 else:
                     by_idle.append(ring.entries)
+        old = self._agents.get(agent.agent_id)
+        for skill in () if old is None else old.skills:
+            self._holders[skill].discard(agent.agent_id)
+        for skill in agent.skills:
+            self._holders.setdefault(skill, set()).add(agent.agent_id)
         self._agents[agent.agent_id] = agent
         self._agent_slots[agent.agent_id] = tuple(slots)
         self._agent_rings[agent.agent_id] = _Memberships(
@@ -227,6 +313,7 @@ class Router:
         free = self._free.get(agent.agent_id)
         self.set_unroutable(agent.agent_id)
         self._load_agent(agent)
+        self._rosters.clear()
         if free is not None:
             self.set_routable(agent.agent_id, free[0], calls_today=free[1])
 
@@ -553,6 +640,139 @@ class Router:
         self._dequeue(call_id)
         self.set_unroutable(agent_id)
         return [match]
+
+    # -- exclusions of an offer (from the indexes) ----------------------------------------
+
+    def prepare_exclusions(self) -> None:
+        """Work out every slot's roster now, rather than at its first explained offer
+        (O(holders of its rarest required skill) per slot, once until a skill change)."""
+        for slots in self._slots.values():
+            for slot in slots:
+                self._roster(slot)
+
+    def _roster(self, slot: _Slot) -> _Roster:
+        roster = self._rosters.get(slot)
+        if roster is not None:
+            return roster
+        stage, agents = slot.stage, self._agents
+        counts: dict[_Key, int] = {}
+        pivot: str | None = None
+        pool: Iterable[str] = agents
+        if stage.requirement:
+            pivot = min((s for s, _ in stage.requirement),
+                        key=lambda s: (len(self._holders.get(s, ())), s))
+            pool = self._holders.get(pivot, set())
+            outside = len(agents) - len(pool)
+            if outside:
+                counts[(Why.MISSING_SKILL, pivot, 0)] = outside
+        admitted: list[str] = []
+        left_out: list[tuple[str, _Key, int]] = []
+        held = 0
+        for agent_id in sorted(pool):
+            held += 1
+            unmet = _first_unmet(stage, agents[agent_id])
+            if unmet is None:
+                admitted.append(agent_id)
+            else:
+                counts[unmet[0]] = counts.get(unmet[0], 0) + 1
+                left_out.append((agent_id, *unmet))
+        # the nearest to qualifying: admitted by the next stage, else the one after …
+        nearest: list[RunnerUp] = []
+        for later in (*self._slots[slot.queue_id][stage.index + 1:], None):
+            keep: list[tuple[str, _Key, int]] = []
+            for agent_id, key, has in left_out:
+                if len(nearest) == RUNNERS_UP:
+                    break
+                if later is None or later.stage.admits(agents[agent_id]):
+                    nearest.append(RunnerUp(agent_id, Reason(*key), f"has {has}" if has else "",
+                                            None if later is None else later.stage.index))
+                else:
+                    keep.append((agent_id, key, has))
+            left_out = keep
+        reasons = sorted(((Reason(*key), n) for key, n in counts.items()),
+                         key=lambda c: _reason_order(c[0]))
+        roster = _Roster(pivot, held, tuple(admitted), tuple(reasons), tuple(nearest),
+                         Reason(Why.RANKED_BELOW, detail=slot.strategy.value))
+        self._rosters[slot] = roster
+        return roster
+
+    def exclusions(self, match: Match, why: UnroutableReason) -> Exclusions:
+        """Why every agent but the chosen one does not get the match's call.
+
+        Asked right after :meth:`dispatch` (the match is already taken out), before the
+        offer goes out: the slot's roster says who lacks a skill, a level or a group;
+        ``why`` says why each admitted agent who is not free is not (an agent taken by
+        another match of the same dispatch is not free either); the slot's rings count
+        the free ones, ranked below. Costs O(admitted agents of the call's stage), at
+        most :data:`WALK_LIMIT` calls of ``why``; never part of :meth:`dispatch`.
+        """
+        self._ring_all()  # every free agent counted in its rings
+        slot = self._slots[match.queue_id][match.stage]
+        chosen = match.agent_id
+        roster = self._roster(slot)
+        admitted, free = roster.admitted, self._free
+        walk = admitted if len(admitted) <= WALK_LIMIT else admitted[:WALK_LIMIT]
+        busy = list(filterfalse(free.__contains__, walk))
+        if chosen in free:
+            others_free = slot.live_agents - 1
+        else:
+            others_free = slot.live_agents
+            if chosen in busy:
+                busy.remove(chosen)
+        unlooked = len(admitted) - 1 - others_free - len(busy)
+        reasons = list(map(why, busy))
+        # count by identity (the engine hands out few distinct reason objects), then merge
+        # equal ones: hashing a dataclass per agent would cost more than the walk
+        by_id = Counter(map(id, reasons))
+        distinct = dict(zip(map(id, reasons), reasons, strict=True))
+        tally: dict[Reason, int] = {}
+        for key, n in by_id.items():
+            reason = distinct[key]
+            tally[reason] = tally.get(reason, 0) + n
+        dynamic = sorted(tally.items(), key=lambda c: _reason_order(c[0]))
+        if unlooked:
+            dynamic.append((_NOT_LOOKED_UP, unlooked))
+        ranked = roster.ranked
+        named: list[RunnerUp] = []
+        if others_free:
+            dynamic.append((ranked, others_free))
+            named = self._next_best(slot, chosen, ranked, RUNNERS_UP)
+        named.extend(RunnerUp(a, r) for a, r in zip(busy[:RUNNERS_UP - len(named)],
+                                                     reasons, strict=False))
+        named.extend(roster.nearest[:RUNNERS_UP - len(named)])
+        return Exclusions(len(self._agents), roster.pivot, roster.holders, len(admitted),
+                          roster.counts + tuple(dynamic), tuple(named))
+
+    def _next_best(self, slot: _Slot, chosen: str, reason: Reason, k: int) -> list[RunnerUp]:
+        """The best ``k`` free agents of the slot after ``chosen``, best first: its ring
+        heaps sorted when small, else a bounded best-first walk down them (stale entries
+        are stepped over; past the budget fewer are named)."""
+        live, rings = self._live_tokens, slot.rings
+        budget = 4 * k + 16
+        best: list[_AgentEntry]
+        if sum(len(ring.entries) for ring in rings) <= budget:
+            best = sorted(e for ring in rings for e in ring.entries
+                          if e[3] in live and e[2] != chosen)[:k]
+        else:
+            best = []
+            frontier = [(ring.entries[0], i, 0) for i, ring in enumerate(rings)
+                        if ring.entries]
+            heapq.heapify(frontier)
+            while frontier and len(best) < k and budget:
+                budget -= 1
+                entry, ring_no, pos = heapq.heappop(frontier)
+                if entry[3] in live and entry[2] != chosen:
+                    best.append(entry)
+                heap = rings[ring_no].entries
+                for child in (2 * pos + 1, 2 * pos + 2):
+                    if child < len(heap):
+                        heapq.heappush(frontier, (heap[child], ring_no, child))
+        strategy = slot.strategy
+        if strategy is Strategy.MOST_SKILLED:
+            return [RunnerUp(e[2], reason, f"skill sum {-e[0]}") for e in best]
+        if strategy is Strategy.FEWEST_CALLS:
+            return [RunnerUp(e[2], reason, f"{e[0]} calls today") for e in best]
+        return [RunnerUp(e[2], reason, f"idle since {round(e[1], 3)}") for e in best]
 
     # -- explanation (on demand: scans every agent) -------------------------------------
 

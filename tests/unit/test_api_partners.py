@@ -134,7 +134,7 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
     why = await rig.get("/api/v1/calls/c1/explanation")
     assert isinstance(why, dict)
     assert why["decision"] == {"stage": 0, "strategy": "partner", "candidates": 1,
-                               "agent": None, "site": "gd"}
+                               "agent": None, "site": "gd", "excluded": None}
     assert why["lines"] and (why["state"], why["site"], why["region"]) == \
         ("offered", "gd", "CN-GD")
     assert (await rig.get("/api/v1/sites/gd")) == {**sites["gd"], "active": 1, "offered": 1}
@@ -225,3 +225,10 @@ async def test_an_agent_may_read_the_explanation_of_its_own_call(rig: Rig) -> No
     body = r.json()
     assert body["decision"]["agent"] == "a1" and body["decision"]["site"] is None
     assert body["site"] is None and body["region"] == "CN-SC"
+    # why the other agents did not get it, recorded at the offer, structured
+    excluded = body["decision"]["excluded"]
+    assert excluded["excluded"] == excluded["agents"] - 1
+    assert sum(c["count"] for c in excluded["counts"]) == excluded["excluded"]
+    assert all({"reason", "skill", "level", "detail", "text", "count"} <= set(c)
+               for c in excluded["counts"])
+    assert body["lines"][1].strip() == excluded["summary"]

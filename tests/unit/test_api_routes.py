@@ -247,6 +247,29 @@ async def test_websocket_authorization_header_and_agent_filter(
         assert ev["data"]["agent"] == "1001"  # 1002's change was not sent
 
 
+async def test_websocket_agent_sees_why_not_others_only_as_counts(
+        served: tuple[Rig, str]) -> None:
+    rig, url = served
+    async with connect(url, additional_headers={"Authorization": f"Bearer {AGENT}"}) as mine, \
+            connect(url, subprotocols=["acd.v1", f"bearer.{SUP}"]) as sup:
+        await recv(mine)
+        await recv(sup)
+        await rig.http.post("/api/v1/agents/1001/state", json={"action": "ready"}, headers=H)
+        await rig.http.post("/api/v1/agents/1002/state", json={"action": "ready"}, headers=H)
+        rig.engine.open_session("x1")  # so the offer has a caller session to go to
+        rig.arrive("x1")
+
+        def offered(m: dict[str, Any]) -> bool:
+            return m["type"] == "event" and m["name"] == "call_offered"
+
+        to_agent = (await recv_until(mine, offered))["data"]
+        to_sup = (await recv_until(sup, offered))["data"]
+        assert to_agent["agent"] == to_sup["agent"] == "1001"  # the longest idle
+        assert [r["agent"] for r in to_sup["excluded"]["runners_up"]] == ["1002"]
+        assert to_agent["excluded"]["runners_up"] == []  # no colleagues' names or states
+        assert to_agent["excluded"]["counts"] == to_sup["excluded"]["counts"]
+
+
 @pytest.mark.parametrize("token", [None, "not-a-known-token-0123456789"])
 async def test_websocket_without_a_valid_token_is_closed_4401(
         served: tuple[Rig, str], token: str | None) -> None:
