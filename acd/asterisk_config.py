@@ -93,9 +93,13 @@ def _transfer_context(config: Config) -> str:
 
 
 def render(config: Config, environ: Mapping[str, str] | None = None,
-           server: str | None = None) -> dict[str, str]:
+           server: str | None = None, *, fallback_wrapup: int | None = None) -> dict[str, str]:
     """File name → content for the generated Asterisk include files of one Asterisk
-    server (``None``: the first; with one server, every agent)."""
+    server (``None``: the first; with one server, every agent).
+
+    The fallback queue's ``wrapuptime`` is the default queue's ``wrap_up`` rounded to
+    whole seconds (app_queue takes an integer), unless ``fallback_wrapup`` overrides it
+    (benchmarks compare app_queue and the engine at different wrap-ups)."""
     env = os.environ if environ is None else environ
     name = server or config.asterisk.server_list[0].name
     agents = [a for a in config.agents if config.agent_server(a) == name]
@@ -104,10 +108,13 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
     trunks = [_trunk_block(site) for site in config.partners()]
     if trunks:
         pjsip += "\n; ---- partner sites' trunks\n" + "\n".join(trunks)
-    default_queue = config.queue_for_did(None)
+    if fallback_wrapup is None:
+        fallback_wrapup = round(config.queue_for_did(None).wrap_up)
+    elif fallback_wrapup < 0:
+        raise ValueError(f"fallback_wrapup must be >= 0, not {fallback_wrapup}")
     members = (
         f"timeout = {config.engine.ring_timeout}\n"
-        f"wrapuptime = {round(default_queue.wrap_up)}\n"
+        f"wrapuptime = {fallback_wrapup}\n"
     ) + "".join(
         f"member => PJSIP/{a.sip_endpoint},0,{a.name or a.id}\n" for a in agents
     )

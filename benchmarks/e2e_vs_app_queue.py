@@ -15,6 +15,12 @@ Same agents, same SIPp scenarios, same wrap-up, same ring time, the *same caller
 schedule* and the *same talk time per caller* in both runs (common random numbers: only
 the way callers are handed to agents differs).
 
+**Wrap-up.** app_queue checks ``time(NULL) - lastcall < wrapuptime`` in whole seconds, so
+``wrapuptime = W`` frees an agent W-1 to W s after the hang-up (W - 0.5 s on average); the
+engine enforces its ``wrap_up`` exactly. ``--wrap-up W`` gives both the same nominal W;
+``--engine-wrap-up E --app-queue-wrap-up W`` sets them apart, e.g. ``E = W - 0.5`` for the
+same *mean* wrap-up. The arrival rate is computed with the engine's wrap-up.
+
 **Arrivals.** SIPp's ``-r`` places calls at a uniform rate, which would under-state queueing.
 Instead every call of one SIPp UAC is launched at once and first pauses until its own
 arrival time (a generated copy of ``harness/sipp/caller.xml`` with a leading
@@ -41,6 +47,7 @@ Run::
 
     .venv/bin/python -m benchmarks.e2e_vs_app_queue            # full: ~120 calls per mode
     .venv/bin/python -m benchmarks.e2e_vs_app_queue --quick    # ~20 calls per mode
+    .venv/bin/python -m benchmarks.e2e_vs_app_queue --engine-wrap-up 0.5 --app-queue-wrap-up 1
 
 Results (JSON, markdown and every SIPp/Asterisk log) land in ``--out``.
 """
@@ -96,7 +103,10 @@ class LoadPlan:
     calls: int = 120
     agents: int = 6
     talk_ms: tuple[int, int] = (2000, 6000)
-    wrap_up: int = 1  # whole seconds: app_queue's wrapuptime is an integer
+    #: The engine queue's wrap_up (s).
+    wrap_up: float = 1
+    #: app_queue's ``wrapuptime``, whole seconds; ``None``: the same as ``wrap_up``.
+    app_queue_wrap_up: int | None = None
     ring_timeout: int = 4
     occupancy: float = 0.85
     seed: int = 1
@@ -108,12 +118,30 @@ class LoadPlan:
             raise ValueError("occupancy must be in (0, 1)")
         if self.wrap_up < 0 or self.ring_timeout < 1:
             raise ValueError("wrap_up must be >= 0 and ring_timeout >= 1")
+        if self.app_queue_wrap_up is None and self.wrap_up != int(self.wrap_up):
+            raise ValueError("app_queue's wrapuptime is whole seconds: with a fractional "
+                             "wrap_up, give app_queue_wrap_up")
+        if self.app_queue_wrap_up is not None and self.app_queue_wrap_up < 0:
+            raise ValueError("app_queue_wrap_up must be >= 0")
         if not 0 < self.talk_ms[0] <= self.talk_ms[1]:
             raise ValueError("talk_ms must be (min, max) with 0 < min <= max")
 
     @property
+    def app_queue_wrapup(self) -> int:
+        """app_queue's ``wrapuptime`` as rendered into ``queues_acd.conf``."""
+        return (int(self.wrap_up) if self.app_queue_wrap_up is None
+                else int(self.app_queue_wrap_up))
+
+    @property
+    def wrap_up_text(self) -> str:
+        if self.app_queue_wrapup == self.wrap_up:
+            return f"wrap-up {self.wrap_up:g} s"
+        return (f"wrap-up: engine {self.wrap_up:g} s, app_queue wrapuptime "
+                f"{self.app_queue_wrapup} s")
+
+    @property
     def service_s(self) -> float:
-        """Mean time an agent is taken by one call: ring + talk + wrap-up."""
+        """Mean time an agent is taken by one call: ring + talk + (engine) wrap-up."""
         return AGENT_RING_S + sum(self.talk_ms) / 2000 + self.wrap_up
 
     @property
@@ -424,6 +452,7 @@ async def run_mode(mode: Mode, plan: LoadPlan, out: Path,
                                else {"engine": "none", "agi_urls": ""})
     engine_connected: int | None = None
     async with Rig(out, setup.agents, ring_timeout=plan.ring_timeout, wrap_up=plan.wrap_up,
+                   app_queue_wrapup=plan.app_queue_wrapup,
                    fallback_timeout=600, name=f"bench-{mode}", ports_size=600,
                    **mode_kw) as rig:
         ast = rig.asterisk
@@ -506,7 +535,7 @@ def markdown(bench: Benchmark) -> str:
     sep = "|---|" + "---:|" * (len(modes) + (1 if both else 0))
     lines = [
         f"{p.calls} calls per mode, {p.agents} agents, talk uniform "
-        f"{p.talk_ms[0] / 1000:g}–{p.talk_ms[1] / 1000:g} s, wrap-up {p.wrap_up} s, "
+        f"{p.talk_ms[0] / 1000:g}–{p.talk_ms[1] / 1000:g} s, {p.wrap_up_text}, "
         f"ring {AGENT_RING_S:g} s, Poisson arrivals at {p.rate:.3f} calls/s "
         f"(target occupancy {p.occupancy:.0%}), seed {p.seed}.",
         "",
@@ -555,22 +584,36 @@ def parse_args(argv: Sequence[str] | None) -> tuple[LoadPlan, Path]:
     ap.add_argument("--agents", type=int, help="agents (default 6)")
     ap.add_argument("--seed", type=int, help="arrival schedule seed (default 1)")
     ap.add_argument("--occupancy", type=float, help="target occupancy (default 0.85)")
-    ap.add_argument("--wrap-up", type=int, help="wrap-up, whole seconds (default 1)")
+    ap.add_argument("--wrap-up", type=int,
+                    help="wrap-up of both the engine and app_queue, whole seconds (default 1)")
+    ap.add_argument("--engine-wrap-up", type=float, metavar="S",
+                    help="the engine queue's wrap_up only, seconds (default: --wrap-up)")
+    ap.add_argument("--app-queue-wrap-up", type=int, metavar="W",
+                    help="app_queue's wrapuptime only, whole seconds (default: --wrap-up); "
+                         "app_queue frees an agent W-1 to W s after the call")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "artifacts" / "bench",
                     help="output directory (default artifacts/bench)")
     args = ap.parse_args(argv)
     base = QUICK if args.quick else LoadPlan()
+    both = args.wrap_up if args.wrap_up is not None else base.wrap_up
+    engine_wrap_up = args.engine_wrap_up if args.engine_wrap_up is not None else both
+    app_queue_wrap_up = (args.app_queue_wrap_up if args.app_queue_wrap_up is not None
+                         else int(both))
+    if engine_wrap_up < 0 or app_queue_wrap_up < 0:
+        ap.error("wrap-ups must be >= 0")
     changes = {k: v for k, v in (("calls", args.calls), ("agents", args.agents),
-                                 ("seed", args.seed), ("occupancy", args.occupancy),
-                                 ("wrap_up", args.wrap_up)) if v is not None}
-    plan = LoadPlan(**{**asdict(base), **changes})
+                                 ("seed", args.seed), ("occupancy", args.occupancy))
+               if v is not None}
+    plan = LoadPlan(**{**asdict(base), **changes, "wrap_up": engine_wrap_up,
+                       "app_queue_wrap_up": (None if app_queue_wrap_up == engine_wrap_up
+                                             else app_queue_wrap_up)})
     return plan, args.out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     plan, out = parse_args(argv)
     print(f"e2e benchmark: {plan.calls} calls per mode at {plan.rate:.3f} calls/s "
-          f"({plan.agents} agents) -> {out}", file=sys.stderr)
+          f"({plan.agents} agents, {plan.wrap_up_text}) -> {out}", file=sys.stderr)
     bench = asyncio.run(run_benchmark(plan, out))
     print(markdown(bench))
     m = bench.machine

@@ -103,6 +103,8 @@ class Rig:
         self.extra_config = dict(extra_config or {})
         #: ``""`` sends every caller straight to the app_queue fallback (baseline runs).
         self.agi_urls = agi_urls
+        #: The fallback queue's ``wrapuptime`` (whole seconds) in ``queues_acd.conf``;
+        #: ``None``: the queue's ``wrap_up``, rounded (as ``acd asterisk-config``).
         self.app_queue_wrapup = app_queue_wrapup
         self.phones: dict[str, SippProcess] = {}
         self.asterisk: AsteriskInstance | None = None
@@ -182,7 +184,8 @@ class Rig:
         self.config = Config.model_validate(raw)
         self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
         env = {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name}
-        files = asterisk_config.render(self.config, env)
+        files = asterisk_config.render(self.config, env,
+                                       fallback_wrapup=self.app_queue_wrapup)
         self.asterisk = AsteriskInstance(
             self.name, self.ports,
             {"ACD_RETRIES": str(self.agi_retries),

@@ -108,3 +108,59 @@ def test_transfer_codes_are_digits_and_unique() -> None:
     errs = errors('queues:\n  - {id: a, transfer_code: "82"}\n'
                   '  - {id: b, transfer_code: "82"}\n')
     assert errs == ["acd.yaml: queues[1].transfer_code (line 3): transfer code '82' used twice"]
+
+
+def _wrapuptime(queues_acd: str) -> list[str]:
+    return [line for line in queues_acd.splitlines() if line.startswith("wrapuptime")]
+
+
+def test_asterisk_config_fallback_wrapuptime_defaults_to_the_queue_and_can_be_overridden(
+) -> None:
+    cfg = parse_config("queues: [{id: a, wrap_up: 3}]\n")
+    assert _wrapuptime(render(cfg, {})["queues_acd.conf"]) == ["wrapuptime = 3"]
+    # app_queue's wrapuptime is whole seconds: a fractional wrap_up is rounded.
+    frac = parse_config("queues: [{id: a, wrap_up: 1.5}]\n")
+    assert _wrapuptime(render(frac, {})["queues_acd.conf"]) == ["wrapuptime = 2"]
+    # Overridden (benchmarks): only the fallback queue changes, not the engine's wrap_up.
+    files = render(frac, {}, fallback_wrapup=1)
+    assert _wrapuptime(files["queues_acd.conf"]) == ["wrapuptime = 1"]
+    assert frac.queue("a").wrap_up == 1.5
+    assert _wrapuptime(render(cfg, {}, fallback_wrapup=0)["queues_acd.conf"]) == [
+        "wrapuptime = 0"]
+    with pytest.raises(ValueError, match="fallback_wrapup"):
+        render(cfg, {}, fallback_wrapup=-1)
+
+
+@pytest.mark.parametrize(("app_queue_wrapup", "expected"), [(None, "0"), (2, "2")])
+async def test_rig_applies_app_queue_wrapup_to_queues_acd_conf(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_queue_wrapup: int | None,
+        expected: str) -> None:
+    """``Rig(app_queue_wrapup=...)`` reaches the Asterisk files (no Asterisk started)."""
+    import harness.rig
+    from harness.rig import AgentPlan, Rig
+
+    written: dict[str, str] = {}
+
+    class FakeAsterisk:
+        def __init__(self, name: str, ports: object, conf_vars: object,
+                     extra_files: dict[str, str]) -> None:
+            written.update(extra_files)
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        def save_logs(self, dest: Path) -> None:
+            pass
+
+        def remove(self) -> None:
+            pass
+
+    monkeypatch.setattr(harness.rig, "AsteriskInstance", FakeAsterisk)
+    async with Rig(tmp_path, [AgentPlan("1001", scenario=None)], engine="none",
+                   wrap_up=0.5, app_queue_wrapup=app_queue_wrapup) as rig:
+        assert rig.config is not None and rig.config.queue("consult").wrap_up == 0.5
+    # Default: the engine queue's 0.5 s rounded (half to even, as before) → 0.
+    assert _wrapuptime(written["queues_acd.conf"]) == [f"wrapuptime = {expected}"]
