@@ -28,7 +28,7 @@ from typing import Any
 
 from acd.config import Config, RonaAction
 from routing import AgentSpec, QueueSpec, Reason, Router, WaitingCall, Why
-from routing.partners import PartnerSite, RegionRule, partner_candidates
+from routing.partners import PartnerSite, RegionRule, partner_candidates, partner_exclusions
 
 
 class AgentStatus(StrEnum):
@@ -838,6 +838,15 @@ class EngineCore:
         return True
 
     def _offer_partner(self, call: Call, site: PartnerSite, out: list[Effect]) -> None:
+        # Why the other sites did not get it, before this offer changes tried/active
+        # (partner sites are few: a plain walk).
+        others = partner_exclusions(
+            self.partners, chosen=site.site_id, region=call.region,
+            queue_id=call.queue_id, waited=self._now - call.entry_time,
+            rule=self._rule(call), open_sites=self._open_partners(),
+            active={sid: st.active for sid, st in self.site_stats.items()},
+            tried=call.tried_sites)
+        candidates = 1 + sum(why.startswith("ranked below") for _, why in others)
         waiting = self.router.remove_call(call.call_id)
         if waiting is not None:
             call.waiting = waiting
@@ -855,11 +864,14 @@ class EngineCore:
         if call.region in self.region_stats:
             self.region_stats[call.region].overflowed += 1
         call.decision = {"site": site.site_id, "stage": call.stage,
-                         "strategy": "partner", "candidates": 1}
+                         "strategy": "partner", "candidates": candidates,
+                         "excluded_sites": [{"site": sid, "reason": why}
+                                            for sid, why in others]}
         out.append(Publish("call_overflowed", {
             "call_id": call.call_id, "queue": call.queue_id, "site": site.site_id,
             "region": call.region, "wait": self._now - call.entry_time,
-            "attempt": call.offers,
+            "attempt": call.offers, "stage": call.stage, "strategy": "partner",
+            "candidates": candidates, "excluded_sites": call.decision["excluded_sites"],
         }))
         out.append(Offer(call.call_id, "", site.dial, self.config.engine.ring_timeout,
                          site_id=site.site_id))
@@ -914,6 +926,7 @@ class EngineCore:
         if isinstance(excluded, dict):
             lines.append(f"  {excluded['summary']}")
             lines += [f"  runner-up {r['text']}" for r in excluded["runners_up"]]
+        lines += [f"  site {e['site']}: {e['reason']}" for e in d.get("excluded_sites") or ()]
         return lines
 
     @staticmethod

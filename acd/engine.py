@@ -340,7 +340,7 @@ class Engine:
                     self._start_timer(loop, eff.delay, eff.event)
                 case Publish():
                     events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
-                    if eff.name == "call_offered":
+                    if eff.name in ("call_offered", "call_overflowed"):
                         _log_decision(eff.data)
                     for sub in self._subscribers:
                         sub.put_nowait(eff)
@@ -526,6 +526,10 @@ def _log_decision(d: Mapping[str, Any]) -> None:
         why = f"; {excluded.get('summary', '')}"
         texts = [str(r.get("text")) for r in excluded.get("runners_up") or ()]
         named = f"; runners-up: {'; '.join(texts)}" if texts else ""
+    sites = d.get("excluded_sites")
+    if sites:
+        why += "; other sites: " + "; ".join(f"{e.get('site')}: {e.get('reason')}"
+                                              for e in sites)
     target = f"agent {d.get('agent')}" if d.get("agent") else f"site {d.get('site')}"
     decision_log.info("call %s queue %s stage %s attempt %s -> %s by %s among %s "
                       "candidate(s)%s%s", d.get("call_id"), d.get("queue"), d.get("stage"),

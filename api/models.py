@@ -240,6 +240,11 @@ class Exclusions(_Out):
                                                    "qualifying.")
 
 
+class SiteExclusion(_Out):
+    site: str
+    reason: str
+
+
 class Decision(_Out):
     stage: int | None = None
     strategy: str | None = None
@@ -249,6 +254,9 @@ class Decision(_Out):
     excluded: Exclusions | None = Field(
         default=None, description="Why the other agents did not get the call, recorded at "
                                   "the offer (null for an offer to a partner site).")
+    excluded_sites: list[SiteExclusion] = Field(
+        default_factory=list, description="For an offer to a partner site: why each other "
+                                          "partner site did not get the call.")
 
 
 class CallExplanation(_Out):

@@ -26,6 +26,7 @@ from api.models import (
     Presence,
     QueueView,
     RegionView,
+    SiteExclusion,
     SiteView,
     WindowView,
 )
@@ -220,7 +221,9 @@ class LiveViews:
                                 candidates=_int(d.get("candidates")),
                                 agent=_str(d.get("agent")), site=_str(d.get("site")),
                                 excluded=(Exclusions.model_validate(excluded)
-                                          if isinstance(excluded, dict) else None))
+                                          if isinstance(excluded, dict) else None),
+                                excluded_sites=[SiteExclusion.model_validate(e) for e in
+                                                d.get("excluded_sites") or ()])
         return CallExplanation(call_id=c.call_id, queue=c.queue_id, state=c.state.value,
                                region=c.region, site=c.site_id, lines=list(lines),
                                decision=decision)

@@ -81,3 +81,38 @@ def partner_candidates(
             out.append(((0 if covers else 1, -site.preference, site.site_id), site))
     out.sort(key=lambda item: item[0])
     return [site for _, site in out]
+
+
+def partner_exclusions(
+    sites: Iterable[PartnerSite], *, chosen: str, region: str, queue_id: str,
+    waited: float, rule: RegionRule, open_sites: Set[str], active: Mapping[str, int],
+    tried: Set[str] = frozenset(),
+) -> list[tuple[str, str]]:
+    """Why each partner site other than ``chosen`` did not get the call: (site id, reason),
+    in the configured order of the sites. The reasons are those of
+    :func:`partner_candidates`, first that applies; a site that could have taken it was
+    ranked below the chosen one."""
+    covering_ok = rule.covering_allowed(waited)
+    any_ok = rule.any_allowed(waited)
+    out: list[tuple[str, str]] = []
+    for site in sites:
+        if site.site_id == chosen:
+            continue
+        busy = active.get(site.site_id, 0)
+        covers = site.covers(region)
+        if site.site_id in tried:
+            why = "already tried for this call"
+        elif site.site_id not in open_sites:
+            why = "closed now"
+        elif not site.offers(queue_id):
+            why = f"does not take {queue_id}"
+        elif busy >= site.capacity:
+            why = f"at capacity ({busy}/{site.capacity})"
+        elif not covers and not any_ok:
+            why = f"does not cover {region or 'the unknown region'}"
+        elif covers and not covering_ok and not any_ok:
+            why = f"covers {region} but its wait ({rule.overflow_after:g} s) is not reached"
+        else:
+            why = "ranked below (coverage, preference, id)"
+        out.append((site.site_id, why))
+    return out

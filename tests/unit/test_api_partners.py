@@ -133,8 +133,11 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
         ("offered", "CN-GD", "gd", None)
     why = await rig.get("/api/v1/calls/c1/explanation")
     assert isinstance(why, dict)
-    assert why["decision"] == {"stage": 0, "strategy": "partner", "candidates": 1,
-                               "agent": None, "site": "gd", "excluded": None}
+    assert why["decision"] == {
+        "stage": 0, "strategy": "partner", "candidates": 2, "agent": None, "site": "gd",
+        "excluded": None,
+        "excluded_sites": [{"site": "gd-b", "reason": "ranked below (coverage, preference, id)"}]}
+    assert why["lines"][-1] == "  site gd-b: ranked below (coverage, preference, id)"
     assert why["lines"] and (why["state"], why["site"], why["region"]) == \
         ("offered", "gd", "CN-GD")
     assert (await rig.get("/api/v1/sites/gd")) == {**sites["gd"], "active": 1, "offered": 1}

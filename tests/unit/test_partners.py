@@ -13,7 +13,7 @@ from acd.core import (
     SetAgentStatus,
     StartTimer,
 )
-from routing.partners import PartnerSite, RegionRule, partner_candidates
+from routing.partners import PartnerSite, RegionRule, partner_candidates, partner_exclusions
 
 GD = PartnerSite("gd", "PJSIP/800@trunk-gd", 2, frozenset({"CN-GD"}), preference=5)
 GD2 = PartnerSite("gd2", "PJSIP/800@trunk-gd2", 1, frozenset({"CN-GD"}), preference=1)
@@ -172,3 +172,35 @@ def test_partner_calls_found_after_a_restart_hold_capacity_until_they_hang_up() 
     # a later resync that no longer lists gd-b's channel frees it too
     core.apply(PartnerChannels("", {}, 104.0))
     assert core.site_stats["gd-b"].active == 0
+
+
+def test_partner_exclusions_say_why_each_other_site_did_not_get_the_call() -> None:
+    bj = PartnerSite("sc", "PJSIP/800@trunk-sc", 1, frozenset({"CN-SC"}))
+    kw = {"region": "CN-GD", "queue_id": "consult", "rule": RegionRule(overflow_after=30)}
+    why = dict(partner_exclusions([GD, GD2, ZJ, bj], chosen="gd", waited=40,
+                                  open_sites={"gd", "gd2", "sc"}, active={"gd2": 0},
+                                  **kw))  # type: ignore[arg-type]
+    assert why == {"gd2": "ranked below (coverage, preference, id)", "zj": "closed now",
+                   "sc": "does not cover CN-GD"}
+    why = dict(partner_exclusions([GD, GD2, ZJ], chosen="gd", waited=40, open_sites=ALL,
+                                  active={"gd2": 1}, tried={"zj"}, **kw))  # type: ignore[arg-type]
+    assert why == {"gd2": "at capacity (1/1)", "zj": "already tried for this call"}
+    why = dict(partner_exclusions([GD, GD2, ZJ], chosen="", waited=5, open_sites=ALL,
+                                  active={}, **kw))  # type: ignore[arg-type]
+    assert why["gd"] == "covers CN-GD but its wait (30 s) is not reached"
+    assert why["zj"] == "does not take consult"
+
+
+def test_a_partner_offer_records_why_the_other_sites_did_not_get_it() -> None:
+    core = EngineCore(parse_config(CONFIG))
+    timer = next(e for e in arrive(core, "c1", "CN-GD", 100.0) if isinstance(e, StartTimer))
+    core.apply(timer.event)
+    d = core.calls["c1"].decision
+    assert (d["site"], d["candidates"]) == ("gd", 2)
+    assert d["excluded_sites"] == [{"site": "gd-b",
+                                    "reason": "ranked below (coverage, preference, id)"}]
+    core.apply(DialFinished("c1", "", "BUSY", 111.0, site_id="gd"))
+    d = core.calls["c1"].decision
+    assert (d["site"], d["candidates"]) == ("gd-b", 1)
+    assert d["excluded_sites"] == [{"site": "gd", "reason": "already tried for this call"}]
+    assert core.explain("c1")[-1] == "  site gd: already tried for this call"
