@@ -96,13 +96,13 @@ class Engine:
         self.accepting = False
         #: Set by ``stop()``: sessions of callers who only wait go back to the dialplan.
         self.releasing = False
-        #: Restart state (acd.store): written behind routing by a background writer,
-        #: loaded when this engine becomes active; ``ha`` is the hot-standby lease.
         #: Per-queue figures (rolling 15 min, today): engine state, so they are stored
         #: and survive a restart or a takeover like the rest.
         self.stats = LiveStats({q.id: float(q.sl_target) for q in config.queues},
                                config.timezone)
         self.publish_hooks.append(self._observe_stats)
+        #: Restart state (acd.store): written behind routing by a background writer,
+        #: loaded when this engine becomes active; ``ha`` is the hot-standby lease.
         self.store = make_store(config.store)
         self.store_writer = StoreWriter(self.store, self.core, stats=self.stats)
         self.publish_hooks.append(self.store_writer.observe)
