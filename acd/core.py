@@ -18,6 +18,7 @@ An agent is routable when available, idle and its phone is free.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,9 @@ from typing import Any
 from acd.config import Config, RonaAction
 from routing import AgentSpec, QueueSpec, Reason, Router, WaitingCall, Why
 from routing.partners import PartnerSite, RegionRule, partner_candidates, partner_exclusions
+
+#: Only for a failure that must not stop routing (the core otherwise returns effects).
+log = logging.getLogger("acd.core")
 
 
 class AgentStatus(StrEnum):
@@ -840,12 +844,16 @@ class EngineCore:
     def _offer_partner(self, call: Call, site: PartnerSite, out: list[Effect]) -> None:
         # Why the other sites did not get it, before this offer changes tried/active
         # (partner sites are few: a plain walk).
-        others = partner_exclusions(
-            self.partners, chosen=site.site_id, region=call.region,
-            queue_id=call.queue_id, waited=self._now - call.entry_time,
-            rule=self._rule(call), open_sites=self._open_partners(),
-            active={sid: st.active for sid, st in self.site_stats.items()},
-            tried=call.tried_sites)
+        others: list[tuple[str, str]] = []
+        try:
+            others = partner_exclusions(
+                self.partners, chosen=site.site_id, region=call.region,
+                queue_id=call.queue_id, waited=self._now - call.entry_time,
+                rule=self._rule(call), open_sites=self._open_partners(),
+                active={sid: st.active for sid, st in self.site_stats.items()},
+                tried=call.tried_sites)
+        except Exception:  # a diagnostic must never hold up an offer
+            log.exception("call %s: other sites' exclusions not recorded", call.call_id)
         candidates = 1 + sum(why.startswith("ranked below") for _, why in others)
         waiting = self.router.remove_call(call.call_id)
         if waiting is not None:
@@ -1119,8 +1127,13 @@ class EngineCore:
             if self.config.engine.explain_offers:
                 # why the others did not get it, before the offer goes out (off the
                 # router's decision path: O(agents its stage admits), Router.exclusions)
-                excluded = self.router.exclusions(m, partial(_why_unroutable, self.agents))
-                call.decision["excluded"] = excluded.as_dict()
+                try:
+                    excluded = self.router.exclusions(
+                        m, partial(_why_unroutable, self.agents))
+                    call.decision["excluded"] = excluded.as_dict()
+                except Exception:  # a diagnostic must never hold up an offer
+                    log.exception("call %s: exclusions of the offer not recorded",
+                                  call.call_id)
             out.append(Publish("call_offered", {
                 "call_id": call.call_id, "queue": call.queue_id, "attempt": call.offers,
                 "wait": self._now - call.entry_time, **call.decision,

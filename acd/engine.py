@@ -341,7 +341,10 @@ class Engine:
                 case Publish():
                     events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
                     if eff.name in ("call_offered", "call_overflowed"):
-                        _log_decision(eff.data)
+                        try:
+                            _log_decision(eff.data)
+                        except Exception:  # a log line must not stop carrying out
+                            log.exception("decision line of %s not logged", eff.name)
                     for sub in self._subscribers:
                         sub.put_nowait(eff)
                     self._notify(self.publish_hooks, eff, self.clock())

@@ -395,3 +395,17 @@ def test_the_api_carries_the_exclusions_and_an_agent_sees_no_colleague(
     assert mine.decision.excluded.runners_up == []
     assert mine.decision.excluded.counts == view.decision.excluded.counts
     assert not any("resting" in line or "slower" in line for line in mine.lines)
+
+
+def test_a_failure_to_explain_never_holds_up_the_offer(
+    staffed: EngineCore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("bug in the explanation")
+
+    monkeypatch.setattr(staffed.router, "exclusions", broken)
+    with caplog.at_level(logging.ERROR, logger="acd.core"):
+        eff = staffed.apply(CallArrived("c1", "repair", "1", 10.0, 10.0))
+    assert [(e.call_id, e.agent_id) for e in eff if isinstance(e, Offer)] == [("c1", "chosen")]
+    assert "excluded" not in staffed.calls["c1"].decision
+    assert any("exclusions of the offer not recorded" in r.message for r in caplog.records)
