@@ -318,36 +318,43 @@ class Engine:
     def _carry_out(self, effects: list[Effect]) -> None:
         loop = asyncio.get_running_loop()
         for eff in effects:
-            match eff:
-                case Offer():
-                    q = self._offers.get(eff.call_id)
-                    if q is not None and self.ha is not None and not self.ha.lease_valid():
-                        # Our lease may have run out (this process was paused or cut
-                        # off): the standby may be active and ringing the same agents.
-                        # Never ring anyone on a lease we may no longer hold.
-                        from acd.call_flow import RELEASE
+            try:
+                self._carry_out_one(eff, loop)
+            except Exception:
+                # A bug in one adapter step must not stop the inbox (every other caller).
+                log.exception("engine failed to carry out %r", eff)
 
-                        q.put_nowait(RELEASE)
-                        self.releasing = True
-                        self.ha.expired()
-                    elif q is None and self.releasing:
-                        pass  # stopping: a released call re-enters elsewhere; no retry
-                    elif q is None:
-                        self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))
-                    else:
-                        q.put_nowait(eff)
-                case StartTimer():
-                    self._start_timer(loop, eff.delay, eff.event)
-                case Publish():
-                    events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
-                    if eff.name in ("call_offered", "call_overflowed"):
-                        try:
-                            _log_decision(eff.data)
-                        except Exception:  # a log line must not stop carrying out
-                            log.exception("decision line of %s not logged", eff.name)
-                    for sub in self._subscribers:
-                        sub.put_nowait(eff)
-                    self._notify(self.publish_hooks, eff, self.clock())
+    def _carry_out_one(self, eff: Effect, loop: asyncio.AbstractEventLoop) -> None:
+        match eff:
+            case Offer():
+                q = self._offers.get(eff.call_id)
+                if q is not None and self.ha is not None and not self.ha.lease_valid():
+                    # Our lease may have run out (this process was paused or cut
+                    # off): the standby may be active and ringing the same agents.
+                    # Never ring anyone on a lease we may no longer hold.
+                    from acd.call_flow import RELEASE
+
+                    q.put_nowait(RELEASE)
+                    self.releasing = True
+                    self.ha.expired()
+                elif q is None and self.releasing:
+                    pass  # stopping: a released call re-enters elsewhere; no retry
+                elif q is None:
+                    self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))
+                else:
+                    q.put_nowait(eff)
+            case StartTimer():
+                self._start_timer(loop, eff.delay, eff.event)
+            case Publish():
+                events_log.info("%s %s", eff.name, json.dumps(dict(eff.data), default=str))
+                if eff.name in ("call_offered", "call_overflowed"):
+                    try:
+                        _log_decision(eff.data)
+                    except Exception:  # a log line must not stop carrying out
+                        log.exception("decision line of %s not logged", eff.name)
+                for sub in self._subscribers:
+                    sub.put_nowait(eff)
+                self._notify(self.publish_hooks, eff, self.clock())
 
     def _notify(self, hooks: list[Callable[[Any, float], None]], item: Any,
                 value: float) -> None:

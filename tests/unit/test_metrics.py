@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -202,6 +203,26 @@ async def test_a_failing_observer_never_stops_routing(engine: Engine,
     answered, _ = await place_calls(engine, ["0755000001", "0755000002"])
     assert answered == 1
     assert "observer" in caplog.text
+
+
+async def test_a_failing_effect_never_stops_the_inbox(engine: Engine,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import acd.engine
+
+    real, failures = acd.engine.events_log.info, []
+
+    def flaky(*args: Any) -> None:
+        if not failures:  # the first event line of the run fails
+            failures.append(args)
+            raise RuntimeError("adapter bug")
+        real(*args)
+
+    monkeypatch.setattr(acd.engine.events_log, "info", flaky)
+    answered, _ = await place_calls(engine, ["0755000001", "0755000002"])
+    assert answered == 1 and failures
+    assert "engine failed to carry out" in caplog.text
+    assert engine._loop_task is not None and not engine._loop_task.done()
 
 
 async def test_every_metric_the_dashboard_uses_is_exported(engine: Engine) -> None:
