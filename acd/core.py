@@ -436,6 +436,9 @@ class EngineCore:
         self._partner_ready: set[str] = set()
         self._seq = itertools.count(1)
         self._now = 0.0
+        #: False while this engine is not the active one (hot standby, stepped down,
+        #: stopping): state is still kept, but no call is offered to anyone.
+        self.routing = True
         #: Recently completed calls by id, to recognise a call that comes back.
         self._recent: OrderedDict[str, Call] = OrderedDict()
 
@@ -528,8 +531,9 @@ class EngineCore:
                 self._partner_channels(event, out)
             case ChannelGone():
                 self._channel_gone(event, out)
-        self._dispatch(out)
-        if self._partner_ready:
+        if self.routing:
+            self._dispatch(out)
+        if self._partner_ready and self.routing:
             self._try_partners(out)
         return out
 
@@ -835,6 +839,8 @@ class EngineCore:
 
     def _offer_first_partner(self, call: Call, out: list[Effect]) -> bool:
         """Primary region (or closed queue): a covering partner before any agent."""
+        if not self.routing:
+            return False
         site = self._best_partner(call, self._open_partners())
         if site is None:
             return False

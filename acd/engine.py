@@ -72,6 +72,7 @@ class Engine:
         self.config = config
         self.clock = clock
         self.core = EngineCore(config)
+        self.core.routing = False  # until this engine is the active one (activate)
         self.segments = config.segment_table()
         self.schedules = {q.id: config.schedule(q.id) for q in config.queues}
         self.regions = RegionResolver(config.regions.default, config.regions.overrides)
@@ -198,6 +199,7 @@ class Engine:
             self._grace = asyncio.get_running_loop().call_later(
                 self.config.store.restore_grace, self._release_held)
         self.releasing = False
+        self.core.routing = True
         self.store_writer.request_resync()
         if self._writer_task is None:
             self._writer_task = asyncio.create_task(self.store_writer.run(),
@@ -214,6 +216,9 @@ class Engine:
         ``ACD_ENTRY``; there they get their place back from the store. Kept here, they
         could be offered to an agent the active engine offers a call to as well."""
         self.accepting = False
+        # From now on the core offers no call to anyone (set here, between two events, so
+        # even events already in the inbox cannot make this node ring an agent).
+        self.core.routing = False
         if hand_over:
             released = self.release_waiting()
             if released:

@@ -56,9 +56,10 @@ async def wait_log(path: Path, text: str, within: float = 15.0, count: int = 1) 
 def ha_pair(artifacts: Path, redis: RedisServer, agent: str) -> tuple[Rig, int]:
     """A rig for an active/standby pair (engine "one" active first, lease ttl 2 s) with
     one slow agent (2.5 s calls), so callers queue behind it; and the standby's port."""
-    # restore_grace 4 s: the callers handed back re-enter the standby within it (one
-    # retry pause, 1 s), so they are released to it in entry order.
-    store = {"backend": "redis", "url": redis.url, "restore_grace": 4}
+    # restore_grace 6 s: the callers handed back re-enter the standby well within it (one
+    # retry pause, 1 s, after the hand-back), so they are released to it in entry order;
+    # the hold ends as soon as every stored caller is back, so it costs nothing here.
+    store = {"backend": "redis", "url": redis.url, "restore_grace": 6}
     rig = Rig(artifacts, [AgentPlan(agent, talk_ms=(2500, 2600))], engine="none",
               wrap_up=0, agi_retries=40, agi_retry_pause=1,
               extra_config={"store": store,
@@ -165,9 +166,12 @@ async def test_an_active_engine_paused_past_its_lease_steps_down_and_hands_over(
             assert result.successful == 6
             answered = [e.caller for e in rig.phone_events("7501", "answered")]
             assert answered == callers  # one agent: entry order kept across the takeover
+            # The phone rang once per caller, in entry order: after SIGCONT the old node
+            # rang nobody (whether the fenced write, the renew or the lease check came
+            # first), so no ring was started and then cancelled.
+            offered = [e.caller for e in rig.phone_events("7501", "offered")]
+            assert offered == callers
             old = (artifacts / "engine.log").read_text(errors="replace")
-            # After SIGCONT the old node offered nobody: its only offer is the first call.
-            assert len(events(artifacts / "engine.log", "call_offered")) == 1, old[-3000:]
             assert "handed back to the dialplan" in old
             for log_name in ("engine.log", "standby.log"):
                 assert not events(artifacts / log_name, "call_abandoned")

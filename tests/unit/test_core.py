@@ -295,3 +295,13 @@ def test_ringing_is_published_and_one_stage_timer_per_boundary() -> None:
     assert ringing and ringing[0].data["agent"] == "expert"
     eff = core.apply(DialFinished("c1", "expert", "NOANSWER", 103.0))
     assert [e for e in eff if isinstance(e, StartTimer)] == []  # stage-1 timer already set
+
+
+def test_a_core_that_is_not_routing_keeps_state_but_offers_nothing(core: EngineCore) -> None:
+    core.routing = False  # hot standby, stepped down or stopping
+    assert offers(core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))) == []
+    assert offers(core.apply(CallArrived("c2", "consult", "2", 6.0, 6.0))) == []
+    assert core.calls["c1"].state.value == "waiting"
+    core.routing = True  # active again: the next event routes, oldest first
+    eff = core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 7.0))
+    assert offers(eff) == [("c1", "a1"), ("c2", "a2")]
