@@ -171,7 +171,9 @@ class Engine:
                 # Store writes carry the lease's fencing token: a node that lost the
                 # lease without knowing yet is refused, and steps down.
                 self.store.fence = lambda: lease.token
-                self.store_writer.on_fenced = self.ha.fenced
+                standby = self.ha
+                self.store_writer.on_fenced = lambda exc: standby.step_down_soon(
+                    f"store write fenced ({exc})")
             self.ha.start()
             log.info("hot standby: node %s waits for the lease", ha.node_id)
         log.info("engine started: FastAGI on %s:%s", self.config.fastagi.host, self.agi.port)
@@ -341,7 +343,8 @@ class Engine:
 
                     q.put_nowait(RELEASE)
                     self.releasing = True
-                    self.ha.expired()
+                    self.ha.step_down_soon(
+                        "lease ran out before a renew (process paused or cut off)")
                 elif q is None and self.releasing:
                     pass  # stopping: a released call re-enters elsewhere; no retry
                 elif q is None:

@@ -15,9 +15,8 @@ cut off from Redis longer than the ttl) cannot overwrite the new active node's s
 first refused write makes it step down. Nor does it ring an agent once its lease may
 have run out (no successful renew for ``VALID_FRACTION`` of the ttl): that offer becomes
 a hand-back and the node steps down, before Redis or its renew loop tell it. Stepping
-down hands the callers who only wait
-back to the dialplan at once (they re-enter at the active node with their place); calls
-ringing or talking on this node finish here.
+down hands the callers who only wait back to the dialplan at once (they re-enter at the
+active node with their place); calls ringing or talking on this node finish here.
 
 While passive the engine's FastAGI server refuses every session at once: the dialplan
 then tries the next URL in ``ACD_AGI_URLS``. A graceful stop releases the lease, so the
@@ -121,8 +120,7 @@ class HotStandby:
         self._last_renew = 0.0
         #: Wall-clock time of the last takeover (logged as "lease acquired ... at").
         self.acquired_at: float | None = None
-        self._fenced: asyncio.Future[None] | None = None
-        self._expired: asyncio.Future[None] | None = None
+        self._stepping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="acd-ha")
@@ -204,19 +202,12 @@ class HotStandby:
         return (self.active
                 and time.monotonic() - self._last_renew < self.ttl * VALID_FRACTION)
 
-    def expired(self) -> None:
-        """The engine found :meth:`lease_valid` false while it was about to act."""
+    def step_down_soon(self, why: str) -> None:
+        """Step down now rather than at the next renew, from synchronous code: the engine
+        found :meth:`lease_valid` false while about to ring someone, or the store refused
+        a write with our fencing token (another node holds the lease)."""
         if self.active:
-            self._expired = asyncio.ensure_future(
-                self._step_down("lease ran out before a renew (process paused or cut off)"))
-
-    def fenced(self, exc: BaseException) -> None:
-        """The store refused a write with our fencing token: another node took the lease
-        (we were paused or cut off longer than the ttl). Step down now rather than at the
-        next renew."""
-        if self.active:
-            self._fenced = asyncio.ensure_future(
-                self._step_down(f"store write fenced ({exc})"))
+            self._stepping = asyncio.ensure_future(self._step_down(why))
 
     async def _step_down(self, why: str) -> None:
         if not self.active:

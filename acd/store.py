@@ -170,7 +170,6 @@ class RedisStore:
         self.fence = fence
         self.fence_key = f"{prefix}:fence"
         self.keys = {kind: f"{prefix}:{table}" for kind, table in _TABLES.items()}
-        self.agents_key, self.calls_key = self.keys["agent"], self.keys["call"]
         self._index = {kind: i for i, kind in enumerate(self.keys, start=1)}
 
     @classmethod
