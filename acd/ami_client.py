@@ -15,6 +15,9 @@ One background *manager* task owns the connection for the client's whole life::
   :class:`AMINotConnectedError`.
 * **Liveness.** The reader has no read timeout (a quiet PBX is legal); a ``Ping``
   action every ``ping_interval`` with ``action_timeout`` detects a dead peer.
+* **Down.** ``on_down`` is called once per down period: when the first connection
+  attempt fails, or a connection is lost, and not again until the client has been
+  connected (``on_disconnect`` only follows a connection that was up).
 * **Events.** ``on_event`` is called synchronously from the reader for every event that
   is not part of a tracked action reply. It must not block (the engine enqueues); an
   exception in it is logged and the reader carries on.
@@ -127,6 +130,7 @@ class AMIClient:
         on_event: Callable[[AMIEvent], None],
         on_connect: Callable[[], Awaitable[None]] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        on_down: Callable[[], None] | None = None,
         backoff: Backoff | None = None,
         connect_timeout: float = 5.0,
         action_timeout: float = 10.0,
@@ -140,6 +144,8 @@ class AMIClient:
         self._on_event = on_event
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
+        self._on_down = on_down
+        self._down_reported = False
         self._backoff: Backoff = backoff if backoff is not None else ExponentialBackoff()
         self._connect_timeout = connect_timeout
         self._action_timeout = action_timeout
@@ -285,6 +291,7 @@ class AMIClient:
                 log.exception("AMI %s:%d: unexpected error", self.host, self.port)
             if self._closing:
                 break
+            self._report_down()
             failures += 1
             delay = self._backoff.compute(failures)
             log.info("AMI %s:%d: reconnecting in %.2fs", self.host, self.port, delay)
@@ -309,6 +316,7 @@ class AMIClient:
                     log.exception("AMI on_connect failed; dropping the connection")
                     raise AMIError(f"on_connect failed: {exc!r}") from exc
             self._connected.set()
+            self._down_reported = False
             was_connected = True
             log.info("AMI %s:%d: connected (AMI %s)", self.host, self.port, banner.version)
             await self._keepalive(link, reader_task)
@@ -362,6 +370,17 @@ class AMIClient:
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(_LOGOFF_TIMEOUT):
                 await link.writer.wait_closed()
+
+    def _report_down(self) -> None:
+        """``on_down`` once per down period: the first failed attempt or lost connection
+        since the client was last connected (or since it started)."""
+        if self._down_reported or self._on_down is None:
+            return
+        self._down_reported = True
+        try:
+            self._on_down()
+        except Exception:
+            log.exception("AMI on_down callback failed")
 
     def _lost(self, link: _Link) -> None:
         """The connection is unusable: stop trusting it and fail every pending action now."""

@@ -269,6 +269,10 @@ class EngineConfig(_Model):
     rona_pause_reason: str = "no-answer"
     #: Consecutive ring-no-answers after which ``rona_action`` applies (1: the first).
     rona_limit: int = Field(default=1, ge=1, le=20)
+    #: A dial that finds an agent's phone unreachable (CHANUNAVAIL, CONGESTION) marks the
+    #: phone unavailable — not a ring-no-answer, no pause. It is tried again when Asterisk
+    #: reports it back (e.g. it registers), or after this many seconds.
+    unreachable_retry: float = Field(default=30.0, ge=1, le=3600)
     #: Reasons an agent (or a supervisor) may give for a pause. ``rona_pause_reason`` is
     #: always allowed.
     pause_reasons: list[str] = Field(

@@ -12,7 +12,12 @@ Vocabulary, kept on separate axes (STYLE.md):
 * **device** state — what Asterisk says of the phone (NOT_INUSE, INUSE, UNAVAILABLE…);
 * **call** state — waiting → offered → connected → completed, or abandoned.
 
-An agent is routable when available, idle and its phone is free.
+An agent is routable when available, idle and its phone is free. A phone is free when
+Asterisk says ``NOT_INUSE``; ``UNKNOWN`` (the engine has not heard of the device) counts
+as free only on a server whose device state the engine cannot learn (no AMI, or AMI
+lost): with AMI up, a device nobody told us about is not free. A dial that fails with
+``CHANUNAVAIL``/``CONGESTION`` marks the phone unreachable (not the agent's fault: no
+pause) until Asterisk reports it coming back or ``engine.unreachable_retry`` passes.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -60,14 +65,19 @@ class CallState(StrEnum):
 
 
 #: Asterisk device states (``ast_devstate_str``) under which an idle agent may be offered
-#: a call. UNKNOWN counts as free: without AMI we still route rather than stall.
+#: a call. UNKNOWN counts as free only where the engine has no device state (no AMI, or
+#: AMI lost): we still route rather than stall. See ``EngineCore.phone_free``.
 FREE_DEVICE_STATES = frozenset({"NOT_INUSE", "UNKNOWN"})
 
 #: How many completed calls are remembered to recognise one coming back (transfer).
 RECENT_CALLS = 2_000
 
 #: DIALSTATUS values that mean "the agent did not take it" (ring-no-answer family).
-RONA_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
+RONA_STATUSES = frozenset({"NOANSWER", "BUSY"})
+
+#: DIALSTATUS values that mean "the phone could not be reached" (unregistered, gone,
+#: rejected by the network): the device is unavailable; the person is not at fault.
+UNREACHABLE_STATUSES = frozenset({"CHANUNAVAIL", "CONGESTION"})
 
 
 # -- events (inbox) -------------------------------------------------------------------
@@ -145,9 +155,31 @@ class DeviceStateChanged:
 
 @dataclass(frozen=True, slots=True)
 class DeviceSnapshot:
-    """Full device-state list after an AMI (re)connect: resync before trusting state."""
+    """Full device-state list after an AMI (re)connect: resync before trusting state.
+
+    With ``server`` the snapshot comes from that Asterisk's live AMI: from then on a
+    device of that server the engine has not heard of (UNKNOWN) is not free."""
 
     states: Mapping[str, str]
+    now: float
+    server: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateLost:
+    """The AMI of ``server`` is down (lost, or never came up): the engine routes on what
+    it last knew, and an UNKNOWN device counts as free again (rather than stall)."""
+
+    server: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneRecheck:
+    """Time to try again a phone a dial found unreachable (``engine.unreachable_retry``)."""
+
+    agent_id: str
+    token: int
     now: float
 
 
@@ -233,8 +265,8 @@ class ChannelGone:
 
 Event = (
     CallArrived | CallClosed | CallHungUp | CallAnswered | DialFinished | DeviceStateChanged
-    | DeviceSnapshot | SetAgentStatus | TransferCall | SetCallPriority | StageDue | PartnerDue
-    | WrapUpDone
+    | DeviceSnapshot | DeviceStateLost | PhoneRecheck | SetAgentStatus | TransferCall
+    | SetCallPriority | StageDue | PartnerDue | WrapUpDone
     | OfferFailed | PartnerChannels | ChannelGone
 )
 
@@ -307,6 +339,7 @@ class Agent:
     status: AgentStatus = AgentStatus.LOGGED_OUT
     reason: str = ""
     state: AgentState = AgentState.IDLE
+    #: What Asterisk last said of the phone (UNKNOWN: nothing yet).
     device_state: str = "UNKNOWN"
     idle_since: float = 0.0
     call_id: str | None = None
@@ -314,14 +347,27 @@ class Agent:
     missed: int = 0
     consecutive_missed: int = 0
     wrap_token: int = 0
+    #: The Asterisk server the phone is on.
+    server: str = ""
+    #: A dial found the phone unreachable (CHANUNAVAIL/CONGESTION) and Asterisk has not
+    #: said it came back since; ``recheck_token`` tells the current retry timer.
+    unreachable: bool = False
+    recheck_token: int = 0
+    #: Whether the phone may be rung now (kept by the core: EngineCore.phone_free).
+    phone_free: bool = True
 
     @property
     def routable(self) -> bool:
         return (
             self.status is AgentStatus.AVAILABLE
             and self.state is AgentState.IDLE
-            and self.device_state in FREE_DEVICE_STATES
+            and self.phone_free
         )
+
+    @property
+    def device_shown(self) -> str:
+        """The device state for people: UNAVAILABLE while a dial found it unreachable."""
+        return "UNAVAILABLE" if self.unreachable else self.device_state
 
 
 @dataclass(slots=True)
@@ -400,14 +446,19 @@ class RegionStats:
 class EngineCore:
     """Calls, agents and the routing policy; mutated only through :meth:`apply`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, device_state_servers: Iterable[str] = ()) -> None:
         self.config = config
+        #: Servers whose device state comes over AMI: until it is lost, an UNKNOWN device
+        #: there is not free (the engine learns every agent's device at each resync).
+        self.device_state_known: set[str] = set(device_state_servers)
         self.agents: dict[str, Agent] = {}
         self._agent_by_device: dict[str, str] = {}
         for a in config.agents:
             device = f"PJSIP/{a.sip_endpoint}"
-            self.agents[a.id] = Agent(a.id, device)
+            self.agents[a.id] = Agent(a.id, device, server=config.agent_server(a))
             self._agent_by_device[device.upper()] = a.id
+        for agent in self.agents.values():
+            agent.phone_free = self.phone_free(agent)
         servers = [srv.name for srv in config.asterisk.server_list]
         #: With several Asterisk servers a call may only go to agents on its own server
         #: (the agent is dialled from the caller's channel): each queue is split into one
@@ -511,8 +562,11 @@ class EngineCore:
             case DeviceStateChanged():
                 self._device_state(event.device, event.state, event.now, out)
             case DeviceSnapshot():
-                for device, state in event.states.items():
-                    self._device_state(device, state, event.now, out)
+                self._device_snapshot(event, out)
+            case DeviceStateLost():
+                self._device_state_lost(event, out)
+            case PhoneRecheck():
+                self._phone_recheck(event, out)
             case SetAgentStatus():
                 self._set_status(event, out)
             case TransferCall():
@@ -675,7 +729,21 @@ class EngineCore:
         if call.state is not CallState.OFFERED:
             return
         agent = self.agents[ev.agent_id]
-        if ev.status in RONA_STATUSES:
+        if ev.status in UNREACHABLE_STATUSES:
+            # The phone could not be reached (unregistered, gone): not a ring-no-answer,
+            # the person is not paused; the phone is unavailable until Asterisk says it
+            # is back or the retry time passes. The call keeps its place.
+            out.append(Publish("agent_unreachable", {
+                "agent": agent.agent_id, "call_id": call.call_id, "dialstatus": ev.status,
+            }))
+            call.agent_id = None
+            agent.call_id = None
+            agent.state = AgentState.IDLE
+            agent.idle_since = ev.now
+            self._mark_unreachable(agent, ev.now, out)
+            out.append(self._agent_event(agent))
+            self._requeue(call, out)
+        elif ev.status in RONA_STATUSES:
             agent.missed += 1
             self.stats[call.queue_id].rona += 1
             out.append(Publish("agent_no_answer", {
@@ -951,7 +1019,7 @@ class EngineCore:
             return "logged out"
         if agent.state is not AgentState.IDLE:
             return agent.state.value
-        return f"phone {agent.device_state}"
+        return f"phone {agent.device_shown}"
 
     def _requeue(self, call: Call, out: list[Effect]) -> None:
         """Back to waiting with its original entry time and sequence: it keeps its place."""
@@ -1062,11 +1130,63 @@ class EngineCore:
         aid = self._agent_by_device.get(device.upper())
         return None if aid is None else self.agents[aid]
 
+    def phone_free(self, agent: Agent) -> bool:
+        """Whether the agent's phone may be rung: Asterisk says NOT_INUSE, or says nothing
+        on a server whose device state the engine cannot learn; never while a dial found
+        it unreachable."""
+        if agent.unreachable:
+            return False
+        state = agent.device_state
+        return state == "NOT_INUSE" or (state == "UNKNOWN"
+                                        and agent.server not in self.device_state_known)
+
     def _device_state(self, device: str, state: str, now: float, out: list[Effect]) -> None:
         agent = self.agent_for_device(device)
         if agent is None or agent.device_state == state:
             return
+        if agent.unreachable and state in FREE_DEVICE_STATES \
+                and agent.device_state not in FREE_DEVICE_STATES:
+            # Asterisk saw the phone come back (it registered): try it again now. A
+            # plain "free" repeated after the failed dial is no such news.
+            agent.unreachable = False
         agent.device_state = state
+        self._refresh(agent)
+        out.append(self._agent_event(agent))
+
+    def _device_snapshot(self, ev: DeviceSnapshot, out: list[Effect]) -> None:
+        if ev.server:
+            self._set_device_state_known(ev.server, True, out)
+        for device, state in ev.states.items():
+            self._device_state(device, state, ev.now, out)
+
+    def _device_state_lost(self, ev: DeviceStateLost, out: list[Effect]) -> None:
+        self._set_device_state_known(ev.server, False, out)
+
+    def _set_device_state_known(self, server: str, known: bool, out: list[Effect]) -> None:
+        if (server in self.device_state_known) == known:
+            return
+        if known:
+            self.device_state_known.add(server)
+        else:
+            self.device_state_known.discard(server)
+        for agent in self.agents.values():
+            if agent.server == server and agent.device_state == "UNKNOWN":
+                self._refresh(agent)
+                out.append(self._agent_event(agent))
+
+    def _mark_unreachable(self, agent: Agent, now: float, out: list[Effect]) -> None:
+        agent.unreachable = True
+        agent.recheck_token += 1
+        self._refresh(agent)
+        retry = self.config.engine.unreachable_retry
+        out.append(StartTimer(retry, PhoneRecheck(agent.agent_id, agent.recheck_token,
+                                                  now + retry)))
+
+    def _phone_recheck(self, ev: PhoneRecheck, out: list[Effect]) -> None:
+        agent = self.agents.get(ev.agent_id)
+        if agent is None or not agent.unreachable or agent.recheck_token != ev.token:
+            return
+        agent.unreachable = False
         self._refresh(agent)
         out.append(self._agent_event(agent))
 
@@ -1081,6 +1201,8 @@ class EngineCore:
                 f"{', '.join(sorted(allowed))})")
         if ev.status is AgentStatus.AVAILABLE:
             agent.consecutive_missed = 0
+            # The person says it is there: its phone is worth another try.
+            agent.unreachable = False
         self._change_status(agent, ev.status, ev.reason, ev.now, out)
 
     def _change_status(self, agent: Agent, status: AgentStatus, reason: str, now: float,
@@ -1103,6 +1225,7 @@ class EngineCore:
 
     def _refresh(self, agent: Agent) -> None:
         """Keep the router's view of one agent in step with its record."""
+        agent.phone_free = self.phone_free(agent)
         if agent.routable:
             self.router.set_routable(agent.agent_id, agent.idle_since,
                                      calls_today=agent.answered)
@@ -1112,7 +1235,7 @@ class EngineCore:
     def _agent_event(self, agent: Agent) -> Publish:
         return Publish("agent", {
             "agent": agent.agent_id, "status": agent.status.value, "reason": agent.reason,
-            "state": agent.state.value, "device": agent.device_state,
+            "state": agent.state.value, "device": agent.device_shown,
             "call_id": agent.call_id,
         })
 
@@ -1162,8 +1285,8 @@ class EngineCore:
             },
             "agents": {
                 a.agent_id: {"status": a.status.value, "reason": a.reason,
-                             "state": a.state.value, "device": a.device_state,
-                             "answered": a.answered, "missed": a.missed}
+                             "state": a.state.value, "device": a.device_shown,
+                             "phone_free": a.phone_free, "answered": a.answered, "missed": a.missed}
                 for a in self.agents.values()
             },
             "calls": {
@@ -1199,8 +1322,8 @@ def _why_unroutable(agents: Mapping[str, Agent], agent_id: str) -> Reason:
     if status is _AVAILABLE:
         if agent.state is not _IDLE:
             return _BY_STATE[agent.state]
-        if agent.device_state not in FREE_DEVICE_STATES:
-            return _reason(_PHONE, agent.device_state)
+        if not agent.phone_free:
+            return _reason(_PHONE, agent.device_shown)
         # routable by its record: another match of the same dispatch took it, rings next
         return _TAKEN
     if status is _LOGGED_OUT:

@@ -32,6 +32,7 @@ from acd.core import (
     ChannelGone,
     DeviceSnapshot,
     DeviceStateChanged,
+    DeviceStateLost,
     DomainError,
     Effect,
     EngineCore,
@@ -71,7 +72,11 @@ class Engine:
                  ami_secrets: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.core = EngineCore(config)
+        #: With AMI, device state is learnt from every server: until its AMI is lost, a
+        #: phone the engine has not heard of is not offered calls.
+        self.core = EngineCore(config, device_state_servers=(
+            [srv.name for srv in config.asterisk.server_list] if ami_secret is not None
+            else ()))
         self.core.routing = False  # until this engine is the active one (activate)
         self.segments = config.segment_table()
         self.schedules = {q.id: config.schedule(q.id) for q in config.queues}
@@ -115,6 +120,11 @@ class Engine:
         self._asterisk_started: dict[str | None, str] = {}
         self.asterisk_restarts = 0
         self.ami_resyncs = 0
+        #: Per server: the device refresh that follows an Asterisk ``Reload`` (agents
+        #: added by a reload have no device state in DeviceStateList until they change).
+        self._device_refresh: dict[str, asyncio.Task[None]] = {}
+        self._device_refresh_again: set[str] = set()
+        self.device_refreshes = 0
 
     def _observe_stats(self, ev: Publish, now: float) -> None:
         self.stats.observe(ev.name, ev.data, now)
@@ -142,6 +152,7 @@ class Engine:
                     ami_cfg.host, ami_cfg.port, ami_cfg.username, secret,
                     on_event=functools.partial(self._on_ami_event, server=server.name),
                     on_connect=functools.partial(self._ami_resync, server.name),
+                    on_down=functools.partial(self._ami_down, server.name),
                     backoff=ExponentialBackoff(cap=ami_cfg.reconnect_max),
                     connect_timeout=ami_cfg.connect_timeout,
                     action_timeout=ami_cfg.action_timeout,
@@ -260,6 +271,10 @@ class Engine:
             await self.agi.close(self.config.engine.drain_timeout)
         for client in {*self.amis.values(), *([self.ami] if self.ami else [])}:
             await client.close()
+        for task in list(self._device_refresh.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -427,6 +442,10 @@ class Engine:
             device, state = ev.get("Device"), ev.get("State")
             if device and state and (server is None or self._on_server(device, server)):
                 self.post(DeviceStateChanged(device, state, now))
+        elif ev.name == "Reload":
+            # A reload may have added agents' endpoints: learn their devices now (they
+            # are absent from DeviceStateList until their state first changes).
+            self._refresh_devices_soon(server or self.core.default_server)
         elif ev.name == "Hangup":
             channel = ev.get("Channel") or ""
             if self.core.holds_recovered_channel(server or "", channel):
@@ -450,12 +469,7 @@ class Engine:
         ami = self.amis[server] if server is not None else self.ami
         assert ami is not None
         await self._check_restart(ami, server)
-        _, items = await ami.list_action("DeviceStateList")
-        states = {
-            dev: st for ev in items
-            if (dev := ev.get("Device")) is not None and (st := ev.get("State")) is not None
-            and (server is None or self._on_server(dev, server))
-        }
+        states = await self._device_states(ami, server)
         busy_devices, partner_channels = await self._channels(ami, server or "")
         busy = {dev for dev in busy_devices
                 if server is None or self._on_server(dev, server)}
@@ -464,12 +478,81 @@ class Engine:
             key = by_upper.get(dev.upper(), dev)
             if states.get(key, "UNKNOWN") in FREE_DEVICE_STATES:
                 states[key] = "INUSE"
-        self.post(DeviceSnapshot(states, self.clock()))
+        self.post(DeviceSnapshot(states, self.clock(), server or self.core.default_server))
         self.post(PartnerChannels(server or "", partner_channels, self.clock()))
         self.ami_resyncs += 1
         log.info("AMI %s resynced: %d device states, %d agent phones in a conversation, "
                  "%d partner channel(s) put through before", server or "", len(states),
                  len(busy), len(partner_channels))
+
+    async def _device_states(self, ami: AMIClient, server: str | None) -> dict[str, str]:
+        """The state of every agent phone on ``server``: ``DeviceStateList`` (Asterisk's
+        cache), then ``Getvar DEVICE_STATE(...)`` for each agent device the list left out
+        — a device whose state never changed since Asterisk started (an endpoint added by
+        a reload, a phone that never registered) is not in the cache. ``INVALID`` means
+        Asterisk has no such endpoint: not free either."""
+        _, items = await ami.list_action("DeviceStateList")
+        states = {
+            dev: st for ev in items
+            if (dev := ev.get("Device")) is not None and (st := ev.get("State")) is not None
+            and (server is None or self._on_server(dev, server))
+        }
+        known = {dev.upper() for dev in states}
+        missing = [a.device for a in self.core.agents.values()
+                   if (server is None or a.server == server)
+                   and a.device.upper() not in known]
+        if missing:
+            limit = asyncio.Semaphore(32)
+
+            async def ask(device: str) -> None:
+                async with limit:
+                    try:
+                        reply = await ami.action(
+                            "Getvar", {"Variable": f"DEVICE_STATE({device})"})
+                    except AMIActionError as exc:
+                        log.warning("AMI: state of %s not read (%s)", device, exc)
+                        return
+                value = (reply.get("Value") or "").strip().upper()
+                if value:
+                    states[device] = value
+
+            async with asyncio.TaskGroup() as group:
+                for device in missing:
+                    group.create_task(ask(device))
+        return states
+
+    def _ami_down(self, server: str) -> None:
+        """The AMI of ``server`` is down: route on what was last known."""
+        log.warning("AMI %s down: routing on the device states last known; phones never "
+                    "heard of count as free until it is back", server)
+        self.post(DeviceStateLost(server, self.clock()))
+
+    def _refresh_devices_soon(self, server: str) -> None:
+        """Read the device states of ``server`` again (after a Reload), one refresh at a
+        time per server; a Reload during a refresh makes it run once more."""
+        task = self._device_refresh.get(server)
+        if task is not None and not task.done():
+            self._device_refresh_again.add(server)
+            return
+        self._device_refresh[server] = asyncio.get_running_loop().create_task(
+            self._refresh_devices(server), name=f"acd-device-refresh-{server}")
+
+    async def _refresh_devices(self, server: str) -> None:
+        ami = self.amis.get(server) or self.ami
+        while ami is not None:
+            self._device_refresh_again.discard(server)
+            try:
+                states = await self._device_states(ami, server if server in self.amis
+                                                   else None)
+            except Exception as exc:  # AMI lost: the reconnect's resync reads them all
+                log.warning("AMI %s: device states not refreshed after a reload (%s)",
+                            server, exc)
+                return
+            self.post(DeviceSnapshot(states, self.clock(), server))
+            self.device_refreshes += 1
+            log.info("AMI %s: %d device states read after a reload", server, len(states))
+            if server not in self._device_refresh_again:
+                return
 
     async def _check_restart(self, ami: AMIClient, server: str | None = None) -> None:
         """Compare Asterisk's start time with the one seen at the last connect."""

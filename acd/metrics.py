@@ -213,7 +213,7 @@ class EngineCollector:
             axes = (str(a.get("status")), str(a.get("state")))
             if axes in by_axes:
                 by_axes[axes] += 1
-            presence[aid] = agent_presence(axes[0], axes[1], str(a.get("device", "")))
+            presence[aid] = agent_presence(axes[0], axes[1], bool(a.get("phone_free", True)))
         yield _gauge("acd_agents", "Agents by status (their choice) and state (driven by the "
                      "engine).", ["status", "state"],
                      (([s, t], float(n)) for (s, t), n in by_axes.items()))

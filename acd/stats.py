@@ -306,20 +306,19 @@ def _seconds(value: object) -> float:
 
 #: What a wallboard shows per agent, from the two axes (status, state) and the device.
 PRESENCES = ("ready", "ringing", "on_call", "wrap_up", "paused", "unavailable", "logged_out")
-_FREE_DEVICES = frozenset({"NOT_INUSE", "UNKNOWN"})
 
 
-def agent_presence(status: str, state: str, device: str) -> str:
+def agent_presence(status: str, state: str, phone_free: bool) -> str:
     """One word per agent: ``ready`` (may be offered a call now), ``ringing``,
-    ``on_call``, ``wrap_up``, ``paused``, ``unavailable`` (available but the phone is busy
-    or unregistered) or ``logged_out``."""
+    ``on_call``, ``wrap_up``, ``paused``, ``unavailable`` (available but the phone is busy,
+    unregistered, unreachable or not heard of while AMI is up) or ``logged_out``."""
     if state in ("ringing", "on_call", "wrap_up"):
         return state
     if status == "logged_out":
         return "logged_out"
     if status == "paused":
         return "paused"
-    return "ready" if device in _FREE_DEVICES or not device else "unavailable"
+    return "ready" if phone_free else "unavailable"
 
 
 def queue_members(config: Config) -> dict[str, tuple[str, ...]]:

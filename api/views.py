@@ -114,7 +114,7 @@ class LiveViews:
             id=a.agent_id, name=self.names.get(a.agent_id, "") or a.agent_id,
             status=a.status.value, reason=a.reason,
             state=a.state.value,
-            presence=_presence(a), device=a.device_state, call_id=a.call_id,
+            presence=_presence(a), device=a.device_shown, call_id=a.call_id,
             queues=list(self.queues_of.get(a.agent_id, [])), answered=a.answered,
             missed=a.missed,
         )
@@ -246,7 +246,7 @@ def _order(c: Call) -> tuple[int, float, int]:
 
 
 def _presence(a: Agent) -> Presence:
-    return Presence(agent_presence(a.status.value, a.state.value, a.device_state))
+    return Presence(agent_presence(a.status.value, a.state.value, a.phone_free))
 
 
 def call_view(c: Call, position: int | None, now: float) -> CallView:

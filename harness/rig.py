@@ -35,7 +35,7 @@ from acd.core import Publish
 from acd.engine import Engine
 from harness.ports import SandboxPorts
 from harness.sandbox import AsteriskInstance
-from harness.sipp import SippProcess, SippResult, run_uac, start_uas
+from harness.sipp import SippProcess, SippResult, run_uac, scenario_path, start_uas
 
 DID = "4008001234"
 
@@ -46,7 +46,10 @@ class AgentPlan:
 
     ``scenario``: a UAS scenario of ``harness/sipp`` (``agent_answer``,
     ``agent_noanswer``, ``agent_busy``, ``agent_transfer``), or ``None`` for a phone that
-    never registers (its device is UNAVAILABLE in Asterisk).
+    registers only when the test says so (``Rig.register_phone``; until then its device is
+    UNAVAILABLE in Asterisk). ``in_asterisk=False``: the agent's endpoint is left out of
+    Asterisk's config at start and added later by ``Rig.reload_agents()`` (as an operator
+    does with ``acd asterisk-config`` + ``core reload``).
     """
 
     agent_id: str
@@ -57,6 +60,7 @@ class AgentPlan:
     #: Extra ``-set`` variables of the scenario, e.g. ``{"transfer_to": 82, "talk_ms":
     #: 1000}`` for ``agent_transfer``.
     variables: Mapping[str, str | int | float] = field(default_factory=dict)
+    in_asterisk: bool = True
 
     @property
     def endpoint(self) -> str:
@@ -183,8 +187,10 @@ class Rig:
         raw = self._config_dict(contacts, site_contacts)
         self.config = Config.model_validate(raw)
         self.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        env = {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name}
-        files = asterisk_config.render(self.config, env,
+        late = {p.agent_id for p in self.plans if not p.in_asterisk}
+        at_start = self.config.model_copy(update={
+            "agents": [a for a in self.config.agents if a.id not in late]})
+        files = asterisk_config.render(at_start, self._sip_env,
                                        fallback_wrapup=self.app_queue_wrapup)
         self.asterisk = AsteriskInstance(
             self.name, self.ports,
@@ -199,6 +205,46 @@ class Rig:
         elif self.engine_mode == "process":
             await self.start_engine_process()
         return self
+
+    @property
+    def _sip_env(self) -> dict[str, str]:
+        """The SIP password of the phones that register (one for all, per rig)."""
+        return {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name}
+
+    async def reload_agents(self) -> None:
+        """Render the Asterisk side of every agent (``acd asterisk-config``) and ``core
+        reload``: agents planned with ``in_asterisk=False`` appear in Asterisk."""
+        assert self.config is not None and self.asterisk is not None
+        files = asterisk_config.render(self.config, self._sip_env,
+                                       fallback_wrapup=self.app_queue_wrapup)
+        self.asterisk.update_files(files)
+        await asyncio.to_thread(self.asterisk.reload)
+
+    async def register_phone(self, agent_id: str, talk_ms: tuple[int, int] = (800, 1500),
+                             within: float = 10.0) -> float:
+        """The agent's softphone registers (REGISTER with digest auth) and from then on
+        answers its calls from the address it registered from. Returns the
+        ``time.monotonic()`` at which the registration was accepted (200 OK)."""
+        assert self.config is not None
+        plan = next(p for p in self.plans if p.agent_id == agent_id)
+        sip, media, control = self.ports.alloc(2) + self.ports.alloc(1, step=4)
+        phone = SippProcess(
+            plan.endpoint, "phone_register", self.artifacts, port=sip, media_port=media,
+            control_port=control, remote=f"127.0.0.1:{self.ports.sip}",
+            service=plan.endpoint, calls=1, trace_messages=False,
+            variables={"expires": 3600, "talk_min": talk_ms[0], "talk_max": talk_ms[1]},
+            extra_args=["-au", plan.endpoint,
+                        "-ap", self._sip_env["ACD_TEST_AGENT_PASSWORD"],
+                        "-oocsf", str(scenario_path("agent_answer"))])
+        await phone.start()
+        self.phones[agent_id] = phone
+        deadline = time.monotonic() + within
+        while not phone.result().by_event("registered"):
+            if time.monotonic() > deadline or not phone.running:
+                raise TimeoutError(f"phone of agent {agent_id} did not register:\n"
+                                   + phone.result().errors_text())
+            await asyncio.sleep(0.01)
+        return time.monotonic()
 
     async def start_engine(self) -> Engine:
         assert self.config is not None and self.asterisk is not None

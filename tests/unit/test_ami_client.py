@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -283,6 +284,21 @@ async def test_reconnects_with_backoff_and_resyncs_after_the_server_drops(
         assert (rec.connects, rec.disconnects) == (3, 2)
     assert fake.connections == 3
     assert len(fake.named("Login")) == 3
+
+
+async def test_on_down_once_per_down_period(fake: FakeAMI) -> None:
+    downs: list[float] = []
+    login_ok = fake.on["Login"]
+    fake.on["Login"] = lambda action: DROP  # the first attempts fail
+    async with client_for(fake, on_down=lambda: downs.append(time.monotonic())) as (
+            client, rec):
+        await until(lambda: fake.connections >= 3)
+        assert len(downs) == 1  # three failed attempts, one report
+        fake.on["Login"] = login_ok
+        await client.wait_connected(2)
+        fake.drop()
+        await until(lambda: rec.disconnects == 1 and client.connected)
+        assert len(downs) == 2  # lost after being up: reported again
 
 
 async def test_action_in_flight_fails_on_drop_and_is_never_resent(fake: FakeAMI) -> None:

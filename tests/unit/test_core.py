@@ -12,11 +12,14 @@ from acd.core import (
     CallArrived,
     CallHungUp,
     CallNotWaiting,
+    CallState,
     DeviceSnapshot,
     DeviceStateChanged,
+    DeviceStateLost,
     DialFinished,
     EngineCore,
     Offer,
+    PhoneRecheck,
     Publish,
     SetAgentStatus,
     SetCallPriority,
@@ -305,3 +308,86 @@ def test_a_core_that_is_not_routing_keeps_state_but_offers_nothing(core: EngineC
     core.routing = True  # active again: the next event routes, oldest first
     eff = core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 7.0))
     assert offers(eff) == [("c1", "a1"), ("c2", "a2")]
+
+
+# -- phones the engine has not heard of, and phones a dial could not reach (issue 15.1) --
+
+
+def _core_with_ami() -> EngineCore:
+    """A core whose device state comes over AMI (server ``main``), not yet synced."""
+    c = EngineCore(parse_config(CONFIG), device_state_servers=["main"])
+    c.initial_effects(0.0)
+    return c
+
+
+def test_with_ami_a_phone_never_heard_of_is_not_offered() -> None:
+    core = _core_with_ami()
+    assert core.agents["a1"].device_state == "UNKNOWN"
+    assert offers(core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))) == []
+    # the resync says agent2 is free, agent1 is unregistered
+    eff = core.apply(DeviceSnapshot({"PJSIP/agent1": "UNAVAILABLE",
+                                     "PJSIP/agent2": "NOT_INUSE"}, 6.0, "main"))
+    assert offers(eff) == [("c1", "a2")]
+    assert not core.agents["a1"].routable
+
+
+def test_ami_lost_phones_never_heard_of_count_as_free_again() -> None:
+    core = _core_with_ami()
+    core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))
+    eff = core.apply(DeviceStateLost("main", 6.0))
+    assert offers(eff) == [("c1", "a1")]  # routes on without device state
+    # a phone Asterisk said was unavailable stays so while AMI is down
+    core.apply(DeviceSnapshot({"PJSIP/agent2": "UNAVAILABLE"}, 7.0, "main"))
+    core.apply(DeviceStateLost("main", 8.0))
+    assert not core.agents["a2"].routable
+
+
+def test_without_ami_unknown_phones_are_free() -> None:
+    core = EngineCore(parse_config(CONFIG))
+    core.initial_effects(0.0)
+    assert offers(core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))) == [("c1", "a1")]
+
+
+@pytest.mark.parametrize("status", ["CHANUNAVAIL", "CONGESTION"])
+def test_unreachable_phone_is_unavailable_not_a_ring_no_answer(
+        core: EngineCore, status: str) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.5))
+    core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))
+    eff = core.apply(DialFinished("c1", "a1", status, 5.01))
+    a1 = core.agents["a1"]
+    # the person is not paused and nothing counts against it
+    assert (a1.status, a1.reason, a1.state) == (AgentStatus.AVAILABLE, "", AgentState.IDLE)
+    assert (a1.missed, a1.consecutive_missed) == (0, 0)
+    assert core.stats["consult"].rona == 0
+    assert not [e for e in eff if isinstance(e, Publish) and e.name == "agent_no_answer"]
+    unreachable = [e for e in eff if isinstance(e, Publish) and e.name == "agent_unreachable"]
+    assert unreachable and unreachable[0].data["dialstatus"] == status
+    # the device shows unavailable; the call waits with its place, not offered to a1 again
+    assert core.snapshot()["agents"]["a1"]["device"] == "UNAVAILABLE"
+    assert not a1.routable and offers(eff) == []
+    assert core.calls["c1"].state is CallState.WAITING
+    # Asterisk repeating "free" after the failed dial is no news: still not rung
+    assert offers(core.apply(DeviceStateChanged("PJSIP/agent1", "NOT_INUSE", 5.1))) == []
+    # another agent logs in and takes the call at once
+    eff = core.apply(SetAgentStatus("a2", AgentStatus.AVAILABLE, 6.0))
+    assert offers(eff) == [("c1", "a2")]
+
+
+def test_unreachable_phone_is_tried_again_when_it_registers_or_after_the_retry(
+        core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.5))
+    core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))
+    eff = core.apply(DialFinished("c1", "a1", "CHANUNAVAIL", 5.01))
+    recheck = [e for e in eff if isinstance(e, StartTimer) and isinstance(e.event, PhoneRecheck)]
+    assert len(recheck) == 1 and recheck[0].delay == 30.0
+    # Asterisk: unregistered, then the phone registers -> rung at once
+    core.apply(DeviceStateChanged("PJSIP/agent1", "UNAVAILABLE", 6.0))
+    eff = core.apply(DeviceStateChanged("PJSIP/agent1", "NOT_INUSE", 7.0))
+    assert offers(eff) == [("c1", "a1")]
+    # the stale timer of the first failure does nothing
+    core.apply(DialFinished("c1", "a1", "CONGESTION", 7.5))
+    assert offers(core.apply(recheck[0].event)) == []
+    # the timer of the latest failure lets it be tried again
+    assert core.agents["a1"].recheck_token == 2
+    eff = core.apply(PhoneRecheck("a1", 2, 40.0))
+    assert offers(eff) == [("c1", "a1")]

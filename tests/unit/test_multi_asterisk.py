@@ -40,6 +40,10 @@ class Asterisk(FakeAMI):
         self.on["DeviceStateList"] = self._device_list
         self.on["CoreShowChannels"] = self._channels
         self.on["CoreStatus"] = self._core_status
+        self.on["Getvar"] = self._getvar
+        #: What ``DEVICE_STATE(...)`` says of devices not in Asterisk's cache (never
+        #: changed since start: DeviceStateList leaves them out); others are INVALID.
+        self.uncached: dict[str, str] = {}
 
     def _list(self, aid: str, items: list[bytes], complete: str) -> bytes:
         return (_block(("Response", "Success"), ("ActionID", aid), ("EventList", "start"),
@@ -61,6 +65,13 @@ class Asterisk(FakeAMI):
             _block(("Event", "CoreShowChannel"), ("ActionID", aid), ("Channel", ch),
                    ("ChannelStateDesc", st)) for ch, st in self.channels
         ], "CoreShowChannelsComplete")
+
+    def _getvar(self, action: dict[str, str]) -> bytes:
+        variable = action["Variable"]
+        device = variable.removeprefix("DEVICE_STATE(").removesuffix(")")
+        value = self.devices.get(device) or self.uncached.get(device, "INVALID")
+        return _block(("Response", "Success"), ("ActionID", action["ActionID"]),
+                      ("Variable", variable), ("Value", value))
 
     def _core_status(self, action: dict[str, str]) -> bytes:
         return _block(("Response", "Success"), ("ActionID", action["ActionID"]),
@@ -113,6 +124,77 @@ async def test_agent_phone_in_a_conversation_is_in_use_even_if_device_state_lags
         assert engine.core.agents["a2"].routable
     finally:
         await engine.ami.close()
+
+
+async def test_resync_learns_devices_left_out_of_the_device_state_list(
+        asterisk: tuple[Asterisk, int]) -> None:
+    """Agents added by a reload whose phone never registered are not in Asterisk's
+    device-state cache: the resync asks for each (Getvar DEVICE_STATE) and the core does
+    not count them free."""
+    fake, port = asterisk
+    fake.devices = {"PJSIP/agent1": "NOT_INUSE"}
+    fake.uncached = {"PJSIP/agent2": "UNAVAILABLE"}
+    engine = _engine(port)
+    assert engine.ami is not None
+    await engine.ami.start()
+    try:
+        await engine.ami.wait_connected(5)
+        asked = [a["Variable"] for a in fake.named("Getvar")]
+        assert asked == ["DEVICE_STATE(PJSIP/agent2)"]  # only the one left out
+        snaps = [e for e in _drain(engine) if isinstance(e, DeviceSnapshot)]
+        assert snaps[0].states == {"PJSIP/agent1": "NOT_INUSE",
+                                   "PJSIP/agent2": "UNAVAILABLE"}
+        assert snaps[0].server == "main"
+        engine.core.initial_effects(0.0)
+        engine.core.apply(snaps[0])
+        assert engine.core.agents["a1"].routable and not engine.core.agents["a2"].routable
+    finally:
+        await engine.ami.close()
+
+
+async def test_a_reload_makes_the_engine_read_device_states_again(
+        asterisk: tuple[Asterisk, int]) -> None:
+    fake, port = asterisk
+    fake.devices = {"PJSIP/agent1": "NOT_INUSE"}  # agent2 not configured in Asterisk yet
+    engine = _engine(port)
+    assert engine.ami is not None
+    await engine.ami.start()
+    try:
+        await engine.ami.wait_connected(5)
+        first = [e for e in _drain(engine) if isinstance(e, DeviceSnapshot)]
+        assert first[0].states["PJSIP/agent2"] == "INVALID"
+        fake.uncached = {"PJSIP/agent2": "UNAVAILABLE"}  # `core reload` added its endpoint
+        fake.push(_block(("Event", "Reload"), ("Module", "All"), ("Status", "0"))
+                  + _block(("Event", "Reload"), ("Module", "res_pjsip.so"), ("Status", "0")))
+        await _wait(lambda: engine.device_refreshes >= 1)
+        await _wait(lambda: not any(t for t in engine._device_refresh.values()
+                                    if not t.done()))
+        snaps = [e for e in _drain(engine) if isinstance(e, DeviceSnapshot)]
+        assert snaps and snaps[-1].states["PJSIP/agent2"] == "UNAVAILABLE"
+        assert 1 <= engine.device_refreshes <= 2  # two Reload events: at most one rerun
+    finally:
+        await engine.ami.close()
+
+
+async def test_ami_that_never_comes_up_lets_the_engine_route_without_device_state() -> None:
+    from acd.core import DeviceStateLost
+
+    engine = Engine(parse_config(CONFIG), ami_secret="x")
+    assert engine.core.device_state_known == {"main"}
+    assert not engine.core.agents["a1"].phone_free  # not heard of, AMI expected
+    client = AMIClient("127.0.0.1", 9, "acd", "x", on_event=engine._on_ami_event,
+                       on_down=lambda: engine._ami_down("main"),
+                       backoff=ConstantBackoff(0.01), connect_timeout=0.2)
+    await client.start()
+    try:
+        await _wait(lambda: not engine.inbox.empty())
+        await asyncio.sleep(0.1)  # several failed attempts: reported once
+        lost = _drain(engine)
+        assert len(lost) == 1 and isinstance(lost[0], DeviceStateLost)
+        engine.core.apply(lost[0])
+        assert engine.core.agents["a1"].phone_free
+    finally:
+        await client.close()
 
 
 async def test_asterisk_restart_is_detected_and_sessionless_calls_end(

@@ -111,12 +111,12 @@ def test_reentry_unknown_queue_and_bad_values_are_ignored() -> None:
 
 
 def test_presence_words() -> None:
-    assert agent_presence("available", "idle", "NOT_INUSE") == "ready"
-    assert agent_presence("available", "idle", "UNAVAILABLE") == "unavailable"
-    assert agent_presence("available", "ringing", "RINGING") == "ringing"
-    assert agent_presence("paused", "wrap_up", "NOT_INUSE") == "wrap_up"
-    assert agent_presence("paused", "idle", "NOT_INUSE") == "paused"
-    assert agent_presence("logged_out", "idle", "UNKNOWN") == "logged_out"
+    assert agent_presence("available", "idle", True) == "ready"
+    assert agent_presence("available", "idle", False) == "unavailable"
+    assert agent_presence("available", "ringing", False) == "ringing"
+    assert agent_presence("paused", "wrap_up", True) == "wrap_up"
+    assert agent_presence("paused", "idle", True) == "paused"
+    assert agent_presence("logged_out", "idle", False) == "logged_out"
 
 
 @settings(max_examples=60, deadline=None)
