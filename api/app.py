@@ -34,9 +34,9 @@ from prometheus_client.registry import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acd.config import ApiConfig, ApiRole, Config
-from acd.core import DomainError
-from acd.engine import Engine
-from acd.metrics import EngineCollector
+from acd.domain.core import DomainError
+from acd.runtime.engine import Engine
+from acd.runtime.metrics import EngineCollector
 from api.auth import Principal, TokenStore
 from api.errors import EngineUnavailable, status_for
 from api.models import ErrorBody, Health, Readiness

@@ -3,7 +3,7 @@
 ::
 
     Exception
-    ├── acd.core.DomainError             a command or lookup the domain refuses; stable
+    ├── acd.domain.core.DomainError             a command or lookup the domain refuses; stable
     │   │                                ``code``
     │   ├── UnknownAgent                 unknown_agent        → 404
     │   ├── UnknownQueue                 unknown_queue        → 404
@@ -21,7 +21,7 @@ message}``.
 
 from __future__ import annotations
 
-from acd.core import DomainError, UnknownCall, UnknownQueue
+from acd.domain.core import DomainError, UnknownCall, UnknownQueue
 
 
 class UnknownSite(DomainError):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from acd.stats import Window
+from acd.domain.figures import Window
 from routing import Why
 
 

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from acd.config import ApiRole
-from acd.core import (
+from acd.domain.core import (
     AgentStatus,
     Event,
     SetAgentStatus,

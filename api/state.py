@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from prometheus_client.registry import CollectorRegistry
 
 from acd.config import Config
-from acd.engine import Engine
-from acd.metrics import EngineCollector
-from acd.stats import LiveStats
+from acd.domain.figures import LiveStats
+from acd.runtime.engine import Engine
+from acd.runtime.metrics import EngineCollector
 from api.auth import TokenStore
 from api.views import LiveViews
 

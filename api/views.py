@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from acd.config import SiteKind
-from acd.core import Agent, Call, CallState
-from acd.stats import LiveStats, Window, WindowFigures, agent_presence, queue_members
+from acd.domain.core import Agent, Call, CallState
+from acd.domain.figures import LiveStats, Window, WindowFigures, agent_presence, queue_members
 from api.models import (
     AgentCounts,
     AgentView,
@@ -34,7 +34,7 @@ from routing.regions import REGION_NAMES
 
 if TYPE_CHECKING:
     from acd.config import QueueConfig, SiteConfig
-    from acd.engine import Engine
+    from acd.runtime.engine import Engine
 
 
 class LiveViews:

@@ -46,7 +46,7 @@ from api.auth import (
 )
 
 if TYPE_CHECKING:
-    from acd.core import Publish
+    from acd.domain.core import Publish
     from api.state import ApiState
 
 log = logging.getLogger("acd.api")

@@ -9,7 +9,7 @@ Two runs, one after the other, on one machine, each with a fresh :class:`harness
   dialplan answers and sends every caller straight to ``Queue(hotline-fallback)``
   (strategy leastrecent, ringinuse=no, the same agents as members; its ``timeout`` is the
   engine's ring_timeout and its ``wrapuptime`` the queue's wrap_up, both rendered by
-  ``acd.asterisk_config``).
+  ``acd.config.asterisk``).
 
 Same agents, same SIPp scenarios, same wrap-up, same ring time, the *same caller arrival
 schedule* and the *same talk time per caller* in both runs (common random numbers: only

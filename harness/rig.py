@@ -8,7 +8,7 @@ same real path::
 
 Each agent plan starts a SIPp UAS (its softphone) on fresh ports; the ACD config is
 built from the plans (contacts point at those ports), the agent part of the Asterisk
-config is rendered from it by ``acd.asterisk_config`` (declared once, as in production),
+config is rendered from it by ``acd.config.asterisk`` (declared once, as in production),
 then Asterisk starts and the engine runs in this event loop — or, with
 ``engine="process"``, as a separate ``acd serve`` process a test may SIGKILL.
 """
@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import yaml
 
-from acd import asterisk_config
 from acd.config import Config
-from acd.core import Publish
-from acd.engine import Engine
+from acd.config import asterisk as asterisk_config
+from acd.domain.core import Publish
+from acd.runtime.engine import Engine
 from harness.ports import SandboxPorts
 from harness.sandbox import AsteriskInstance
 from harness.sipp import SippProcess, SippResult, run_uac, scenario_path, start_uas
@@ -291,7 +291,7 @@ class Rig:
         log_path = self.artifacts / f"{name}.log"
         log = log_path.open("ab")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "acd.cli", "serve", "--config", str(config_path),
+            sys.executable, "-m", "app.cli", "serve", "--config", str(config_path),
             stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
         if name == "engine":

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 
-from acd.core import Publish
+from acd.domain.core import Publish
 from api.app import create_app
 from api.server import serving
 from harness.rig import AgentPlan, Rig, SitePlan

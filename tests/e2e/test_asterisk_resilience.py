@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from acd.core import AgentState, DeviceStateChanged
+from acd.domain.core import AgentState, DeviceStateChanged
 from harness.rig import AgentPlan, Rig
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from acd.core import AgentStatus
+from acd.domain.core import AgentStatus
 from harness.rig import AgentPlan, Rig
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from acd.core import AgentStatus
+from acd.domain.core import AgentStatus
 from harness.rig import AgentPlan, Rig
 from harness.sipp import dtmf_caller_scenario
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from acd.store import redis_client
+from acd.runtime.store import redis_client
 from harness.redis import RedisServer
 from harness.rig import AgentPlan, Rig
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from acd.core import AgentStatus
+from acd.domain.core import AgentStatus
 from harness.rig import DID, AgentPlan, Rig
 
 pytestmark = pytest.mark.e2e

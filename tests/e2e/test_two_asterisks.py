@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from acd import asterisk_config
 from acd.config import Config
-from acd.core import AgentStatus, Publish
-from acd.engine import Engine
+from acd.config import asterisk as asterisk_config
+from acd.domain.core import AgentStatus, Publish
+from acd.runtime.engine import Engine
 from harness.ports import SandboxPorts
 from harness.sandbox import AsteriskInstance
 from harness.sipp import SippProcess, run_uac, start_uas

@@ -27,7 +27,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 
-from acd.core import Publish
+from acd.domain.core import Publish
 from api.app import create_app
 from api.server import serving
 from harness.rig import AgentPlan, Rig

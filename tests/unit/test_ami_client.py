@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from acd.ami_client import (
+from acd.protocol.ami import AMIEvent, AMIProtocolError
+from acd.runtime.ami_client import (
     AMIActionError,
     AMIClient,
     AMIConnectionLostError,
     AMINotConnectedError,
     AMITimeoutError,
 )
-from acd.backoff import ConstantBackoff
-from acd.protocol.ami import AMIEvent, AMIProtocolError
+from acd.runtime.backoff import ConstantBackoff
 from tests.unit.transcripts import received
 
 SECRET = "pa55-w0rd-never-logged"

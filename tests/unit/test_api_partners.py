@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from acd.config import ApiRole, parse_config
-from acd.core import CallArrived, CallHungUp, DialFinished, Offer
-from acd.engine import Engine
+from acd.domain.core import CallArrived, CallHungUp, DialFinished, Offer
+from acd.runtime.engine import Engine
 from api.app import create_app
 from api.auth import Principal, TokenStore
 from api.ws import snapshot_message, summary_message

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from acd.config import Config
-from acd.engine import Engine
+from acd.runtime.engine import Engine
 from api.app import create_app
 from api.auth import TokenStore
 

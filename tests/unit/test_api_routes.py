@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from acd.config import ApiRole, Config
-from acd.core import CallAnswered, CallArrived, CallHungUp, DialFinished
-from acd.engine import Engine
+from acd.domain.core import CallAnswered, CallArrived, CallHungUp, DialFinished
+from acd.runtime.engine import Engine
 from api.app import create_app
 from api.auth import Principal, TokenStore
 from api.server import serving

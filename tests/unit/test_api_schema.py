@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from acd.config import ApiRole, Config
-from acd.engine import Engine
+from acd.runtime.engine import Engine
 from api.app import create_app
 from api.auth import Principal, TokenStore
 

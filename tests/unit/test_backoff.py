@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from acd.backoff import Backoff, ConstantBackoff, ExponentialBackoff
+from acd.runtime.backoff import Backoff, ConstantBackoff, ExponentialBackoff
 
 
 def test_ceiling_doubles_from_base_up_to_cap() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from acd.asterisk_config import render
 from acd.config import ConfigError, load_config, parse_config
+from acd.config.asterisk import render
 
 ROOT = Path(__file__).resolve().parents[2]
 

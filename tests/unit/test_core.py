@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from acd.config import parse_config
-from acd.core import (
+from acd.domain.core import (
     AgentState,
     AgentStatus,
     CallAnswered,
@@ -250,7 +250,7 @@ def test_narrowing_stage_is_a_config_error() -> None:
 
 
 def test_pause_reasons_come_from_config_and_rona_limit() -> None:
-    from acd.core import UnknownPauseReason
+    from acd.domain.core import UnknownPauseReason
     core = EngineCore(parse_config(CONFIG + "engine: {rona_limit: 2, "
                                    "pause_reasons: [lunch]}\n"))
     core.initial_effects(0.0)

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from acd.fastagi import (
+from acd.protocol.agi import AGIProtocolError
+from acd.runtime.fastagi import (
     AGICommandError,
     AGIHangupError,
     AGISession,
     AGITimeoutError,
     FastAGIServer,
 )
-from acd.protocol.agi import AGIProtocolError
 from tests.unit.transcripts import load
 
 ENV_TIMEOUT = 0.3
@@ -411,7 +411,7 @@ async def test_close_drains_then_cancels_and_stops_accepting() -> None:
 
 
 async def test_env_timeout_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="acd.fastagi")
+    caplog.set_level(logging.INFO, logger="acd.runtime.fastagi")
     async with running() as harness:
         silent = await harness.connect(env=b"")
         assert await silent.closed_by_server(ENV_TIMEOUT + 1)

@@ -1,4 +1,4 @@
-"""Prometheus metrics (acd.metrics): a Collector over a real Engine fed synthetic events.
+"""Prometheus metrics (acd.runtime.metrics): a Collector over a real Engine fed synthetic events.
 
 No Asterisk: the engine runs in this loop (FastAGI on an ephemeral port, no AMI) and the
 test plays the caller sessions, posting the events a session would post.
@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry, DuplicateTimeseries
 
 from acd.config import Config
-from acd.core import CallAnswered, CallArrived, CallHungUp, DialFinished
-from acd.engine import Engine
-from acd.metrics import EngineCollector, build_registry
-from acd.stats import LiveStats
+from acd.domain.core import CallAnswered, CallArrived, CallHungUp, DialFinished
+from acd.domain.figures import LiveStats
+from acd.runtime.engine import Engine
+from acd.runtime.metrics import EngineCollector, build_registry
 from api.app import create_app
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "grafana-acd.json"
@@ -208,9 +208,9 @@ async def test_a_failing_observer_never_stops_routing(engine: Engine,
 async def test_a_failing_effect_never_stops_the_inbox(engine: Engine,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
-    import acd.engine
+    import acd.runtime.engine
 
-    real, failures = acd.engine.events_log.info, []
+    real, failures = acd.runtime.engine.events_log.info, []
 
     def flaky(*args: Any) -> None:
         if not failures:  # the first event line of the run fails
@@ -218,7 +218,7 @@ async def test_a_failing_effect_never_stops_the_inbox(engine: Engine,
             raise RuntimeError("adapter bug")
         real(*args)
 
-    monkeypatch.setattr(acd.engine.events_log, "info", flaky)
+    monkeypatch.setattr(acd.runtime.engine.events_log, "info", flaky)
     answered, _ = await place_calls(engine, ["0755000001", "0755000002"])
     assert answered == 1 and failures
     assert "engine failed to carry out" in caplog.text

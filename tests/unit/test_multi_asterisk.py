@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from acd.ami_client import AMIClient
-from acd.backoff import ConstantBackoff
 from acd.config import parse_config
-from acd.core import CallArrived, CallHungUp, DeviceSnapshot, DeviceStateChanged
-from acd.engine import Engine
+from acd.domain.core import CallArrived, CallHungUp, DeviceSnapshot, DeviceStateChanged
+from acd.runtime.ami_client import AMIClient
+from acd.runtime.backoff import ConstantBackoff
+from acd.runtime.engine import Engine
 from tests.unit.test_ami_client import FakeAMI
 
 CONFIG = """
@@ -177,7 +177,7 @@ async def test_a_reload_makes_the_engine_read_device_states_again(
 
 
 async def test_ami_that_never_comes_up_lets_the_engine_route_without_device_state() -> None:
-    from acd.core import DeviceStateLost
+    from acd.domain.core import DeviceStateLost
 
     engine = Engine(parse_config(CONFIG), ami_secret="x")
     assert engine.core.device_state_known == {"main"}
@@ -324,7 +324,7 @@ async def test_two_asterisks_one_engine_each_server_owns_its_agents_devices() ->
 
 def test_call_goes_only_to_agents_on_its_own_asterisk_server() -> None:
     from acd.config import parse_config
-    from acd.core import AgentStatus, CallArrived, EngineCore, Offer, SetAgentStatus
+    from acd.domain.core import AgentStatus, CallArrived, EngineCore, Offer, SetAgentStatus
 
     cfg = parse_config("""
 asterisk:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import routing.router
 from acd.config import parse_config
-from acd.core import (
+from acd.domain.core import (
     AgentStatus,
     CallArrived,
     DeviceStateChanged,
@@ -23,7 +23,7 @@ from acd.core import (
     Publish,
     SetAgentStatus,
 )
-from acd.engine import _log_decision
+from acd.runtime.engine import _log_decision
 from routing import (
     AgentSpec,
     Match,
@@ -404,7 +404,7 @@ def test_a_failure_to_explain_never_holds_up_the_offer(
         raise RuntimeError("bug in the explanation")
 
     monkeypatch.setattr(staffed.router, "exclusions", broken)
-    with caplog.at_level(logging.ERROR, logger="acd.core"):
+    with caplog.at_level(logging.ERROR, logger="acd.domain.core"):
         eff = staffed.apply(CallArrived("c1", "repair", "1", 10.0, 10.0))
     assert [(e.call_id, e.agent_id) for e in eff if isinstance(e, Offer)] == [("c1", "chosen")]
     assert "excluded" not in staffed.calls["c1"].decision

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from acd.config import parse_config
-from acd.core import (
+from acd.domain.core import (
     AgentStatus,
     CallArrived,
     CallHungUp,
@@ -148,7 +148,7 @@ def test_abandon_while_partner_rings_frees_capacity() -> None:
 
 
 def test_partner_calls_found_after_a_restart_hold_capacity_until_they_hang_up() -> None:
-    from acd.core import ChannelGone, PartnerChannels
+    from acd.domain.core import ChannelGone, PartnerChannels
 
     core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
     assert core.partner_for_device("PJSIP/trunk-gd") == "gd"

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from acd.cli import main
 from acd.config import Config, ConfigError, load_config, parse_config
-from acd.core import AgentStatus, CallState, Effect, EngineCore, Event, Offer, Publish
-from acd.simulate import (
+from acd.domain.core import AgentStatus, CallState, Effect, EngineCore, Event, Offer, Publish
+from app.cli import main
+from routing import AgentSpec
+from routing.erlang import erlang_a
+from sim.simulate import (
     Scenario,
     _erlang_a_extras,
     day_epoch,
     parse_scenario,
     simulate,
 )
-from routing import AgentSpec
-from routing.erlang import erlang_a
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = ROOT / "config" / "acd.sample.yaml"

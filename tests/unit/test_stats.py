@@ -1,4 +1,4 @@
-"""Per-window queue figures (acd.stats): pure, time passed in by the test."""
+"""Per-window queue figures (acd.domain.figures): pure, time passed in by the test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acd.stats import LiveStats, Window, agent_presence
+from acd.domain.figures import LiveStats, Window, agent_presence
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=SHANGHAI).timestamp()  # a minute boundary
@@ -133,7 +133,7 @@ def test_rolling_window_matches_a_full_scan(offsets: list[float], read_at: float
     assert s.window("consult", Window.ROLLING, now).counts.offered == expected
 
 
-# -- persistence (acd.store keeps these dumps) ------------------------------------------
+# -- persistence (acd.runtime.store keeps these dumps) ------------------------------------------
 
 
 def test_figures_survive_a_dump_and_restore_into_a_fresh_engine() -> None:

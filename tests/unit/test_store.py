@@ -15,11 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from acd.config import parse_config
-from acd.core import AgentStatus, CallArrived, CallHungUp, EngineCore, SetAgentStatus
-from acd.engine import Engine
-from acd.ha import Lease
-from acd.stats import Window
-from acd.store import (
+from acd.domain.core import AgentStatus, CallArrived, CallHungUp, EngineCore, SetAgentStatus
+from acd.domain.figures import Window
+from acd.runtime.engine import Engine
+from acd.runtime.ha import Lease
+from acd.runtime.store import (
     AgentRecord,
     CallRecord,
     MemoryStore,
@@ -144,7 +144,7 @@ async def test_an_engine_whose_write_is_fenced_steps_down_at_once(
 
 async def test_an_engine_past_its_lease_rings_nobody_and_steps_down(
         server: RedisServer) -> None:
-    from acd.call_flow import RELEASE
+    from acd.runtime.call_flow import RELEASE
 
     one = Engine(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")))
     await one.start()

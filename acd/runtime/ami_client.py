@@ -50,7 +50,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from acd.backoff import Backoff, ExponentialBackoff
 from acd.protocol.ami import (
     ActionDone,
     AMIActionTracker,
@@ -63,6 +62,7 @@ from acd.protocol.ami import (
     Closed,
     NeedData,
 )
+from acd.runtime.backoff import Backoff, ExponentialBackoff
 
 __all__ = [
     "AMIActionError",

@@ -202,7 +202,7 @@ class LiveStats:
         windows.total.add(delta)
         self._dirty.add(str(queue))
 
-    # -- persistence (acd.store): figures survive a restart or a takeover ----------------
+    # -- persistence (acd.runtime.store): figures survive a restart or a takeover ----------------
 
     def take_dirty(self) -> set[str]:
         """The queues whose figures changed since the last call (and forget them)."""

@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from acd.config import ClosedAction, QueueConfig
-from acd.core import CallArrived, CallClosed, CallHungUp, DialFinished, Offer
-from acd.fastagi import AGIHangupError, AGISession
+from acd.domain.core import CallArrived, CallClosed, CallHungUp, DialFinished, Offer
 from acd.protocol.agi import quote
+from acd.runtime.fastagi import AGIHangupError, AGISession
 from routing.regions import RegionResult
 from routing.segments import Segment
 
 if TYPE_CHECKING:
-    from acd.engine import Engine
+    from acd.runtime.engine import Engine
 
 log = logging.getLogger("acd.call")
 

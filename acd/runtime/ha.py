@@ -10,7 +10,7 @@ reach: the other node may already hold it) — makes it step down at once
 takes over at most ≈ ttl + ttl/6 after the active one died.
 
 The token also **fences the store**: every store write checks it in the same Lua script
-that applies it (acd.store), so a node that lost the lease without noticing (paused,
+that applies it (acd.runtime.store), so a node that lost the lease without noticing (paused,
 cut off from Redis longer than the ttl) cannot overwrite the new active node's state; its
 first refused write makes it step down. Nor does it ring an agent once its lease may
 have run out (no successful renew for ``VALID_FRACTION`` of the ttl): that offer becomes
@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from acd.engine import Engine
+    from acd.runtime.engine import Engine
 
-log = logging.getLogger("acd.ha")
+log = logging.getLogger("acd.runtime.ha")
 
 #: The part of the ttl after the last successful renew during which the holder still acts
 #: as active (the rest is the margin for clock rate differences and the renew's trip).

@@ -2,7 +2,7 @@
 
 The normal ACD config (queues, agents and their skills, escalation stages, strategies)
 plus a *scenario* YAML (arrival profile, handle times, caller patience, ring time, agent
-shifts) drive :class:`acd.core.EngineCore` — the very state machine ``acd serve`` runs —
+shifts) drive :class:`acd.domain.core.EngineCore` — the very state machine ``acd serve`` runs —
 through a discrete-event simulation: a heap of ``(time, seq, kind, payload)`` feeds the
 core ``CallArrived``, ``CallAnswered``, ``DialFinished``, ``CallHungUp`` and
 ``SetAgentStatus`` events at virtual times, and the simulator carries out the effects it
@@ -23,7 +23,7 @@ the same no-answer probability; the core hears of a partner's answer when ``Dial
 returns (``DialFinished`` ANSWER with the talk time), and the caller no longer hangs up in
 between. A caller reaching a queue outside its hours gets ``CallClosed`` — unless an open
 partner covering the caller's region (drawn from the scenario's ``regions`` shares) offers
-the service, as in :mod:`acd.call_flow`.
+the service, as in :mod:`acd.runtime.call_flow`.
 
 Figures per queue follow ACD_SPEC §5: service level = answered within the queue's
 ``sl_target`` ÷ (answered + abandoned after the target); ASA = mean wait of answered calls
@@ -79,7 +79,7 @@ from pydantic import (
 )
 
 from acd.config import Config, ConfigError, load_config, yaml_where
-from acd.core import (
+from acd.domain.core import (
     AgentState,
     AgentStatus,
     CallAnswered,
@@ -740,7 +740,7 @@ class Simulation:
         partner_first = False
         schedule = self._schedules[queue_id]
         if not schedule.always_open and not schedule.is_open(datetime.fromtimestamp(clock, UTC)):
-            # As acd.call_flow: closed, unless an open partner covering the caller's
+            # As acd.runtime.call_flow: closed, unless an open partner covering the caller's
             # region offers the service; then the partners go first.
             core = self.core
             if not any(p.covers(region) and p.offers(queue_id)

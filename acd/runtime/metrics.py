@@ -5,7 +5,7 @@ registry the caller passes in (``api.app.create_app(..., registry=...)``), so an
 be built twice in one process (tests) without "Duplicated timeseries".
 
 Gauges and counters are read from ``Engine.snapshot()`` (and the per-window figures of
-:class:`acd.stats.LiveStats`) when Prometheus scrapes; the two histograms cannot be
+:class:`acd.domain.figures.LiveStats`) when Prometheus scrapes; the two histograms cannot be
 rebuilt from a snapshot, so they are accumulated from the engine's hooks:
 
 * ``acd_call_wait_seconds{queue,outcome}`` — each call's wait when it was answered or
@@ -33,12 +33,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import CollectorRegistry
 
-from acd.stats import PRESENCES, LiveStats, Window, agent_presence, queue_members
+from acd.domain.figures import PRESENCES, LiveStats, Window, agent_presence, queue_members
 from routing.regions import UNKNOWN_REGION, is_region_code
 
 if TYPE_CHECKING:
-    from acd.core import Event, Publish
-    from acd.engine import Engine
+    from acd.domain.core import Event, Publish
+    from acd.runtime.engine import Engine
 
 #: Waits (seconds): fine around typical service-level targets (10–30 s).
 WAIT_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)

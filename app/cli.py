@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from acd import asterisk_config
 from acd.config import Config, ConfigError, load_config
+from acd.config import asterisk as asterisk_config
 
 if TYPE_CHECKING:
-    from acd.engine import Engine
+    from acd.runtime.engine import Engine
 
 
 def _load(path: str) -> Config:
@@ -50,7 +50,7 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config) -> None:
-    from acd.engine import Engine
+    from acd.runtime.engine import Engine
 
     secret = None
     try:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", help="the Asterisk server to render for "
                    "(asterisk.servers[].name; default: the first)")
     p.set_defaults(func=cmd_asterisk_config)
-    from acd.simulate import add_simulate_parser  # simulate: --config --scenario [--seed --json]
+    from sim.simulate import add_simulate_parser  # simulate: --config --scenario [--seed --json]
 
     add_simulate_parser(sub)
     args = parser.parse_args(argv)

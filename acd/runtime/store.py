@@ -15,11 +15,11 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
 
     <prefix>:agents   hash  agent id → {"status": ..., "reason": ...}
     <prefix>:calls    hash  call id  → {"entry_time", "seq", "queue", "boost", "stage"}
-    <prefix>:stats    hash  queue id → the queue's figures (acd.stats.LiveStats.dump_queue):
+    <prefix>:stats    hash  queue id → the queue's figures (figures.LiveStats.dump_queue):
                             per-minute buckets of the rolling window, today, since start
 
 **Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
-the fencing token this engine's lease was granted (acd.ha). An engine that lost its lease
+the fencing token this engine's lease was granted (acd.runtime.ha). An engine that lost its lease
 without knowing it yet (paused, partitioned) is refused (:class:`StoreFenced`) instead of
 overwriting what the new active engine wrote; it then steps down. A store with no token
 source (no hot standby: one engine) writes unconditionally, through the same script.
@@ -34,22 +34,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from acd.backoff import Backoff, ExponentialBackoff
+from acd.runtime.backoff import Backoff, ExponentialBackoff
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from acd.config import StoreConfig
-    from acd.core import CallArrived, EngineCore, Event, Publish
-    from acd.stats import LiveStats
+    from acd.domain.core import CallArrived, EngineCore, Event, Publish
+    from acd.domain.figures import LiveStats
 
-log = logging.getLogger("acd.store")
+log = logging.getLogger("acd.runtime.store")
 
 #: Publish names after which a call's stored record is rewritten / removed.
 CALL_UPDATED = frozenset({"call_waiting", "call_priority", "call_transferred", "call_stage",
                           "call_requeued"})
 CALL_GONE = frozenset({"call_connected", "call_abandoned", "call_completed", "call_closed"})
-#: Publish names that may change a queue's figures (acd.stats.LiveStats.observe).
+#: Publish names that may change a queue's figures (acd.domain.figures.LiveStats.observe).
 STATS_CHANGED = frozenset({"call_waiting", "call_connected", "call_abandoned",
                            "call_overflowed", "call_closed", "call_completed", "agent"})
 
@@ -75,7 +75,7 @@ class CallRecord:
 class StoredState:
     agents: dict[str, AgentRecord] = field(default_factory=dict)
     calls: dict[str, CallRecord] = field(default_factory=dict)
-    #: Queue id → its figures as :meth:`acd.stats.LiveStats.dump_queue` gives them.
+    #: Queue id → its figures as :meth:`acd.domain.figures.LiveStats.dump_queue` gives them.
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> StoredState:
@@ -270,7 +270,7 @@ def agent_record(core: EngineCore, agent_id: str) -> AgentRecord | None:
 
 def call_record(core: EngineCore, call_id: str) -> CallRecord | None:
     """The place of a call still in line (waiting, or ringing an agent)."""
-    from acd.core import CallState
+    from acd.domain.core import CallState
 
     call = core.calls.get(call_id)
     if call is None or call.state not in (CallState.WAITING, CallState.OFFERED):
@@ -452,7 +452,7 @@ class Restorer:
     def intercept(self, event: Event) -> Event | None:
         """The event to apply now, or None when it is held (or void: a held caller
         hung up before the core heard of the call)."""
-        from acd.core import CallArrived, CallHungUp
+        from acd.domain.core import CallArrived, CallHungUp
 
         if isinstance(event, CallArrived):
             event = self._restore(event)

@@ -61,7 +61,7 @@ __all__ = [
     "FastAGIServer",
 ]
 
-log = logging.getLogger("acd.fastagi")
+log = logging.getLogger("acd.runtime.fastagi")
 
 READ_SIZE = 64 * 1024
 _CLOSE_TIMEOUT = 1.0

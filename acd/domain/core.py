@@ -1,7 +1,7 @@
 """The engine's state machine: events in, effects out, no I/O.
 
 One writer: :class:`EngineCore` is only ever touched by the engine's inbox loop
-(``acd.engine``). Each :meth:`EngineCore.apply` takes one event, updates calls and
+(``acd.runtime.engine``). Each :meth:`EngineCore.apply` takes one event, updates calls and
 agents, asks the routing policy for matches, and returns the effects the adapters carry
 out (dial an agent from a call's FastAGI session, start a timer, publish an event).
 
@@ -37,7 +37,7 @@ from routing import AgentSpec, QueueSpec, Reason, Router, WaitingCall, Why
 from routing.partners import PartnerSite, RegionRule, partner_candidates, partner_exclusions
 
 #: Only for a failure that must not stop routing (the core otherwise returns effects).
-log = logging.getLogger("acd.core")
+log = logging.getLogger("acd.domain.core")
 
 
 class AgentStatus(StrEnum):

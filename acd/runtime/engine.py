@@ -2,7 +2,7 @@
 
 Everything that changes state — a FastAGI session reporting a call, an AMI event, a
 timer, an operator command — is posted to :attr:`Engine.inbox`. A single task takes
-events in order and hands each to :class:`acd.core.EngineCore`, which returns effects.
+events in order and hands each to :class:`acd.domain.core.EngineCore`, which returns effects.
 The engine then carries them out without waiting: an ``Offer`` goes to the call's own
 session task, a ``StartTimer`` to ``loop.call_later``, a ``Publish`` to the log and to
 subscribers. No I/O happens inside a transition and no lock is needed.
@@ -20,10 +20,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from acd.ami_client import AMIActionError, AMIClient
-from acd.backoff import ExponentialBackoff
 from acd.config import Config
-from acd.core import (
+from acd.domain.core import (
     FREE_DEVICE_STATES,
     AgentStatus,
     CallAnswered,
@@ -44,14 +42,16 @@ from acd.core import (
     SetAgentStatus,
     StartTimer,
 )
-from acd.fastagi import FastAGIServer
+from acd.domain.figures import LiveStats
 from acd.protocol.ami import AMIEvent
-from acd.stats import LiveStats
-from acd.store import RedisStore, Restorer, StoredState, StoreWriter, make_store
+from acd.runtime.ami_client import AMIActionError, AMIClient
+from acd.runtime.backoff import ExponentialBackoff
+from acd.runtime.fastagi import FastAGIServer
+from acd.runtime.store import RedisStore, Restorer, StoredState, StoreWriter, make_store
 from routing.regions import RegionResolver
 from routing.regions import preload as preload_regions
 
-log = logging.getLogger("acd.engine")
+log = logging.getLogger("acd.runtime.engine")
 events_log = logging.getLogger("acd.events")
 
 
@@ -107,7 +107,7 @@ class Engine:
         self.stats = LiveStats({q.id: float(q.sl_target) for q in config.queues},
                                config.timezone)
         self.publish_hooks.append(self._observe_stats)
-        #: Restart state (acd.store): written behind routing by a background writer,
+        #: Restart state (acd.runtime.store): written behind routing by a background writer,
         #: loaded when this engine becomes active; ``ha`` is the hot-standby lease.
         self.store = make_store(config.store)
         self.store_writer = StoreWriter(self.store, self.core, stats=self.stats)
@@ -132,7 +132,7 @@ class Engine:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        from acd.call_flow import handle_call  # local: call_flow imports Engine types
+        from acd.runtime.call_flow import handle_call  # local: call_flow imports Engine types
 
         # The number geocoder loads its data (~0.3 s) on first use: not on a caller's time.
         await asyncio.to_thread(preload_regions)
@@ -171,8 +171,8 @@ class Engine:
         if self.config.ha is None:
             await self.activate()
         else:
-            from acd.ha import HotStandby, Lease
-            from acd.store import redis_client
+            from acd.runtime.ha import HotStandby, Lease
+            from acd.runtime.store import redis_client
 
             ha = self.config.ha
             lease = Lease(redis_client(self.config.store.url, self.config.store.timeout),
@@ -354,7 +354,7 @@ class Engine:
                     # Our lease may have run out (this process was paused or cut
                     # off): the standby may be active and ringing the same agents.
                     # Never ring anyone on a lease we may no longer hold.
-                    from acd.call_flow import RELEASE
+                    from acd.runtime.call_flow import RELEASE
 
                     q.put_nowait(RELEASE)
                     self.releasing = True
@@ -402,7 +402,7 @@ class Engine:
         return any(p.covers(region) and p.offers(queue_id)
                    and self.core.partner_open(p.site_id, now) for p in self.core.partners)
 
-    # -- sessions (used by acd.call_flow) ----------------------------------------------
+    # -- sessions (used by acd.runtime.call_flow) ----------------------------------------------
 
     def open_session(self, call_id: str) -> asyncio.Queue[Offer]:
         q: asyncio.Queue[Offer] = asyncio.Queue()
@@ -416,7 +416,7 @@ class Engine:
     def release_waiting(self) -> int:
         """Release every session whose call is not offered or connected (waiting, or
         not yet routed): it returns without ACD_RESULT and is not counted abandoned."""
-        from acd.call_flow import RELEASE  # local: call_flow imports Engine types
+        from acd.runtime.call_flow import RELEASE  # local: call_flow imports Engine types
 
         self.releasing = True
         released = 0
