@@ -29,7 +29,6 @@ lookup is ~20 µs; lookups are cached per normalised number (:func:`lookup_regio
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,7 +37,7 @@ from typing import Final, Literal
 
 import phonenumbers
 
-from routing.segments import normalise_number
+from routing.numbers import fold_digits, normalise_number
 
 __all__ = [
     "REGION_CODES",
@@ -227,22 +226,6 @@ def region_for_description(description: str) -> str | None:
 
 # --- numbers ---------------------------------------------------------------------------
 
-_FOLD_PLUS = str.maketrans({"＋": "+"})
-_NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f]")
-
-
-def _fold(raw: str) -> str:
-    """Full-width (or any Unicode decimal) digits and plus sign → ASCII, so that
-    ``"＋８６ １３８…"`` normalises like ``"+86 138…"``; other characters unchanged."""
-    text = raw.translate(_FOLD_PLUS)
-    if text.isascii():
-        return text
-    return _NON_ASCII_DIGIT.sub(
-        lambda m: str(unicodedata.decimal(m.group())) if m.group().isdecimal() else m.group(),
-        text,
-    )
-
-
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 #: Trunk 0 + area code (10, 2x, or 3 digits from 3xx–9xx) + 7–8 digit local number.
 _LANDLINE = re.compile(r"0(?:10|2\d|[3-9]\d\d)\d{7,8}")
@@ -325,7 +308,7 @@ def lookup_region(normalised: str) -> tuple[str | None, str]:
 def region_for_area_code(area_code: str) -> str | None:
     """Province of a Chinese area code keyed in the IVR: ``"0755"``, ``"755"``, ``"010"``,
     ``"10"``, ``"020#"`` → code; ``None`` for anything that is not a known area code."""
-    digits = "".join(ch for ch in _fold(area_code) if "0" <= ch <= "9")
+    digits = "".join(ch for ch in fold_digits(area_code) if "0" <= ch <= "9")
     match = _AREA_CODE.fullmatch(digits)
     if match is None:
         return None
@@ -338,7 +321,7 @@ def region_for_area_code(area_code: str) -> str | None:
 
 
 def _normalise(raw: str) -> str:
-    return normalise_number(_fold(raw))
+    return normalise_number(raw)
 
 
 def resolve_region(

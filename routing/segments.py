@@ -8,36 +8,12 @@ call's priority and/or send it to a dedicated queue.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_NON_DIGITS = re.compile(r"\D")
+from routing.numbers import normalise_number
 
-
-def _national(rest: str) -> str:
-    """National form after the country code: an 11-digit mobile as is, else the trunk 0
-    before the area code (``10 1234 5678`` → ``01012345678``)."""
-    if len(rest) == 11 and rest.startswith("1"):
-        return rest
-    return "0" + rest
-
-
-def normalise_number(raw: str) -> str:
-    """Digits of a caller number, national form for China: ``+86 138-0013-8000`` →
-    ``13800138000``; ``0086755…`` → ``0755…``. Anything without digits → ``""``."""
-    text = raw.strip()
-    digits = _NON_DIGITS.sub("", text)
-    if text.startswith("+"):
-        if digits.startswith("86"):
-            return _national(digits[2:])
-        return "00" + digits  # international, kept recognisable
-    if digits.startswith("0086"):
-        return _national(digits[4:])
-    if digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
-        return digits[2:]  # 86 + an 11-digit mobile number
-    return digits
-
+__all__ = ["Segment", "SegmentTable", "normalise_number"]
 
 @dataclass(frozen=True, slots=True)
 class Segment:

@@ -31,8 +31,9 @@ from pydantic import (
 from acd.config.errors import ConfigError, fmt_path
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
+from routing.numbers import normalise_number
 from routing.regions import validate_region_code
-from routing.segments import Segment, SegmentTable, normalise_number
+from routing.segments import Segment, SegmentTable
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Identifier = Annotated[str, Field(pattern=_ID)]

@@ -111,3 +111,11 @@ ivr: {options: {"12": a, "3": nope}}
 ])
 def test_normalise_keeps_beijing_trunk_zero(raw: str, norm: str) -> None:
     assert normalise_number(raw) == norm
+
+
+def test_one_normalisation_folds_full_width_digits_for_segments_too() -> None:
+    """Segments and regions share one normaliser (routing.numbers): a full-width number
+    from a softphone or a CRM matches the segment list written in ASCII."""
+    table = SegmentTable([Segment("vip", numbers=frozenset({"13800138000"}))])
+    seg = table.classify("＋８６ １３８００１３８０００")
+    assert seg is not None and seg.segment_id == "vip"
