@@ -1,16 +1,9 @@
 """The FastAPI app served in the engine's process: REST, WebSocket, metrics, wallboard.
 
 Build it with :func:`create_app` — a factory, so tests can build it twice; each app gets
-its own Prometheus registry (injected, never the global one). The app's lifespan owns
-what it was given to own::
-
-    engine = Engine(config, ami_secret=...)
-    app = create_app(engine, config, registry=CollectorRegistry(), manage_engine=True)
-    # lifespan start: stats and metrics hooks attached, then engine.start()
-    # lifespan end:   engine.stop() (stops taking calls, drains), hooks detached
-
-With ``manage_engine=False`` (tests, the harness) the engine is started and stopped by
-its owner and the app only reads it and sends it commands.
+its own Prometheus registry (injected, never the global one). The engine belongs to its
+node (``app.node``): the app only reads it and sends it commands; its lifespan attaches
+the metrics hooks and detaches them on the way out.
 
 Routes: ``/healthz`` and ``/readyz`` (no auth), ``/metrics`` (no auth unless
 ``api.metrics_auth``), ``/`` the wallboard page, ``/api/v1/...`` (bearer tokens,
@@ -34,7 +27,7 @@ from prometheus_client.registry import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acd.config import ApiConfig, ApiRole, Config
-from acd.domain.core import DomainError
+from acd.domain import DomainError
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
 from api.auth import Principal, TokenStore
@@ -64,24 +57,21 @@ _PAGE_HEADERS = {
 }
 
 
-def create_app(engine: Engine, config: Config | None = None, *,
+def create_app(engine: Engine, config: Config, *,
                registry: CollectorRegistry | None = None, tokens: TokenStore | None = None,
-               environ: Mapping[str, str] | None = None,
-               manage_engine: bool = False) -> FastAPI:
+               environ: Mapping[str, str] | None = None) -> FastAPI:
     """An API app over ``engine``. ``tokens`` defaults to the config's ``api.tokens`` read
     from ``environ`` (default: the process environment); ``registry`` defaults to a fresh
     one."""
-    config = config if config is not None else engine.config
     api_cfg = config.api if config.api is not None else ApiConfig()
     registry = registry if registry is not None else CollectorRegistry()
-    stats = engine.stats
-    collector = EngineCollector(engine, stats)
+    collector = EngineCollector(engine)
     registry.register(collector)
     state = ApiState(
         engine=engine, config=config,
         tokens=tokens if tokens is not None else TokenStore.from_config(api_cfg, environ),
-        registry=registry, stats=stats, collector=collector,
-        views=LiveViews(engine, stats), command_timeout=api_cfg.command_timeout,
+        registry=registry, collector=collector,
+        views=LiveViews(engine), command_timeout=api_cfg.command_timeout,
         metrics_auth=api_cfg.metrics_auth,
     )
 
@@ -89,16 +79,10 @@ def create_app(engine: Engine, config: Config | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.attach()
         try:
-            if manage_engine:
-                await engine.start()
             log.info("API ready (%d tokens)", len(state.tokens))
             yield
         finally:
-            try:
-                if manage_engine:
-                    await engine.stop()
-            finally:
-                state.detach()
+            state.detach()
 
     app = FastAPI(
         title="Hotline ACD", version=_version(), lifespan=lifespan,

@@ -3,7 +3,7 @@
 ::
 
     Exception
-    ├── acd.domain.core.DomainError             a command or lookup the domain refuses; stable
+    ├── acd.domain.DomainError           a command or lookup the domain refuses; stable
     │   │                                ``code``
     │   ├── UnknownAgent                 unknown_agent        → 404
     │   ├── UnknownQueue                 unknown_queue        → 404
@@ -11,6 +11,8 @@
     │   ├── UnknownSite (api.errors)     unknown_site         → 404
     │   ├── UnknownPauseReason           unknown_pause_reason → 422
     │   ├── CallNotWaiting               call_not_waiting     → 409
+    │   ├── QueueClosed                  queue_closed         → 409
+    │   ├── InvalidCommand               invalid_command      → 422
     │   └── (any other code)             → 409 (the state does not allow it now)
     └── EngineUnavailable                the engine did not take the command in time → 503
 
@@ -21,7 +23,7 @@ message}``.
 
 from __future__ import annotations
 
-from acd.domain.core import DomainError, UnknownCall, UnknownQueue
+from acd.domain import DomainError, UnknownCall, UnknownQueue
 
 
 class UnknownSite(DomainError):
@@ -37,7 +39,8 @@ class EngineUnavailable(Exception):
 #: Codes whose HTTP status is not the default 409.
 _STATUS = {"unknown_agent": 404, "unknown_queue": 404, "unknown_call": 404,
            "unknown_site": 404,
-           "unknown_pause_reason": 422, "call_not_waiting": 409}
+           "unknown_pause_reason": 422, "call_not_waiting": 409, "queue_closed": 409,
+           "invalid_command": 422}
 
 
 def status_for(exc: DomainError) -> int:

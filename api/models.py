@@ -123,11 +123,20 @@ class CallView(_Out):
                                                 "CN-UNKNOWN when not known; empty: none).")
     site: str | None = Field(default=None, description="The partner site the call is "
                                                        "offered to or connected with.")
+    region_source: str = Field(default="", description="How the region was found: lookup "
+                               "(the number), ivr (an area code the caller keyed), "
+                               "override, default.")
+    did: str = Field(default="", description="The number the caller dialled.")
+    menu_choice: str = Field(default="", description="The IVR key the caller pressed.")
+    stage: int = Field(default=0, description="The queue's escalation stage the call is in.")
 
 
 class CallsView(_Out):
-    waiting: list[CallView] = Field(description="In queue order per queue.")
+    waiting: list[CallView] = Field(description="In the order agents will be offered them, "
+                                                "per queue (position = that order).")
     active: list[CallView] = Field(description="Ringing an agent or in conversation.")
+    next_cursor: str | None = Field(
+        default=None, description="More calls: pass it as `cursor` for the next page.")
 
 
 class AgentAction(StrEnum):

@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Security
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from acd.config import ApiRole
-from acd.domain.core import (
+from acd.domain import (
+    AgentLogin,
     AgentStatus,
+    CallState,
     Event,
     SetAgentStatus,
     SetCallPriority,
     TransferCall,
     UnknownAgent,
 )
+from acd.domain.views import BadCursor
 from api.auth import Principal
 from api.errors import EngineUnavailable, UnknownCall, UnknownQueue, UnknownSite
 from api.models import (
@@ -97,6 +101,16 @@ SiteId = Annotated[str, Path(pattern=_ID, max_length=64, examples=["gd"])]
 CallId = Annotated[str, Path(min_length=1, max_length=128)]
 
 Responses = dict[int | str, dict[str, Any]]
+
+#: Calls per page of ``GET /calls`` (default, most).
+DEFAULT_PAGE = 200
+MAX_PAGE = 1000
+
+
+class CallStateFilter(StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"
+    CONNECTED = "connected"
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -168,33 +182,25 @@ async def get_agent(agent_id: AgentId, who: Anyone, state: State) -> AgentView:
     description="`login`: a logged-out agent becomes available, or paused if a `reason` "
                 "is given; no change if already logged in. `ready`: available for calls "
                 "(logs in if needed). `pause`: paused with `reason` (one of the configured "
-                "`engine.pause_reasons`, default `break`). `logout`: logged out. An agent "
+                "`engine.pause_reasons`; none given: the first of them). `logout`: logged "
+                "out. An agent "
                 "token may change only its own agent; supervisors and admins any agent.",
 )
 async def change_agent_state(agent_id: AgentId, body: AgentStateChange, who: Anyone,
                              state: State) -> AgentView:
     _own(who, agent_id)
-    agent = state.engine.core.agents.get(agent_id)
-    if agent is None:
-        raise UnknownAgent(f"unknown agent {agent_id!r}")
     now = state.engine.clock()
-    event: SetAgentStatus | None
+    event: Event
     match body.action:
         case AgentAction.LOGIN:
-            if agent.status is not AgentStatus.LOGGED_OUT:
-                event = None
-            elif body.reason:
-                event = SetAgentStatus(agent_id, AgentStatus.PAUSED, now, body.reason)
-            else:
-                event = SetAgentStatus(agent_id, AgentStatus.AVAILABLE, now)
+            event = AgentLogin(agent_id, now, body.reason or "")
         case AgentAction.READY:
             event = SetAgentStatus(agent_id, AgentStatus.AVAILABLE, now)
         case AgentAction.PAUSE:
-            event = SetAgentStatus(agent_id, AgentStatus.PAUSED, now, body.reason or "break")
+            event = SetAgentStatus(agent_id, AgentStatus.PAUSED, now, body.reason or "")
         case AgentAction.LOGOUT:
             event = SetAgentStatus(agent_id, AgentStatus.LOGGED_OUT, now)
-    if event is not None:
-        await run_command(state, event)
+    await run_command(state, event)
     log.info("agent %s: %s by %s (%s)", agent_id, body.action.value, who.name,
              who.role.value)
     view = state.views.agent(agent_id)
@@ -208,9 +214,25 @@ async def change_agent_state(agent_id: AgentId, body: AgentStateChange, who: Any
 
 @router.get("/calls", tags=["calls"],
             summary="Waiting calls (with position) and active calls (with agent)",
-            description="An agent token sees only the calls it holds.")
-async def list_calls(who: Anyone, state: State) -> CallsView:
-    return state.views.calls(who.agent_id if who.is_agent else None)
+            description="Waiting calls first, per queue in the order agents will be offered "
+                        "them (`position` is that order), then calls ringing or talking. "
+                        "Filter by `queue` and `state`; at most `limit` calls a page, the "
+                        "next page from `next_cursor`. An agent token sees only the calls "
+                        "it holds.",
+            responses={422: {"model": ErrorBody | ValidationErrors,
+                             "description": "A `cursor` this API did not hand out."}})
+async def list_calls(who: Anyone, state: State,
+                     queue: Annotated[str | None, Query(pattern=_ID, max_length=64)] = None,
+                     call_state: Annotated[CallStateFilter | None, Query(alias="state")] = None,
+                     cursor: Annotated[str | None, Query(max_length=512)] = None,
+                     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+                     ) -> CallsView:
+    try:
+        return state.views.calls(who.agent_id if who.is_agent else None, queue=queue,
+                                 state=CallState(call_state.value) if call_state else None,
+                                 cursor=cursor, limit=limit)
+    except BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/calls/{call_id}", tags=["calls"], responses=_404, summary="One live call")
@@ -235,8 +257,8 @@ async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
                 "runners-up. An agent token sees only a call it holds, and no runners-up.",
 )
 async def explain_call(call_id: CallId, who: Anyone, state: State) -> CallExplanation:
-    call = state.engine.core.calls.get(call_id)
-    if call is not None and who.is_agent and call.agent_id != who.agent_id:
+    call = state.views.call(call_id)
+    if call is not None and who.is_agent and call.agent != who.agent_id:
         raise HTTPException(403, "an agent token sees only the calls it holds")
     view = state.views.explanation(call_id)
     if view is None:

@@ -4,7 +4,7 @@
 caller (``acd serve`` sets ``server.should_exit`` on SIGTERM/SIGINT), so uvicorn never
 replaces the process's handlers. Shutdown order is uvicorn's: stop accepting, close
 WebSockets (1012), wait for requests up to ``timeout_graceful_shutdown``, then the app's
-lifespan ends (which stops and drains the engine it owns).
+lifespan ends; then the node (``app.node``) stops and drains the engine.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from prometheus_client.registry import CollectorRegistry
 
 from acd.config import Config
-from acd.domain.figures import LiveStats
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
 from api.auth import TokenStore
@@ -20,7 +19,6 @@ class ApiState:
     config: Config
     tokens: TokenStore
     registry: CollectorRegistry
-    stats: LiveStats
     collector: EngineCollector
     views: LiveViews
     command_timeout: float = 5.0
@@ -28,8 +26,8 @@ class ApiState:
     attached: bool = field(default=False, init=False)
 
     def attach(self) -> None:
-        """Feed the metrics from the engine's events (lifespan start). The stats are the
-        engine's own (``engine.stats``), fed by the engine."""
+        """Feed the metrics' histograms from the engine's facts (lifespan start); the rest
+        is read from the engine at scrape time."""
         if not self.attached:
             self.collector.attach()
             self.attached = True

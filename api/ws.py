@@ -46,11 +46,14 @@ from api.auth import (
 )
 
 if TYPE_CHECKING:
-    from acd.domain.core import Publish
+    from acd.domain import Fact
     from api.state import ApiState
 
 log = logging.getLogger("acd.api")
 
+#: Calls in the first snapshot at most (the first in line; the rest: ``GET /calls``
+#: with the snapshot's ``calls.next_cursor``); events carry every change after it.
+SNAPSHOT_CALLS = 1000
 SUMMARY_DELAY = 0.25
 HEARTBEAT = 5.0
 MAX_LAG = 5000
@@ -73,7 +76,7 @@ def snapshot_message(state: ApiState, principal: Principal) -> dict[str, Any]:
     return {"type": "snapshot", "time": views.now(),
             "queues": [q.model_dump(mode="json") for q in views.queues()],
             "agents": [a.model_dump(mode="json") for a in views.agents()],
-            "calls": views.calls().model_dump(mode="json"),
+            "calls": views.calls(limit=SNAPSHOT_CALLS).model_dump(mode="json"),
             **_partner_summaries(state)}
 
 
@@ -97,15 +100,15 @@ def _partner_summaries(state: ApiState) -> dict[str, Any]:
             "regions": [r.model_dump(mode="json") for r in views.regions()]}
 
 
-def _visible(ev: Publish, principal: Principal) -> bool:
-    return not principal.is_agent or ev.data.get("agent") == principal.agent_id
+def _visible(ev: Fact, principal: Principal) -> bool:
+    return not principal.is_agent or getattr(ev, "agent", None) == principal.agent_id
 
 
-def _data_for(ev: Publish, principal: Principal) -> dict[str, Any]:
+def _data_for(ev: Fact, principal: Principal) -> dict[str, Any]:
     """The event's data as this principal may see it: an agent gets the counts of why
     the other agents did not get its call, not their names and states (as in the
     explanation endpoint)."""
-    data = dict(ev.data)
+    data = ev.data
     excluded = data.get("excluded")
     if principal.is_agent and isinstance(excluded, dict) and excluded.get("runners_up"):
         data["excluded"] = {**excluded, "runners_up": []}
@@ -143,7 +146,7 @@ async def _refuse(websocket: WebSocket, subprotocol: str | None, close_code: int
 
 
 async def _pump(websocket: WebSocket, state: ApiState, principal: Principal,
-                queue: asyncio.Queue[Publish]) -> None:
+                queue: asyncio.Queue[Fact]) -> None:
     receiver = asyncio.create_task(_drain_incoming(websocket))
     sender = asyncio.create_task(_send_events(websocket, state, principal, queue))
     try:
@@ -166,13 +169,13 @@ async def _drain_incoming(websocket: WebSocket) -> None:
 
 
 async def _send_events(websocket: WebSocket, state: ApiState, principal: Principal,
-                       queue: asyncio.Queue[Publish]) -> None:
+                       queue: asyncio.Queue[Fact]) -> None:
     loop = asyncio.get_running_loop()
     last_summary = loop.time()
     dirty = False
     while True:
         due = last_summary + (SUMMARY_DELAY if dirty else HEARTBEAT)
-        ev: Publish | None = None
+        ev: Fact | None = None
         with contextlib.suppress(TimeoutError):
             ev = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
         if ev is not None and _visible(ev, principal):

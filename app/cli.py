@@ -9,13 +9,9 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from acd.config import Config, ConfigError, load_config
 from acd.config import asterisk as asterisk_config
-
-if TYPE_CHECKING:
-    from acd.runtime.engine import Engine
 
 
 def _load(path: str) -> Config:
@@ -49,60 +45,54 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config) -> None:
-    from acd.runtime.engine import Engine
+async def _serve(config: Config, *, no_ami: bool = False) -> None:
+    """One serve path: the node (engine, FastAGI, AMI, store, lease) owns every resource;
+    uvicorn runs the API inside it when the config has ``api:``. SIGINT/SIGTERM stop the
+    API first, then the node hands its callers back and drains (AsyncExitStack)."""
+    from api.server import make_server
+    from app.node import Node, ami_secrets_from_env
 
-    secret = None
-    try:
-        secret = config.asterisk.ami.secret().get_secret_value()
-    except ConfigError as exc:
-        logging.getLogger("acd").warning("%s: running without AMI (no device state)", exc)
-    engine = Engine(config, ami_secret=secret)
+    secrets = None if no_ami else ami_secrets_from_env(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    if config.api is not None:
-        await _serve_api(engine, config, stop)
-        return
-    await engine.start()
-    print(f"acd: serving FastAGI on {config.fastagi.host}:{engine.agi.port if engine.agi else '?'}",
-          flush=True)
-    await stop.wait()
-    await engine.stop()
-
-
-async def _serve_api(engine: Engine, config: Config, stop: asyncio.Event) -> None:
-    """Engine + HTTP API on this loop: uvicorn's Server runs the app, whose lifespan
-    starts the engine and, on the way out, stops and drains it."""
-    from prometheus_client import CollectorRegistry
-
-    from api.app import create_app
-    from api.server import make_server
-
-    assert config.api is not None
-    app = create_app(engine, config, registry=CollectorRegistry(), manage_engine=True)
-    server = make_server(app, config.api.host, config.api.port)
-    serving = asyncio.create_task(server.serve(), name="acd-api")
-    stopping = asyncio.create_task(stop.wait())
-    while not server.started:
-        done, _ = await asyncio.wait({serving, stopping}, timeout=0.05)
-        if done:
-            break
-    if server.started:
-        print(f"acd: serving FastAGI on {config.fastagi.host}:"
-              f"{engine.agi.port if engine.agi else '?'}, API on "
-              f"http://{config.api.host}:{server.port}", flush=True)
-    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stopping.cancel()
-    await serving
+    async with Node(config, ami_secrets=secrets) as node:
+        if node.app is None:
+            print(f"acd: serving FastAGI on {config.fastagi.host}:{node.agi_port}",
+                  flush=True)
+            await stop.wait()
+            return
+        assert config.api is not None
+        server = make_server(node.app, config.api.host, config.api.port)
+        serving = asyncio.create_task(server.serve(), name="acd-api")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not server.started:
+                done, _ = await asyncio.wait({serving, stopping}, timeout=0.05)
+                if done:
+                    break
+            if server.started:
+                print(f"acd: serving FastAGI on {config.fastagi.host}:{node.agi_port}, "
+                      f"API on http://{config.api.host}:{server.port}", flush=True)
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            server.should_exit = True
+            stopping.cancel()
+            await serving
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config, no_ami=args.no_ami))
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print("acd serve needs the AMI secret (device state); --no-ami runs without AMI, "
+              "for tests and demos only", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -112,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the engine")
     p.add_argument("--config", "-c", required=True)
+    p.add_argument("--no-ami", action="store_true",
+                   help="run without AMI: no device state, every phone counts as free "
+                        "(tests and demos only)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("config")
@@ -122,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", help="the Asterisk server to render for "
                    "(asterisk.servers[].name; default: the first)")
     p.set_defaults(func=cmd_asterisk_config)
-    from sim.simulate import add_simulate_parser  # simulate: --config --scenario [--seed --json]
+    from sim.cli import add_simulate_parser  # simulate: --config --scenario [--seed --json]
 
     add_simulate_parser(sub)
     args = parser.parse_args(argv)

@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from prometheus_client import generate_latest
     from prometheus_client.registry import CollectorRegistry
 
-    from acd.domain.core import Event
+    from acd.domain import Event
     from api.app import create_app
     from api.server import serving
     from harness.rig import AgentPlan, Rig

@@ -8,7 +8,7 @@ What ``acd simulate`` does, for one single-skill queue on a stationary day, at s
 staffing levels: callers arrive at ``--rate`` an hour (Poisson) from 00:00 to 24:00, talk
 for an exponential ``--aht`` seconds, with no wrap-up, no ring time, no ring-no-answer and
 no abandonment — the M/M/c queue Erlang C describes exactly. Each day runs through
-:func:`sim.simulate.simulate` (the real ``EngineCore`` and router) from an empty centre;
+:func:`sim.simulate` (the real ``EngineCore`` and router) from an empty centre;
 calls arriving in the first two hours are simulated but not counted (warm-up), so the
 figures are steady-state ones like Erlang C's.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 
 from acd.config import parse_config
 from routing.erlang import average_speed_of_answer, erlang_c, service_level
-from sim.simulate import parse_scenario, simulate
+from sim import parse_scenario, simulate
 
 PILOT_DAYS = 40
 WARMUP = 7200.0
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "```",
         "",
         f"One single-skill queue through the real `EngineCore` on a virtual clock "
-        f"(`sim.simulate`): Poisson arrivals at {args.rate:g}/h for 24 h, exponential talk "
+        f"(`sim`): Poisson arrivals at {args.rate:g}/h for 24 h, exponential talk "
         f"time of mean {args.aht:g} s (load {load:.1f} Erlangs), no wrap-up, no ring time, "
         f"no ring-no-answer, callers never hang up: M/M/c, which Erlang C describes "
         f"exactly. Each day starts empty; calls of its first {WARMUP / 3600:g} h are not "

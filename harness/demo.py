@@ -79,8 +79,8 @@ async def run(calls: int, rate: float) -> int:
         print(render(story(rig)))
         print()
         assert rig.engine is not None
-        st = rig.engine.core.stats["consult"]
-        asa = st.wait_answered_total / st.answered if st.answered else 0.0
+        st = rig.engine.core.figures.total("consult")
+        asa = st.wait_answered / st.answered if st.answered else 0.0
         print(f"queue consult: offered {st.offered}, answered {st.answered}, abandoned "
               f"{st.abandoned}, ring-no-answer {st.rona}, ASA {asa:.2f} s")
         snap = rig.engine.snapshot()["agents"]

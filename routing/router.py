@@ -51,7 +51,7 @@ import dataclasses
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import filterfalse
 
@@ -83,6 +83,7 @@ __all__ = [
     "AgentSpec",
     "CallKey",
     "Match",
+    "OrderKey",
     "QueueSpec",
     "Router",
     "UnroutableReason",
@@ -106,6 +107,8 @@ _NOT_LOOKED_UP = Reason(Why.NOT_ROUTABLE, detail="not looked up")
 
 #: A waiting call in a slot heap: (-effective priority, entry time, seq, call id).
 _CallEntry = tuple[int, float, int, str]
+#: Where a waiting call stands: (-effective priority, entry time, seq); smaller first.
+OrderKey = tuple[int, float, int]
 #: A free agent in a ring heap: (strategy rank, idle since, agent id, routable token).
 _AgentEntry = tuple[int, float, str, int]
 
@@ -462,6 +465,32 @@ class Router:
         if queue_id is None:
             return len(self._calls)
         return sum(s.live_calls for s in self._slots[queue_id])
+
+    def order_key(self, call_id: str) -> OrderKey | None:
+        """Where a waiting call stands in the order the router serves its queue: smaller
+        is served first (effective priority — queue, stage boost and the call's own —
+        then entry time, then arrival order). ``None`` when the call does not wait."""
+        entry = self._call_entry.get(call_id)
+        return None if entry is None else (entry[0], entry[1], entry[2])
+
+    def waiting_in(self, queue_id: str) -> Iterator[tuple[OrderKey, str]]:
+        """Every call waiting in the queue (all its stages) with its order key, in no
+        particular order. O(calls in the queue)."""
+        entries = self._call_entry
+        for slot in self._slots[queue_id]:
+            if not slot.live_calls:
+                continue
+            for e in slot.calls:
+                if entries.get(e[3]) is e:
+                    yield (e[0], e[1], e[2]), e[3]
+
+    def position(self, call_id: str) -> int | None:
+        """1 + how many calls of its queue the router serves before this one."""
+        entry = self._call_entry.get(call_id)
+        if entry is None:
+            return None
+        key = (entry[0], entry[1], entry[2])
+        return 1 + sum(1 for k, _ in self.waiting_in(self._calls[call_id].queue_id) if k < key)
 
     def candidates(self, queue_id: str, stage: int = 0) -> int:
         """How many routable agents may take a call of this queue's stage."""

@@ -14,7 +14,6 @@ from acd.config.schema import (
     AreaCodePrompt,
     AsteriskConfig,
     AsteriskServerConfig,
-    ClosedAction,
     ClosedConfig,
     Config,
     EngineConfig,
@@ -27,16 +26,15 @@ from acd.config.schema import (
     QueueConfig,
     RegionPolicy,
     RegionsConfig,
-    RonaAction,
     SegmentConfig,
     SiteConfig,
-    SiteKind,
     SkillLevel,
     StageConfig,
     StoreBackend,
     StoreConfig,
     TrunkConfig,
 )
+from acd.domain.settings import ClosedAction, RonaAction, SiteKind
 
 __all__ = [
     "AMIConfig",

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from acd.config.errors import ConfigError, fmt_path
+from acd.domain.settings import ClosedAction, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
 from routing.numbers import normalise_number
@@ -103,18 +104,6 @@ class FastAGIConfig(_Model):
     port: int = Field(default=4573, ge=0, le=65535)
     env_timeout: float = Field(default=5.0, gt=0)
 
-
-
-class RonaAction(StrEnum):
-    """What happens to an agent who does not answer an offered call."""
-
-    PAUSE = "pause"  # paused with the configured reason until the agent makes itself ready
-    READY = "ready"  # stays available (not recommended: the next caller rings the same void)
-
-
-class ClosedAction(StrEnum):
-    MESSAGE = "message"  # play a message, then hang up
-    VOICEMAIL = "voicemail"  # leave a message in a mailbox
 
 
 class ClosedConfig(_Model):
@@ -325,11 +314,6 @@ class ApiConfig(_Model):
     metrics_auth: bool = False
     #: How long an API command waits for the engine's inbox before answering 503.
     command_timeout: float = Field(default=5.0, gt=0, le=60)
-
-
-class SiteKind(StrEnum):
-    OWN = "own"
-    PARTNER = "partner"
 
 
 class TrunkConfig(_Model):

@@ -1,19 +1,7 @@
-"""Per-queue figures over time windows: the last 15 minutes and since local midnight.
+"""Per-queue figures: the one definition of every figure, and the live windows.
 
-Pure: no clock and no I/O. Every call passes ``now`` (epoch seconds), so tests drive
-time by hand. :class:`LiveStats` is fed the engine's ``Publish`` events (``observe``) and
-answers per queue and window (``window``)::
-
-    call_waiting   (not a re-entry)    → offered
-    call_connected (wait)              → answered, answered within target, ASA
-    call_abandoned (wait)              → abandoned, abandoned after target
-    call_overflowed                    → overflowed (to a partner site)
-    call_closed                        → closed (reached a closed queue)
-    call_completed (talk)              → handled, talk time
-    agent (state wrap_up → other)      → wrap-up time, charged to the queue of the
-                                         agent's last completed call
-
-Derived figures (``None`` when there is nothing to divide by):
+**Formulas** (one place; the live view, the simulator and reports import them). ``None``
+when there is nothing to divide by:
 
 * service level = answered within T ÷ (answered + abandoned after T); callers who hung
   up within T ("short abandons") count neither way;
@@ -21,9 +9,24 @@ Derived figures (``None`` when there is nothing to divide by):
 * AHT = (talk + wrap-up) ÷ handled (completed) calls;
 * abandon rate = abandoned ÷ (answered + abandoned).
 
-Memory is bounded: the rolling window keeps one bucket per minute (15 of them) per
-queue; "today" is one set of counters per queue, reset when the local date (in the
-configured time zone) changes; wrap-up bookkeeping is one entry per agent.
+**Windows.** :class:`LiveStats` counts per queue over the last 15 minutes and since local
+midnight, fed the core's facts in order (``observe``); it is the core's own state::
+
+    CallWaiting   (not a re-entry)    → offered
+    CallConnected (wait)              → answered, answered within target, ASA
+    CallAbandoned (wait)              → abandoned, abandoned after target
+    CallOverflowed                    → overflowed (offers to partner sites)
+    CallClosed                        → closed (reached a closed queue)
+    CallCompleted (talk)              → handled, talk time
+    CallTransferred                   → transferred out of / into a queue
+    AgentNoAnswer                     → ring-no-answer
+    AgentChanged (wrap_up → other)    → wrap-up time, charged to the queue of the
+                                        agent's last completed call
+
+Pure: no clock and no I/O; every call passes ``now`` (epoch seconds). Memory is bounded:
+one bucket per minute (15 of them) per queue; "today" is one set of counters per queue,
+reset when the local date (in the configured time zone) changes; wrap-up bookkeeping is
+one entry per agent.
 """
 
 from __future__ import annotations
@@ -33,11 +36,47 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-if TYPE_CHECKING:
-    from acd.config import Config
+from acd.domain.facts import (
+    AgentChanged,
+    AgentNoAnswer,
+    CallAbandoned,
+    CallClosed,
+    CallCompleted,
+    CallConnected,
+    CallOverflowed,
+    CallTransferred,
+    CallWaiting,
+    Fact,
+)
+
+# -- the formulas ------------------------------------------------------------------------
+
+
+def service_level(answered_within: float, answered: float,
+                  abandoned_after: float) -> float | None:
+    """Answered within T ÷ (answered + abandoned after T)."""
+    den = answered + abandoned_after
+    return answered_within / den if den else None
+
+
+def asa(wait_answered: float, answered: float) -> float | None:
+    """Average speed of answer: total wait of answered calls ÷ answered."""
+    return wait_answered / answered if answered else None
+
+
+def aht(talk: float, wrap_up: float, handled: float) -> float | None:
+    """Average handle time: (talk + wrap-up) ÷ handled calls."""
+    return (talk + wrap_up) / handled if handled else None
+
+
+def abandon_rate(abandoned: float, answered: float) -> float | None:
+    """Abandoned ÷ (answered + abandoned)."""
+    den = answered + abandoned
+    return abandoned / den if den else None
+
 
 #: Rolling window: this many one-minute buckets (the current minute and the 14 before).
 ROLLING_MINUTES = 15
@@ -65,6 +104,9 @@ class Counts:
     wait_abandoned: float = 0.0
     talk: float = 0.0
     wrap_up: float = 0.0
+    rona: int = 0
+    transferred_in: int = 0
+    transferred_out: int = 0
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
@@ -83,24 +125,20 @@ class WindowFigures:
     @property
     def service_level(self) -> float | None:
         c = self.counts
-        denominator = c.answered + c.abandoned_after_target
-        return c.answered_within_target / denominator if denominator else None
+        return service_level(c.answered_within_target, c.answered, c.abandoned_after_target)
 
     @property
     def asa(self) -> float | None:
-        c = self.counts
-        return c.wait_answered / c.answered if c.answered else None
+        return asa(self.counts.wait_answered, self.counts.answered)
 
     @property
     def aht(self) -> float | None:
         c = self.counts
-        return (c.talk + c.wrap_up) / c.handled if c.handled else None
+        return aht(c.talk, c.wrap_up, c.handled)
 
     @property
     def abandon_rate(self) -> float | None:
-        c = self.counts
-        ended = c.answered + c.abandoned
-        return c.abandoned / ended if ended else None
+        return abandon_rate(self.counts.abandoned, self.counts.answered)
 
 
 class _QueueWindows:
@@ -136,38 +174,40 @@ class LiveStats:
 
     # -- input ---------------------------------------------------------------------------
 
-    def observe(self, name: str, data: Mapping[str, Any], now: float) -> None:
-        """Account one published engine event that happened at ``now``."""
-        queue = data.get("queue")
-        match name:
-            case "call_waiting":
-                if not data.get("reentry"):
+    def observe(self, fact: Fact, now: float) -> None:
+        """Account one fact of the core that happened at ``now``."""
+        match fact:
+            case CallWaiting(queue=queue, reentry=reentry):
+                if not reentry:
                     self._bump(queue, now, offered=1)
-            case "call_connected":
-                wait = _seconds(data.get("wait"))
-                within = wait <= self.sl_targets.get(str(queue), 0.0)
+            case CallConnected(queue=queue, wait=wait):
+                wait = _seconds(wait)
+                within = wait <= self.sl_targets.get(queue, 0.0)
                 self._bump(queue, now, answered=1, answered_within_target=int(within),
                            wait_answered=wait)
-            case "call_abandoned":
-                wait = _seconds(data.get("wait"))
-                after = wait > self.sl_targets.get(str(queue), 0.0)
+            case CallAbandoned(queue=queue, wait=wait):
+                wait = _seconds(wait)
+                after = wait > self.sl_targets.get(queue, 0.0)
                 self._bump(queue, now, abandoned=1, abandoned_after_target=int(after),
                            wait_abandoned=wait)
-            case "call_overflowed":
+            case CallOverflowed(queue=queue):
                 self._bump(queue, now, overflowed=1)
-            case "call_closed":
+            case CallClosed(queue=queue):
                 self._bump(queue, now, closed=1)
-            case "call_completed":
-                self._bump(queue, now, handled=1, talk=_seconds(data.get("talk")))
-                agent = data.get("agent")
-                if agent is not None and str(queue) in self._queues:
-                    self._last_queue[str(agent)] = str(queue)
-            case "agent":
-                self._agent(data, now)
+            case CallCompleted(queue=queue, agent=agent, talk=talk):
+                self._bump(queue, now, handled=1, talk=_seconds(talk))
+                if agent is not None and queue in self._queues:
+                    self._last_queue[agent] = queue
+            case CallTransferred(from_queue=old, queue=queue):
+                self._bump(old, now, transferred_out=1)
+                self._bump(queue, now, transferred_in=1)
+            case AgentNoAnswer(queue=queue):
+                self._bump(queue, now, rona=1)
+            case AgentChanged(agent=agent, state=state):
+                self._agent(agent, state, now)
 
-    def _agent(self, data: Mapping[str, Any], now: float) -> None:
-        agent = str(data.get("agent"))
-        if data.get("state") == "wrap_up":
+    def _agent(self, agent: str, state: str, now: float) -> None:
+        if state == "wrap_up":
             if agent not in self._wrap_started and agent in self._last_queue:
                 self._wrap_started[agent] = (now, self._last_queue[agent])
             return
@@ -202,7 +242,7 @@ class LiveStats:
         windows.total.add(delta)
         self._dirty.add(str(queue))
 
-    # -- persistence (acd.runtime.store): figures survive a restart or a takeover ----------------
+    # -- persistence (the store): figures survive a restart or a takeover -------------
 
     def take_dirty(self) -> set[str]:
         """The queues whose figures changed since the last call (and forget them)."""
@@ -300,31 +340,3 @@ def _seconds(value: object) -> float:
     if isinstance(value, int | float) and value == value:  # not NaN
         return max(0.0, float(value))
     return 0.0
-
-
-# -- live views shared by the API and the metrics ---------------------------------------
-
-#: What a wallboard shows per agent, from the two axes (status, state) and the device.
-PRESENCES = ("ready", "ringing", "on_call", "wrap_up", "paused", "unavailable", "logged_out")
-
-
-def agent_presence(status: str, state: str, phone_free: bool) -> str:
-    """One word per agent: ``ready`` (may be offered a call now), ``ringing``,
-    ``on_call``, ``wrap_up``, ``paused``, ``unavailable`` (available but the phone is busy,
-    unregistered, unreachable or not heard of while AMI is up) or ``logged_out``."""
-    if state in ("ringing", "on_call", "wrap_up"):
-        return state
-    if status == "logged_out":
-        return "logged_out"
-    if status == "paused":
-        return "paused"
-    return "ready" if phone_free else "unavailable"
-
-
-def queue_members(config: Config) -> dict[str, tuple[str, ...]]:
-    """Queue id → the agents whose skills meet every minimum of the queue."""
-    return {
-        q.id: tuple(a.id for a in config.agents
-                    if all(a.skills.get(s, 0) >= lvl for s, lvl in q.skills.items()))
-        for q in config.queues
-    }

@@ -32,12 +32,10 @@ import logging
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
-
-    from acd.runtime.engine import Engine
 
 log = logging.getLogger("acd.runtime.ha")
 
@@ -107,10 +105,18 @@ class Lease:
         return int(raw) if raw is not None else 0
 
 
+class Activatable(Protocol):
+    """What the lease drives: the engine, which takes calls only while active."""
+
+    async def activate(self) -> None: ...
+
+    async def deactivate(self, *, hand_over: bool = False) -> None: ...
+
+
 class HotStandby:
     """Runs the lease for an engine: activates it on acquire, deactivates on loss."""
 
-    def __init__(self, engine: Engine, lease: Lease, ttl: float) -> None:
+    def __init__(self, engine: Activatable, lease: Lease, ttl: float) -> None:
         self.engine = engine
         self.lease = lease
         self.ttl = ttl

@@ -4,12 +4,13 @@ Nothing here touches the global registry: :class:`EngineCollector` is registered
 registry the caller passes in (``api.app.create_app(..., registry=...)``), so an app can
 be built twice in one process (tests) without "Duplicated timeseries".
 
-Gauges and counters are read from ``Engine.snapshot()`` (and the per-window figures of
-:class:`acd.domain.figures.LiveStats`) when Prometheus scrapes; the two histograms cannot be
-rebuilt from a snapshot, so they are accumulated from the engine's hooks:
+Gauges and counters are read from the engine's typed read views
+(:class:`acd.domain.views.LiveView`) and the core's figures
+(:class:`acd.domain.figures.LiveStats`) when Prometheus scrapes; the two histograms
+cannot be rebuilt from a snapshot, so they are accumulated from the engine's hooks:
 
 * ``acd_call_wait_seconds{queue,outcome}`` — each call's wait when it was answered or
-  abandoned (``call_connected`` / ``call_abandoned``);
+  abandoned (facts ``CallConnected`` / ``CallAbandoned``);
 * ``acd_routing_decision_seconds{event}`` — the time ``EngineCore.apply`` took for one
   inbox event (the routing decision included), by event type.
 
@@ -22,8 +23,8 @@ agent id is never a label.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -33,11 +34,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import CollectorRegistry
 
-from acd.domain.figures import PRESENCES, LiveStats, Window, agent_presence, queue_members
+from acd.domain import CallState, Event, Fact
+from acd.domain.facts import CallAbandoned, CallConnected
+from acd.domain.figures import Window
+from acd.domain.views import PRESENCES, presence_of
 from routing.regions import UNKNOWN_REGION, is_region_code
 
 if TYPE_CHECKING:
-    from acd.domain.core import Event, Publish
     from acd.runtime.engine import Engine
 
 #: Waits (seconds): fine around typical service-level targets (10–30 s).
@@ -94,41 +97,39 @@ def _le(bound: float) -> str:
 class EngineCollector:
     """Metric families for one engine; ``attach()`` hooks it to the engine's events."""
 
-    def __init__(self, engine: Engine, stats: LiveStats | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.stats = stats
-        self.queue_ids = [q.id for q in engine.config.queues]
-        self.sl_targets = {q.id: float(q.sl_target) for q in engine.config.queues}
-        self.members = queue_members(engine.config)
+        settings = engine.settings
+        self.queue_ids = list(settings.queues)
+        self.sl_targets = {q.id: q.sl_target for q in settings.queues.values()}
         self.waits = _Histogram(WAIT_BUCKETS)
         self.decisions = _Histogram(DECISION_BUCKETS)
         self._event_types: set[str] = set()
-        self.site_ids = [site.id for site in engine.config.sites]
-        self.site_capacity = {site.id: site.capacity for site in engine.config.sites}
-        self.policy_regions = sorted(engine.config.regions.policies)
+        self.site_ids = list(settings.sites)
+        self.site_capacity = {s.id: s.capacity for s in settings.sites.values()}
+        self.policy_regions = list(settings.regions.policy_regions)
 
     # -- hooks ---------------------------------------------------------------------------
 
     def attach(self) -> None:
-        self.engine.publish_hooks.append(self.on_publish)
+        self.engine.fact_hooks.append(self.on_fact)
         self.engine.apply_hooks.append(self.on_apply)
 
     def detach(self) -> None:
-        for hooks, fn in ((self.engine.publish_hooks, self.on_publish),
+        for hooks, fn in ((self.engine.fact_hooks, self.on_fact),
                           (self.engine.apply_hooks, self.on_apply)):
             while fn in hooks:
                 hooks.remove(fn)  # type: ignore[arg-type]
 
-    def on_publish(self, ev: Publish, now: float) -> None:
-        if ev.name not in ("call_connected", "call_abandoned"):
+    def on_fact(self, fact: Fact, now: float) -> None:
+        if isinstance(fact, CallConnected):
+            outcome = "answered"
+        elif isinstance(fact, CallAbandoned):
+            outcome = "abandoned"
+        else:
             return
-        queue = str(ev.data.get("queue"))
-        if queue not in self.sl_targets:
-            return
-        wait = ev.data.get("wait")
-        if isinstance(wait, int | float):
-            outcome = "answered" if ev.name == "call_connected" else "abandoned"
-            self.waits.observe((queue, outcome), max(0.0, float(wait)))
+        if fact.queue in self.sl_targets:
+            self.waits.observe((fact.queue, outcome), max(0.0, float(fact.wait)))
 
     def on_apply(self, event: Event, seconds: float) -> None:
         kind = type(event).__name__
@@ -143,19 +144,19 @@ class EngineCollector:
 
     def describe(self) -> Iterator[Metric]:
         """Names only (so a registry refuses a second collector with the same names)."""
-        yield from self._families(None, 0.0)
+        yield from self._families(False, 0.0)
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(self.engine.snapshot(), self.engine.clock())
+        yield from self._families(True, self.engine.clock())
 
-    def _families(self, snap: Mapping[str, Any] | None, now: float) -> Iterator[Metric]:
-        queues: Mapping[str, Mapping[str, Any]] = snap["queues"] if snap else {}
-        agents: Mapping[str, Mapping[str, Any]] = snap["agents"] if snap else {}
-        calls: Mapping[str, Mapping[str, Any]] = snap["calls"] if snap else {}
-        qids = self.queue_ids if snap else []
+    def _families(self, live: bool, now: float) -> Iterator[Metric]:
+        qids = self.queue_ids if live else []
+        figures = self.engine.core.figures
+        view = self.engine.view
 
-        # counters kept by the engine core
-        for name, key, doc in (
+        # counters: everything this process saw since it started
+        totals = {qid: figures.total(qid) for qid in qids}
+        for name, attr, doc in (
             ("acd_calls_offered", "offered", "Calls that entered the queue."),
             ("acd_calls_answered", "answered", "Calls answered by an agent."),
             ("acd_calls_answered_within_target", "answered_within_target",
@@ -169,13 +170,6 @@ class EngineCollector:
              "Waiting calls moved out of the queue to another one."),
             ("acd_calls_overflowed", "overflowed",
              "Offers of the queue's calls to partner sites."),
-        ):
-            yield _counter(name, doc, ["queue"],
-                           (([q], float(queues.get(q, {}).get(key, 0) or 0)) for q in qids))
-
-        # counters kept by the per-window stats (since they were attached)
-        totals = {qid: self.stats.total(qid) for qid in qids} if self.stats else {}
-        for name, attr, doc in (
             ("acd_calls_abandoned_after_target", "abandoned_after_target",
              "Callers who hung up after waiting longer than the target."),
             ("acd_calls_completed", "handled", "Answered calls that ended."),
@@ -186,58 +180,49 @@ class EngineCollector:
                            (([q], float(getattr(c, attr))) for q, c in totals.items()))
 
         # live gauges
-        waiting = dict.fromkeys(qids, 0)
-        oldest: dict[str, float] = {}
-        active = {(qid, st): 0 for qid in qids for st in ("offered", "connected")}
-        for call in calls.values():
-            qid, state = str(call.get("queue")), str(call.get("state"))
-            if qid not in waiting:
-                continue
-            if state == "waiting":
-                waiting[qid] += 1
-                entry = float(call.get("entry_time") or now)
-                oldest[qid] = min(oldest.get(qid, entry), entry)
-            elif (qid, state) in active:
-                active[(qid, state)] += 1
+        core = self.engine.core
         yield _gauge("acd_calls_waiting", "Calls waiting in the queue now.", ["queue"],
-                     (([q], float(n)) for q, n in waiting.items()))
+                     (([q], float(view.waiting(q))) for q in qids))
         yield _gauge("acd_calls_active", "Calls ringing an agent (offered) or in conversation.",
-                     ["queue", "state"], (([q, st], float(n)) for (q, st), n in active.items()))
+                     ["queue", "state"],
+                     (([q, st.value], float(core.live_count(q, st)))
+                      for q in qids for st in (CallState.OFFERED, CallState.CONNECTED)))
+        oldest = {q: view.oldest_entry(q) for q in qids}
         yield _gauge("acd_longest_wait_seconds",
                      "Wait of the longest-waiting call now (0: none waiting).", ["queue"],
-                     (([q], max(0.0, now - oldest[q]) if q in oldest else 0.0) for q in qids))
+                     (([q], max(0.0, now - t) if (t := oldest[q]) is not None else 0.0)
+                      for q in qids))
 
         by_axes = {(s, t): 0 for s in AGENT_STATUSES for t in AGENT_STATES}
         presence: dict[str, str] = {}
-        for aid, a in agents.items():
-            axes = (str(a.get("status")), str(a.get("state")))
+        for a in (core.agents.values() if live else ()):
+            axes = (a.status.value, a.state.value)
             if axes in by_axes:
                 by_axes[axes] += 1
-            presence[aid] = agent_presence(axes[0], axes[1], bool(a.get("phone_free", True)))
+            presence[a.agent_id] = presence_of(a)
         yield _gauge("acd_agents", "Agents by status (their choice) and state (driven by the "
                      "engine).", ["status", "state"],
-                     (([s, t], float(n)) for (s, t), n in by_axes.items()))
+                     (([s, t], float(n)) for (s, t), n in (by_axes.items() if live else ())))
         rows: list[tuple[list[str], float]] = []
         for qid in qids:
             counts = dict.fromkeys(PRESENCES, 0)
-            for aid in self.members.get(qid, ()):
+            for aid in view.members.get(qid, ()):
                 if aid in presence:
                     counts[presence[aid]] += 1
             rows += [([qid, p], float(n)) for p, n in counts.items()]
         yield _gauge("acd_queue_agents", "Agents able to take the queue's calls, by presence.",
                      ["queue", "presence"], rows)
 
-        if self.stats is not None:
-            rows = []
-            for qid in qids:
-                for window in Window:
-                    sl = self.stats.window(qid, window, now).service_level
-                    if sl is not None:
-                        rows.append(([qid, window.value], sl))
-            yield _gauge("acd_service_level_ratio", "Answered within target / (answered + "
-                         "abandoned after target), per window.", ["queue", "window"], rows)
+        rows = []
+        for qid in qids:
+            for window in Window:
+                sl = figures.window(qid, window, now).service_level
+                if sl is not None:
+                    rows.append(([qid, window.value], sl))
+        yield _gauge("acd_service_level_ratio", "Answered within target / (answered + "
+                     "abandoned after target), per window.", ["queue", "window"], rows)
 
-        yield from self._site_families(snap is not None)
+        yield from self._site_families(live)
 
         ami = self.engine.ami
         yield GaugeMetricFamily("acd_ami_up", "1 when the AMI connection is up.",
@@ -260,7 +245,7 @@ class EngineCollector:
         read from the engine core's counters."""
         core = self.engine.core
         sites = self.site_ids if live else []
-        site_stats = core.site_stats if live else {}
+        site_stats = core.partners.stats if live else {}
         yield _gauge("acd_site_active_calls", "Calls offered to or connected with the site "
                      "now.", ["site"],
                      (([s], float(site_stats[s].active if s in site_stats else 0))
@@ -307,11 +292,10 @@ def _gauge(name: str, doc: str, labels: list[str],
     return fam
 
 
-def build_registry(engine: Engine, stats: LiveStats | None = None,
-                   registry: CollectorRegistry | None = None) -> tuple[CollectorRegistry,
-                                                                      EngineCollector]:
+def build_registry(engine: Engine, registry: CollectorRegistry | None = None,
+                   ) -> tuple[CollectorRegistry, EngineCollector]:
     """A fresh registry (never the global one) with the engine's collector on it."""
     reg = registry if registry is not None else CollectorRegistry(auto_describe=False)
-    collector = EngineCollector(engine, stats)
+    collector = EngineCollector(engine)
     reg.register(collector)
     return reg, collector

@@ -34,24 +34,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from acd.domain import CallArrived, CallHungUp, CallState, EngineCore, Event, Fact
+from acd.domain.facts import (
+    CALL_LEFT_LINE,
+    CALL_PLACE_CHANGED,
+    AgentChanged,
+    AgentNoAnswer,
+    CallOverflowed,
+    CallTransferred,
+)
 from acd.runtime.backoff import Backoff, ExponentialBackoff
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from acd.config import StoreConfig
-    from acd.domain.core import CallArrived, EngineCore, Event, Publish
     from acd.domain.figures import LiveStats
 
-log = logging.getLogger("acd.runtime.store")
+log = logging.getLogger("acd.store")
 
-#: Publish names after which a call's stored record is rewritten / removed.
-CALL_UPDATED = frozenset({"call_waiting", "call_priority", "call_transferred", "call_stage",
-                          "call_requeued"})
-CALL_GONE = frozenset({"call_connected", "call_abandoned", "call_completed", "call_closed"})
-#: Publish names that may change a queue's figures (acd.domain.figures.LiveStats.observe).
-STATS_CHANGED = frozenset({"call_waiting", "call_connected", "call_abandoned",
-                           "call_overflowed", "call_closed", "call_completed", "agent"})
+#: Facts that may change a queue's figures (acd.domain.figures.LiveStats.observe).
+STATS_CHANGED = (*CALL_PLACE_CHANGED, *CALL_LEFT_LINE, CallOverflowed, CallTransferred,
+                 AgentChanged, AgentNoAnswer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,8 +274,6 @@ def agent_record(core: EngineCore, agent_id: str) -> AgentRecord | None:
 
 def call_record(core: EngineCore, call_id: str) -> CallRecord | None:
     """The place of a call still in line (waiting, or ringing an agent)."""
-    from acd.domain.core import CallState
-
     call = core.calls.get(call_id)
     if call is None or call.state not in (CallState.WAITING, CallState.OFFERED):
         return None
@@ -280,7 +282,7 @@ def call_record(core: EngineCore, call_id: str) -> CallRecord | None:
 
 def state_of(core: EngineCore, stats: LiveStats | None = None) -> StoredState:
     state = StoredState()
-    for agent_id in core.agents:
+    for agent_id in core.agents.by_id:
         rec = agent_record(core, agent_id)
         if rec is not None:
             state.agents[agent_id] = rec
@@ -306,10 +308,11 @@ class StoreWriter:
     """
 
     def __init__(self, store: Store, core: EngineCore, *, max_pending: int = 10_000,
-                 backoff: Backoff | None = None, stats: LiveStats | None = None) -> None:
+                 backoff: Backoff | None = None, figures: bool = True) -> None:
         self.store = store
         self.core = core
-        self.stats = stats
+        #: The queues' figures are written too (the core's own: ``core.figures``).
+        self.stats: LiveStats | None = core.figures if figures else None
         self.max_pending = max_pending
         self.backoff = backoff or ExponentialBackoff(base=0.1, cap=2.0)
         self._pending: set[Key] = set()
@@ -326,13 +329,12 @@ class StoreWriter:
 
     # -- the hook (inbox order, synchronous) -------------------------------------------
 
-    def observe(self, pub: Publish, _now: float) -> None:
-        data = pub.data
-        if pub.name == "agent":
-            self._mark(("agent", str(data["agent"])))
-        elif pub.name in CALL_UPDATED or pub.name in CALL_GONE:
-            self._mark(("call", str(data["call_id"])))
-        if self.stats is not None and pub.name in STATS_CHANGED:
+    def observe(self, fact: Fact, _now: float) -> None:
+        if isinstance(fact, AgentChanged):
+            self._mark(("agent", fact.agent))
+        elif isinstance(fact, CALL_PLACE_CHANGED + CALL_LEFT_LINE):
+            self._mark(("call", fact.call_id))
+        if self.stats is not None and isinstance(fact, STATS_CHANGED):
             self._mark(_STATS)
 
     def _mark(self, key: Key) -> None:
@@ -452,8 +454,6 @@ class Restorer:
     def intercept(self, event: Event) -> Event | None:
         """The event to apply now, or None when it is held (or void: a held caller
         hung up before the core heard of the call)."""
-        from acd.domain.core import CallArrived, CallHungUp
-
         if isinstance(event, CallArrived):
             event = self._restore(event)
             if self.holding:
@@ -470,7 +470,7 @@ class Restorer:
         if rec is None:
             return ev
         return replace(ev, queue_id=rec.queue, priority_boost=rec.boost,
-                       entry_time=min(ev.entry_time, rec.entry_time))
+                       entry_time=min(ev.entry_time, rec.entry_time), restored=True)
 
     def release(self) -> list[CallArrived]:
         """Stop holding; the held arrivals, oldest first (stored sequence breaks ties)."""

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 
-from acd.domain.core import Publish
+from acd.domain import Fact
 from api.app import create_app
 from api.server import serving
 from harness.rig import AgentPlan, Rig, SitePlan
@@ -111,10 +111,10 @@ async def test_websocket_delivers_call_waiting_within_a_second(
         assert rig.engine is not None and rig.config is not None
         published: dict[tuple[str, str], float] = {}
 
-        def stamp(ev: Publish, now: float) -> None:
+        def stamp(ev: Fact, now: float) -> None:
             published.setdefault((ev.name, str(ev.data.get("call_id"))), time.monotonic())
 
-        rig.engine.publish_hooks.append(stamp)
+        rig.engine.fact_hooks.append(stamp)
         app = create_app(rig.engine, rig.config, registry=CollectorRegistry(), environ=ENV)
         async with serving(app) as server, connect(
                 f"ws://127.0.0.1:{server.port}/api/v1/events",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from acd.domain.core import AgentState, DeviceStateChanged
+from acd.domain import AgentState, DeviceStateChanged
 from harness.rig import AgentPlan, Rig
 
 pytestmark = pytest.mark.e2e
@@ -37,9 +37,11 @@ async def test_ami_kicked_engine_reconnects_and_resyncs_within_2s(
     async with Rig(artifacts, [AgentPlan("5001")]) as rig:
         assert rig.engine is not None and rig.asterisk is not None
         engine, ast = rig.engine, rig.asterisk
+        assert rig.node is not None
+        link = rig.node.links["main"]
         agent = engine.core.agents["5001"]
         await rig.wait_for(lambda: agent.device_state == "NOT_INUSE", 5)
-        resyncs = engine.ami_resyncs
+        resyncs = link.resyncs
         # The engine's view goes wrong (as if a DeviceStateChange was lost)...
         engine.post(DeviceStateChanged(agent.device, "UNAVAILABLE", engine.clock()))
         await rig.wait_for(lambda: agent.device_state == "UNAVAILABLE", 2)
@@ -49,11 +51,11 @@ async def test_ami_kicked_engine_reconnects_and_resyncs_within_2s(
         began = time.monotonic()
         for fd in fds:
             await ast.acli(f"manager kick session {fd}")
-        await rig.wait_for(lambda: engine.ami_resyncs > resyncs
+        await rig.wait_for(lambda: link.resyncs > resyncs
                            and agent.device_state == "NOT_INUSE", 2)
         took = time.monotonic() - began
         (artifacts / "timing.txt").write_text(f"ami kick -> resynced: {took:.3f}s\n")
-        assert engine.asterisk_restarts == 0  # a dropped connection is not a restart
+        assert link.restarts == 0  # a dropped connection is not a restart
         result = await rig.call(["13800135001"], rate=1, time_limit=40)
         assert result.successful == 1, result.errors_text()
         assert [e["agent"] for e in rig.published("call_offered")] == ["5001"]
@@ -64,19 +66,21 @@ async def test_asterisk_restart_detected_resynced_and_next_call_routed(
     async with Rig(artifacts, [AgentPlan("5101", talk_ms=(30_000, 30_000))]) as rig:
         assert rig.engine is not None and rig.asterisk is not None
         engine, ast = rig.engine, rig.asterisk
+        assert rig.node is not None
+        link = rig.node.links["main"]
         agent = engine.core.agents["5101"]
         # A call in conversation when Asterisk goes away.
         first = asyncio.create_task(rig.call(["13800135101"], rate=1, time_limit=45,
                                              name="before-restart"))
         await rig.wait_for(lambda: agent.state is AgentState.ON_CALL, 20)
-        resyncs = engine.ami_resyncs
+        resyncs = link.resyncs
         await asyncio.to_thread(ast.stop)
         # Its FastAGI session died: the engine releases the agent, nothing stays stuck.
         await rig.wait_for(lambda: not engine.core.calls, 5)
         await asyncio.to_thread(ast.start)  # same name, same ports, same AMI secret
         began = time.monotonic()
-        await rig.wait_for(lambda: engine.asterisk_restarts == 1
-                           and engine.ami_resyncs > resyncs and engine.ami is not None
+        await rig.wait_for(lambda: link.restarts == 1
+                           and link.resyncs > resyncs and engine.ami is not None
                            and engine.ami.connected, 2)
         took = time.monotonic() - began
         await rig.wait_for(lambda: agent.routable, 5)  # wrap-up over, phone free

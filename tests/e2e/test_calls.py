@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from acd.domain.core import AgentStatus
+from acd.domain import AgentStatus
 from harness.rig import AgentPlan, Rig
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ async def test_burst_of_30_calls_every_call_reaches_an_agent(
         assert result.successful == 30
         assert rig.engine is not None
         await rig.wait_for(lambda: rig.engine is not None and not rig.engine.core.calls)
-        stats = rig.engine.core.stats["consult"]
+        stats = rig.engine.core.figures.total("consult")
         assert (stats.offered, stats.answered, stats.abandoned) == (30, 30, 0)
         took = answered_by(rig)
         assert sorted(took) == sorted(callers)  # each caller reached exactly one agent
@@ -97,7 +97,7 @@ async def test_ring_no_answer_pauses_agent_and_call_keeps_its_place(
         assert [e.caller for e in rig.phone_events("3001", "offered")] == ["0755000001"]
         order = [e.caller for e in rig.phone_events("3002", "answered")]
         assert order == ["0755000002", "0755000001", "0755000003"]
-        assert rig.engine.core.stats["consult"].rona == 1
+        assert rig.engine.core.figures.total("consult").rona == 1
 
 
 async def test_caller_who_hangs_up_while_waiting_is_abandoned(
@@ -113,7 +113,7 @@ async def test_caller_who_hangs_up_while_waiting_is_abandoned(
         assert 1.5 < abandoned["wait"] < 4.0
         core = rig.engine.core
         assert core.calls == {} and core.router.waiting() == 0
-        assert core.stats["consult"].abandoned == 1
+        assert core.figures.total("consult").abandoned == 1
         # nothing stuck: the agent logs in and the next caller is served at once
         await rig.engine.set_agent_status("4001", AgentStatus.AVAILABLE)
         result = await rig.call(["02012345679"], time_limit=30)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from acd.domain.core import AgentStatus
+from acd.domain import AgentStatus
 from harness.rig import AgentPlan, Rig
 from harness.sipp import dtmf_caller_scenario
 
@@ -83,5 +83,5 @@ async def test_closed_queue_plays_the_closed_message_and_offers_nobody(
         result = await rig.call(["13700000000"], time_limit=30)
         assert result.failed == 0 and result.successful == 1, result.errors_text()
         assert rig.published("call_closed") and not rig.published("call_offered")
-        assert rig.engine.core.stats["consult"].closed == 1
+        assert rig.engine.core.figures.total("consult").closed == 1
         assert rig.phone_events("7201", "offered") == []

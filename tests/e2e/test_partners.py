@@ -53,7 +53,7 @@ async def test_guangdong_caller_overflows_to_the_guangdong_partner(
             GUANGZHOU[0]]
         assert rig.partners["zj"].result().by_event("offered") == []
         assert rig.engine is not None
-        assert rig.engine.core.site_stats["gd"].answered == 1
+        assert rig.engine.core.partners.stats["gd"].answered == 1
 
 
 async def test_primary_region_goes_to_the_partner_first(chroot: Path, artifacts: Path) -> None:
@@ -78,7 +78,7 @@ async def test_partner_capacity_is_never_exceeded_under_a_burst(
         assert concurrency(rig, "gd") == 2
         assert len(rig.partners["gd"].result().by_event("answered")) == 5
         assert rig.engine is not None
-        assert rig.engine.core.site_stats["gd"].active == 0
+        assert rig.engine.core.partners.stats["gd"].active == 0
 
 
 async def test_partner_that_rejects_passes_the_caller_to_the_next_partner(
@@ -94,7 +94,7 @@ async def test_partner_that_rejects_passes_the_caller_to_the_next_partner(
         assert rig.published("partner_rejected")[0]["dialstatus"] == "BUSY"
         assert len(rig.partners["gd-ok"].result().by_event("answered")) == 1
         assert rig.engine is not None
-        assert rig.engine.core.site_stats["gd-busy"].rejected == 1
+        assert rig.engine.core.partners.stats["gd-busy"].rejected == 1
 
 
 async def test_after_hours_the_24x7_partner_takes_the_call(

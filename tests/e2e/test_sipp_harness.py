@@ -6,8 +6,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from harness.ports import SandboxPorts, udp_bound
 from harness.sipp import start_uas
+
+pytestmark = pytest.mark.e2e
 
 
 def test_udp_bound_reads_the_socket_table_without_binding() -> None:

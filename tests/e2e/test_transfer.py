@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from acd.domain.core import AgentStatus
+from acd.domain import AgentStatus
 from harness.rig import DID, AgentPlan, Rig
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +97,7 @@ async def test_blind_transfer_to_a_queue_keeps_the_callers_place(
         completed = [(e["queue"], e["agent"]) for e in rig.published("call_completed")]
         assert completed == [("consult", "8001"), ("complaint", "8002"),
                              ("complaint", "8002")]
-        stats = engine.core.stats
+        stats = {q: engine.core.figures.total(q) for q in ("consult", "complaint")}
         assert (stats["consult"].answered, stats["complaint"].answered) == (1, 2)
         assert stats["complaint"].abandoned == 0
 

@@ -14,8 +14,8 @@ import pytest
 
 from acd.config import Config
 from acd.config import asterisk as asterisk_config
-from acd.domain.core import AgentStatus, Publish
-from acd.runtime.engine import Engine
+from acd.domain import AgentStatus, Fact
+from app.node import Node
 from harness.ports import SandboxPorts
 from harness.sandbox import AsteriskInstance
 from harness.sipp import SippProcess, run_uac, start_uas
@@ -32,8 +32,8 @@ async def test_two_asterisk_servers_feed_one_engine(chroot: Path, artifacts: Pat
     agi_port = ports["bj"].agi  # both dialplans reach the one engine here
     phones: dict[str, SippProcess] = {}
     instances: dict[str, AsteriskInstance] = {}
-    engine: Engine | None = None
-    events: list[Publish] = []
+    node: Node | None = None
+    events: list[Fact] = []
     try:
         for srv, agent in (("bj", "agenta1"), ("gz", "agentb1")):
             phones[srv] = await start_uas("agent_answer", ports[srv], artifacts, agent,
@@ -64,11 +64,11 @@ async def test_two_asterisk_servers_feed_one_engine(chroot: Path, artifacts: Pat
                 extra_files=asterisk_config.render(config, {}, srv))
             instances[srv] = inst
             await asyncio.to_thread(inst.start)
-        engine = Engine(config, ami_secret=instances["bj"].ami_secret,
-                        ami_secrets={s: i.ami_secret for s, i in instances.items()})
+        node = Node(config, ami_secrets={s: i.ami_secret for s, i in instances.items()})
+        engine = node.engine
         async with engine.subscribe() as queue:
             collector = asyncio.create_task(_collect(queue, events))
-            await engine.start()
+            await node.__aenter__()
             for client in engine.amis.values():
                 await client.wait_connected(10)
 
@@ -107,8 +107,8 @@ async def test_two_asterisk_servers_feed_one_engine(chroot: Path, artifacts: Pat
             with contextlib.suppress(asyncio.CancelledError):
                 await collector
     finally:
-        if engine is not None:
-            await engine.stop()
+        if node is not None:
+            await node.__aexit__(None, None, None)
         for phone in phones.values():
             await phone.stop()
         for inst in instances.values():
@@ -119,12 +119,12 @@ async def test_two_asterisk_servers_feed_one_engine(chroot: Path, artifacts: Pat
                 inst.remove()
 
 
-async def _collect(queue: asyncio.Queue[Publish], into: list[Publish]) -> None:
+async def _collect(queue: asyncio.Queue[Fact], into: list[Fact]) -> None:
     while True:
         into.append(await queue.get())
 
 
-def _caller(events: list[Publish], call_id: str) -> str | None:
+def _caller(events: list[Fact], call_id: str) -> str | None:
     for e in events:
         if e.name == "call_waiting" and e.data["call_id"] == call_id:
             return str(e.data["caller"])

@@ -27,7 +27,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 
-from acd.domain.core import Publish
+from acd.domain import Fact
 from api.app import create_app
 from api.server import serving
 from harness.rig import AgentPlan, Rig
@@ -130,11 +130,11 @@ async def test_wallboard_shows_waiting_callers_within_two_seconds(
         assert rig.engine is not None and rig.config is not None
         queued: list[float] = []
 
-        def stamp(ev: Publish, now: float) -> None:
+        def stamp(ev: Fact, now: float) -> None:
             if ev.name == "call_waiting":
                 queued.append(time.monotonic())
 
-        rig.engine.publish_hooks.append(stamp)
+        rig.engine.fact_hooks.append(stamp)
         app = create_app(rig.engine, rig.config, registry=CollectorRegistry(), environ=ENV)
         async with serving(app) as server:
             url = f"http://127.0.0.1:{server.port}/#token={SUP}"

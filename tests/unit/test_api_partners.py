@@ -7,20 +7,15 @@ test posts what the caller sessions would post (``CallArrived`` with a region,
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import CollectorRegistry
 
 from acd.config import ApiRole, parse_config
-from acd.domain.core import CallArrived, CallHungUp, DialFinished, Offer
-from acd.runtime.engine import Engine
-from api.app import create_app
+from acd.domain import CallHungUp, DialFinished
 from api.auth import Principal, TokenStore
 from api.ws import snapshot_message, summary_message
+from tests.unit.conftest import ApiRig
 
 SUP = "supervisor-token-0123456789"
 AGENT = "agent-a1-token-0123456789"
@@ -57,49 +52,13 @@ regions:
 """
 
 
-class Rig:
-    def __init__(self) -> None:
-        self.config = parse_config(CONFIG)
-        self.engine = Engine(self.config)
-        self.app = create_app(self.engine, self.config, registry=CollectorRegistry(),
-                              tokens=TOKENS, manage_engine=True)
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                      base_url="http://acd.test")
-        self.sessions: dict[str, asyncio.Queue[Offer]] = {}
-
-    async def settle(self) -> None:
-        for _ in range(10_000):
-            if self.engine.inbox.empty():
-                break
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
-
-    def arrive(self, call_id: str, region: str) -> None:
-        self.sessions[call_id] = self.engine.open_session(call_id)
-        now = self.engine.clock()
-        self.engine.post(CallArrived(call_id, "consult", "02088886601", now, now,
-                                     region=region, region_known=True))
-
-    async def offer(self, call_id: str) -> Offer:
-        return await asyncio.wait_for(self.sessions[call_id].get(), 1)
-
-    async def get(self, path: str) -> object:
-        r = await self.http.get(path, headers=H)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = (await self.http.get("/metrics")).text
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for fam in text_string_to_metric_families(text) for s in fam.samples}
+CALLER = "02088886601"
 
 
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    r = Rig()
-    async with r.app.router.lifespan_context(r.app):
+async def rig() -> AsyncIterator[ApiRig]:
+    async with ApiRig(parse_config(CONFIG + "api: {}\n"), tokens=TOKENS, headers=H) as r:
         yield r
-    await r.http.aclose()
 
 
 def by_id(items: object, key: str = "id") -> dict[str, dict[str, object]]:
@@ -108,7 +67,7 @@ def by_id(items: object, key: str = "id") -> dict[str, dict[str, object]]:
 
 
 async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_metrics(
-        rig: Rig) -> None:
+        rig: ApiRig) -> None:
     sites = by_id(await rig.get("/api/v1/sites"))
     assert list(sites) == ["bj", "gd", "gd-b"]
     assert sites["bj"]["kind"] == "own" and sites["bj"]["name"] == "Beijing centre"
@@ -123,7 +82,7 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
                                 "answered": 0, "abandoned": 0, "overflowed": 0}
 
     # a Guangdong caller overflows at once (after: 0) to gd, the preferred partner
-    rig.arrive("c1", "CN-GD")
+    rig.arrive("c1", region="CN-GD", caller=CALLER, session=True)
     await rig.settle()
     offer = await rig.offer("c1")
     assert offer.site_id == "gd"
@@ -158,7 +117,7 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
     assert (sites["gd-b"]["answered"], sites["gd-b"]["active"]) == (1, 0)
 
     # a Sichuan caller waits (no partner covers it, no agent logged in), then hangs up
-    rig.arrive("c2", "CN-SC")
+    rig.arrive("c2", region="CN-SC", caller=CALLER, session=True)
     await rig.settle()
     why = await rig.get("/api/v1/calls/c2/explanation")
     assert isinstance(why, dict)
@@ -210,17 +169,18 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
     assert mine["sites"] == [] and mine["regions"] == []
 
 
-async def test_unknown_site_is_404_and_agents_may_not_list_sites(rig: Rig) -> None:
+async def test_unknown_site_is_404_and_agents_may_not_list_sites(rig: ApiRig) -> None:
     r = await rig.http.get("/api/v1/sites/nope", headers=H)
     assert (r.status_code, r.json()["error"]) == (404, "unknown_site")
     for path in ("/api/v1/sites", "/api/v1/sites/gd", "/api/v1/regions"):
         assert (await rig.http.get(path, headers=HA)).status_code == 403
 
 
-async def test_an_agent_may_read_the_explanation_of_its_own_call(rig: Rig) -> None:
+async def test_an_agent_may_read_the_explanation_of_its_own_call(rig: ApiRig) -> None:
     r = await rig.http.post("/api/v1/agents/a1/state", json={"action": "ready"}, headers=HA)
     assert r.status_code == 200
-    rig.arrive("c3", "CN-SC")  # not covered by a partner: goes to the agent
+    # not covered by a partner: goes to the agent
+    rig.arrive("c3", region="CN-SC", caller=CALLER, session=True)
     await rig.settle()
     assert (await rig.offer("c3")).agent_id == "a1"
     r = await rig.http.get("/api/v1/calls/c3/explanation", headers=HA)

@@ -6,18 +6,17 @@ driven through httpx's ASGI transport with the app's lifespan running.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.registry import CollectorRegistry
 
 from acd.config import Config
-from acd.runtime.engine import Engine
-from api.app import create_app
 from api.auth import TokenStore
+from tests.unit.conftest import ApiRig
 
 TOKENS = {
     "ACD_TOKEN_AGENT_1001": "agent-1001-token-0123456789",
@@ -58,22 +57,10 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-class _client:
-    def __init__(self, cfg: Config) -> None:
-        self.engine = Engine(cfg)
-        self.app = create_app(self.engine, cfg, registry=CollectorRegistry(), environ=TOKENS,
-                              manage_engine=True)
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        self._life = self.app.router.lifespan_context(self.app)
-        await self._life.__aenter__()
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                         base_url="http://acd.test")
-        return self._client
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
-        await self._life.__aexit__(None, None, None)
+@contextlib.asynccontextmanager
+async def _client(cfg: Config) -> AsyncIterator[httpx.AsyncClient]:
+    async with ApiRig(cfg, environ=TOKENS) as rig:
+        yield rig.http
 
 
 def auth(role: str) -> dict[str, str]:

@@ -13,18 +13,15 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.registry import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from acd.config import ApiRole, Config
-from acd.domain.core import CallAnswered, CallArrived, CallHungUp, DialFinished
-from acd.runtime.engine import Engine
-from api.app import create_app
+from acd.domain import CallAnswered, CallHungUp, DialFinished
 from api.auth import Principal, TokenStore
 from api.server import serving
+from tests.unit.conftest import ApiRig
 
 SUP = "supervisor-token-0123456789"
 AGENT = "agent-1001-token-0123456789"
@@ -51,37 +48,13 @@ def config(command_timeout: float = 5.0) -> Config:
     })
 
 
-class Rig:
-    def __init__(self, cfg: Config, *, start_engine: bool = True) -> None:
-        self.engine = Engine(cfg)
-        self.app = create_app(self.engine, cfg, registry=CollectorRegistry(), tokens=TOKENS,
-                              manage_engine=start_engine)
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                                      base_url="http://acd.test")
-
-    async def settle(self) -> None:
-        for _ in range(10_000):  # the inbox task runs between our yields
-            if self.engine.inbox.empty():
-                break
-            await asyncio.sleep(0)
-        await asyncio.sleep(0)
-
-    def arrive(self, call_id: str, queue: str = "consult", waited: float = 0.0,
-               boost: int = 0, caller: str = "13800138000") -> None:
-        now = self.engine.clock()
-        self.engine.post(CallArrived(call_id, queue, caller, now - waited, now,
-                                     priority_boost=boost))
-
-
 @pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    r = Rig(config())
-    async with r.app.router.lifespan_context(r.app):
+async def rig() -> AsyncIterator[ApiRig]:
+    async with ApiRig(config(), tokens=TOKENS) as r:
         yield r
-    await r.http.aclose()
 
 
-async def test_waiting_calls_have_queue_order_positions(rig: Rig) -> None:
+async def test_waiting_calls_have_queue_order_positions(rig: ApiRig) -> None:
     rig.arrive("a", waited=10)
     rig.arrive("b", waited=30)
     rig.arrive("vip", waited=1, boost=10)  # priority first, then seniority
@@ -107,7 +80,7 @@ async def test_waiting_calls_have_queue_order_positions(rig: Rig) -> None:
     assert one_queue["waiting"] == 1 and one_queue["priority"] == 5
 
 
-async def test_agent_actions_and_answered_figures(rig: Rig) -> None:
+async def test_agent_actions_and_answered_figures(rig: ApiRig) -> None:
     url = "/api/v1/agents/1001/state"
     r = await rig.http.post(url, json={"action": "login", "reason": "meeting"}, headers=HA)
     assert (r.json()["status"], r.json()["reason"]) == ("paused", "meeting")
@@ -146,10 +119,10 @@ async def test_agent_actions_and_answered_figures(rig: Rig) -> None:
     r = await rig.http.post(url, json={"action": "logout"}, headers=H)  # a supervisor
     assert r.json()["status"] == "logged_out"
     assert (await rig.http.get("/api/v1/calls", headers=HA)).json() == \
-        {"waiting": [], "active": []}
+        {"waiting": [], "active": [], "next_cursor": None}
 
 
-async def test_domain_errors_map_to_clear_4xx(rig: Rig) -> None:
+async def test_domain_errors_map_to_clear_4xx(rig: ApiRig) -> None:
     r = await rig.http.post("/api/v1/agents/9999/state", json={"action": "ready"}, headers=H)
     assert (r.status_code, r.json()["error"]) == (404, "unknown_agent")
     r = await rig.http.get("/api/v1/agents/9999", headers=H)
@@ -173,17 +146,16 @@ async def test_domain_errors_map_to_clear_4xx(rig: Rig) -> None:
 
 
 async def test_engine_that_does_not_answer_gives_503() -> None:
-    r = Rig(config(command_timeout=0.1), start_engine=False)  # nobody reads the inbox
-    async with r.app.router.lifespan_context(r.app):
+    r = ApiRig(config(command_timeout=0.1), tokens=TOKENS)  # node not started: nobody
+    async with r.app.router.lifespan_context(r.app), r.http:  # reads the inbox
         resp = await r.http.post("/api/v1/agents/1001/state", json={"action": "ready"},
                                  headers=H)
         assert (resp.status_code, resp.json()["error"]) == (503, "engine_unavailable")
         ready = await r.http.get("/readyz")
         assert ready.status_code == 503 and ready.json()["accepting"] is False
-    await r.http.aclose()
 
 
-async def test_wallboard_page_is_served_with_a_strict_policy(rig: Rig) -> None:
+async def test_wallboard_page_is_served_with_a_strict_policy(rig: ApiRig) -> None:
     r = await rig.http.get("/")
     assert r.status_code == 200 and "wallboard.js" in r.text
     assert "script-src 'self'" in r.headers["content-security-policy"]
@@ -209,15 +181,13 @@ async def recv_until(ws: ClientConnection, pred: Any, within: float = 1.0) -> di
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[Rig, str]]:
-    rig = Rig(config())
-    async with serving(rig.app) as server:  # uvicorn runs the lifespan: engine starts
+async def served() -> AsyncIterator[tuple[ApiRig, str]]:
+    async with ApiRig(config(), tokens=TOKENS) as rig, serving(rig.app) as server:
         yield rig, f"ws://127.0.0.1:{server.port}/api/v1/events"
-    await rig.http.aclose()
 
 
 async def test_websocket_snapshot_then_events_within_a_second(
-        served: tuple[Rig, str]) -> None:
+        served: tuple[ApiRig, str]) -> None:
     rig, url = served
     async with connect(url, subprotocols=["acd.v1", f"bearer.{SUP}"]) as ws:
         assert ws.subprotocol == "acd.v1"
@@ -236,7 +206,7 @@ async def test_websocket_snapshot_then_events_within_a_second(
 
 
 async def test_websocket_authorization_header_and_agent_filter(
-        served: tuple[Rig, str]) -> None:
+        served: tuple[ApiRig, str]) -> None:
     rig, url = served
     async with connect(url, additional_headers={"Authorization": f"Bearer {AGENT}"}) as ws:
         snap = await recv(ws)
@@ -248,7 +218,7 @@ async def test_websocket_authorization_header_and_agent_filter(
 
 
 async def test_websocket_agent_sees_why_not_others_only_as_counts(
-        served: tuple[Rig, str]) -> None:
+        served: tuple[ApiRig, str]) -> None:
     rig, url = served
     async with connect(url, additional_headers={"Authorization": f"Bearer {AGENT}"}) as mine, \
             connect(url, subprotocols=["acd.v1", f"bearer.{SUP}"]) as sup:
@@ -272,7 +242,7 @@ async def test_websocket_agent_sees_why_not_others_only_as_counts(
 
 @pytest.mark.parametrize("token", [None, "not-a-known-token-0123456789"])
 async def test_websocket_without_a_valid_token_is_closed_4401(
-        served: tuple[Rig, str], token: str | None) -> None:
+        served: tuple[ApiRig, str], token: str | None) -> None:
     _, url = served
     protocols = ["acd.v1"] + ([f"bearer.{token}"] if token else [])
     async with connect(url, subprotocols=protocols) as ws:
@@ -281,7 +251,7 @@ async def test_websocket_without_a_valid_token_is_closed_4401(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
-async def test_client_hanging_up_ends_its_subscription(served: tuple[Rig, str]) -> None:
+async def test_client_hanging_up_ends_its_subscription(served: tuple[ApiRig, str]) -> None:
     rig, url = served
     async with connect(url, subprotocols=["acd.v1", f"bearer.{SUP}"]) as ws:
         await recv(ws)
@@ -293,7 +263,7 @@ async def test_client_hanging_up_ends_its_subscription(served: tuple[Rig, str]) 
     assert not rig.engine._subscribers
 
 
-async def test_hung_up_call_leaves_the_views(rig: Rig) -> None:
+async def test_hung_up_call_leaves_the_views(rig: ApiRig) -> None:
     rig.arrive("h1", waited=40)
     await rig.settle()
     rig.engine.post(CallHungUp("h1", rig.engine.clock()))
@@ -304,7 +274,7 @@ async def test_hung_up_call_leaves_the_views(rig: Rig) -> None:
     assert q["today"]["service_level"] == 0.0 and q["today"]["abandon_rate"] == 1.0
 
 
-async def test_supervisor_moves_and_reprioritises_waiting_calls(rig: Rig) -> None:
+async def test_supervisor_moves_and_reprioritises_waiting_calls(rig: ApiRig) -> None:
     rig.arrive("old", queue="repair", waited=60)
     rig.arrive("a", waited=30)
     rig.arrive("b", waited=10)

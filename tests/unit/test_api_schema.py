@@ -1,7 +1,8 @@
 """Schemathesis against the app's own OpenAPI schema: no 5xx, responses match the schema.
 
 Through the ASGI transport (no socket); schemathesis runs the app's lifespan, which
-starts the engine (FastAGI on an ephemeral port, no AMI) in its own event-loop thread.
+runs the node (``Node.self_running_app``: the engine, FastAGI on an ephemeral port, no
+AMI) in its own event-loop thread.
 Examples are bounded so the whole file stays within a few seconds.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-from prometheus_client.registry import CollectorRegistry
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
@@ -17,9 +17,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from acd.config import ApiRole, Config
-from acd.runtime.engine import Engine
-from api.app import create_app
 from api.auth import Principal, TokenStore
+from app.node import Node
 
 ADMIN = "admin-token-0123456789abcdef"
 AGENT = "agent-1001-token-0123456789"
@@ -33,12 +32,12 @@ CONFIG = Config.model_validate({
               {"id": "gd", "kind": "partner", "regions": ["CN-GD"], "number": "8000",
                "trunk": {"contact": "sip:127.0.0.1:7001"}}],
     "regions": {"policies": {"CN-ZJ": {"mode": "primary"}}},
+    "api": {},
 })
-APP = create_app(
-    Engine(CONFIG), CONFIG, registry=CollectorRegistry(), manage_engine=True,
-    tokens=TokenStore([(ADMIN, Principal("ops", ApiRole.ADMIN)),
-                       (AGENT, Principal("agent-1001", ApiRole.AGENT, "1001"))]),
-)
+NODE = Node(CONFIG, ami_secrets=None)
+NODE.app.state.acd.tokens = TokenStore([(ADMIN, Principal("ops", ApiRole.ADMIN)),  # type: ignore[union-attr]
+                                        (AGENT, Principal("agent-1001", ApiRole.AGENT, "1001"))])
+APP = NODE.self_running_app()
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from acd.config import parse_config
-from acd.domain.core import (
+from acd.domain import (
     AgentState,
     AgentStatus,
     CallAnswered,
@@ -18,9 +18,9 @@ from acd.domain.core import (
     DeviceStateLost,
     DialFinished,
     EngineCore,
+    Fact,
     Offer,
     PhoneRecheck,
-    Publish,
     SetAgentStatus,
     SetCallPriority,
     StartTimer,
@@ -30,6 +30,7 @@ from acd.domain.core import (
     UnknownQueue,
     WrapUpDone,
 )
+from tests.unit.conftest import core_of
 
 CONFIG = """
 queues:
@@ -46,7 +47,7 @@ def offers(effects: list[object]) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def core() -> EngineCore:
-    c = EngineCore(parse_config(CONFIG))
+    c = core_of(CONFIG)
     c.initial_effects(0.0)
     return c
 
@@ -72,7 +73,7 @@ def test_rona_pauses_agent_and_call_keeps_its_place(core: EngineCore) -> None:
     eff = core.apply(SetAgentStatus("a2", AgentStatus.AVAILABLE, 26.0))
     assert offers(eff) == [("c1", "a2")]
     assert core.calls["c1"].entry_time == 10.0
-    assert core.stats["consult"].rona == 1
+    assert core.figures.total("consult").rona == 1
 
 
 def test_answer_complete_wrap_up_then_next_call(core: EngineCore) -> None:
@@ -88,9 +89,9 @@ def test_answer_complete_wrap_up_then_next_call(core: EngineCore) -> None:
     assert offers(eff) == []
     eff = core.apply(timers[0].event)
     assert offers(eff) == [("c2", "a1")]
-    st = core.stats["consult"]
+    st = core.figures.total("consult")
     assert (st.offered, st.answered, st.answered_within_target) == (2, 1, 1)
-    assert st.wait_answered_total == pytest.approx(2.0)
+    assert st.wait_answered == pytest.approx(2.0)
 
 
 def test_stale_wrap_up_timer_is_ignored(core: EngineCore) -> None:
@@ -107,10 +108,10 @@ def test_abandon_while_waiting_records_wait(core: EngineCore) -> None:
     core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.0))
     core.apply(CallArrived("c1", "consult", "1", 10.0, 10.0))
     eff = core.apply(CallHungUp("c1", 17.5))
-    ab = [e for e in eff if isinstance(e, Publish) and e.name == "call_abandoned"]
+    ab = [e for e in eff if isinstance(e, Fact) and e.name == "call_abandoned"]
     assert ab and ab[0].data["wait"] == pytest.approx(7.5)
     assert core.calls == {} and core.router.waiting() == 0
-    assert core.stats["consult"].abandoned == 1
+    assert core.figures.total("consult").abandoned == 1
 
 
 def test_abandon_while_ringing_frees_agent_without_penalty(core: EngineCore) -> None:
@@ -147,20 +148,20 @@ def test_unknown_agent_command_is_a_domain_error(core: EngineCore) -> None:
 
 
 def test_transfer_keeps_seniority_in_the_new_queue() -> None:
-    core = EngineCore(parse_config("""
+    core = core_of("""
 queues:
   - {id: consult, skills: {consult: 1}}
   - {id: complaint, skills: {complaint: 1}, priority: 0}
 agents:
   - {id: c1, skills: {complaint: 1}, contact: "sip:c1@127.0.0.1:6001", status: logged_out}
-"""))
+""")
     core.apply(CallArrived("old", "consult", "1", 10.0, 10.0))
     core.apply(CallArrived("new", "complaint", "2", 20.0, 20.0))
     core.apply(TransferCall("old", "complaint", 30.0))
     assert core.calls["old"].entry_time == 10.0
     eff = core.apply(SetAgentStatus("c1", AgentStatus.AVAILABLE, 31.0))
     assert offers(eff) == [("old", "c1")]  # older than "new", although transferred later
-    assert core.stats["consult"].transferred_out == 1
+    assert core.figures.total("consult").transferred_out == 1
     with pytest.raises(CallNotWaiting):
         core.apply(TransferCall("old", "consult", 32.0))  # ringing now
     with pytest.raises(UnknownQueue):
@@ -208,7 +209,7 @@ agents:
 
 
 def test_escalation_stage_widens_to_a_lower_level_after_its_wait() -> None:
-    core = EngineCore(parse_config(STAGED))
+    core = core_of(STAGED)
     core.initial_effects(0.0)
     eff = core.apply(CallArrived("c1", "repair", "1", 100.0, 100.0))
     assert offers(eff) == []  # nobody at level 3 is free
@@ -216,7 +217,7 @@ def test_escalation_stage_widens_to_a_lower_level_after_its_wait() -> None:
     assert [t.delay for t in timers] == [5.0]
     eff = core.apply(timers[0].event)  # stage 1: level 2 will do
     assert offers(eff) == [("c1", "junior")]
-    offered = next(e for e in eff if isinstance(e, Publish) and e.name == "call_offered")
+    offered = next(e for e in eff if isinstance(e, Fact) and e.name == "call_offered")
     assert offered.data["stage"] == 1 and offered.data["strategy"] == "most_skilled"
     stage2 = [e for e in eff if isinstance(e, StartTimer)]
     assert [t.delay for t in stage2] == [5.0]  # armed once, for t = 110
@@ -229,7 +230,7 @@ def test_escalation_stage_widens_to_a_lower_level_after_its_wait() -> None:
 
 
 def test_most_skilled_agent_first_and_explanation() -> None:
-    core = EngineCore(parse_config(STAGED))
+    core = core_of(STAGED)
     core.initial_effects(0.0)
     core.apply(SetAgentStatus("junior", AgentStatus.PAUSED, 1.0, "lunch"))
     core.apply(CallArrived("c1", "repair", "1", 100.0, 100.0))
@@ -250,9 +251,9 @@ def test_narrowing_stage_is_a_config_error() -> None:
 
 
 def test_pause_reasons_come_from_config_and_rona_limit() -> None:
-    from acd.domain.core import UnknownPauseReason
-    core = EngineCore(parse_config(CONFIG + "engine: {rona_limit: 2, "
-                                   "pause_reasons: [lunch]}\n"))
+    from acd.domain import UnknownPauseReason
+    core = core_of(CONFIG + "engine: {rona_limit: 2, "
+                                   "pause_reasons: [lunch]}\n")
     core.initial_effects(0.0)
     with pytest.raises(UnknownPauseReason):
         core.apply(SetAgentStatus("a1", AgentStatus.PAUSED, 1.0, "nap"))
@@ -273,9 +274,9 @@ def test_served_call_coming_back_is_a_transfer_keeping_seniority(core: EngineCor
     core.apply(DialFinished("c1", agent, "ANSWER", 30.0, 15.0))
     core.apply(CallHungUp("c1", 30.0))
     eff = core.apply(CallArrived("c1", "consult", "1", 10.0, 30.5))
-    waiting = next(e for e in eff if isinstance(e, Publish) and e.name == "call_waiting")
+    waiting = next(e for e in eff if isinstance(e, Fact) and e.name == "call_waiting")
     assert waiting.data["reentry"] is True and waiting.data["entry_time"] == 10.0
-    assert core.stats["consult"].offered == 1
+    assert core.figures.total("consult").offered == 1
 
 
 def test_agent_who_logged_out_while_ringing_stays_logged_out_after_no_answer(
@@ -288,12 +289,12 @@ def test_agent_who_logged_out_while_ringing_stays_logged_out_after_no_answer(
 
 
 def test_ringing_is_published_and_one_stage_timer_per_boundary() -> None:
-    core = EngineCore(parse_config(STAGED))
+    core = core_of(STAGED)
     core.initial_effects(0.0)
     eff = core.apply(CallArrived("c1", "repair", "1", 100.0, 100.0))
     assert len([e for e in eff if isinstance(e, StartTimer)]) == 1
     eff = core.apply(SetAgentStatus("expert", AgentStatus.AVAILABLE, 101.0))
-    ringing = [e for e in eff if isinstance(e, Publish) and e.name == "agent"
+    ringing = [e for e in eff if isinstance(e, Fact) and e.name == "agent"
                and e.data["state"] == "ringing"]
     assert ringing and ringing[0].data["agent"] == "expert"
     eff = core.apply(DialFinished("c1", "expert", "NOANSWER", 103.0))
@@ -315,7 +316,7 @@ def test_a_core_that_is_not_routing_keeps_state_but_offers_nothing(core: EngineC
 
 def _core_with_ami() -> EngineCore:
     """A core whose device state comes over AMI (server ``main``), not yet synced."""
-    c = EngineCore(parse_config(CONFIG), device_state_servers=["main"])
+    c = core_of(CONFIG, device_state_servers=["main"])
     c.initial_effects(0.0)
     return c
 
@@ -343,7 +344,7 @@ def test_ami_lost_phones_never_heard_of_count_as_free_again() -> None:
 
 
 def test_without_ami_unknown_phones_are_free() -> None:
-    core = EngineCore(parse_config(CONFIG))
+    core = core_of(CONFIG)
     core.initial_effects(0.0)
     assert offers(core.apply(CallArrived("c1", "consult", "1", 5.0, 5.0))) == [("c1", "a1")]
 
@@ -358,12 +359,12 @@ def test_unreachable_phone_is_unavailable_not_a_ring_no_answer(
     # the person is not paused and nothing counts against it
     assert (a1.status, a1.reason, a1.state) == (AgentStatus.AVAILABLE, "", AgentState.IDLE)
     assert (a1.missed, a1.consecutive_missed) == (0, 0)
-    assert core.stats["consult"].rona == 0
-    assert not [e for e in eff if isinstance(e, Publish) and e.name == "agent_no_answer"]
-    unreachable = [e for e in eff if isinstance(e, Publish) and e.name == "agent_unreachable"]
+    assert core.figures.total("consult").rona == 0
+    assert not [e for e in eff if isinstance(e, Fact) and e.name == "agent_no_answer"]
+    unreachable = [e for e in eff if isinstance(e, Fact) and e.name == "agent_unreachable"]
     assert unreachable and unreachable[0].data["dialstatus"] == status
     # the device shows unavailable; the call waits with its place, not offered to a1 again
-    assert core.snapshot()["agents"]["a1"]["device"] == "UNAVAILABLE"
+    assert core.agents["a1"].device_shown == "UNAVAILABLE"
     assert not a1.routable and offers(eff) == []
     assert core.calls["c1"].state is CallState.WAITING
     # Asterisk repeating "free" after the failed dial is no news: still not rung

@@ -10,10 +10,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from acd.config import parse_config
-from acd.domain.core import CallArrived, CallHungUp, DeviceSnapshot, DeviceStateChanged
+from acd.config.settings import settings_from
+from acd.domain import CallArrived, CallHungUp, DeviceSnapshot, DeviceStateChanged
 from acd.runtime.ami_client import AMIClient
+from acd.runtime.asterisk import AsteriskLink
 from acd.runtime.backoff import ConstantBackoff
 from acd.runtime.engine import Engine
+from app.node import Node
+from tests.unit.conftest import make_core
 from tests.unit.test_ami_client import FakeAMI
 
 CONFIG = """
@@ -87,14 +91,16 @@ async def asterisk() -> AsyncIterator[tuple[Asterisk, int]]:
     await fake.close()
 
 
-def _engine(port: int) -> Engine:
-    """An engine whose AMI client talks to the fake; its inbox is NOT consumed, so the
-    test sees exactly what the AMI side posted."""
-    engine = Engine(parse_config(CONFIG))
-    engine.ami = AMIClient("127.0.0.1", port, "acd", "secret",
-                           on_event=engine._on_ami_event, on_connect=engine._ami_resync,
-                           backoff=ConstantBackoff(0.01), ping_interval=30)
-    return engine
+def _engine(port: int) -> AsteriskLink:
+    """An engine whose AMI link talks to the fake; its inbox is NOT consumed, so the test
+    sees exactly what the AMI side posted."""
+    engine = Engine(settings_from(parse_config(CONFIG)))
+    link = AsteriskLink(engine, "main")
+    link.client = AMIClient("127.0.0.1", port, "acd", "secret", on_event=link.on_event,
+                            on_connect=link.resync, on_down=link.down,
+                            backoff=ConstantBackoff(0.01), ping_interval=30)
+    engine.amis["main"] = link.client
+    return link
 
 
 def _drain(engine: Engine) -> list[object]:
@@ -109,7 +115,8 @@ async def test_agent_phone_in_a_conversation_is_in_use_even_if_device_state_lags
     fake, port = asterisk
     fake.channels = [("PJSIP/agent1-0000002a", "Up"), ("PJSIP/agent2-0000002b", "Ringing"),
                      ("PJSIP/trunk-0000002c", "Up")]
-    engine = _engine(port)
+    link = _engine(port)
+    engine = link.engine
     assert engine.ami is not None
     await engine.ami.start()
     try:
@@ -134,7 +141,8 @@ async def test_resync_learns_devices_left_out_of_the_device_state_list(
     fake, port = asterisk
     fake.devices = {"PJSIP/agent1": "NOT_INUSE"}
     fake.uncached = {"PJSIP/agent2": "UNAVAILABLE"}
-    engine = _engine(port)
+    link = _engine(port)
+    engine = link.engine
     assert engine.ami is not None
     await engine.ami.start()
     try:
@@ -156,7 +164,8 @@ async def test_a_reload_makes_the_engine_read_device_states_again(
         asterisk: tuple[Asterisk, int]) -> None:
     fake, port = asterisk
     fake.devices = {"PJSIP/agent1": "NOT_INUSE"}  # agent2 not configured in Asterisk yet
-    engine = _engine(port)
+    link = _engine(port)
+    engine = link.engine
     assert engine.ami is not None
     await engine.ami.start()
     try:
@@ -166,25 +175,24 @@ async def test_a_reload_makes_the_engine_read_device_states_again(
         fake.uncached = {"PJSIP/agent2": "UNAVAILABLE"}  # `core reload` added its endpoint
         fake.push(_block(("Event", "Reload"), ("Module", "All"), ("Status", "0"))
                   + _block(("Event", "Reload"), ("Module", "res_pjsip.so"), ("Status", "0")))
-        await _wait(lambda: engine.device_refreshes >= 1)
-        await _wait(lambda: not any(t for t in engine._device_refresh.values()
-                                    if not t.done()))
+        await _wait(lambda: link.refreshes >= 1)
+        await _wait(lambda: link._refresh is not None and link._refresh.done())
         snaps = [e for e in _drain(engine) if isinstance(e, DeviceSnapshot)]
         assert snaps and snaps[-1].states["PJSIP/agent2"] == "UNAVAILABLE"
-        assert 1 <= engine.device_refreshes <= 2  # two Reload events: at most one rerun
+        assert 1 <= link.refreshes <= 2  # two Reload events: at most one rerun
     finally:
         await engine.ami.close()
 
 
 async def test_ami_that_never_comes_up_lets_the_engine_route_without_device_state() -> None:
-    from acd.domain.core import DeviceStateLost
+    from acd.domain import DeviceStateLost
 
-    engine = Engine(parse_config(CONFIG), ami_secret="x")
-    assert engine.core.device_state_known == {"main"}
+    engine = Engine(settings_from(parse_config(CONFIG)), device_state_servers=["main"])
+    assert engine.core.agents.device_state_known == {"main"}
     assert not engine.core.agents["a1"].phone_free  # not heard of, AMI expected
-    client = AMIClient("127.0.0.1", 9, "acd", "x", on_event=engine._on_ami_event,
-                       on_down=lambda: engine._ami_down("main"),
-                       backoff=ConstantBackoff(0.01), connect_timeout=0.2)
+    link = AsteriskLink(engine, "main")
+    client = AMIClient("127.0.0.1", 9, "acd", "x", on_event=link.on_event,
+                       on_down=link.down, backoff=ConstantBackoff(0.01), connect_timeout=0.2)
     await client.start()
     try:
         await _wait(lambda: not engine.inbox.empty())
@@ -200,7 +208,8 @@ async def test_ami_that_never_comes_up_lets_the_engine_route_without_device_stat
 async def test_asterisk_restart_is_detected_and_sessionless_calls_end(
         asterisk: tuple[Asterisk, int]) -> None:
     fake, port = asterisk
-    engine = _engine(port)
+    link = _engine(port)
+    engine = link.engine
     assert engine.ami is not None
     engine.core.apply(CallArrived("gone", "consult", "13800138000", 1.0, 1.0))
     engine.core.apply(CallArrived("live", "consult", "13800138001", 1.0, 1.0))
@@ -208,16 +217,16 @@ async def test_asterisk_restart_is_detected_and_sessionless_calls_end(
     await engine.ami.start()
     try:
         await engine.ami.wait_connected(5)
-        assert engine.asterisk_restarts == 0 and engine.ami_resyncs == 1
+        assert link.restarts == 0 and link.resyncs == 1
         _drain(engine)
         fake.drop()  # a plain reconnect: same start time, nothing ends
-        await _wait(lambda: engine.ami_resyncs == 2)
-        assert engine.asterisk_restarts == 0
+        await _wait(lambda: link.resyncs == 2)
+        assert link.restarts == 0
         assert not [e for e in _drain(engine) if isinstance(e, CallHungUp)]
         fake.started = ("2026-11-23", "13:05:00")  # Asterisk restarted
         fake.drop()
-        await _wait(lambda: engine.ami_resyncs == 3)
-        assert engine.asterisk_restarts == 1
+        await _wait(lambda: link.resyncs == 3)
+        assert link.restarts == 1
         ended = [e.call_id for e in _drain(engine) if isinstance(e, CallHungUp)]
         assert ended == ["gone"]  # the call with a live session ends through its session
     finally:
@@ -229,7 +238,8 @@ async def test_a_stalled_inbox_never_blocks_the_ami_reader(
     """on_event only enqueues: with nobody consuming the inbox, 20 000 events are read
     and an action still gets its reply at once."""
     fake, port = asterisk
-    engine = _engine(port)
+    link = _engine(port)
+    engine = link.engine
     assert engine.ami is not None
     await engine.ami.start()
     try:
@@ -294,9 +304,10 @@ async def test_two_asterisks_one_engine_each_server_owns_its_agents_devices() ->
     # Each server reports both endpoint names; only its own agents' states count.
     east.devices = {"PJSIP/agent1": "NOT_INUSE", "PJSIP/agent2": "UNAVAILABLE"}
     west.devices = {"PJSIP/agent1": "UNAVAILABLE", "PJSIP/agent2": "INUSE"}
-    engine = Engine(parse_config(TWO_SERVERS % (east_port, west_port)),
-                    ami_secret="east-secret", ami_secrets={"west": "west-secret"})
-    await engine.start()
+    node = Node(parse_config(TWO_SERVERS % (east_port, west_port)),
+                ami_secrets={"east": "east-secret", "west": "west-secret"})
+    engine = node.engine
+    await node.__aenter__()
     try:
         assert set(engine.amis) == {"east", "west"} and engine.ami is engine.amis["east"]
         for client in engine.amis.values():
@@ -313,18 +324,18 @@ async def test_two_asterisks_one_engine_each_server_owns_its_agents_devices() ->
         # a restart of one server is seen on that server only
         west.started = ("2026-11-23", "14:00:00")
         west.drop()
-        await _wait(lambda: engine.asterisk_restarts == 1)
+        await _wait(lambda: node.links["west"].restarts == 1)
+        assert node.links["east"].restarts == 0
         assert engine.amis["east"].connected
         assert len(east.named("Login")) == 1  # east was never disturbed
     finally:
-        await engine.stop()
+        await node.__aexit__(None, None, None)
         await east.close()
         await west.close()
 
 
 def test_call_goes_only_to_agents_on_its_own_asterisk_server() -> None:
-    from acd.config import parse_config
-    from acd.domain.core import AgentStatus, CallArrived, EngineCore, Offer, SetAgentStatus
+    from acd.domain import AgentStatus, CallArrived, Offer, SetAgentStatus
 
     cfg = parse_config("""
 asterisk:
@@ -339,8 +350,7 @@ agents:
   - {id: b1, server: gz, skills: {consult: 1}, groups: [team1], contact: "sip:b1@h",
      status: logged_out}
 """)
-    core = EngineCore(cfg)
-    core.initial_effects(0.0)
+    core = make_core(cfg)
     core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 0.5))
     core.apply(SetAgentStatus("b1", AgentStatus.AVAILABLE, 0.5))
 

@@ -12,15 +12,14 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import routing.router
-from acd.config import parse_config
-from acd.domain.core import (
+from acd.domain import (
     AgentStatus,
     CallArrived,
     DeviceStateChanged,
     DialFinished,
     EngineCore,
+    Fact,
     Offer,
-    Publish,
     SetAgentStatus,
 )
 from acd.runtime.engine import _log_decision
@@ -36,6 +35,7 @@ from routing import (
     WaitingCall,
     Why,
 )
+from tests.unit.conftest import core_of
 from tests.unit.test_routing_core import AGENTS, GROUPS, OPS, QUEUES, SKILLS, apply
 
 CONSULT = QueueSpec("consult", {"consult": 3}, groups=frozenset({"sz"}), stages=(
@@ -301,7 +301,7 @@ agents:
 
 @pytest.fixture
 def staffed() -> EngineCore:
-    core = EngineCore(parse_config(STAFFED))
+    core = core_of(STAFFED)
     core.initial_effects(0.0)
     core.apply(SetAgentStatus("slower", AgentStatus.LOGGED_OUT, 1.0))
     core.apply(SetAgentStatus("slower", AgentStatus.AVAILABLE, 2.0))  # idle since 2
@@ -315,7 +315,7 @@ def test_each_offer_records_and_publishes_why_others_were_excluded(
 ) -> None:
     eff = staffed.apply(CallArrived("c1", "repair", "13800138000", 10.0, 10.0))
     assert [(e.call_id, e.agent_id) for e in eff if isinstance(e, Offer)] == [("c1", "chosen")]
-    offered = next(e for e in eff if isinstance(e, Publish) and e.name == "call_offered")
+    offered = next(e for e in eff if isinstance(e, Fact) and e.name == "call_offered")
     with caplog.at_level(logging.INFO, logger="acd.decision"):
         _log_decision(offered.data)  # what the engine does with each call_offered
     excluded = offered.data["excluded"]
@@ -359,10 +359,10 @@ def test_the_explanation_of_an_offered_call_keeps_its_exclusions(staffed: Engine
 
 
 def test_recording_exclusions_can_be_turned_off(caplog: pytest.LogCaptureFixture) -> None:
-    core = EngineCore(parse_config(STAFFED + "engine: {explain_offers: false}\n"))
+    core = core_of(STAFFED + "engine: {explain_offers: false}\n")
     core.initial_effects(0.0)
     eff = core.apply(CallArrived("c1", "repair", "1", 10.0, 10.0))
-    offered = next(e for e in eff if isinstance(e, Publish) and e.name == "call_offered")
+    offered = next(e for e in eff if isinstance(e, Fact) and e.name == "call_offered")
     assert "excluded" not in offered.data and offered.data["agent"] == "busyphone"
     assert offered.data["candidates"] == 4
     with caplog.at_level(logging.INFO, logger="acd.decision"):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from acd.config import parse_config
-from acd.domain.core import (
+from acd.domain import (
     AgentStatus,
     CallArrived,
     CallHungUp,
@@ -14,6 +13,7 @@ from acd.domain.core import (
     StartTimer,
 )
 from routing.partners import PartnerSite, RegionRule, partner_candidates, partner_exclusions
+from tests.unit.conftest import core_of
 
 GD = PartnerSite("gd", "PJSIP/800@trunk-gd", 2, frozenset({"CN-GD"}), preference=5)
 GD2 = PartnerSite("gd2", "PJSIP/800@trunk-gd2", 1, frozenset({"CN-GD"}), preference=1)
@@ -91,7 +91,7 @@ def arrive(core: EngineCore, call_id: str, region: str, t: float) -> list[object
 
 
 def test_core_overflows_to_covering_partner_after_the_region_wait() -> None:
-    core = EngineCore(parse_config(CONFIG))
+    core = core_of(CONFIG)
     eff = arrive(core, "c1", "CN-GD", 100.0)
     assert offers(eff) == []
     timer = next(e for e in eff if isinstance(e, StartTimer))
@@ -100,19 +100,20 @@ def test_core_overflows_to_covering_partner_after_the_region_wait() -> None:
     assert offers(eff) == [("c1", "gd")]
     o = next(e for e in eff if isinstance(e, Offer))
     assert o.dial == "PJSIP/8000@trunk-gd"
-    assert core.site_stats["gd"].active == 1
+    assert core.partners.stats["gd"].active == 1
     # gd rejects (486): the next partner at once
     eff = list(core.apply(DialFinished("c1", "", "BUSY", 111.0, site_id="gd")))
     assert offers(eff) == [("c1", "gd-b")]
-    assert core.site_stats["gd"].rejected == 1 and core.site_stats["gd"].active == 0
+    assert core.partners.stats["gd"].rejected == 1 and core.partners.stats["gd"].active == 0
     # gd-b answers; capacity held until the call ends
     core.apply(DialFinished("c1", "", "ANSWER", 150.0, 30.0, site_id="gd-b"))
-    assert core.site_stats["gd-b"].answered == 1 and core.site_stats["gd-b"].active == 0
-    assert core.stats["consult"].overflowed == 2 and core.stats["consult"].answered == 1
+    assert core.partners.stats["gd-b"].answered == 1 and core.partners.stats["gd-b"].active == 0
+    totals = core.figures.total("consult")
+    assert totals.overflowed == 2 and totals.answered == 1
 
 
 def test_capacity_is_never_exceeded_and_freed_capacity_is_reused() -> None:
-    core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
+    core = core_of(CONFIG.replace("after: 10", "after: 0"))
     got = []
     for i in range(4):
         got += offers(arrive(core, f"c{i}", "CN-GD", 100.0 + i))
@@ -120,7 +121,7 @@ def test_capacity_is_never_exceeded_and_freed_capacity_is_reused() -> None:
     eff = list(core.apply(DialFinished("c0", "", "NOANSWER", 120.0, site_id="gd")))
     # c0 goes to gd-b? full. gd is free now but c0 tried it: c2 (older than c3) takes gd
     assert offers(eff) == [("c2", "gd")]
-    assert all(st.active <= 1 for st in core.site_stats.values())
+    assert all(st.active <= 1 for st in core.partners.stats.values())
 
 
 def test_primary_region_goes_to_partner_first_and_agents_back_up() -> None:
@@ -131,7 +132,7 @@ def test_primary_region_goes_to_partner_first_and_agents_back_up() -> None:
     trunk: {contact: "sip:127.0.0.1:7003"}
 regions:
   overflow_after""")
-    core = EngineCore(parse_config(cfg))
+    core = core_of(cfg)
     core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 0.0))
     assert offers(arrive(core, "z1", "CN-ZJ", 10.0)) == [("z1", "zj")]  # agent a1 is free
     eff = list(core.apply(DialFinished("z1", "", "CHANUNAVAIL", 11.0, site_id="zj")))
@@ -139,39 +140,39 @@ regions:
 
 
 def test_abandon_while_partner_rings_frees_capacity() -> None:
-    core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
+    core = core_of(CONFIG.replace("after: 10", "after: 0"))
     assert offers(arrive(core, "c1", "CN-GD", 100.0)) == [("c1", "gd")]
     core.apply(DialFinished("c1", "", "CANCEL", 101.0, site_id="gd"))
     core.apply(CallHungUp("c1", 101.0))
-    assert core.site_stats["gd"].active == 0
+    assert core.partners.stats["gd"].active == 0
     assert core.region_stats["CN-GD"].abandoned == 1
 
 
 def test_partner_calls_found_after_a_restart_hold_capacity_until_they_hang_up() -> None:
-    from acd.domain.core import ChannelGone, PartnerChannels
+    from acd.domain import ChannelGone, PartnerChannels
 
-    core = EngineCore(parse_config(CONFIG.replace("after: 10", "after: 0")))
+    core = core_of(CONFIG.replace("after: 10", "after: 0"))
     assert core.partner_for_device("PJSIP/trunk-gd") == "gd"
     assert core.partner_for_device("PJSIP/a1") is None
     # AMI resync after a restart: each site still has a call put through before it.
     core.apply(PartnerChannels("", {"PJSIP/trunk-gd-00000001": "gd",
                                     "PJSIP/trunk-gd-b-00000002": "gd-b",
                                     "PJSIP/trunk-xx-00000003": "no-such-site"}, 99.0))
-    assert core.site_stats["gd"].active == 1 and core.site_stats["gd-b"].active == 1
+    assert core.partners.stats["gd"].active == 1 and core.partners.stats["gd-b"].active == 1
     assert offers(arrive(core, "c1", "CN-GD", 100.0)) == []  # both full: it waits
     # the same resync again (AMI reconnect) counts nothing twice
     core.apply(PartnerChannels("", {"PJSIP/trunk-gd-00000001": "gd",
                                     "PJSIP/trunk-gd-b-00000002": "gd-b"}, 101.0))
-    assert core.site_stats["gd"].active == 1
+    assert core.partners.stats["gd"].active == 1
     # a Hangup of some other channel changes nothing; the recovered gd call's frees gd
     assert offers(list(core.apply(ChannelGone("", "PJSIP/a1-00000009", 102.0)))) == []
-    assert core.holds_recovered_channel("", "PJSIP/trunk-gd-00000001")
+    assert core.partners.holds_recovered("", "PJSIP/trunk-gd-00000001")
     eff = list(core.apply(ChannelGone("", "PJSIP/trunk-gd-00000001", 103.0)))
     assert offers(eff) == [("c1", "gd")]
-    assert core.site_stats["gd"].active == 1  # now c1's
+    assert core.partners.stats["gd"].active == 1  # now c1's
     # a later resync that no longer lists gd-b's channel frees it too
     core.apply(PartnerChannels("", {}, 104.0))
-    assert core.site_stats["gd-b"].active == 0
+    assert core.partners.stats["gd-b"].active == 0
 
 
 def test_partner_exclusions_say_why_each_other_site_did_not_get_the_call() -> None:
@@ -192,7 +193,7 @@ def test_partner_exclusions_say_why_each_other_site_did_not_get_the_call() -> No
 
 
 def test_a_partner_offer_records_why_the_other_sites_did_not_get_it() -> None:
-    core = EngineCore(parse_config(CONFIG))
+    core = core_of(CONFIG)
     timer = next(e for e in arrive(core, "c1", "CN-GD", 100.0) if isinstance(e, StartTimer))
     core.apply(timer.event)
     d = core.calls["c1"].decision

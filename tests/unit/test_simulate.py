@@ -9,17 +9,13 @@ from pathlib import Path
 import pytest
 
 from acd.config import Config, ConfigError, load_config, parse_config
-from acd.domain.core import AgentStatus, CallState, Effect, EngineCore, Event, Offer, Publish
+from acd.domain import AgentStatus, CallState, Effect, EngineCore, Event, Fact, Offer
 from app.cli import main
 from routing import AgentSpec
 from routing.erlang import erlang_a
-from sim.simulate import (
-    Scenario,
-    _erlang_a_extras,
-    day_epoch,
-    parse_scenario,
-    simulate,
-)
+from sim import Scenario, parse_scenario, simulate
+from sim.erlang import _erlang_a_extras
+from sim.scenario import day_epoch
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = ROOT / "config" / "acd.sample.yaml"
@@ -259,7 +255,7 @@ def test_agents_come_back_after_ring_no_answer() -> None:
 
     def watch(core: EngineCore, event: Event, effects: list[Effect]) -> None:
         for eff in effects:
-            if isinstance(eff, Publish) and eff.name == "agent" \
+            if isinstance(eff, Fact) and eff.name == "agent" \
                     and eff.data["status"] == "paused":
                 paused.append((event.now, eff.data["agent"]))
 
@@ -310,7 +306,7 @@ def test_queue_hours_partner_overflow_and_the_epoch_clock() -> None:
         for eff in effects:
             if isinstance(eff, Offer) and eff.site_id:
                 answered_at[eff.call_id] = event.now + 2.0  # the partner picks up
-            if isinstance(eff, Publish) and eff.name == "call_abandoned" \
+            if isinstance(eff, Fact) and eff.name == "call_abandoned" \
                     and event.now > answered_at.get(eff.data["call_id"], math.inf):
                 late_hangups.append(eff.data["call_id"])
 

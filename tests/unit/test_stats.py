@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acd.domain.figures import LiveStats, Window, agent_presence
+from acd.domain import Fact
+from acd.domain.facts import (
+    AgentChanged,
+    CallAbandoned,
+    CallCompleted,
+    CallConnected,
+    CallRequeued,
+    CallWaiting,
+)
+from acd.domain.figures import LiveStats, Window
+from acd.domain.views import agent_presence
+
+_DEFAULTS: dict[str, object] = {"call_id": "c", "queue": "consult", "agent": None,
+                                "wait": 0.0, "offers": 1, "site": None, "talk": 0.0,
+                                "caller": "", "entry_time": 0.0, "reentry": False,
+                                "priority": 0, "segment": "", "region": "", "server": "",
+                                "status": "available", "reason": "", "state": "idle",
+                                "device": "NOT_INUSE"}
+_KINDS: dict[str, type[Fact]] = {c.name: c for c in (
+    CallWaiting, CallConnected, CallAbandoned, CallCompleted, AgentChanged, CallRequeued)}
+
+
+def fact(name: str, data: dict[str, object]) -> Fact:
+    """The core's fact of that wire name, the given fields over neutral defaults (values
+    are not checked: a test may hand figures a bad one)."""
+    kind = _KINDS[name]
+    names = [f.name for f in dataclasses.fields(kind)]  # type: ignore[arg-type]
+    return kind(**{f: data.get(f, _DEFAULTS.get(f)) for f in names})
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 10, 0, 0, tzinfo=SHANGHAI).timestamp()  # a minute boundary
@@ -19,7 +47,7 @@ def stats() -> LiveStats:
 
 
 def arrive(s: LiveStats, now: float, queue: str = "consult", reentry: bool = False) -> None:
-    s.observe("call_waiting", {"call_id": "c", "queue": queue, "reentry": reentry}, now)
+    s.observe(fact("call_waiting", {"call_id": "c", "queue": queue, "reentry": reentry}), now)
 
 
 def test_rolling_window_drops_a_minute_after_fifteen() -> None:
@@ -50,7 +78,7 @@ def test_today_resets_at_local_midnight_in_shanghai() -> None:
     before = datetime(2026, 3, 2, 23, 59, 30, tzinfo=SHANGHAI).timestamp()
     after = datetime(2026, 3, 3, 0, 0, 10, tzinfo=SHANGHAI).timestamp()
     arrive(s, before)
-    s.observe("call_abandoned", {"queue": "consult", "wait": 25.0}, before + 10)
+    s.observe(fact("call_abandoned", {"queue": "consult", "wait": 25.0}), before + 10)
     assert s.window("consult", Window.TODAY, before + 15).counts.offered == 1
     # Shanghai midnight is 16:00 UTC: the day is over there, not in UTC
     today = s.window("consult", Window.TODAY, after)
@@ -68,11 +96,11 @@ def test_service_level_asa_aht_and_abandon_rate() -> None:
     s = stats()  # consult: T = 20 s
     now = T0 + 1
     for wait in (3.0, 10.0, 20.0):  # answered within T (20 s counts as within)
-        s.observe("call_connected", {"queue": "consult", "agent": "a", "wait": wait}, now)
-    s.observe("call_connected", {"queue": "consult", "agent": "a", "wait": 45.0}, now)
+        s.observe(fact("call_connected", {"queue": "consult", "agent": "a", "wait": wait}), now)
+    s.observe(fact("call_connected", {"queue": "consult", "agent": "a", "wait": 45.0}), now)
     for wait in (2.0, 19.0):  # short abandons: neither way in the service level
-        s.observe("call_abandoned", {"queue": "consult", "wait": wait}, now)
-    s.observe("call_abandoned", {"queue": "consult", "wait": 21.0}, now)
+        s.observe(fact("call_abandoned", {"queue": "consult", "wait": wait}), now)
+    s.observe(fact("call_abandoned", {"queue": "consult", "wait": 21.0}), now)
     fig = s.window("consult", Window.ROLLING, now)
     c = fig.counts
     assert (c.answered, c.answered_within_target) == (4, 3)
@@ -87,11 +115,11 @@ def test_service_level_asa_aht_and_abandon_rate() -> None:
 
 def test_aht_counts_talk_and_wrap_up() -> None:
     s = stats()
-    s.observe("call_completed", {"queue": "consult", "agent": "1001", "talk": 100.0}, T0)
-    s.observe("agent", {"agent": "1001", "status": "available", "state": "wrap_up"}, T0)
-    s.observe("agent", {"agent": "1001", "status": "available", "state": "wrap_up"}, T0 + 3)
-    s.observe("agent", {"agent": "1001", "status": "available", "state": "idle"}, T0 + 10)
-    s.observe("call_completed", {"queue": "consult", "agent": "1002", "talk": 50.0}, T0 + 20)
+    s.observe(fact("call_completed", {"queue": "consult", "agent": "1001", "talk": 100.0}), T0)
+    s.observe(fact("agent", {"agent": "1001", "status": "available", "state": "wrap_up"}), T0)
+    s.observe(fact("agent", {"agent": "1001", "status": "available", "state": "wrap_up"}), T0 + 3)
+    s.observe(fact("agent", {"agent": "1001", "status": "available", "state": "idle"}), T0 + 10)
+    s.observe(fact("call_completed", {"queue": "consult", "agent": "1002", "talk": 50.0}), T0 + 20)
     fig = s.window("consult", Window.TODAY, T0 + 30)
     assert fig.counts.handled == 2
     assert fig.counts.wrap_up == 10.0
@@ -103,8 +131,8 @@ def test_reentry_unknown_queue_and_bad_values_are_ignored() -> None:
     arrive(s, T0)
     arrive(s, T0 + 1, reentry=True)  # the same call back after an engine restart
     arrive(s, T0 + 1, queue="nope")
-    s.observe("call_connected", {"queue": "consult", "wait": "soon"}, T0 + 2)
-    s.observe("something_new", {"queue": "consult"}, T0 + 2)
+    s.observe(fact("call_connected", {"queue": "consult", "wait": "soon"}), T0 + 2)
+    s.observe(fact("call_requeued", {"queue": "consult"}), T0 + 2)  # not a figure
     c = s.window("consult", Window.TODAY, T0 + 3).counts
     assert (c.offered, c.answered, c.wait_answered) == (1, 1, 0.0)
     assert set(s.queue_ids) == {"consult", "repair"}
@@ -142,8 +170,8 @@ def test_figures_survive_a_dump_and_restore_into_a_fresh_engine() -> None:
     s = stats()
     arrive(s, T0 + 5)
     arrive(s, T0 + 65, queue="repair")
-    s.observe("call_connected", {"queue": "consult", "wait": 12.0}, T0 + 17)
-    s.observe("call_abandoned", {"queue": "consult", "wait": 40.0}, T0 + 130)
+    s.observe(fact("call_connected", {"queue": "consult", "wait": 12.0}), T0 + 17)
+    s.observe(fact("call_abandoned", {"queue": "consult", "wait": 40.0}), T0 + 130)
     dumps = {q: json.loads(json.dumps(s.dump_queue(q))) for q in s.take_dirty()}
     assert set(dumps) == {"consult", "repair"}
     assert s.take_dirty() == set()  # taken

@@ -15,9 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from acd.config import parse_config
-from acd.domain.core import AgentStatus, CallArrived, CallHungUp, EngineCore, SetAgentStatus
+from acd.domain import AgentStatus, CallArrived, CallHungUp, Fact, SetAgentStatus
 from acd.domain.figures import Window
-from acd.runtime.engine import Engine
 from acd.runtime.ha import Lease
 from acd.runtime.store import (
     AgentRecord,
@@ -31,7 +30,9 @@ from acd.runtime.store import (
     redis_client,
     state_of,
 )
+from app.node import Node
 from harness.redis import RedisServer
+from tests.unit.conftest import core_of
 
 CONFIG = """
 fastagi: {{host: 127.0.0.1, port: 0}}
@@ -121,78 +122,79 @@ async def test_an_engine_whose_write_is_fenced_steps_down_at_once(
         server: RedisServer, client: aioredis.Redis) -> None:
     # ttl 9 s: the next renew is 3 s away, so only the fenced write can explain a quick
     # step-down.
-    one = Engine(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")))
-    await one.start()
+    one = Node(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")), ami_secrets=None)
+    await one.__aenter__()
     try:
-        await wait_until(lambda: one.accepting)
-        assert await one.store_writer.drained(5)
+        await wait_until(lambda: one.engine.accepting)
+        assert await one.engine.store_writer.drained(5)
         # Another node was granted the lease while "one" was cut off (it does not know).
         await client.delete("acd:lease")
         usurper = Lease(client, "two", 9)
         assert await usurper.acquire()
         await client.hset("acd:agents", "a1", '{"status": "paused", "reason": "lunch"}')
-        await one.set_agent_status("a1", AgentStatus.AVAILABLE)
+        await one.engine.set_agent_status("a1", AgentStatus.AVAILABLE)
         started = time.monotonic()
-        await wait_until(lambda: not one.accepting, within=2)
+        await wait_until(lambda: not one.engine.accepting, within=2)
         assert time.monotonic() - started < 1.0
-        assert not one.ha.active
+        assert not one.standby.active
         stored = await RedisStore(client).load()
         assert stored.agents["a1"] == AgentRecord("paused", "lunch")  # not overwritten
     finally:
-        await one.stop()
+        await one.__aexit__(None, None, None)
 
 
 async def test_an_engine_past_its_lease_rings_nobody_and_steps_down(
         server: RedisServer) -> None:
-    from acd.runtime.call_flow import RELEASE
+    from acd.runtime.session import RELEASE
 
-    one = Engine(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")))
-    await one.start()
+    one = Node(parse_config(config(server, "ha: {node_id: one, lease_ttl: 9}")), ami_secrets=None)
+    await one.__aenter__()
     try:
-        await wait_until(lambda: one.accepting)
+        await wait_until(lambda: one.engine.accepting)
         for agent in ("a1", "a2"):
-            await one.set_agent_status(agent, AgentStatus.LOGGED_OUT)
-        waiting, ringing = one.open_session("w"), one.open_session("r")
-        now = one.clock()
-        one.post(CallArrived("w", "consult", "", now, now))
-        one.post(CallArrived("r", "consult", "", now + 1, now))
+            await one.engine.set_agent_status(agent, AgentStatus.LOGGED_OUT)
+        waiting, ringing = one.engine.open_session("w"), one.engine.open_session("r")
+        now = one.engine.clock()
+        one.engine.post(CallArrived("w", "consult", "", now, now))
+        one.engine.post(CallArrived("r", "consult", "", now + 1, now))
         # As if this process had been frozen for most of the ttl: no renew for 8 s.
-        one.ha._last_renew -= 8.0
-        assert not one.ha.lease_valid()
-        await one.set_agent_status("a1", AgentStatus.AVAILABLE)  # would be offered "w"
+        one.standby._last_renew -= 8.0
+        assert not one.standby.lease_valid()
+        await one.engine.set_agent_status("a1", AgentStatus.AVAILABLE)  # would be offered "w"
         offer = await asyncio.wait_for(waiting.get(), 2)
         assert offer is RELEASE  # not rung: handed back instead
-        await wait_until(lambda: not one.accepting, within=2)
-        assert not one.ha.active
+        await wait_until(lambda: not one.engine.accepting, within=2)
+        assert not one.standby.active
         assert (await asyncio.wait_for(ringing.get(), 2)) is RELEASE  # waiting: handed back
     finally:
-        await one.stop()
+        await one.__aexit__(None, None, None)
 
 
 async def test_queue_figures_survive_an_engine_restart(server: RedisServer) -> None:
     cfg = parse_config(config(server))
-    one = Engine(cfg)
-    await one.start()
+    one = Node(cfg, ami_secrets=None)
+    await one.__aenter__()
     for agent in ("a1", "a2"):  # nobody to answer: c2 stays waiting (no session here)
-        await one.set_agent_status(agent, AgentStatus.LOGGED_OUT)
-    now = one.clock()
-    one.post(CallArrived("c1", "consult", "", now - 40, now))
-    one.post(CallHungUp("c1", now + 0.1))
-    one.post(CallArrived("c2", "repair", "", now, now))
-    await wait_until(lambda: one.stats.window("repair", Window.TODAY, now).counts.offered)
-    assert await one.store_writer.drained(5)
-    before = {(q, w): one.stats.window(q, w, now).counts for q in ("consult", "repair")
+        await one.engine.set_agent_status(agent, AgentStatus.LOGGED_OUT)
+    now = one.engine.clock()
+    one.engine.post(CallArrived("c1", "consult", "", now - 40, now))
+    one.engine.post(CallHungUp("c1", now + 0.1))
+    one.engine.post(CallArrived("c2", "repair", "", now, now))
+    figures = one.engine.core.figures
+    await wait_until(lambda: figures.window("repair", Window.TODAY, now).counts.offered)
+    assert await one.engine.store_writer.drained(5)
+    before = {(q, w): figures.window(q, w, now).counts for q in ("consult", "repair")
               for w in Window}
     assert before[("consult", Window.TODAY)].abandoned == 1
-    await one.stop()
-    two = Engine(cfg)
-    await two.start()
+    await one.__aexit__(None, None, None)
+    two = Node(cfg, ami_secrets=None)
+    await two.__aenter__()
     try:
-        after = {(q, w): two.stats.window(q, w, now).counts for q in ("consult", "repair")
-                 for w in Window}
+        after = {(q, w): two.engine.core.figures.window(q, w, now).counts
+                 for q in ("consult", "repair") for w in Window}
         assert after == before
     finally:
-        await two.stop()
+        await two.__aexit__(None, None, None)
 
 
 async def test_memory_store_round_trip() -> None:
@@ -204,15 +206,15 @@ async def test_memory_store_round_trip() -> None:
 async def test_writer_coalesces_and_follows_the_core(server: RedisServer,
                                                      client: aioredis.Redis) -> None:
     cfg = parse_config(config(server))
-    core = EngineCore(cfg)
+    core = core_of(cfg)
     store = RedisStore.from_url(server.url)
     writer = StoreWriter(store, core)
     task = asyncio.create_task(writer.run())
     try:
         def apply(ev: object) -> None:
             for eff in core.apply(ev):  # type: ignore[arg-type]
-                if type(eff).__name__ == "Publish":
-                    writer.observe(eff, 0.0)  # type: ignore[arg-type]
+                if isinstance(eff, Fact):
+                    writer.observe(eff, 0.0)
 
         for _ in range(50):  # 100 changes of one agent between two writes: few writes
             apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 1.0))
@@ -222,7 +224,7 @@ async def test_writer_coalesces_and_follows_the_core(server: RedisServer,
         assert await writer.drained(5)
         assert writer.writes + writer.resyncs < 10
         state = await store.load()
-        assert state == state_of(core)
+        assert state == state_of(core, core.figures)
         assert state.agents["a1"] == AgentRecord("paused", "lunch")
         assert state.calls["c1"] == CallRecord(10.0, 1, "consult", 7, 0)
         apply(CallHungUp("c1", 13.0))
@@ -237,7 +239,7 @@ async def test_writer_coalesces_and_follows_the_core(server: RedisServer,
 async def test_writer_keeps_going_without_redis_and_resyncs_when_it_is_back(
         server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
     cfg = parse_config(config(server))
-    core = EngineCore(cfg)
+    core = core_of(cfg)
     store = RedisStore.from_url(server.url, timeout=0.3)
     writer = StoreWriter(store, core)
     task = asyncio.create_task(writer.run())
@@ -247,8 +249,8 @@ async def test_writer_keeps_going_without_redis_and_resyncs_when_it_is_back(
         for i in range(20):  # routing goes on: each observe returns at once
             started = time.perf_counter()
             for eff in core.apply(SetAgentStatus("a2", AgentStatus.PAUSED, 1.0 + i, "lunch")):
-                if type(eff).__name__ == "Publish":
-                    writer.observe(eff, 0.0)  # type: ignore[arg-type]
+                if isinstance(eff, Fact):
+                    writer.observe(eff, 0.0)
             assert time.perf_counter() - started < 0.05
         await wait_until(lambda: writer.failing)
         await asyncio.sleep(0.5)
@@ -258,7 +260,7 @@ async def test_writer_keeps_going_without_redis_and_resyncs_when_it_is_back(
         assert await writer.drained(5)
         state = await store.load()
         assert state.agents["a2"] == AgentRecord("paused", "lunch")
-        assert state == state_of(core)
+        assert state == state_of(core, core.figures)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -316,36 +318,36 @@ async def test_renew_fails_when_the_fence_moved(client: aioredis.Redis) -> None:
 
 async def test_hot_standby_takes_over_within_the_lease_time(server: RedisServer) -> None:
     ha = "ha: {{node_id: {node}, lease_ttl: 1.0}}"
-    one = Engine(parse_config(config(server, ha.format(node="one"))))
-    two = Engine(parse_config(config(server, ha.format(node="two"))))
-    await one.start()
-    await wait_until(lambda: one.accepting)
-    await one.set_agent_status("a1", AgentStatus.PAUSED, "lunch")
-    await two.start()
+    one = Node(parse_config(config(server, ha.format(node="one"))), ami_secrets=None)
+    two = Node(parse_config(config(server, ha.format(node="two"))), ami_secrets=None)
+    await one.__aenter__()
+    await wait_until(lambda: one.engine.accepting)
+    await one.engine.set_agent_status("a1", AgentStatus.PAUSED, "lunch")
+    await two.__aenter__()
     stopped = False
     try:
         await asyncio.sleep(1.5)
-        assert one.accepting and not two.accepting
-        assert await one.store_writer.drained(5)
+        assert one.engine.accepting and not two.engine.accepting
+        assert await one.engine.store_writer.drained(5)
         # "one" dies without releasing: its lease task stops, the lease runs out
-        await one.ha.abandon()
+        await one.standby.abandon()
         killed = time.monotonic()
-        await wait_until(lambda: two.accepting, within=5)
+        await wait_until(lambda: two.engine.accepting, within=5)
         took = time.monotonic() - killed
         assert took <= 1.0 + 1.0 / 6 + 0.5, took
-        assert two.core.agents["a1"].status is AgentStatus.PAUSED  # from the store
-        assert two.core.agents["a1"].reason == "lunch"
+        assert two.engine.core.agents["a1"].status is AgentStatus.PAUSED  # from the store
+        assert two.engine.core.agents["a1"].reason == "lunch"
         # graceful hand-back: two stops and releases, one (still up) takes over at once
-        assert not one.accepting
-        one.ha.start()
+        assert not one.engine.accepting
+        one.standby.start()
         await asyncio.sleep(0.3)
-        assert not one.accepting
-        await two.stop()
+        assert not one.engine.accepting
+        await two.__aexit__(None, None, None)
         stopped = True
         started = time.monotonic()
-        await wait_until(lambda: one.accepting, within=3)
+        await wait_until(lambda: one.engine.accepting, within=3)
         assert time.monotonic() - started < 0.6
     finally:
-        await one.stop()
+        await one.__aexit__(None, None, None)
         if not stopped:
-            await two.stop()
+            await two.__aexit__(None, None, None)

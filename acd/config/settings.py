@@ -1,0 +1,87 @@
+"""From the validated YAML to the domain's frozen settings (``acd.domain.settings``).
+
+The one place that knows both sides: the domain never imports pydantic, and the schema
+never decides policy.
+"""
+
+from __future__ import annotations
+
+from acd.config.schema import Config, PartnerMode
+from acd.domain.settings import (
+    AgentSettings,
+    AreaCodePrompt,
+    ClosedSettings,
+    EngineSettings,
+    EntrySettings,
+    MenuSettings,
+    QueueSettings,
+    RegionSettings,
+    Settings,
+    SiteSettings,
+)
+from routing.hours import Schedule
+from routing.numbers import normalise_number
+from routing.partners import PartnerSite
+
+
+def settings_from(config: Config) -> Settings:
+    tz = config.timezone
+    queues = {
+        q.id: QueueSettings(
+            id=q.id, name=q.name, skills=dict(q.skills), priority=q.priority,
+            sl_target=float(q.sl_target), wrap_up=q.wrap_up, moh_class=q.moh_class,
+            spec=q.spec(), schedule=Schedule.build(tz, q.hours, q.holidays, q.workdays),
+            closed=ClosedSettings(q.closed.action, q.closed.sound, q.closed.mailbox))
+        for q in config.queues
+    }
+    agents = {
+        a.id: AgentSettings(
+            id=a.id, name=a.name, device=f"PJSIP/{a.sip_endpoint}",
+            server=config.agent_server(a), skills=dict(a.skills), groups=frozenset(a.groups),
+            starts_available=a.status == "available")
+        for a in config.agents
+    }
+    sites = {}
+    for s in config.sites:
+        partner = None
+        trunk_device = ""
+        if s.trunk is not None and s.number:
+            partner = PartnerSite(s.id, f"PJSIP/{s.number}@{s.trunk_endpoint}", s.capacity,
+                                  frozenset(s.regions), frozenset(s.services), s.preference)
+            trunk_device = f"PJSIP/{s.trunk_endpoint}"
+        sites[s.id] = SiteSettings(
+            id=s.id, name=s.name, kind=s.kind, capacity=s.capacity,
+            regions=frozenset(s.regions), services=frozenset(s.services),
+            preference=s.preference, schedule=Schedule.build(tz, s.hours, s.holidays),
+            partner=partner if s.kind.value == "partner" else None,
+            trunk_device=trunk_device if s.kind.value == "partner" else "")
+    regions = config.regions
+    ask = regions.ask_area_code
+    region_settings = RegionSettings(
+        default=regions.default, overflow_after=regions.overflow_after,
+        any_partner_after=regions.any_partner_after,
+        primary=frozenset(code for code, p in regions.policies.items()
+                          if p.mode is PartnerMode.PRIMARY),
+        overflow_waits={code: p.after for code, p in regions.policies.items()
+                        if p.after is not None},
+        policy_regions=tuple(sorted(regions.policies)),
+        ask_area_code=None if ask is None else AreaCodePrompt(ask.prompt, ask.timeout,
+                                                              ask.max_digits),
+        overrides=dict(regions.overrides))
+    ivr = config.ivr
+    default_queue = config.default_queue or config.queues[0].id
+    entry = EntrySettings(
+        dids={(normalise_number(did) or did): qid for did, qid in config.dids.items()},
+        default_queue=default_queue,
+        menu=None if ivr is None else MenuSettings(ivr.prompt, ivr.timeout, dict(ivr.options)),
+        segments=config.segment_table())
+    engine = config.engine
+    return Settings(
+        queues=queues, agents=agents, sites=sites, entry=entry, regions=region_settings,
+        engine=EngineSettings(
+            ring_timeout=engine.ring_timeout, rona_action=engine.rona_action,
+            rona_pause_reason=engine.rona_pause_reason, rona_limit=engine.rona_limit,
+            pause_reasons=tuple(engine.pause_reasons),
+            unreachable_retry=engine.unreachable_retry, explain_offers=engine.explain_offers),
+        servers=tuple(s.name for s in config.asterisk.server_list),
+        timezone=tz)

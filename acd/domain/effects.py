@@ -1,0 +1,48 @@
+"""Effects: what the core asks the adapters to do after an event. No I/O happens here.
+
+* :class:`Offer` — dial an agent (or a partner site) from the call's own session;
+* :class:`CloseCall` — the call's queue is closed: its closed action, then hang up;
+* :class:`StartTimer` — post ``event`` back to the inbox after ``delay`` seconds;
+* a :class:`~acd.domain.facts.Fact` — tell the world what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from acd.domain.events import Event
+from acd.domain.facts import Fact
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Dial ``dial`` from the call's session, ringing at most ``timeout`` seconds."""
+
+    call_id: str
+    agent_id: str
+    dial: str
+    timeout: int
+    #: Set when the target is a partner site (``agent_id`` is then empty).
+    site_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseCall:
+    """The queue is closed for this caller: play ``sound``, then leave a voicemail in
+    ``mailbox`` (``box@context``) if set, then the call ends."""
+
+    call_id: str
+    queue_id: str
+    sound: str
+    mailbox: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    delay: float
+    event: Event
+
+
+#: Effects a call's session carries out (delivered to that session).
+SessionEffect = Offer | CloseCall
+Effect = Offer | CloseCall | StartTimer | Fact

@@ -1,0 +1,197 @@
+"""What the domain needs to know of the configuration, as frozen values.
+
+Built once from the validated YAML (``acd.config.settings.settings_from``); the domain
+never sees pydantic. Lookups are dicts (a queue by id is O(1), not a scan of the list),
+schedules are compiled (``routing.hours.Schedule``), numbers are normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from routing.hours import Schedule
+from routing.model import QueueSpec
+from routing.partners import PartnerSite, RegionRule
+from routing.segments import SegmentTable
+
+
+class RonaAction(StrEnum):
+    """What happens to an agent who does not answer an offered call."""
+
+    PAUSE = "pause"  # paused with the configured reason until the agent makes itself ready
+    READY = "ready"  # stays available (not recommended: the next caller rings the same void)
+
+
+class ClosedAction(StrEnum):
+    MESSAGE = "message"  # play a message, then hang up
+    VOICEMAIL = "voicemail"  # leave a message in a mailbox
+
+
+class SiteKind(StrEnum):
+    OWN = "own"
+    PARTNER = "partner"
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedSettings:
+    action: ClosedAction = ClosedAction.MESSAGE
+    sound: str = "vm-goodbye"
+    mailbox: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    id: str
+    name: str
+    #: Skill → minimum level at stage 0.
+    skills: Mapping[str, int]
+    priority: int
+    sl_target: float
+    wrap_up: float
+    moh_class: str
+    #: The routing core's view (stages, strategy, groups).
+    spec: QueueSpec
+    schedule: Schedule
+    closed: ClosedSettings = ClosedSettings()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    id: str
+    name: str
+    #: ``PJSIP/<endpoint>``.
+    device: str
+    server: str
+    skills: Mapping[str, int]
+    groups: frozenset[str] = frozenset()
+    #: Logged in (available) when the engine starts.
+    starts_available: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """An own centre or a partner site. ``partner`` is set for partner sites: what the
+    routing policy needs (dial string, capacity, coverage, services, preference)."""
+
+    id: str
+    name: str
+    kind: SiteKind
+    capacity: int
+    regions: frozenset[str]
+    services: frozenset[str]
+    preference: int
+    schedule: Schedule
+    partner: PartnerSite | None = None
+    #: ``PJSIP/<trunk endpoint>`` of a partner site.
+    trunk_device: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AreaCodePrompt:
+    prompt: str = "vm-enter-num-to-call"
+    timeout: float = 6.0
+    max_digits: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RegionSettings:
+    default: str = "CN-UNKNOWN"
+    overflow_after: float = 30.0
+    any_partner_after: float | None = None
+    #: Regions whose partner is primary (partner first, own agents as backup).
+    primary: frozenset[str] = frozenset()
+    #: Region → its own overflow wait (else ``overflow_after``).
+    overflow_waits: Mapping[str, float] = field(default_factory=dict)
+    #: Regions with a configured policy (shown even before their first call).
+    policy_regions: tuple[str, ...] = ()
+    ask_area_code: AreaCodePrompt | None = None
+    #: Normalised caller number → region.
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def rule(self, region: str, partner_first: bool = False) -> RegionRule:
+        """The partner policy for one caller (``partner_first``: the queue was closed
+        and an open partner covers the caller: partners go first)."""
+        return RegionRule(primary=partner_first or region in self.primary,
+                          overflow_after=self.overflow_waits.get(region, self.overflow_after),
+                          any_after=self.any_partner_after)
+
+
+@dataclass(frozen=True, slots=True)
+class MenuSettings:
+    """The IVR: one DTMF key chooses the queue."""
+
+    prompt: str = "dir-welcome"
+    timeout: float = 5.0
+    #: Key → queue id.
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySettings:
+    """How a caller reaches a queue."""
+
+    #: Normalised DID → queue id.
+    dids: Mapping[str, str]
+    #: The queue of a call nothing else decides.
+    default_queue: str
+    menu: MenuSettings | None = None
+    segments: SegmentTable = field(default_factory=lambda: SegmentTable(()))
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    ring_timeout: int = 15
+    rona_action: RonaAction = RonaAction.PAUSE
+    rona_pause_reason: str = "no-answer"
+    rona_limit: int = 1
+    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "after-call")
+    unreachable_retry: float = 30.0
+    explain_offers: bool = True
+
+    @property
+    def allowed_pause_reasons(self) -> frozenset[str]:
+        return frozenset({*self.pause_reasons, self.rona_pause_reason})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    #: Queue id → settings, in configuration order.
+    queues: Mapping[str, QueueSettings]
+    #: Agent id → settings, in configuration order.
+    agents: Mapping[str, AgentSettings]
+    #: Site id → settings (own and partner), in configuration order.
+    sites: Mapping[str, SiteSettings]
+    entry: EntrySettings
+    regions: RegionSettings = RegionSettings()
+    engine: EngineSettings = EngineSettings()
+    #: Asterisk server names; the first is the default.
+    servers: tuple[str, ...] = ("main",)
+    timezone: str = "Asia/Shanghai"
+
+    def __post_init__(self) -> None:
+        for name in ("queues", "agents", "sites"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        if not self.queues:
+            raise ValueError("settings need at least one queue")
+        if not self.servers:
+            raise ValueError("settings need at least one Asterisk server")
+
+    @property
+    def partners(self) -> tuple[SiteSettings, ...]:
+        """Partner sites, most preferred first."""
+        return tuple(sorted((s for s in self.sites.values() if s.partner is not None),
+                            key=lambda s: -s.preference))
+
+    def with_engine(self, **changes: object) -> Settings:
+        """A copy with some engine settings changed (e.g. a simulation without
+        per-offer explanations)."""
+        from dataclasses import replace
+
+        return replace(self, engine=replace(self.engine, **changes))  # type: ignore[arg-type]

@@ -1,0 +1,642 @@
+"""``acd simulate``: a simulated day through the real routing core, on a virtual clock.
+
+The normal ACD config (queues, agents and their skills, escalation stages, strategies)
+plus a *scenario* YAML (arrival profile, handle times, caller patience, ring time, agent
+shifts) drive :class:`acd.domain.core.EngineCore` — the very state machine ``acd serve`` runs —
+through a discrete-event simulation: a heap of ``(time, seq, kind, payload)`` feeds the
+core ``CallArrived``, ``CallAnswered``, ``DialFinished``, ``CallHungUp`` and
+``SetAgentStatus`` events at virtual times, and the simulator carries out the effects it
+returns, as the engine's adapters would:
+
+* ``Offer`` → the agent picks up after ``ring_time`` (``CallAnswered``; ``DialFinished``
+  ANSWER after the call's talk time), or, with probability ``no_answer_probability``,
+  does not (``DialFinished`` NOANSWER after the engine's ``ring_timeout``); the core then
+  pauses the agent (``rona_action: pause``) and the simulated agent makes itself available
+  again after ``rona_recovery`` seconds, as a person would;
+* ``StartTimer`` → its event is applied at now + delay (wrap-up end, escalation stage);
+* a fact (``CallConnected``, ``CallAbandoned`` …) → the per-queue figures (offered,
+  answered, waits, abandons, talk time), by the formulas of ``acd.domain.figures``;
+  agent busy/available time is read from the core's agent records after each event.
+
+A caller whose patience runs out while waiting or ringing hangs up (``CallHungUp``).
+Partner sites (``Offer`` with a ``site_id``) pick up after the ring time too, or not with
+the same no-answer probability; the core hears of a partner's answer when ``Dial``
+returns (``DialFinished`` ANSWER with the talk time), and the caller no longer hangs up in
+between. A caller reaching a queue outside its hours gets the closed action — unless an
+open partner covering the caller's region (drawn from the scenario's ``regions`` shares)
+offers the service: the core's own admission (:mod:`acd.domain.admission`) decides.
+
+Figures per queue follow ACD_SPEC §5: service level = answered within the queue's
+``sl_target`` ÷ (answered + abandoned after the target); ASA = mean wait of answered calls
+(entry to pick-up, so it includes the ring time); abandon rate = abandoned ÷ (answered +
+abandoned); AHT = talk + wrap-up per completed call; P(wait) = share of calls no agent was
+free for on arrival; occupancy = busy (ringing, talking, wrap-up) ÷ staffed time, paused
+time excluded.
+
+For a queue whose agents serve no other queue of the scenario and that no partner site
+takes (single-skill), the Erlang figures are printed alongside: Erlang C, or Erlang A
+when callers have a patience. The day is cut at every change of arrival rate or
+staffing, each piece is taken as a steady state (closed hours left out) and the pieces
+are weighted by their expected calls; the agents counted are those eligible at the
+queue's widest stage. The Erlang handle time is the time an agent is held per call: ring
+time + mean talk + the queue's wrap-up; an answered caller's wait is its queue wait plus
+the ring time. Ring-no-answer is not in the model.
+
+Times of day are ``"HH:MM"`` (quote them or not: YAML's base-60 integers are not used),
+local to the config's time zone on the scenario's ``date``. The simulator counts seconds
+from that local midnight; the core is handed epoch seconds (``Simulation.epoch0`` + that),
+so queue and partner hours and holidays apply as in production.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date as Date
+from typing import Any
+
+from acd.config import Config
+from acd.config.settings import settings_from
+from acd.domain import (
+    AgentState,
+    AgentStatus,
+    CallAnswered,
+    CallArrived,
+    CallHungUp,
+    CallState,
+    CloseCall,
+    DialFinished,
+    Effect,
+    EngineCore,
+    Event,
+    Fact,
+    Offer,
+    SetAgentStatus,
+    StartTimer,
+)
+from acd.domain import figures as formulas
+from acd.domain.facts import (
+    AgentNoAnswer,
+    CallAbandoned,
+    CallClosed,
+    CallCompleted,
+    CallConnected,
+    CallOverflowed,
+    CallWaiting,
+)
+from routing import AgentSpec
+from sim.erlang import ErlangFigures, erlang_figures, single_skill_queues
+from sim.scenario import ArrivalWindow, Scenario, day_epoch
+
+# -- results --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class QueueFigures:
+    """What happened to one queue's callers (those counted: after the warm-up)."""
+
+    sl_target: float
+    offered: int = 0
+    answered: int = 0
+    answered_within_target: int = 0
+    abandoned: int = 0
+    abandoned_after_target: int = 0
+    #: Calls no agent was free for when they arrived.
+    queued_on_arrival: int = 0
+    wait_answered_total: float = 0.0
+    wait_abandoned_total: float = 0.0
+    handled: int = 0
+    talk_total: float = 0.0
+    wrap_total: float = 0.0
+    #: Calls neither answered nor abandoned when the clock stopped.
+    unanswered_at_end: int = 0
+    rona: int = 0
+    #: Calls offered to a partner site (once per call), and answered there.
+    overflowed: int = 0
+    answered_by_partner: int = 0
+    #: Callers who reached the queue outside its hours (not counted as offered).
+    closed: int = 0
+
+    # The figures' one definition (acd.domain.figures), as the live view and reports.
+
+    @property
+    def service_level(self) -> float | None:
+        return formulas.service_level(self.answered_within_target, self.answered,
+                                      self.abandoned_after_target)
+
+    @property
+    def asa(self) -> float | None:
+        return formulas.asa(self.wait_answered_total, self.answered)
+
+    @property
+    def abandon_rate(self) -> float | None:
+        return formulas.abandon_rate(self.abandoned, self.answered)
+
+    @property
+    def p_wait(self) -> float | None:
+        return self.queued_on_arrival / self.offered if self.offered else None
+
+    @property
+    def aht(self) -> float | None:
+        return formulas.aht(self.talk_total, self.wrap_total, self.handled)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "offered": self.offered, "answered": self.answered,
+            "answered_within_target": self.answered_within_target,
+            "abandoned": self.abandoned, "abandoned_after_target": self.abandoned_after_target,
+            "unanswered_at_end": self.unanswered_at_end, "rona": self.rona,
+            "sl_target": self.sl_target, "service_level": self.service_level,
+            "asa": self.asa, "p_wait": self.p_wait, "abandon_rate": self.abandon_rate,
+            "aht": self.aht, "handled": self.handled, "overflowed": self.overflowed,
+            "answered_by_partner": self.answered_by_partner, "closed": self.closed,
+        }
+
+
+@dataclass(slots=True)
+class AgentTime:
+    """Seconds of one agent (counted after the warm-up)."""
+
+    staffed: float = 0.0  # logged in, or still busy with a call after logging out
+    busy: float = 0.0  # ringing, on a call or in wrap-up
+    paused: float = 0.0  # paused and idle
+    answered: int = 0
+
+    @property
+    def available(self) -> float:
+        return self.staffed - self.paused
+
+    def add(self, other: AgentTime) -> None:
+        self.staffed += other.staffed
+        self.busy += other.busy
+        self.paused += other.paused
+        self.answered += other.answered
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"staffed_s": self.staffed, "busy_s": self.busy, "paused_s": self.paused,
+                "answered": self.answered, "occupancy": occupancy(self)}
+
+
+def occupancy(t: AgentTime) -> float | None:
+    return t.busy / t.available if t.available > 0 else None
+
+
+@dataclass(slots=True)
+class QueueResult:
+    queue_id: str
+    figures: QueueFigures
+    #: Agents who may take this queue's calls (at its widest stage).
+    pool: tuple[str, ...]
+    single_skill: bool
+    erlang: ErlangFigures | None = None
+    occupancy: AgentTime = field(default_factory=AgentTime)
+
+
+@dataclass(slots=True)
+class SimResult:
+    seed: int
+    date: Date
+    start: float
+    end: float
+    measure_from: float
+    queues: dict[str, QueueResult]
+    agents: dict[str, AgentTime]
+    groups: dict[str, AgentTime]
+    events: int
+    wall_seconds: float
+    core_stats: dict[str, dict[str, Any]]
+
+    @property
+    def overall(self) -> AgentTime:
+        total = AgentTime()
+        for t in self.agents.values():
+            total.add(t)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed, "date": self.date.isoformat(), "start": self.start,
+            "end": self.end,
+            "measure_from": self.measure_from, "events": self.events,
+            "wall_seconds": self.wall_seconds,
+            "queues": {
+                qid: {"simulated": {**q.figures.to_dict(),
+                                    "occupancy": occupancy(q.occupancy)},
+                      "pool": list(q.pool), "single_skill": q.single_skill,
+                      "erlang": None if q.erlang is None else q.erlang.to_dict()}
+                for qid, q in self.queues.items()
+            },
+            "agents": {aid: t.to_dict() for aid, t in self.agents.items()},
+            "groups": {g: t.to_dict() for g, t in self.groups.items()},
+            "overall": self.overall.to_dict(),
+            "core_stats": self.core_stats,
+        }
+
+
+# -- the simulator --------------------------------------------------------------------------
+
+#: Kinds of simulator events (heap entries are (time, seq, kind, payload)).
+_ARRIVE, _APPLY, _ANSWER, _PATIENCE, _RECOVER, _SHIFT_ON, _SHIFT_OFF = range(7)
+
+#: Called after every ``EngineCore.apply``: (core, event, effects). For tests.
+ApplyHook = Callable[[EngineCore, Event, list[Effect]], None]
+
+
+@dataclass(slots=True)
+class _SimCall:
+    queue_id: str
+    arrived: float
+    talk: float
+    measured: bool
+    #: When a partner site picked up (the core learns it only when the call ends).
+    partner_answered: float | None = None
+    overflowed: bool = False
+
+
+@dataclass(slots=True)
+class _AgentTrack:
+    status: AgentStatus
+    state: AgentState
+    since: float
+    wrap_queue: str | None = None  # queue of the agent's last completed (counted) call
+    wrap_since: float = 0.0
+    time: AgentTime = field(default_factory=AgentTime)
+
+
+def _arrival_times(windows: Sequence[ArrivalWindow], rng: random.Random) -> Iterator[float]:
+    """Piecewise-constant Poisson arrivals (memoryless, so each window starts afresh)."""
+    for w in sorted(windows, key=lambda w: w.start):
+        if w.calls_per_hour <= 0:
+            continue
+        rate = w.calls_per_hour / 3600.0
+        t = w.start
+        while True:
+            t += rng.expovariate(rate)
+            if t >= w.end:
+                break
+            yield t
+
+
+def _exponential(rng: random.Random, mean: float) -> Callable[[], float]:
+    rate = 1.0 / mean
+    return lambda: rng.expovariate(rate)
+
+
+def _regions(shares: Mapping[str, float], default: str,
+             rng: random.Random) -> Callable[[], tuple[str, bool]]:
+    """A caller's (region, known) drawn by the scenario's shares."""
+    if not shares:
+        return lambda: (default, False)
+    names, weights = list(shares), list(itertools.accumulate(shares.values()))
+    return lambda: (rng.choices(names, cum_weights=weights)[0], True)
+
+
+def queue_pools(core: EngineCore) -> dict[str, tuple[str, ...]]:
+    """Queue → agents who may take its calls at some stage (its widest)."""
+    router = core.router
+    specs = [AgentSpec(a.id, dict(a.skills), a.groups)
+             for a in core.settings.agents.values()]
+    pools: dict[str, tuple[str, ...]] = {}
+    for qid in core.settings.queues:
+        widest = router.stages(core.servers.router_queue(qid, core.servers.default))[-1]
+        pools[qid] = tuple(s.agent_id for s in specs if widest.admits(s))
+    return pools
+
+
+class Simulation:
+    """One simulated day. ``run()`` once; ``on_apply`` sees the core after every event."""
+
+    def __init__(self, config: Config, scenario: Scenario, *, seed: int | None = None,
+                 on_apply: ApplyHook | None = None) -> None:
+        self.config = config
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        # No per-offer exclusions: nobody reads them here, and they cost as much CPU as
+        # the rest of a simulated offer.
+        self.core = EngineCore(settings_from(config).with_engine(explain_offers=False))
+        self.on_apply = on_apply
+        self.pools = queue_pools(self.core)
+        self._heap: list[tuple[float, int, int, Any]] = []
+        self._seq = itertools.count()
+        self._now = 0.0
+        self._events = 0
+        self._calls: dict[str, _SimCall] = {}
+        self._call_ids = itertools.count(1)
+        self._figures = {q.id: QueueFigures(float(q.sl_target)) for q in config.queues}
+        self._targets = {q.id: float(q.sl_target) for q in config.queues}
+        self._rona_rng = random.Random(f"{self.seed}/rona")
+        #: The core's clock: epoch seconds; the simulator's: seconds from local midnight.
+        self.epoch0 = day_epoch(config, scenario.date)
+        self._arrivals: dict[str, Iterator[float]] = {}
+        self._talk: dict[str, Callable[[], float]] = {}
+        self._patience: dict[str, Callable[[], float] | None] = {}
+        self._region: dict[str, Callable[[], tuple[str, bool]]] = {}
+        for qid, qs in scenario.queues.items():
+            self._arrivals[qid] = _arrival_times(qs.arrivals,
+                                                 random.Random(f"{self.seed}/{qid}/arrivals"))
+            call_rng = random.Random(f"{self.seed}/{qid}/calls")
+            self._talk[qid] = qs.handle_time.sampler(call_rng)
+            self._patience[qid] = None if qs.patience is None \
+                else _exponential(call_rng, qs.patience.mean)
+            self._region[qid] = _regions(qs.regions, config.regions.default,
+                                         random.Random(f"{self.seed}/{qid}/regions"))
+        starts = [w.start for qs in scenario.queues.values() for w in qs.arrivals]
+        starts += [s.start for shifts in scenario.shifts.values() for s in shifts]
+        self.start = min(starts) if starts else 0.0
+        self.measure_from = self.start + scenario.warmup
+        self._on_shift: set[str] = set()
+        self._agents = self.core.agents.by_id
+        self._tracks = {aid: _AgentTrack(a.status, a.state, self.start)
+                        for aid, a in self._agents.items()}
+        self._busy = 0
+        self._pending_arrivals = 0
+        self._ran = False
+
+    # -- scheduling --------------------------------------------------------------------
+
+    def _push(self, at: float, kind: int, payload: Any) -> None:
+        heapq.heappush(self._heap, (at, next(self._seq), kind, payload))
+
+    def _schedule_day(self) -> None:
+        for aid in self._agents:
+            shifts = self.scenario.shifts.get(aid)
+            if shifts is None:
+                self._push(self.start, _SHIFT_ON, aid)
+                continue
+            for s in shifts:
+                self._push(s.start, _SHIFT_ON, aid)
+                self._push(s.end, _SHIFT_OFF, aid)
+        for qid, times in self._arrivals.items():
+            first = next(times, None)
+            if first is not None:
+                self._push(first, _ARRIVE, qid)
+                self._pending_arrivals += 1
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> SimResult:
+        if self._ran:
+            raise RuntimeError("a Simulation runs once")
+        self._ran = True
+        wall = time.perf_counter()
+        self._schedule_day()
+        heap, until = self._heap, self.scenario.until
+        core_calls = self.core.calls
+        end = self.start
+        while heap:
+            at, _, kind, payload = heapq.heappop(heap)
+            if until is not None and at > until:
+                end = until
+                break
+            self._now = end = at
+            if kind == _APPLY:
+                self._apply(payload)
+            elif kind == _ANSWER:
+                self._answer(*payload)
+            elif kind == _ARRIVE:
+                self._arrive(payload)
+            elif kind == _PATIENCE:
+                call = core_calls.get(payload)
+                sim = self._calls.get(payload)
+                if call is not None and sim is not None and sim.partner_answered is None \
+                        and call.state in (CallState.WAITING, CallState.OFFERED):
+                    self._apply(CallHungUp(payload, self._clock()))
+            elif kind == _RECOVER:
+                self._recover(payload)
+            elif kind == _SHIFT_ON:
+                self._on_shift.add(payload)
+                self._apply(SetAgentStatus(payload, AgentStatus.AVAILABLE, self._clock()))
+            elif kind == _SHIFT_OFF:
+                self._on_shift.discard(payload)
+                self._apply(SetAgentStatus(payload, AgentStatus.LOGGED_OUT, self._clock()))
+            if not self._pending_arrivals and not core_calls and not self._busy:
+                break  # the last caller is done (and every agent has wrapped up)
+        return self._result(end, time.perf_counter() - wall)
+
+    def _clock(self, at: float | None = None) -> float:
+        """The core's time (epoch seconds) of a simulator time (default: now)."""
+        return self.epoch0 + (self._now if at is None else at)
+
+    def _apply(self, event: Event) -> list[Effect]:
+        core, now = self.core, self._now
+        effects = core.apply(event)
+        self._events += 1
+        if self.on_apply is not None:
+            self.on_apply(core, event, effects)
+        agents = self._agents
+        touched: set[str] = set()
+        agent_id = getattr(event, "agent_id", None)
+        if isinstance(agent_id, str) and agent_id in agents:
+            touched.add(agent_id)
+        for eff in effects:
+            if isinstance(eff, Fact):
+                agent = getattr(eff, "agent", None)
+                if isinstance(agent, str) and agent in agents:
+                    touched.add(agent)
+                self._observe_fact(eff)
+            elif isinstance(eff, Offer):
+                if eff.agent_id in agents:
+                    touched.add(eff.agent_id)
+                self._offer(eff)
+            elif isinstance(eff, StartTimer):
+                self._push(now + eff.delay, _APPLY, eff.event)
+        for aid in touched:
+            self._observe(aid)
+        return effects
+
+    def _arrive(self, queue_id: str) -> None:
+        now, clock = self._now, self._clock()
+        call_id = f"c{next(self._call_ids)}"
+        measured = now >= self.measure_from
+        talk = self._talk[queue_id]()
+        patience = self._patience[queue_id]
+        wait_for = None if patience is None else patience()
+        region, known = self._region[queue_id]()
+        nxt = next(self._arrivals[queue_id], None)
+        if nxt is None:
+            self._pending_arrivals -= 1
+        else:
+            self._push(nxt, _ARRIVE, queue_id)
+        # The core admits the caller as the engine does (acd.domain.admission): closed
+        # outside hours, unless an open partner covering the region takes it first.
+        self._calls[call_id] = _SimCall(queue_id, now, talk, measured)
+        effects = self._apply(CallArrived(call_id, queue_id, "simulated", clock, clock,
+                                          region=region, region_known=known,
+                                          region_source="lookup" if known else "default"))
+        if any(isinstance(e, CloseCall) for e in effects):
+            self._calls.pop(call_id, None)
+            return
+        if measured and not any(isinstance(e, Offer) and e.call_id == call_id
+                                for e in effects):
+            self._figures[queue_id].queued_on_arrival += 1
+        if wait_for is not None and call_id in self.core.calls:
+            self._push(now + wait_for, _PATIENCE, call_id)
+
+    def _offer(self, offer: Offer) -> None:
+        now, sc = self._now, self.scenario
+        if sc.no_answer_probability and self._rona_rng.random() < sc.no_answer_probability:
+            at = self._clock(now + offer.timeout)
+            self._push(now + offer.timeout, _APPLY,
+                       DialFinished(offer.call_id, offer.agent_id, "NOANSWER", at,
+                                    site_id=offer.site_id))
+        elif offer.site_id:
+            # A partner site picks up after the ring time; the core hears of it when Dial
+            # returns, with the talk time (no AMI answer event for a trunk call).
+            sim = self._calls[offer.call_id]
+            sim.partner_answered = now + sc.ring_time
+            end = now + sc.ring_time + sim.talk
+            self._push(end, _APPLY, DialFinished(offer.call_id, "", "ANSWER", self._clock(end),
+                                                 sim.talk, site_id=offer.site_id))
+        else:
+            self._push(now + sc.ring_time, _ANSWER, (offer.call_id, offer.agent_id))
+
+    def _answer(self, call_id: str, agent_id: str) -> None:
+        now = self._now
+        self._apply(CallAnswered(call_id, agent_id, self._clock()))
+        call = self.core.calls.get(call_id)
+        if call is not None and call.state is CallState.CONNECTED and call.agent_id == agent_id:
+            talk = self._calls[call_id].talk
+            self._push(now + talk, _APPLY,
+                       DialFinished(call_id, agent_id, "ANSWER", self._clock(now + talk), talk))
+
+    def _recover(self, agent_id: str) -> None:
+        agent = self._agents[agent_id]
+        if agent.status is not AgentStatus.PAUSED \
+                or agent.reason != self.config.engine.rona_pause_reason:
+            return
+        status = AgentStatus.AVAILABLE if agent_id in self._on_shift \
+            else AgentStatus.LOGGED_OUT
+        self._apply(SetAgentStatus(agent_id, status, self._clock()))
+
+    # -- observing the core --------------------------------------------------------------
+
+    def _observe_fact(self, fact: Fact) -> None:
+        """The per-queue figures of the measured callers, from the core's facts."""
+        match fact:
+            case CallConnected(call_id=call_id, queue=queue, wait=wait, agent=agent,
+                               site=site):
+                if self._calls[call_id].measured:
+                    f = self._figures[queue]
+                    f.answered += 1
+                    f.wait_answered_total += wait
+                    if wait <= f.sl_target:
+                        f.answered_within_target += 1
+                    if agent in self._tracks:
+                        self._tracks[agent].time.answered += 1
+                    elif site:
+                        f.answered_by_partner += 1
+            case CallWaiting(call_id=call_id, queue=queue, reentry=reentry):
+                if not reentry and self._calls[call_id].measured:
+                    self._figures[queue].offered += 1
+            case CallClosed(call_id=call_id, queue=queue):
+                sim = self._calls.get(call_id)
+                if sim is not None and sim.measured:
+                    self._figures[queue].closed += 1
+            case CallCompleted(call_id=call_id, queue=queue, agent=agent, talk=talk):
+                sim = self._calls.pop(call_id)
+                if sim.measured:
+                    f = self._figures[queue]
+                    f.handled += 1
+                    f.talk_total += talk
+                if agent in self._tracks:
+                    self._tracks[agent].wrap_queue = queue if sim.measured else None
+            case CallAbandoned(call_id=call_id, queue=queue, wait=wait):
+                sim = self._calls.pop(call_id)
+                if sim.measured:
+                    f = self._figures[queue]
+                    f.abandoned += 1
+                    f.wait_abandoned_total += wait
+                    if wait > f.sl_target:
+                        f.abandoned_after_target += 1
+            case AgentNoAnswer(call_id=call_id):
+                sim = self._calls[call_id]
+                if sim.measured:
+                    self._figures[sim.queue_id].rona += 1
+            case CallOverflowed(call_id=call_id):
+                sim = self._calls[call_id]
+                if sim.measured and not sim.overflowed:
+                    self._figures[sim.queue_id].overflowed += 1
+                sim.overflowed = True
+
+    def _observe(self, agent_id: str) -> None:
+        """Account the agent's time since its last change, if its status or state moved."""
+        agent = self._agents[agent_id]
+        track = self._tracks[agent_id]
+        if agent.status is track.status and agent.state is track.state:
+            return
+        now = self._now
+        self._accrue(track, now)
+        was_busy = track.state is not AgentState.IDLE
+        is_busy = agent.state is not AgentState.IDLE
+        self._busy += int(is_busy) - int(was_busy)
+        if track.state is AgentState.WRAP_UP and agent.state is not AgentState.WRAP_UP:
+            if track.wrap_queue is not None:
+                self._figures[track.wrap_queue].wrap_total += now - track.wrap_since
+            track.wrap_queue = None
+        if agent.state is AgentState.WRAP_UP and track.state is not AgentState.WRAP_UP:
+            track.wrap_since = now
+        if agent.status is AgentStatus.PAUSED and track.status is not AgentStatus.PAUSED \
+                and agent.reason == self.config.engine.rona_pause_reason:
+            # Paused by the engine for ring-no-answer: back after a while, as people are.
+            self._push(now + self.scenario.rona_recovery, _RECOVER, agent_id)
+        track.status, track.state = agent.status, agent.state
+
+    def _accrue(self, track: _AgentTrack, now: float) -> None:
+        start = max(track.since, self.measure_from)
+        track.since = now
+        span = now - start
+        if span <= 0:
+            return
+        busy = track.state is not AgentState.IDLE
+        t = track.time
+        if busy or track.status is not AgentStatus.LOGGED_OUT:
+            t.staffed += span
+        if busy:
+            t.busy += span
+        elif track.status is AgentStatus.PAUSED:
+            t.paused += span
+
+    # -- the result ------------------------------------------------------------------------
+
+    def _result(self, end: float, wall: float) -> SimResult:
+        self._now = end
+        for track in self._tracks.values():
+            self._accrue(track, end)
+        for call in self.core.calls.values():
+            sim = self._calls.get(call.call_id)
+            if sim is not None and sim.measured \
+                    and call.state in (CallState.WAITING, CallState.OFFERED):
+                self._figures[call.queue_id].unanswered_at_end += 1
+        agents = {aid: tr.time for aid, tr in self._tracks.items()}
+        groups: dict[str, AgentTime] = {}
+        for a in self.config.agents:
+            for g in a.groups:
+                groups.setdefault(g, AgentTime()).add(agents[a.id])
+        single = single_skill_queues(self.pools, self.scenario) - {
+            qid for qid in self.scenario.queues
+            if any(p.offers(qid) for p in self.core.partners.partners)}
+        queues: dict[str, QueueResult] = {}
+        for qid in self.scenario.queues:
+            pool_time = AgentTime()
+            for aid in self.pools[qid]:
+                pool_time.add(agents[aid])
+            erl = erlang_figures(self.config, self.scenario, qid, self.pools[qid],
+                                 self.measure_from) if qid in single else None
+            queues[qid] = QueueResult(qid, self._figures[qid], self.pools[qid], qid in single,
+                                      erl, pool_time)
+        core_stats = {qid: asdict(self.core.figures.total(qid))
+                      for qid in self.core.settings.queues}
+        return SimResult(self.seed, self.scenario.date, self.start, end, self.measure_from,
+                         queues, agents, groups, self._events, wall, core_stats)
+
+
+def simulate(config: Config, scenario: Scenario, *, seed: int | None = None,
+             on_apply: ApplyHook | None = None) -> SimResult:
+    """Run one simulated day of ``scenario`` through the routing core of ``config``."""
+    return Simulation(config, scenario, seed=seed, on_apply=on_apply).run()
+
+
