@@ -303,3 +303,78 @@ async def test_supervisor_moves_and_reprioritises_waiting_calls(rig: ApiRig) -> 
     assert (await asyncio.wait_for(offers.get(), 1)).agent_id == "1002"
     r = await rig.http.post("/api/v1/calls/b/move", json={"queue": "repair"}, headers=H)
     assert (r.status_code, r.json()["error"]) == (409, "call_not_waiting")
+
+
+async def test_positions_follow_the_routers_order_with_stage_boosts(api_rig: Any) -> None:
+    """A stage's priority_boost counts in the order agents get calls: the position shown
+    is that order (it used to be computed from the call's own priority only)."""
+    cfg = Config.model_validate({
+        "fastagi": {"host": "127.0.0.1", "port": 0},
+        "queues": [{"id": "consult", "skills": {"consult": 1},
+                    "stages": [{"after": 20, "priority_boost": 10}]}],
+        "agents": [{"id": "1001", "skills": {"consult": 1}, "status": "logged_out"}],
+        "api": {},
+    })
+    async with api_rig(cfg, tokens=TOKENS) as rig:
+        rig.arrive("vip", waited=1, boost=5)  # the caller's own priority 5, stage 0
+        rig.arrive("old", waited=30)  # priority 0, but in stage 1 (+10) after 20 s
+        await rig.settle()
+        calls = (await rig.http.get("/api/v1/calls", headers=H)).json()
+        assert [(c["id"], c["position"], c["stage"]) for c in calls["waiting"]] == [
+            ("old", 1, 1), ("vip", 2, 0)]
+        one = (await rig.http.get("/api/v1/calls/vip", headers=H)).json()
+        assert one["position"] == 2
+        # and it is the order agents really get them
+        rig.sessions["old"] = rig.engine.open_session("old")
+        r = await rig.http.post("/api/v1/agents/1001/state", json={"action": "ready"},
+                                headers=H)
+        assert r.status_code == 200
+        assert (await rig.offer("old")).agent_id == "1001"
+
+
+async def test_calls_are_paged_and_filtered(rig: ApiRig) -> None:
+    for i in range(7):
+        rig.arrive(f"c{i}", waited=100 - i)  # c0 waited longest: first in line
+    rig.arrive("r1", queue="repair", waited=5)
+    await rig.settle()
+    seen: list[tuple[str, int]] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"queue": "consult", "limit": "3", **({"cursor": cursor} if cursor else {})}
+        page = (await rig.http.get("/api/v1/calls", headers=H, params=params)).json()
+        seen += [(c["id"], c["position"]) for c in page["waiting"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [(f"c{i}", i + 1) for i in range(7)]
+    waiting = (await rig.http.get("/api/v1/calls", headers=H,
+                                  params={"state": "waiting"})).json()
+    assert len(waiting["waiting"]) == 8 and waiting["active"] == []
+    bad = await rig.http.get("/api/v1/calls", headers=H, params={"cursor": "not-ours"})
+    assert bad.status_code == 422
+
+
+async def test_supervisor_priority_replaces_the_callers_segment_priority(
+        rig: ApiRig) -> None:
+    rig.arrive("vip", boost=40)
+    await rig.settle()
+    r = await rig.http.post("/api/v1/calls/vip/priority", json={"priority": 5}, headers=H)
+    assert r.status_code == 200 and r.json()["priority"] == 5  # 0 (queue) + 5, not 45
+
+
+async def test_a_call_is_not_moved_into_a_closed_queue(api_rig: Any) -> None:
+    cfg = config().model_copy(update={"queues": [
+        *config().queues,
+        config().queues[0].model_copy(update={"id": "night",
+                                               "hours": {"daily": "00:00-00:01"}})]})
+    # 10:40 in Shanghai: "night" (open 00:00-00:01) is closed
+    async with api_rig(cfg, tokens=TOKENS, clock=lambda: 1_770_000_000.0) as rig:
+        rig.arrive("c1")
+        await rig.settle()
+        r = await rig.http.post("/api/v1/calls/c1/move", json={"queue": "night"}, headers=H)
+        assert (r.status_code, r.json()["error"]) == (409, "queue_closed")
+        assert (await rig.http.get("/api/v1/calls/c1", headers=H)).json()["queue"] == \
+            "consult"

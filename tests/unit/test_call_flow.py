@@ -10,6 +10,7 @@ import contextlib
 import shlex
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -84,9 +85,13 @@ class Caller(FakeAsterisk):
         return b"200 result=0\n"
 
 
+#: 10:40 in Shanghai on a Monday: queue "night" (open 00:00-00:01) is closed.
+MORNING = 1_770_000_000.0
+
+
 @contextlib.asynccontextmanager
-async def node(config: Config | None = None) -> AsyncIterator[Node]:
-    async with Node(config or parse_config(CONFIG), ami_secrets=None) as n:
+async def node(config: Config | None = None, **kwargs: Any) -> AsyncIterator[Node]:
+    async with Node(config or parse_config(CONFIG), ami_secrets=None, **kwargs) as n:
         yield n
 
 
@@ -129,7 +134,7 @@ async def test_the_menu_decides_when_nothing_else_does_and_the_key_is_kept() -> 
 
 
 async def test_a_closed_queue_plays_its_message_and_nobody_is_rung() -> None:
-    async with node() as n:
+    async with node(clock=lambda: MORNING) as n:
         caller = await call(n, env(did="4008009999", call_id="17.3"))
         seen = await caller.play()
         assert 'STREAM FILE "custom/closed-zh" ""' in seen

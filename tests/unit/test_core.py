@@ -392,3 +392,38 @@ def test_unreachable_phone_is_tried_again_when_it_registers_or_after_the_retry(
     assert core.agents["a1"].recheck_token == 2
     eff = core.apply(PhoneRecheck("a1", 2, 40.0))
     assert offers(eff) == [("c1", "a1")]
+
+
+# -- the transition tables --------------------------------------------------------------
+
+
+def test_illegal_transitions_raise_and_leave_the_record_untouched() -> None:
+    from acd.domain import Agent, Call, IllegalTransition
+    from acd.domain.records import AGENT_TRANSITIONS, CALL_TRANSITIONS
+
+    call = Call("c1", "consult", "1", 1.0, 1.0)
+    with pytest.raises(IllegalTransition, match="call c1: waiting -> completed"):
+        call.move(CallState.COMPLETED)  # never answered: it cannot complete
+    assert call.state is CallState.WAITING
+    call.move(CallState.OFFERED)
+    call.move(CallState.CONNECTED)
+    with pytest.raises(IllegalTransition):
+        call.move(CallState.WAITING)  # a connected call never goes back in line
+    call.move(CallState.COMPLETED)
+    for final in (CallState.COMPLETED, CallState.ABANDONED, CallState.RELEASED):
+        assert CALL_TRANSITIONS[final] == frozenset()
+    agent = Agent("a1", "PJSIP/agent1")
+    with pytest.raises(IllegalTransition, match="agent a1: idle -> on_call"):
+        agent.move(AgentState.ON_CALL)  # it must ring first
+    assert agent.state is AgentState.IDLE
+    assert AGENT_TRANSITIONS[AgentState.WRAP_UP] == frozenset({AgentState.IDLE})
+
+
+def test_a_bug_in_a_transition_never_corrupts_the_live_counts(core: EngineCore) -> None:
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, 0.5))
+    core.apply(SetAgentStatus("a2", AgentStatus.LOGGED_OUT, 0.5))
+    core.apply(CallArrived("c1", "consult", "1", 1.0, 1.0))
+    assert core.live_count("consult", CallState.WAITING) == 1
+    core.apply(CallHungUp("c1", 2.0))
+    assert core.live_count("consult", CallState.WAITING) == 0
+    assert core.live_count("consult", CallState.OFFERED) == 0
