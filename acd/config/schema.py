@@ -159,6 +159,9 @@ class QueueConfig(_Model):
     groups: list[Identifier] | None = None
     #: Escalation stages, in order of ``after``; each widens the set of agents.
     stages: list[StageConfig] = Field(default_factory=list)
+    #: Talk time (seconds) to assume for expected-wait estimates until enough calls of
+    #: the queue are measured; omitted: no estimate is told before that.
+    expected_handle_time: float | None = Field(default=None, gt=0, le=36_000)
     #: Feature code an agent's phone blind-transfers (SIP REFER) a caller to, to move
     #: it into this queue with its original entry time: "82" → ``*82``.
     transfer_code: Annotated[str, Field(pattern=r"^[0-9]{1,6}$")] | None = None

@@ -31,7 +31,8 @@ def settings_from(config: Config) -> Settings:
             id=q.id, name=q.name, skills=dict(q.skills), priority=q.priority,
             sl_target=float(q.sl_target), wrap_up=q.wrap_up, moh_class=q.moh_class,
             spec=q.spec(), schedule=Schedule.build(tz, q.hours, q.holidays, q.workdays),
-            closed=ClosedSettings(q.closed.action, q.closed.sound, q.closed.mailbox))
+            closed=ClosedSettings(q.closed.action, q.closed.sound, q.closed.mailbox),
+            expected_handle_time=q.expected_handle_time)
         for q in config.queues
     }
     agents = {

@@ -58,6 +58,7 @@ from acd.domain.events import (
     TransferCall,
     WrapUpDone,
 )
+from acd.domain.ewt import HandleTimes, WaitEstimator
 from acd.domain.explain import explain, why_unroutable
 from acd.domain.facts import (
     AgentNoAnswer,
@@ -129,6 +130,13 @@ class EngineCore:
         self.figures = LiveStats({q.id: q.sl_target for q in settings.queues.values()},
                                  settings.timezone)
         self.region_stats: dict[str, RegionStats] = {}
+        #: Talk times per queue and agent (expected waits), fed this core's facts.
+        self.handle_times = HandleTimes(
+            {q.id: q.expected_handle_time for q in settings.queues.values()},
+            {q.id: q.wrap_up for q in settings.queues.values()})
+        self.estimator = WaitEstimator(self)
+        #: Bumped at every applied event: read views cache on it.
+        self.version = 0
         #: (queue, state) → live calls of the queue in that state.
         self._live: dict[tuple[str, CallState], int] = {}
         self._seq = itertools.count(1)
@@ -190,7 +198,27 @@ class EngineCore:
         for eff in out:
             if isinstance(eff, Fact):
                 figures.observe(eff, now)
+                self._measure(eff)
+        self.version += 1
         return out
+
+    def _measure(self, fact: Fact) -> None:
+        """Handle and ring times for the expected waits, from the core's own facts."""
+        times = self.handle_times
+        if isinstance(fact, CallOffered):
+            times.offered(fact.call_id, fact.queue, fact.wait)
+        elif isinstance(fact, CallConnected):
+            times.waited(fact.queue, fact.wait, abandoned=False)
+            if fact.agent is not None:
+                times.answered(fact.call_id, fact.wait)
+        elif isinstance(fact, CallCompleted):
+            if fact.agent is not None:
+                times.observe(fact.queue, fact.agent, fact.talk)
+        elif isinstance(fact, CallAbandoned):
+            times.waited(fact.queue, fact.wait, abandoned=True)
+            times.forget(fact.call_id)
+        elif isinstance(fact, CallReleased | CallRequeued):
+            times.forget(fact.call_id)
 
     def initial_effects(self, now: float) -> list[Effect]:
         """Each agent's configured start status."""

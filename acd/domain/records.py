@@ -92,6 +92,8 @@ class Agent:
     missed: int = 0
     consecutive_missed: int = 0
     wrap_token: int = 0
+    #: When the current wrap-up ends (engine time; meaningful in WRAP_UP).
+    wrap_ends: float = 0.0
     #: A dial found the phone unreachable (CHANUNAVAIL/CONGESTION) and Asterisk has not
     #: said it came back since; ``recheck_token`` tells the current retry timer.
     unreachable: bool = False

@@ -56,6 +56,8 @@ class QueueSettings:
     spec: QueueSpec
     schedule: Schedule
     closed: ClosedSettings = ClosedSettings()
+    #: Talk time to assume before enough calls are measured (EWT); None: unknown.
+    expected_handle_time: float | None = None
 
     @property
     def label(self) -> str:

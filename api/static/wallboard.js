@@ -79,7 +79,11 @@
     const lwv = el("span", "wait ok", "0:00");
     lwv.dataset.field = "longest";
     lw.append(lwv, el("span", "label", "longest wait"));
-    big.append(w, lw);
+    const ew = el("div", "metric");
+    const ewv = el("span", "wait", "–");
+    ewv.dataset.field = "ewt";
+    ew.append(ewv, el("span", "label", "预计等待 expected wait"));
+    big.append(w, lw, ew);
     const sl = el("div", "row");
     sl.append(metric("SL 15 min", "sl15", "sl"), metric("SL today", "sltoday", "sl"),
               metric("ASA 15 min", "asa"), metric("Abandoned 15 min", "ab15"));
@@ -103,6 +107,8 @@
     t.at = performance.now();
     const f = t.fields;
     f.waiting.textContent = String(q.waiting);
+    f.ewt.textContent = q.ewt_seconds === null || q.ewt_seconds === undefined
+      ? "–" : mmss(q.ewt_seconds);
     const r = q.rolling_15m, d = q.today;
     f.sl15.textContent = pct(r.service_level);
     f.sl15.className = "value sl " + level(r.service_level, 0.8, 0.6);
