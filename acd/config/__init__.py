@@ -34,7 +34,7 @@ from acd.config.schema import (
     StoreConfig,
     TrunkConfig,
 )
-from acd.domain.settings import ClosedAction, RonaAction, SiteKind
+from acd.domain.settings import ClosedAction, ExitTo, RonaAction, SiteKind
 
 __all__ = [
     "AMIConfig",
@@ -50,6 +50,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "EngineConfig",
+    "ExitTo",
     "FastAGIConfig",
     "HAConfig",
     "IVRConfig",

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from acd.config.errors import ConfigError, fmt_path
-from acd.domain.settings import ClosedAction, RonaAction, SiteKind
+from acd.domain.settings import ClosedAction, ExitTo, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
 from routing.numbers import normalise_number
@@ -122,6 +122,87 @@ class ClosedConfig(_Model):
         return self
 
 
+class ExitActionConfig(_Model):
+    to: ExitTo
+    #: ``to: queue``: the queue.
+    queue: Identifier | None = None
+    #: ``to: voicemail``: ``box@context`` of voicemail.conf.
+    mailbox: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
+    #: Played before the voicemail greeting or as the closing message.
+    sound: str = Field(default="vm-goodbye", pattern=r"^[A-Za-z0-9_./-]+$")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ExitActionConfig:
+        if self.to is ExitTo.QUEUE and self.queue is None:
+            raise ValueError("to: queue needs queue: <queue id>")
+        if self.to is ExitTo.VOICEMAIL and self.mailbox is None:
+            raise ValueError("to: voicemail needs mailbox: <box@context>")
+        if self.to is ExitTo.CALLBACK:
+            raise ValueError("to: callback needs outbound callbacks, which this version "
+                             "does not have yet; use voicemail or a message for now")
+        return self
+
+
+class ExitsConfig(_Model):
+    """When a caller leaves the line early, and where it goes (not an abandon)."""
+
+    #: Longest wait (seconds from first entry) before ``action``.
+    max_wait: float | None = Field(default=None, gt=0, le=86_400)
+    #: At most this many callers waiting in the queue: the next one gets ``action``.
+    max_waiting: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: A caller whose expected wait at entry is longer (and sure) gets ``action``.
+    max_ewt: float | None = Field(default=None, gt=0, le=86_400)
+    action: ExitActionConfig | None = None
+    #: A key the caller may press while waiting (announced) to leave with ``key_action``.
+    key: Annotated[str, Field(pattern=r"^[0-9*]$")] | None = None
+    key_action: ExitActionConfig | None = None
+    #: How the key is announced: sound names, ``{key}`` said as a digit.
+    key_prompt: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_./{}-]+$")]] = Field(
+        default_factory=lambda: ["vm-press", "{key}", "vm-leavemsg"])
+
+    @model_validator(mode="after")
+    def _actions(self) -> ExitsConfig:
+        limited = (self.max_wait, self.max_waiting, self.max_ewt)
+        if any(v is not None for v in limited) and self.action is None:
+            raise ValueError("a limit (max_wait, max_waiting, max_ewt) needs an action")
+        if (self.key is None) != (self.key_action is None):
+            raise ValueError("key and key_action go together")
+        return self
+
+
+class AnnounceSoundsConfig(_Model):
+    """Sound names of the announcements (Asterisk's core sounds by default; the channel's
+    language picks the directory, e.g. sounds/zh/)."""
+
+    first_in_line: str = "queue-youarenext"
+    position_before: str = "queue-thereare"
+    position_after: str = "queue-callswaiting"
+    wait_before: str = "queue-holdtime"
+    less_than: str = "queue-less-than"
+    minute: str = "queue-minute"
+    minutes: str = "queue-minutes"
+    thanks: str = "queue-thankyou"
+
+
+class AnnounceConfig(_Model):
+    """What a waiting caller is told: its place in line and/or its expected wait (only
+    when the estimate is sure), at ``first_after`` seconds and then every ``every``."""
+
+    position: bool = True
+    ewt: bool = True
+    first_after: float = Field(default=0.0, ge=0, le=3600)
+    #: Seconds between announcements; 0: only the first.
+    every: float = Field(default=60.0, ge=0, le=3600)
+    sounds: AnnounceSoundsConfig = AnnounceSoundsConfig()
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, v: float) -> float:
+        if 0 < v < 15:
+            raise ValueError("announcing more often than every 15 s leaves no hold music")
+        return v
+
+
 class StageConfig(_Model):
     """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen."""
 
@@ -159,6 +240,13 @@ class QueueConfig(_Model):
     groups: list[Identifier] | None = None
     #: Escalation stages, in order of ``after``; each widens the set of agents.
     stages: list[StageConfig] = Field(default_factory=list)
+    #: Asterisk language of the queue's prompts and numbers (sounds/<language>/…); the
+    #: caller's channel is set to it when the call joins the queue.
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+    #: Announcements to waiting callers (position, expected wait); omitted: none.
+    announce: AnnounceConfig | None = None
+    #: Limits of the line and the caller's own way out; omitted: none.
+    exits: ExitsConfig = ExitsConfig()
     #: Talk time (seconds) to assume for expected-wait estimates until enough calls of
     #: the queue are measured; omitted: no estimate is told before that.
     expected_handle_time: float | None = Field(default=None, gt=0, le=36_000)
@@ -539,6 +627,16 @@ class Config(_Model):
                     problems.append((("queues", i, "transfer_code"),
                                      f"transfer code {q.transfer_code!r} used twice"))
                 seen_codes.add(q.transfer_code)
+        for i, q in enumerate(self.queues):
+            for key in ("action", "key_action"):
+                act = getattr(q.exits, key)
+                if act is not None and act.to is ExitTo.QUEUE:
+                    if act.queue not in queue_ids:
+                        problems.append((("queues", i, "exits", key, "queue"),
+                                         f"unknown queue {act.queue!r}"))
+                    elif act.queue == q.id:
+                        problems.append((("queues", i, "exits", key, "queue"),
+                                         "a queue cannot send its callers to itself"))
         for i, seg in enumerate(self.segments):
             if seg.queue is not None and seg.queue not in queue_ids:
                 problems.append((("segments", i, "queue"), f"unknown queue {seg.queue!r}"))

@@ -6,13 +6,22 @@ never decides policy.
 
 from __future__ import annotations
 
-from acd.config.schema import Config, PartnerMode
+from acd.config.schema import (
+    AnnounceConfig,
+    Config,
+    ExitActionConfig,
+    ExitsConfig,
+    PartnerMode,
+)
 from acd.domain.settings import (
     AgentSettings,
+    AnnounceSettings,
     AreaCodePrompt,
     ClosedSettings,
     EngineSettings,
     EntrySettings,
+    ExitAction,
+    ExitSettings,
     MenuSettings,
     QueueSettings,
     RegionSettings,
@@ -32,7 +41,8 @@ def settings_from(config: Config) -> Settings:
             sl_target=float(q.sl_target), wrap_up=q.wrap_up, moh_class=q.moh_class,
             spec=q.spec(), schedule=Schedule.build(tz, q.hours, q.holidays, q.workdays),
             closed=ClosedSettings(q.closed.action, q.closed.sound, q.closed.mailbox),
-            expected_handle_time=q.expected_handle_time)
+            expected_handle_time=q.expected_handle_time,
+            exits=_exits(q.exits), announce=_announce(q.announce), language=q.language)
         for q in config.queues
     }
     agents = {
@@ -86,3 +96,20 @@ def settings_from(config: Config) -> Settings:
             unreachable_retry=engine.unreachable_retry, explain_offers=engine.explain_offers),
         servers=tuple(s.name for s in config.asterisk.server_list),
         timezone=tz)
+
+
+def _action(a: ExitActionConfig | None) -> ExitAction | None:
+    return None if a is None else ExitAction(a.to, a.queue, a.mailbox, a.sound)
+
+
+def _exits(e: ExitsConfig) -> ExitSettings:
+    return ExitSettings(max_wait=e.max_wait, max_waiting=e.max_waiting, max_ewt=e.max_ewt,
+                        action=_action(e.action), key=e.key, key_action=_action(e.key_action),
+                        key_prompt=tuple(e.key_prompt))
+
+
+def _announce(a: AnnounceConfig | None) -> AnnounceSettings | None:
+    if a is None:
+        return None
+    return AnnounceSettings(position=a.position, ewt=a.ewt, first_after=a.first_after,
+                            every=a.every, sounds=a.sounds.model_dump())
