@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from acd.config import Config, ConfigError, load_config
+from acd.config import Config, ConfigError, check_file, load_config
 from acd.config import asterisk as asterisk_config
 
 if TYPE_CHECKING:
@@ -28,8 +28,20 @@ def _load(path: str) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    print(f"{args.config}: OK ({len(config.queues)} queues, {len(config.agents)} agents)")
+    """Every problem of the file in one run: errors (exit 2), then warnings — what a
+    valid config says that can never work (exit 0)."""
+    report = check_file(args.config)
+    for line in report.errors:
+        print(line, file=sys.stderr)
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if report.errors or report.config is None:
+        print(f"{args.config}: {len(report.errors)} error(s)", file=sys.stderr)
+        return 2
+    config = report.config
+    warned = f", {len(report.warnings)} warning(s)" if report.warnings else ""
+    print(f"{args.config}: OK ({len(config.queues)} queues, {len(config.agents)} "
+          f"agents{warned})")
     return 0
 
 

@@ -3,8 +3,17 @@ errors that name the file, the key path and the line (``loading``). Secrets neve
 the file: it names the environment variables that hold them.
 """
 
+from acd.config.checks import normalise_did
 from acd.config.errors import ConfigError, fmt_path
-from acd.config.loading import load_config, parse_config, yaml_where
+from acd.config.loading import (
+    ConfigReport,
+    check_file,
+    check_text,
+    load_config,
+    parse_config,
+    read_yaml,
+    yaml_where,
+)
 from acd.config.schema import (
     AgentConfig,
     AMIConfig,
@@ -51,6 +60,7 @@ __all__ = [
     "ClosedConfig",
     "Config",
     "ConfigError",
+    "ConfigReport",
     "EngineConfig",
     "FastAGIConfig",
     "HAConfig",
@@ -70,8 +80,12 @@ __all__ = [
     "StoreBackend",
     "StoreConfig",
     "TrunkConfig",
+    "check_file",
+    "check_text",
     "fmt_path",
     "load_config",
+    "normalise_did",
     "parse_config",
+    "read_yaml",
     "yaml_where",
 ]

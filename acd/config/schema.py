@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from acd.config.checks import Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
@@ -37,6 +38,15 @@ from routing.segments import Segment, SegmentTable, normalise_number
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Identifier = Annotated[str, Field(pattern=_ID)]
 SkillLevel = Annotated[int, Field(ge=1, le=5)]
+
+
+class CrossReferenceError(ValueError):
+    """Errors between sections of a config (see :func:`acd.config.checks.cross_problems`),
+    each with its own key path."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"@{fmt_path(p)}: {msg}" for p, msg in problems))
+        self.problems = problems
 
 
 class _Model(BaseModel):
@@ -506,96 +516,16 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        queue_ids = [q.id for q in self.queues]
-        for i, qid in enumerate(queue_ids):
-            if qid in queue_ids[:i]:
-                problems.append((("queues", i, "id"), f"duplicate queue id {qid!r}"))
-        seen_agents: set[str] = set()
-        seen_endpoints: set[str] = set()
-        for i, a in enumerate(self.agents):
-            if a.id in seen_agents:
-                problems.append((("agents", i, "id"), f"duplicate agent id {a.id!r}"))
-            if a.sip_endpoint in seen_endpoints:
-                problems.append(
-                    (("agents", i, "endpoint"), f"endpoint {a.sip_endpoint!r} used twice")
-                )
-            seen_agents.add(a.id)
-            seen_endpoints.add(a.sip_endpoint)
-        for did, qid in self.dids.items():
-            if qid not in queue_ids:
-                problems.append((("dids", did), f"unknown queue {qid!r}"))
-        if self.default_queue is not None and self.default_queue not in queue_ids:
-            problems.append((("default_queue",), f"unknown queue {self.default_queue!r}"))
-        site_ids: set[str] = set()
-        for i, site in enumerate(self.sites):
-            if site.id in site_ids:
-                problems.append((("sites", i, "id"), f"duplicate site id {site.id!r}"))
-            site_ids.add(site.id)
-            for j, qid in enumerate(site.services):
-                if qid not in queue_ids:
-                    problems.append((("sites", i, "services", j), f"unknown queue {qid!r}"))
-        for i, q in enumerate(self.queues):
-            try:
-                q.spec()
-            except ValueError as exc:
-                problems.append((("queues", i, "stages"), str(exc)))
-        if self.ivr is not None:
-            for key, qid in self.ivr.options.items():
-                if qid not in queue_ids:
-                    problems.append((("ivr", "options", key), f"unknown queue {qid!r}"))
-        seen_codes: set[str] = set()
-        for i, q in enumerate(self.queues):
-            if q.transfer_code is not None:
-                if q.transfer_code in seen_codes:
-                    problems.append((("queues", i, "transfer_code"),
-                                     f"transfer code {q.transfer_code!r} used twice"))
-                seen_codes.add(q.transfer_code)
-        for i, seg in enumerate(self.segments):
-            if seg.queue is not None and seg.queue not in queue_ids:
-                problems.append((("segments", i, "queue"), f"unknown queue {seg.queue!r}"))
+        problems = cross_problems(self.model_dump())
         if problems:
-            # Raised as ValueError so pydantic reports it; the path travels in the text.
-            raise ValueError("; ".join(f"@{fmt_path(p)}: {msg}" for p, msg in problems))
-        return self
-
-    @model_validator(mode="after")
-    def _api_references(self) -> Config:
-        if self.api is None:
-            return self
-        agent_ids = {a.id for a in self.agents}
-        problems: list[str] = []
-        names: set[str] = set()
-        for i, token in enumerate(self.api.tokens):
-            if token.name in names:
-                problems.append(f"@api.tokens[{i}].name: duplicate token name {token.name!r}")
-            names.add(token.name)
-            if token.agent is not None and token.agent not in agent_ids:
-                problems.append(f"@api.tokens[{i}].agent: unknown agent {token.agent!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    @model_validator(mode="after")
-    def _agent_servers(self) -> Config:
-        names = [s.name for s in self.asterisk.server_list]
-        bad = [f"@agents[{i}].server: unknown Asterisk server {a.server!r} (one of: "
-               f"{', '.join(names)})" for i, a in enumerate(self.agents)
-               if a.server is not None and a.server not in names]
-        if bad:
-            raise ValueError("; ".join(bad))
+            # pydantic reports it as a model error; the loader takes the structured
+            # problems back out of the exception (``CrossReferenceError.problems``).
+            raise CrossReferenceError(problems)
         return self
 
     def agent_server(self, agent: AgentConfig) -> str:
         """The name of the Asterisk server an agent's phone is on."""
         return agent.server or self.asterisk.server_list[0].name
-
-    @model_validator(mode="after")
-    def _ha_needs_redis(self) -> Config:
-        if self.ha is not None and self.store.backend is not StoreBackend.REDIS:
-            raise ValueError("@ha: hot standby needs store.backend: redis (the lease "
-                             "lives in Redis)")
-        return self
 
     def queue(self, queue_id: str) -> QueueConfig:
         for q in self.queues:

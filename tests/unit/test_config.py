@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from acd.config import ConfigError, load_config, parse_config
+from acd.config import (
+    ConfigError,
+    ConfigReport,
+    check_file,
+    check_text,
+    load_config,
+    parse_config,
+)
 from acd.config.asterisk import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +33,7 @@ def errors(text: str) -> list[str]:
 
 def test_field_errors_name_file_path_and_line() -> None:
     errs = errors("queues:\n  - id: a\n    skills: {x: 9}\n")
-    assert errs == ["acd.yaml: queues[0].skills.x (line 3): "
+    assert errs == ["acd.yaml: queues[a].skills.x (line 3): "
                     "Input should be less than or equal to 5"]
 
 
@@ -102,12 +109,12 @@ def test_asterisk_config_renders_a_transfer_code_per_queue() -> None:
 
 def test_transfer_codes_are_digits_and_unique() -> None:
     errs = errors('queues:\n  - {id: a, transfer_code: "8*2"}\n')
-    assert len(errs) == 1 and errs[0].startswith("acd.yaml: queues[0].transfer_code (line 2)")
-    assert any("queues[0].transfer_code" in e for e in errors(
+    assert len(errs) == 1 and errs[0].startswith("acd.yaml: queues[a].transfer_code (line 2)")
+    assert any("queues[a].transfer_code" in e for e in errors(
         'queues:\n  - {id: a, transfer_code: "1234567"}\n'))
     errs = errors('queues:\n  - {id: a, transfer_code: "82"}\n'
                   '  - {id: b, transfer_code: "82"}\n')
-    assert errs == ["acd.yaml: queues[1].transfer_code (line 3): transfer code '82' used twice"]
+    assert errs == ["acd.yaml: queues[b].transfer_code (line 3): transfer code '82' used twice"]
 
 
 def _wrapuptime(queues_acd: str) -> list[str]:
@@ -164,3 +171,150 @@ async def test_rig_applies_app_queue_wrapup_to_queues_acd_conf(
         assert rig.config is not None and rig.config.queue("consult").wrap_up == 0.5
     # Default: the engine queue's 0.5 s rounded (half to even, as before) → 0.
     assert _wrapuptime(written["queues_acd.conf"]) == [f"wrapuptime = {expected}"]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def test_numbers_stay_as_written() -> None:
+    """Unquoted DIDs, codes and phone numbers are text: an octal-looking landline DID is
+    not read as 148295744, a 400 number not as an integer (issue 15.4)."""
+    cfg = parse_config(
+        "queues:\n  - {id: repair, transfer_code: 81, wrap_up: 2.5}\n"
+        "agents: [{id: 1002, skills: {repair: 3}}]\n"
+        "dids:\n  01065550100: repair\n  4008001234: repair\n"
+        "ivr: {options: {1: repair}}\n"
+        "segments: [{id: vip, numbers: [13800138000, +8613900139000]}]\n"
+        "sites: [{id: p, kind: partner, number: 4001, trunk: {contact: 'sip:192.0.2.1'}}]\n"
+        "regions: {overrides: {13800138000: CN-GD}}\n"
+        "engine: {ring_timeout: 020, unreachable_retry: 7.5}\n")
+    assert set(cfg.dids) == {"01065550100", "4008001234"}
+    assert cfg.queue("repair").transfer_code == "81"
+    assert cfg.agents[0].id == "1002"
+    assert cfg.ivr is not None and cfg.ivr.options == {"1": "repair"}
+    assert cfg.segments[0].numbers == ["13800138000", "+8613900139000"]
+    assert cfg.sites[0].number == "4001"
+    assert cfg.regions.overrides == {"13800138000": "CN-GD"}
+    # where the schema wants a number, the text is read as one (no octal surprise)
+    assert cfg.engine.ring_timeout == 20 and cfg.engine.unreachable_retry == 7.5
+    assert cfg.queue("repair").wrap_up == 2.5
+
+
+def test_errors_name_list_items_by_id() -> None:
+    errs = errors("queues:\n  - {id: consult}\n  - {id: repair, skills: {repair: 9}}\n"
+                  "agents:\n  - {id: '1001', skills: {consult: 1}}\n"
+                  "  - {id: '1002', skills: {repair: 0}}\n"
+                  "sites: [{id: gd, kind: partner, number: '1', trunk: {contact: nope}}]\n")
+    assert errs == [
+        "acd.yaml: queues[repair].skills.repair (line 3): "
+        "Input should be less than or equal to 5",
+        "acd.yaml: agents[1002].skills.repair (line 6): "
+        "Input should be greater than or equal to 1",
+        "acd.yaml: sites[gd].trunk.contact (line 7): "
+        "must be a SIP URI such as sip:192.0.2.50:5060",
+    ]
+    # an item without a usable id keeps its position
+    assert errors("queues: [{skills: {}}]\n")[0].startswith("acd.yaml: queues[0].id (line 1)")
+
+
+def test_a_value_that_is_no_number_where_a_number_is_wanted() -> None:
+    errs = errors("queues: [{id: a}]\nengine: {ring_timeout: 0x10}\n")
+    assert errs == ["acd.yaml: engine.ring_timeout (line 2): Input should be a valid "
+                    "integer, unable to parse string as an integer"]
+    # YAML 1.1 base 60 (1:30 = 90) is not silently taken either
+    assert "stages[0].after" in errors(
+        "queues: [{id: a, stages: [{after: 1:30}]}]\n")[0]
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def test_every_problem_in_one_run() -> None:
+    """A wrong field does not hold back the errors between sections (issue 15.5)."""
+    errs = errors("queues:\n  - {id: repair, skills: {repair: 9}}\n"
+                  "dids: {'4008001234': repiar}\n"
+                  "agents: [{id: a, skills: {x: 1}, server: mian}, {id: a}]\n"
+                  "default_queue: consult\n")
+    assert errs == [
+        "acd.yaml: queues[repair].skills.repair (line 2): "
+        "Input should be less than or equal to 5",
+        "acd.yaml: dids.4008001234 (line 3): unknown queue 'repiar' "
+        "(did you mean 'repair'?)",
+        "acd.yaml: agents[a].id (line 4): duplicate agent id 'a'",
+        "acd.yaml: agents[a].endpoint (line 4): endpoint 'a' used twice",
+        "acd.yaml: agents[a].server (line 4): unknown Asterisk server 'mian' "
+        "(one of: main) (did you mean 'main'?)",
+        "acd.yaml: default_queue (line 5): unknown queue 'consult'",
+    ]
+
+
+def test_did_you_mean_only_for_near_misses() -> None:
+    errs = errors("queues: [{id: repair}, {id: consult}]\n"
+                  "ivr: {options: {'1': consutl, '2': zzz}}\n")
+    assert "unknown queue 'consutl' (did you mean 'consult'?)" in errs[0]
+    assert errs[1].endswith("unknown queue 'zzz'")
+
+
+def test_dids_written_twice_in_two_forms() -> None:
+    errs = errors("queues: [{id: a}]\n"
+                  "dids: {'01065550100': a, '+86 10 6555 0100': a}\n")
+    assert errs == ["acd.yaml: dids.+86 10 6555 0100 (line 2): the same number as DID "
+                    "'01065550100' (both are 01065550100)"]
+
+
+def report_for(text: str, environ: dict[str, str] | None = None) -> ConfigReport:
+    return check_text(text, "acd.yaml", environ)
+
+
+def test_warnings_for_what_can_never_work() -> None:
+    report = report_for(
+        "queues:\n"
+        "  - {id: consult, skills: {consult: 1}, groups: [bejing]}\n"
+        "  - {id: repair, skills: {repair: 4},\n"
+        "     stages: [{after: 30, min_level_delta: 2}]}\n"
+        "  - {id: vip, skills: {vip: 1}}\n"
+        "agents:\n"
+        "  - {id: '1001', skills: {consult: 2, repair: 2}, groups: [beijing],\n"
+        "     contact: 'sip:a@192.0.2.1'}\n"
+        "  - {id: '1002', skills: {consult: 1}, groups: [beijing]}\n"
+        "segments:\n"
+        "  - {id: dealer, numbers: ['13800138000', '12345', 'abc'], prefixes: ['+86 755']}\n"
+        "regions: {overrides: {'+86 138 0013 8000': CN-GD}}\n")
+    assert report.errors == [] and report.config is not None
+    assert report.warnings == [
+        "acd.yaml: queues[consult].groups (line 2): group 'bejing': no agent is in it "
+        "and no site has that id (did you mean 'beijing'?)",
+        "acd.yaml: queues[consult] (line 2): no agent can serve queue 'consult' at "
+        "stage 0 (needs consult ≥ 1 in groups bejing): no stage admits an agent either: "
+        "its callers are never served",
+        "acd.yaml: queues[repair] (line 3): no agent can serve queue 'repair' at stage 0 "
+        "(needs repair ≥ 4): its callers wait 30 s for stage 1",
+        "acd.yaml: queues[vip] (line 5): no agent can serve queue 'vip' at stage 0 "
+        "(needs vip ≥ 1): no stage admits an agent either: its callers are never served",
+        "acd.yaml: agents[1002] (line 9): agent 1002 has neither contact nor "
+        "password_env: its phone can neither be reached at a static address nor "
+        "register (`acd asterisk-config` refuses it)",
+        "acd.yaml: segments[dealer].numbers[1] (line 11): '12345' is not a valid phone "
+        "number (it never matches a caller)",
+        "acd.yaml: segments[dealer].numbers[2] (line 11): 'abc' is not a valid phone "
+        "number (it never matches a caller)",
+        "acd.yaml: segments[dealer].prefixes[0] (line 11): prefix '+86 755' is matched "
+        "against the national number (digits only, e.g. '0755'): it never matches",
+        "acd.yaml: regions.overrides.+86 138 0013 8000 (line 12): caller numbers are "
+        "matched in national form: write '13800138000'",
+    ]
+
+
+def test_a_partner_only_queue_is_said_so() -> None:
+    report = report_for(
+        "queues: [{id: night, skills: {night: 1}}]\n"
+        "sites: [{id: p, kind: partner, number: '1', trunk: {contact: 'sip:192.0.2.1'}}]\n")
+    assert report.warnings == [
+        "acd.yaml: queues[night] (line 1): no agent can serve queue 'night' at stage 0 "
+        "(needs night ≥ 1): only partner sites can take its calls (p)"]
+
+
+def test_sample_and_example_configs_have_no_warnings() -> None:
+    for path in (ROOT / "config" / "acd.sample.yaml", ROOT / "deploy" / "acd.example.yaml"):
+        report = check_file(path)
+        assert report.errors == [] and report.warnings == [], path
