@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,8 +30,10 @@ def _load(path: str) -> Config:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Every problem of the file in one run: errors (exit 2), then warnings — what a
-    valid config says that can never work (exit 0)."""
-    report = check_file(args.config)
+    valid config says that can never work (exit 0). Every secret the config names (AMI
+    secrets of every server, API tokens, agents' SIP passwords) must be in the
+    environment, unless ``--no-env`` (checking a file away from its server)."""
+    report = check_file(args.config, None if args.no_env else os.environ)
     for line in report.errors:
         print(line, file=sys.stderr)
     for line in report.warnings:
@@ -61,15 +64,38 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config) -> None:
+def _ami_secrets(config: Config, no_ami: bool) -> dict[str, str] | None:
+    """Every server's AMI secret from the environment; ``None`` with ``--no-ami``.
+    Without AMI the engine has no device state (every phone counts as free), so a
+    missing secret stops ``serve`` unless it was asked to run without AMI."""
+    log = logging.getLogger("acd")
+    if no_ami:
+        log.warning("running WITHOUT AMI (--no-ami): no device state, every phone counts "
+                    "as free; for tests and demos only")
+        return None
+    secrets: dict[str, str] = {}
+    problems: list[str] = []
+    for server in config.asterisk.server_list:
+        try:
+            secrets[server.name] = server.ami.secret().get_secret_value()
+        except ConfigError as exc:
+            problems += [f"{line} for Asterisk server {server.name!r}" for line in exc.errors]
+    if problems:
+        for line in problems:
+            print(f"acd serve: {line}", file=sys.stderr)
+        print("acd serve: refusing to start without AMI (no device state: every phone "
+              "would count as free). Set the variable, or start with --no-ami (tests and "
+              "demos only).", file=sys.stderr)
+        raise SystemExit(2)
+    return secrets
+
+
+async def _serve(config: Config, secrets: dict[str, str] | None) -> None:
     from acd.runtime.engine import Engine
 
-    secret = None
-    try:
-        secret = config.asterisk.ami.secret().get_secret_value()
-    except ConfigError as exc:
-        logging.getLogger("acd").warning("%s: running without AMI (no device state)", exc)
-    engine = Engine(config, ami_secret=secret)
+    first = config.asterisk.server_list[0].name
+    engine = Engine(config, ami_secret=None if secrets is None else secrets[first],
+                    ami_secrets=secrets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -114,7 +140,8 @@ async def _serve_api(engine: Engine, config: Config, stop: asyncio.Event) -> Non
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    asyncio.run(_serve(config))
+    secrets = _ami_secrets(config, args.no_ami)
+    asyncio.run(_serve(config, secrets))
     return 0
 
 
@@ -124,9 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the engine")
     p.add_argument("--config", "-c", required=True)
+    p.add_argument("--no-ami", action="store_true",
+                   help="run without AMI: no device state, every phone counts as free "
+                        "(tests and demos only; without it a missing AMI secret is fatal)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("config")
+    p.add_argument("--no-env", action="store_true",
+                   help="do not require the secrets the config names in the environment "
+                        "(checking a file away from its server, e.g. in CI)")
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser("asterisk-config", help="render agent endpoints for Asterisk")
     p.add_argument("--config", "-c", required=True)
