@@ -48,19 +48,64 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_asterisk_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+def _install_options(args: argparse.Namespace) -> asterisk_config.InstallOptions:
+    extra: dict[str, str] = {}
+    for item in args.set or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError([f"--set {item}: expected NAME=VALUE"])
+        extra[name] = value
     try:
-        if args.out:
-            for path in asterisk_config.write(config, Path(args.out), server=args.server):
-                print(path)
+        first, _, last = args.rtp.partition("-")
+        rtp = (int(first), int(last))
+    except ValueError:
+        raise ConfigError([f"--rtp {args.rtp}: expected FIRST-LAST, e.g. 10000-20000"]) \
+            from None
+    return asterisk_config.InstallOptions(
+        bind=args.bind, sip_port=args.sip_port, rtp_start=rtp[0], rtp_end=rtp[1],
+        agi_urls=args.agi_urls, ami_permit=args.ami_permit, extra=extra)
+
+
+def cmd_asterisk_config(args: argparse.Namespace) -> int:
+    """The Asterisk side of the config: the generated includes (default), a dedicated
+    box's whole configuration (``--full``), or the ``*_acd.conf`` files and the lines to
+    add for an existing PBX (``--include``)."""
+    config = _load(args.config)
+    instructions = ""
+    try:
+        if args.full or args.include:
+            options = _install_options(args)
+            templates = asterisk_config.find_templates(args.templates)
+            if args.full:
+                files = asterisk_config.render_full(config, server=args.server,
+                                                    options=options, templates=templates)
+            else:
+                files, instructions = asterisk_config.render_include(
+                    config, server=args.server, options=options, templates=templates)
         else:
-            for name, text in asterisk_config.render(config, server=args.server).items():
+            files = asterisk_config.render(config, server=args.server)
+        if args.out:
+            out = Path(args.out)
+            foreign = sorted(p.name for p in out.glob("*.conf") if p.name not in files) \
+                if args.full and out.is_dir() else []
+            for path in asterisk_config.write_files(files, out):
+                print(path)
+            if foreign:
+                print(f"note: {len(foreign)} other .conf file(s) in {out} are not ours "
+                      f"({', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}); "
+                      "Asterisk may read some of them: start from an empty directory",
+                      file=sys.stderr)
+        else:
+            for name, text in files.items():
                 print(f";; ---- {name}\n{text}")
-    except ConfigError as exc:
-        for line in exc.errors:
+    except (ConfigError, asterisk_config.TemplateError) as exc:
+        lines = exc.errors if isinstance(exc, ConfigError) else [str(exc)]
+        for line in lines:
             print(line, file=sys.stderr)
         return 2
+    if instructions:
+        print()
+        print(instructions, end="")
     return 0
 
 
@@ -161,11 +206,35 @@ def main(argv: list[str] | None = None) -> int:
                    help="do not require the secrets the config names in the environment "
                         "(checking a file away from its server, e.g. in CI)")
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("asterisk-config", help="render agent endpoints for Asterisk")
+    p = sub.add_parser(
+        "asterisk-config", help="render the Asterisk side (agents, trunks, carriers; "
+        "--full: a dedicated Asterisk; --include: an existing PBX)",
+        description="Without --full/--include: the generated include files "
+        "(pjsip_acd.conf, queues_acd.conf, extensions_acd.conf) that the shipped "
+        "asterisk_conf/ includes. --full: the whole configuration of a dedicated Asterisk "
+        "(every asterisk_conf/ template filled in). --include: only *_acd.conf files for "
+        "an existing PBX, and the lines to add to its own files. See docs/asterisk.md.")
     p.add_argument("--config", "-c", required=True)
-    p.add_argument("--out", "-o", help="directory to write the include files to")
+    p.add_argument("--out", "-o", help="directory to write the files to (default: print)")
     p.add_argument("--server", help="the Asterisk server to render for "
                    "(asterisk.servers[].name; default: the first)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true",
+                      help="the whole configuration of a dedicated Asterisk")
+    mode.add_argument("--include", action="store_true",
+                      help="*_acd.conf files and #include lines for an existing PBX")
+    p.add_argument("--bind", default="0.0.0.0",
+                   help="the address Asterisk binds SIP *and* AMI to (default 0.0.0.0)")
+    p.add_argument("--sip-port", type=int, default=5060)
+    p.add_argument("--rtp", default="10000-20000", help="RTP port range (FIRST-LAST)")
+    p.add_argument("--agi-urls", help="ACD_AGI_URLS: how Asterisk reaches the engine(s), "
+                   "e.g. agi://10.0.0.5:4573&agi://10.0.0.6:4573 (default: from fastagi)")
+    p.add_argument("--ami-permit", help="who may log in to AMI, addr/mask (default: the "
+                   "engine's address from the config)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="any other @@PLACEHOLDER@@, e.g. AST_LOG_DIR=/var/log/asterisk")
+    p.add_argument("--templates", help="the asterisk_conf/ templates (default: the "
+                   "installed ones)")
     p.set_defaults(func=cmd_asterisk_config)
     from sim.simulate import add_simulate_parser  # simulate: --config --scenario [--seed --json]
 

@@ -40,6 +40,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
+from acd.config.asterisk import GENERATED_INCLUDES as GENERATED_INCLUDES
+from acd.config.asterisk import TemplateError as TemplateError
+from acd.config.asterisk import carrier_block
+from acd.config.asterisk import render_template as render_template
+from acd.config.asterisk import template_files as _template_files
+from acd.config.asterisk import template_placeholders as _template_placeholders
 from harness.ports import SandboxPorts, udp_bound
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,14 +58,18 @@ MOH_DIR = "usr/share/asterisk/moh"
 ASTERISK_BIN = "/usr/sbin/asterisk"
 #: Where instances live, as Asterisk sees it (inside the chroot).
 INSTANCES_DIR = PurePosixPath("/srv/hotline-acd")
-#: Files the shipped config ``#include``s that the ACD engine generates; created empty
-#: when not supplied, so an instance starts with no agents at all.
-GENERATED_INCLUDES = ("pjsip_acd.conf", "queues_acd.conf", "extensions_acd.conf")
+#: Files the shipped config ``#include``s that ``acd asterisk-config`` generates
+#: (``GENERATED_INCLUDES``) are created empty when not supplied, so an instance starts
+#: with no agents at all.
 #: What such an empty stand-in holds besides its comment: the contexts the shipped config
 #: refers to ([acd-agents] includes [acd-transfer]).
 _EMPTY_GENERATED = {"extensions_acd.conf": "[acd-transfer]\n"}
 
-_PLACEHOLDER = re.compile(r"@@([A-Za-z0-9_]+)@@")
+#: The sandbox's test callers: SIPp UACs on 127.0.0.1, like the agents' phones, so not
+#: told apart by address — by their User-Agent (harness/sipp/caller*.xml). The product
+#: has no anonymous inbound endpoint: a real carrier is identified by its address.
+TEST_CALLERS_ENDPOINT = "carrier-sandbox"
+TEST_CALLERS_HEADER = "User-Agent: /^SIPp hotline caller/"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUBDIRS = ("etc", "run", "log/cdr-csv", "spool", "db", "lib/keys", "cache")
 _CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
@@ -220,38 +230,9 @@ def _remove_stale_builds(cache: Path) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
-class TemplateError(RuntimeError):
-    pass
-
-
-def render_template(text: str, variables: Mapping[str, str], source: str) -> str:
-    """Replace every ``@@NAME@@``; an unknown placeholder is an error naming it."""
-    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(variables))
-    if missing:
-        names = ", ".join(f"@@{m}@@" for m in missing)
-        raise TemplateError(f"{source}: no value for placeholder(s) {names}")
-
-    def value(match: re.Match[str]) -> str:
-        val = variables[match.group(1)]
-        if "\n" in val or "\r" in val:
-            raise TemplateError(f"{source}: value of @@{match.group(1)}@@ contains a newline")
-        return val
-
-    return _PLACEHOLDER.sub(value, text)
-
-
 def template_placeholders(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
     """Placeholder name → template files using it."""
-    found: dict[str, list[str]] = {}
-    for path in _template_files(conf_dir):
-        for name in sorted({m.group(1) for m in _PLACEHOLDER.finditer(path.read_text())}):
-            found.setdefault(name, []).append(path.name)
-    return found
-
-
-def _template_files(conf_dir: Path) -> list[Path]:
-    return sorted(p for p in conf_dir.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix == ".conf")
+    return _template_placeholders(conf_dir)
 
 
 def _module_dir(chroot: Path) -> PurePosixPath:
@@ -385,11 +366,14 @@ class AsteriskInstance:
     ``AMI_PERMIT`` <bind addr>/255.255.255.255, ``ACD_AGI_URLS`` agi://<bind>:<ports.agi>,
     ``ACD_RETRIES`` 3, ``ACD_RETRY_PAUSE`` 2, ``FALLBACK_TIMEOUT`` 300.
     ``extra_files`` (file name → content) are written verbatim next to the rendered ones.
+    ``test_callers``: the SIPp callers of the harness (``caller*.xml``) may call in, as
+    the endpoint ``carrier-sandbox`` (``pjsip_sandbox.conf``, included at the end of
+    ``pjsip.conf``); the product config itself lets no unknown source call in.
     """
 
     def __init__(self, name: str, ports: SandboxPorts, conf_vars: Mapping[str, str],
                  extra_files: Mapping[str, str] | None = None, chroot: Path | None = None,
-                 conf_dir: Path = CONF_DIR) -> None:
+                 conf_dir: Path = CONF_DIR, test_callers: bool = True) -> None:
         if not _NAME.match(name):
             raise ValueError(f"bad instance name {name!r} (letters, digits, _ . -)")
         self.name = name
@@ -399,6 +383,7 @@ class AsteriskInstance:
         self._layout = _Layout(self.chroot, name)
         self.extra_files: dict[str, str] = dict(extra_files or {})
         self.vars = self._variables(conf_vars)
+        self.test_callers = test_callers
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self.boot_seconds: float | None = None
@@ -481,6 +466,12 @@ class AsteriskInstance:
         for path in _template_files(self.conf_dir):
             source = f"{self.conf_dir.name}/{path.name}"
             rendered[path.name] = render_template(path.read_text(), self.vars, source)
+        if self.test_callers and "pjsip.conf" in rendered:
+            rendered["pjsip.conf"] += "\n; sandbox only: the harness's SIPp callers\n" \
+                                       "#include pjsip_sandbox.conf\n"
+            rendered["pjsip_sandbox.conf"] = carrier_block(
+                TEST_CALLERS_ENDPOINT, "the sandbox's test callers (SIPp, by User-Agent)",
+                match_header=TEST_CALLERS_HEADER)
         for name, text in rendered.items():
             (etc / name).write_text(text)
         self._write_extra(self.extra_files)

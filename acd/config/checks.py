@@ -39,7 +39,8 @@ Problem = tuple[Path, str]
 
 #: Lists whose items are named by a key: errors say ``agents[1002]``, not ``agents[3]``.
 ID_KEYS: Mapping[str, str] = {"queues": "id", "agents": "id", "sites": "id",
-                              "segments": "id", "servers": "name", "tokens": "name"}
+                              "segments": "id", "carriers": "id", "servers": "name",
+                              "tokens": "name"}
 
 _SERVICE_NUMBER = re.compile(r"[48]00\d{7}")
 _BARE_86_SERVICE = re.compile(r"86([48]00\d{7})")
@@ -141,6 +142,23 @@ def cross_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append((("agents", i, "endpoint"), f"endpoint {endpoint!r} used twice"))
         seen_agents.add(aid or "")
         seen_endpoints.add(endpoint or "")
+    seen_carriers: set[str] = set()
+    for i, c in _items(raw, "carriers"):
+        cid = _str(c.get("id"))
+        if cid is not None and cid in seen_carriers:
+            problems.append((("carriers", i, "id"), f"duplicate carrier id {cid!r}"))
+        seen_carriers.add(cid or "")
+        if cid is not None and f"carrier-{cid}" in seen_endpoints:
+            problems.append((("carriers", i, "id"), f"its endpoint carrier-{cid} is an "
+                             "agent's endpoint too"))
+    for i, site in _items(raw, "sites"):
+        trunk = site.get("trunk")
+        sid = _str(site.get("id"))
+        if site.get("kind") == "partner" and isinstance(trunk, dict) and sid is not None:
+            endpoint = _str(trunk.get("endpoint")) or f"trunk-{sid}"
+            if endpoint in seen_endpoints:
+                problems.append((("sites", i, "trunk"), f"trunk endpoint {endpoint!r} is "
+                                 "an agent's endpoint too"))
     dids: dict[str, str] = {}
     for did, target in _dict(raw, "dids").items():
         qid = target.get("queue") if isinstance(target, dict) else target

@@ -11,11 +11,13 @@ show up in reprs or logs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from acd.config.checks import Problem, cross_problems
+from acd.config.checks import Problem, cross_problems, normalise_did
 from acd.config.errors import ConfigError, fmt_path
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
@@ -91,6 +93,13 @@ class AsteriskConfig(_Model):
     servers: list[AsteriskServerConfig] = Field(default_factory=list)
     #: How the engine's FastAGI URL looks from Asterisk (rendered into the dialplan).
     agi_retries: int = Field(default=5, ge=1, le=100)
+    #: Seconds between SIP OPTIONS to agents' phones with a static ``contact`` (rendered
+    #: ``qualify_frequency``): a phone that stops answering shows Unavailable and is
+    #: offered no call. 0 (default): not asked, such a phone always counts as reachable.
+    #: Asterisk spreads the first OPTIONS over this interval after it starts, and a phone
+    #: counts as Unavailable until answered: keep it short (5–10 s). Registering phones
+    #: are always asked, every this many seconds (30 if 0).
+    qualify_frequency: int = Field(default=0, ge=0, le=3600)
     agi_retry_pause: int = Field(default=2, ge=1, le=60)
     fallback_timeout: int = Field(default=300, ge=10)
 
@@ -481,14 +490,44 @@ class HAConfig(_Model):
     lease_ttl: float = Field(default=2.0, ge=0.5, le=60)
 
 
+class CarrierConfig(_Model):
+    """A carrier (or SBC) that sends the hotline's calls in. Asterisk takes a call only
+    from a known source address: there is no anonymous inbound endpoint."""
+
+    id: Identifier
+    name: str = ""
+    #: Source addresses of its SIP signalling: IP addresses, networks (CIDR) or host
+    #: names (rendered ``identify`` ``match`` lines).
+    match: list[str] = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for m in v:
+            try:
+                ipaddress.ip_network(m, strict=False)
+            except ValueError:
+                if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", m):
+                    raise ValueError(f"{m!r} is no IP address, network (CIDR) or host "
+                                     "name") from None
+        return v
+
+    @property
+    def endpoint(self) -> str:
+        return f"carrier-{self.id}"
+
+
 class Config(_Model):
     asterisk: AsteriskConfig = AsteriskConfig()
     fastagi: FastAGIConfig = FastAGIConfig()
     engine: EngineConfig = EngineConfig()
     queues: list[QueueConfig] = Field(min_length=1)
     agents: list[AgentConfig] = Field(default_factory=list)
-    #: DID (dialled number) → queue id.
+    #: DID (dialled number) → queue id. A DID matches however the carrier writes it
+    #: (``+86 10 6555 0100``, ``0086…``, ``01065550100``: see ``normalise_did``).
     dids: dict[str, Identifier] = Field(default_factory=dict)
+    #: Carriers allowed to send calls in (rendered into ``pjsip_acd.conf``).
+    carriers: list[CarrierConfig] = Field(default_factory=list)
     default_queue: Identifier | None = None
     #: Time zone of business hours, holidays and "since midnight" figures.
     timezone: str = "Asia/Shanghai"
@@ -552,17 +591,27 @@ class Config(_Model):
             for s in self.segments
         )
 
+    @cached_property
+    def _did_index(self) -> dict[str, str]:
+        """Normalised DID → queue id."""
+        return {normalise_did(did): qid for did, qid in self.dids.items()}
+
     def did_queue(self, did: str | None) -> QueueConfig | None:
-        """The queue a dialled number preselects, if the DID map has it."""
-        return self.queue(self.dids[did]) if did and did in self.dids else None
+        """The queue a dialled number preselects, if the DID map has it (in any of the
+        forms a carrier writes it: ``+86…``, ``0086…``, national)."""
+        if not did:
+            return None
+        qid = self.dids.get(did) or self._did_index.get(normalise_did(did))
+        return self.queue(qid) if qid is not None else None
 
     def has_queue(self, queue_id: str) -> bool:
         return any(q.id == queue_id for q in self.queues)
 
     def queue_for_did(self, did: str | None) -> QueueConfig:
         """The queue a dialled number lands in: the DID map, else the default queue."""
-        if did and did in self.dids:
-            return self.queue(self.dids[did])
+        queue = self.did_queue(did)
+        if queue is not None:
+            return queue
         if self.default_queue is not None:
             return self.queue(self.default_queue)
         return self.queues[0]

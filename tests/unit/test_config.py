@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,156 @@ def test_sample_and_example_configs_have_no_warnings() -> None:
     for path in (ROOT / "config" / "acd.sample.yaml", ROOT / "deploy" / "acd.example.yaml"):
         report = check_file(path)
         assert report.errors == [] and report.warnings == [], path
+
+
+# --------------------------------------------------------------------------- DIDs
+
+
+@pytest.mark.parametrize("dialled", [
+    "01065550100", "+861065550100", "+86 10 6555 0100", "00861065550100", "861065550100"])
+def test_a_landline_did_matches_however_the_carrier_writes_it(dialled: str) -> None:
+    cfg = parse_config("queues: [{id: a}, {id: repair}]\ndids: {01065550100: repair}\n")
+    assert cfg.queue_for_did(dialled).id == "repair"
+
+
+@pytest.mark.parametrize("dialled", ["4008001234", "+864008001234", "00864008001234",
+                                     "864008001234", "04008001234"])
+def test_a_400_did_matches_however_the_carrier_writes_it(dialled: str) -> None:
+    cfg = parse_config("queues: [{id: a}, {id: b}]\ndids: {'+86 400 800 1234': b}\n")
+    assert cfg.queue_for_did(dialled).id == "b"
+    assert cfg.did_queue("4008001235") is None
+
+
+# --------------------------------------------------------------------------- Asterisk
+
+
+CARRIER_CONFIG = """
+queues: [{id: consult, skills: {consult: 1}}]
+agents:
+  - {id: "1001", endpoint: agent1, skills: {consult: 1}, contact: "sip:agent1@192.0.2.21"}
+dids: {4008001234: consult, 01065550100: consult}
+carriers:
+  - {id: unicom, name: China Unicom SBC, match: [203.0.113.5, 198.51.100.0/28]}
+"""
+
+
+def test_carriers_are_identified_by_address_and_land_in_the_hotline_context() -> None:
+    cfg = parse_config(CARRIER_CONFIG)
+    pj = render(cfg, {})["pjsip_acd.conf"]
+    block = pj[pj.index("; carrier unicom"):]
+    assert "[carrier-unicom]\ntype=endpoint\ncontext=hotline\n" in block
+    assert "allow_transfer=no" in block and "allow_subscribe=no" in block
+    assert block.split("\n\n")[1].splitlines() == [
+        "[carrier-unicom]", "type=identify", "endpoint=carrier-unicom",
+        "match=203.0.113.5", "match=198.51.100.0/28"]
+    assert any("'not an address!' is no IP address" in e for e in errors(
+        "queues: [{id: a}]\ncarriers: [{id: c, match: ['not an address!']}]\n"))
+    assert any("carriers[c].match" in e for e in errors(
+        "queues: [{id: a}]\ncarriers: [{id: c, match: []}]\n"))
+
+
+def test_endpoint_names_are_unique_across_agents_trunks_and_carriers() -> None:
+    errs = errors("queues: [{id: a}]\n"
+                  "agents: [{id: '1', endpoint: carrier-x}, {id: '2', endpoint: trunk-p}]\n"
+                  "carriers: [{id: x, match: [192.0.2.1]}, {id: x, match: [192.0.2.2]}]\n"
+                  "sites: [{id: p, kind: partner, number: '1', trunk: {contact: 'sip:h'}}]\n")
+    assert errs == [
+        "acd.yaml: carriers[x].id (line 3): its endpoint carrier-x is an agent's endpoint too",
+        "acd.yaml: carriers[x].id (line 3): duplicate carrier id 'x'",
+        "acd.yaml: sites[p].trunk (line 4): trunk endpoint 'trunk-p' is an agent's "
+        "endpoint too",
+    ]
+
+
+def test_the_shipped_pjsip_conf_has_no_anonymous_endpoint() -> None:
+    """Nobody who can merely reach the SIP port may call in (issue 15.3)."""
+    text = (ROOT / "asterisk_conf" / "pjsip.conf").read_text()
+    sections = re.findall(r"^\[([^\]]+)\]", text, re.M)
+    assert "anonymous" not in sections
+    assert re.search(r"^endpoint_identifier_order = ip,username$", text, re.M)
+
+
+def test_static_contacts_are_qualified_when_asked() -> None:
+    cfg = parse_config(CARRIER_CONFIG)
+    assert "qualify_frequency" not in render(cfg, {})["pjsip_acd.conf"]
+    asked = parse_config(CARRIER_CONFIG + "asterisk: {qualify_frequency: 10}\n")
+    pj = render(asked, {})["pjsip_acd.conf"]
+    assert "[agent1]\ntype=aor\ncontact=sip:agent1@192.0.2.21\nqualify_frequency=10\n" in pj
+
+
+def _full(cfg_text: str, environ: dict[str, str], **options: object) -> dict[str, str]:
+    from acd.config.asterisk import InstallOptions, render_full
+
+    return render_full(parse_config(cfg_text), environ,
+                       options=InstallOptions(**options))  # type: ignore[arg-type]
+
+
+def test_full_renders_every_template_for_a_dedicated_box() -> None:
+    files = _full(CARRIER_CONFIG, {"ACD_AMI_SECRET": "s3cret"})
+    templates = {p.name for p in (ROOT / "asterisk_conf").glob("*.conf")}
+    assert set(files) == templates | {"pjsip_acd.conf", "queues_acd.conf",
+                                      "extensions_acd.conf"}
+    assert not any(re.search(r"@@[A-Za-z0-9_]+@@", text) for text in files.values())
+    manager = files["manager.conf"]
+    assert "bindaddr = 0.0.0.0" in manager and "secret = s3cret" in manager
+    # the engine is on this box (AMI at 127.0.0.1): only it may log in
+    assert "permit = 127.0.0.1/255.255.255.255" in manager
+    assert "ACD_AGI_URLS = agi://127.0.0.1:4573" in files["extensions.conf"]
+    assert "bind = 0.0.0.0:5060" in files["pjsip.conf"]
+    assert "rtpstart = 10000" in files["rtp.conf"] and "rtpend = 20000" in files["rtp.conf"]
+    assert "astetcdir => /etc/asterisk" in files["asterisk.conf"]
+    assert "[carrier-unicom]" in files["pjsip_acd.conf"]
+
+
+def test_full_says_what_it_cannot_work_out() -> None:
+    remote = CARRIER_CONFIG + ("asterisk: {ami: {host: 10.0.0.2}}\n"
+                               "fastagi: {host: 0.0.0.0}\n")
+    with pytest.raises(ConfigError) as exc:
+        _full(remote, {})
+    assert [e.split(" ", 1)[0] for e in exc.value.errors] == [
+        "environment:", "--agi-urls", "--ami-permit"]
+    files = _full(remote, {"ACD_AMI_SECRET": "x"}, agi_urls="agi://10.0.0.5:4573",
+                  ami_permit="10.0.0.5/255.255.255.255")
+    assert "permit = 10.0.0.5/255.255.255.255" in files["manager.conf"]
+    # one address serves SIP and AMI: a bind the engine cannot reach AMI at is refused
+    with pytest.raises(ConfigError, match="binds SIP and AMI to that one address"):
+        _full(CARRIER_CONFIG, {"ACD_AMI_SECRET": "x"}, bind="192.0.2.1")
+    # the engine's own address, when the config gives it, is who may use AMI
+    engine = CARRIER_CONFIG + ("asterisk: {ami: {host: 10.0.0.2}}\n"
+                               "fastagi: {host: 10.0.0.5}\n")
+    files = _full(engine, {"ACD_AMI_SECRET": "x"}, bind="10.0.0.2")
+    assert "permit = 10.0.0.5/255.255.255.255" in files["manager.conf"]
+    assert "ACD_AGI_URLS = agi://10.0.0.5:4573" in files["extensions.conf"]
+
+
+def test_include_mode_writes_only_acd_files_and_the_lines_to_add() -> None:
+    from acd.config.asterisk import render_include
+
+    files, instructions = render_include(parse_config(CARRIER_CONFIG),
+                                         {"ACD_AMI_SECRET": "s3cret"})
+    assert sorted(files) == ["extensions_acd.conf", "manager_acd.conf", "pjsip_acd.conf",
+                             "queues_acd.conf"]
+    ext = files["extensions_acd.conf"]
+    contexts = re.findall(r"^\[([^\]]+)\]", ext, re.M)
+    assert contexts == ["globals", "hotline", "hotline-acd", "hotline-fallback",
+                        "acd-agents", "acd-partners", "acd-transfer"]
+    assert "\n[globals](+)\n" in ext and "#include" not in ext.replace(
+        ";   #include extensions_acd.conf", "")
+    queues = files["queues_acd.conf"]
+    assert re.findall(r"^\[([^\]]+)\]", queues, re.M) == ["hotline-fallback"]
+    assert "member => PJSIP/agent1,0,1001" in queues and "#include" not in queues.replace(
+        ":  #include queues_acd.conf", "")
+    assert re.findall(r"^\[([^\]]+)\]", files["manager_acd.conf"], re.M) == ["acd"]
+    assert "secret = s3cret" in files["manager_acd.conf"]
+    for line in ("pjsip.conf:       #include pjsip_acd.conf",
+                 "queues.conf:      #include queues_acd.conf",
+                 "extensions.conf:  #include extensions_acd.conf",
+                 "manager.conf:     #include manager_acd.conf",
+                 "exten => 4008001234,1,Goto(hotline,${EXTEN},1)",
+                 "exten => +864008001234,1,Goto(hotline,${EXTEN},1)",
+                 "exten => 00864008001234,1,Goto(hotline,${EXTEN},1)",
+                 "exten => 01065550100,1,Goto(hotline,${EXTEN},1)",
+                 "exten => +861065550100,1,Goto(hotline,${EXTEN},1)",
+                 "exten => 00861065550100,1,Goto(hotline,${EXTEN},1)",
+                 'asterisk -rx "core reload"'):
+        assert line in instructions, line
