@@ -71,7 +71,7 @@ def _agent_block(agent: AgentConfig, config: Config, environ: Mapping[str, str])
         "type=endpoint",
         "context=acd-agents",
         "disallow=all",
-        "allow=ulaw,alaw",
+        "allow=alaw,ulaw",
         "direct_media=no",
         "rtp_symmetric=yes",
         "force_rport=yes",
@@ -79,6 +79,7 @@ def _agent_block(agent: AgentConfig, config: Config, environ: Mapping[str, str])
         "dtmf_mode=rfc4733",
         f"aors={ep}",
         f'callerid="{agent.name or agent.id}" <{ep}>',
+        f"language={config.language}",
     ]
     if agent.contact is None:
         if agent.password_env is None:
@@ -111,27 +112,28 @@ def _trunk_block(site: SiteConfig) -> str:
     return "\n".join([
         f"; partner site {site.id}" + (f" ({site.name})" if site.name else ""),
         f"[{ep}]", "type=endpoint", "context=acd-partners", "disallow=all",
-        "allow=ulaw,alaw", "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733",
+        "allow=alaw,ulaw", "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733",
         f"aors={ep}", "",
         f"[{ep}]", "type=aor", f"contact={site.trunk.contact}", "",
     ]) + "\n"
 
 
 def carrier_block(endpoint: str, comment: str, *, match: Sequence[str] = (),
-                  match_header: str | None = None) -> str:
+                  match_header: str | None = None, language: str | None = None) -> str:
     """An inbound trunk: requests from ``match`` (addresses, networks, host names) — or
     carrying ``match_header`` — are the carrier's, and reach the ``[hotline]`` context
     and nothing else. Nothing else may call in: there is no anonymous endpoint."""
     lines = [
         f"; {comment}",
         f"[{endpoint}]", "type=endpoint", "context=hotline", "disallow=all",
-        "allow=ulaw,alaw",
+        "allow=alaw,ulaw",
         "direct_media=no              ; media stays anchored: hold music, recordings, RONA",
         "rtp_symmetric=yes", "force_rport=yes", "rewrite_contact=yes", "dtmf_mode=rfc4733",
         "allow_transfer=no", "allow_subscribe=no", "send_pai=no", "trust_id_inbound=no",
         "trust_id_outbound=no",
         "timers=yes                   ; RFC 4028 session timers: detect dead dialogs",
-        "timers_sess_expires=1800", "",
+        "timers_sess_expires=1800",
+        *([f"language={language}"] if language else []), "",
         f"[{endpoint}]", "type=identify", f"endpoint={endpoint}",
     ]
     lines += [f"match={m}" for m in match]
@@ -140,9 +142,9 @@ def carrier_block(endpoint: str, comment: str, *, match: Sequence[str] = (),
     return "\n".join(lines) + "\n"
 
 
-def _carrier(carrier: CarrierConfig) -> str:
+def _carrier(carrier: CarrierConfig, language: str) -> str:
     comment = f"carrier {carrier.id}" + (f" ({carrier.name})" if carrier.name else "")
-    return carrier_block(carrier.endpoint, comment, match=carrier.match)
+    return carrier_block(carrier.endpoint, comment, match=carrier.match, language=language)
 
 
 def _transfer_context(config: Config) -> str:
@@ -163,6 +165,27 @@ def _transfer_context(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _language_context(config: Config) -> str:
+    """``[acd-language]``: ``[hotline-acd]`` calls it (Gosub) with the DID before the
+    engine: ``s`` sets the hotline's language, an extension per form of each DID with a
+    ``language`` sets that DID's (a queue's own language is the engine's to set)."""
+    lines = [
+        "; The callers' language (CHANNEL(language): the sounds directory of every prompt),",
+        "; set by [hotline-acd] before the engine: per DID, in every form carriers write it,",
+        "; else the hotline's.",
+        "[acd-language]",
+        f"exten => s,1,Set(CHANNEL(language)={config.language})",
+        " same => n,Return()",
+    ]
+    for did, entry in config.dids.items():
+        if not entry.language:
+            continue
+        for form in did_forms(did):
+            lines += [f"exten => {form},1,Set(CHANNEL(language)={entry.language})",
+                      " same => n,Return()"]
+    return "\n".join(lines) + "\n"
+
+
 def render(config: Config, environ: Mapping[str, str] | None = None,
            server: str | None = None, *, fallback_wrapup: int | None = None) -> dict[str, str]:
     """File name → content for the generated Asterisk include files of one Asterisk
@@ -180,10 +203,11 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
         pjsip += "\n; ---- partner sites' trunks\n" + "\n".join(trunks)
     if config.carriers:
         pjsip += ("\n; ---- carriers: who may send calls in (identified by source address)\n"
-                  + "\n".join(_carrier(c) for c in config.carriers))
+                  + "\n".join(_carrier(c, config.language) for c in config.carriers))
     return {"pjsip_acd.conf": pjsip,
             "queues_acd.conf": _HEADER + _members(config, agents, fallback_wrapup),
-            "extensions_acd.conf": _HEADER + _transfer_context(config)}
+            "extensions_acd.conf": _HEADER + _transfer_context(config) + "\n"
+            + _language_context(config)}
 
 
 def _server_name(config: Config, server: str | None) -> str:

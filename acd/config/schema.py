@@ -39,6 +39,9 @@ from routing.segments import Segment, SegmentTable, normalise_number
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Identifier = Annotated[str, Field(pattern=_ID)]
+#: An Asterisk language code: the sounds directory prompts are played from (``zh``,
+#: ``en``, ``zh_TW``, ``yue``), falling back to ``en`` for a prompt it lacks.
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:_[A-Za-z0-9]{2,8})*$")]
 SkillLevel = Annotated[int, Field(ge=1, le=5)]
 
 
@@ -188,6 +191,9 @@ class QueueConfig(_Model):
     groups: list[Identifier] | None = None
     #: Escalation stages, in order of ``after``; each widens the set of agents.
     stages: list[StageConfig] = Field(default_factory=list)
+    #: Language of the prompts its callers hear once in this queue (``CHANNEL(language)``);
+    #: omitted: the DID's, else the hotline's ``language``.
+    language: Language | None = None
     #: Feature code an agent's phone blind-transfers (SIP REFER) a caller to, to move
     #: it into this queue with its original entry time: "82" → ``*82``.
     transfer_code: Annotated[str, Field(pattern=r"^[0-9]{1,6}$")] | None = None
@@ -490,6 +496,15 @@ class HAConfig(_Model):
     lease_ttl: float = Field(default=2.0, ge=0.5, le=60)
 
 
+class DidConfig(_Model):
+    """A DID with more than a queue: ``"4008005678": {queue: consult, language: en}``."""
+
+    #: The queue it preselects; omitted: the IVR, else ``default_queue``.
+    queue: Identifier | None = None
+    #: Language of its callers' prompts from the first one (the IVR) on.
+    language: Language | None = None
+
+
 class CarrierConfig(_Model):
     """A carrier (or SBC) that sends the hotline's calls in. Asterisk takes a call only
     from a known source address: there is no anonymous inbound endpoint."""
@@ -525,7 +540,11 @@ class Config(_Model):
     agents: list[AgentConfig] = Field(default_factory=list)
     #: DID (dialled number) → queue id. A DID matches however the carrier writes it
     #: (``+86 10 6555 0100``, ``0086…``, ``01065550100``: see ``normalise_did``).
-    dids: dict[str, Identifier] = Field(default_factory=dict)
+    #: Written ``"4008001234": consult`` (a queue) or with a mapping (``DidConfig``).
+    dids: dict[str, DidConfig] = Field(default_factory=dict)
+    #: Language of the callers' prompts (Asterisk ``CHANNEL(language)``), unless their
+    #: DID or queue says otherwise; also the agents' and carriers' endpoints'.
+    language: Language = "zh"
     #: Carriers allowed to send calls in (rendered into ``pjsip_acd.conf``).
     carriers: list[CarrierConfig] = Field(default_factory=list)
     default_queue: Identifier | None = None
@@ -543,6 +562,15 @@ class Config(_Model):
     #: Hot standby (needs ``store.backend: redis``); absent: this engine is always active.
     ha: HAConfig | None = None
 
+    @field_validator("dids", mode="before")
+    @classmethod
+    def _did_shorthand(cls, v: object) -> object:
+        """``"4008001234": consult`` is ``"4008001234": {queue: consult}``."""
+        if isinstance(v, dict):
+            return {did: {"queue": target} if isinstance(target, str) else target
+                    for did, target in v.items()}
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
@@ -555,7 +583,11 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
-        problems = cross_problems(self.model_dump())
+        data = self.model_dump()
+        # A DID written as a bare queue is reported as written (``dids.4008001234``).
+        data["dids"] = {did: e["queue"] if e["language"] is None and e["queue"] else e
+                        for did, e in data["dids"].items()}
+        problems = cross_problems(data)
         if problems:
             # pydantic reports it as a model error; the loader takes the structured
             # problems back out of the exception (``CrossReferenceError.problems``).
@@ -592,17 +624,32 @@ class Config(_Model):
         )
 
     @cached_property
-    def _did_index(self) -> dict[str, str]:
-        """Normalised DID → queue id."""
-        return {normalise_did(did): qid for did, qid in self.dids.items()}
+    def _did_index(self) -> dict[str, DidConfig]:
+        """Normalised DID → what it says."""
+        return {normalise_did(did): entry for did, entry in self.dids.items()}
 
-    def did_queue(self, did: str | None) -> QueueConfig | None:
-        """The queue a dialled number preselects, if the DID map has it (in any of the
-        forms a carrier writes it: ``+86…``, ``0086…``, national)."""
+    def did_entry(self, did: str | None) -> DidConfig | None:
+        """What the DID map says of a dialled number (in any of the forms a carrier
+        writes it: ``+86…``, ``0086…``, national), if anything."""
         if not did:
             return None
-        qid = self.dids.get(did) or self._did_index.get(normalise_did(did))
-        return self.queue(qid) if qid is not None else None
+        return self._did_index.get(normalise_did(did))
+
+    def did_queue(self, did: str | None) -> QueueConfig | None:
+        """The queue a dialled number preselects, if the DID map has one."""
+        entry = self.did_entry(did)
+        return self.queue(entry.queue) if entry is not None and entry.queue else None
+
+    def language_for(self, queue_id: str | None = None, did: str | None = None) -> str:
+        """The language of a caller's prompts: its queue's ``language``, else its DID's,
+        else the hotline's. (The dialplan applies the DID's and the hotline's before the
+        engine sees the call; a queue's applies once the call is in that queue.)"""
+        if queue_id is not None and self.has_queue(queue_id):
+            language = self.queue(queue_id).language
+            if language:
+                return language
+        entry = self.did_entry(did)
+        return entry.language if entry is not None and entry.language else self.language
 
     def has_queue(self, queue_id: str) -> bool:
         return any(q.id == queue_id for q in self.queues)

@@ -92,6 +92,7 @@ def test_asterisk_config_renders_a_transfer_code_per_queue() -> None:
     )
     ext = render(cfg, {})["extensions_acd.conf"]
     assert ext.startswith("; GENERATED")
+    ext = ext[:ext.index("[acd-language]")]
     body = [line for line in ext.splitlines() if line and not line.startswith(";")]
     assert body == [
         "[acd-transfer]",
@@ -104,6 +105,7 @@ def test_asterisk_config_renders_a_transfer_code_per_queue() -> None:
     ]
     # No transfer code anywhere: the context still exists ([acd-agents] includes it).
     empty = render(parse_config("queues: [{id: a}]\n"), {})["extensions_acd.conf"]
+    empty = empty[:empty.index("[acd-language]")]
     assert [line for line in empty.splitlines() if line and not line.startswith(";")] == [
         "[acd-transfer]"]
 
@@ -451,7 +453,7 @@ def test_include_mode_writes_only_acd_files_and_the_lines_to_add() -> None:
     ext = files["extensions_acd.conf"]
     contexts = re.findall(r"^\[([^\]]+)\]", ext, re.M)
     assert contexts == ["globals", "hotline", "hotline-acd", "hotline-fallback",
-                        "acd-agents", "acd-partners", "acd-transfer"]
+                        "acd-agents", "acd-partners", "acd-transfer", "acd-language"]
     assert "\n[globals](+)\n" in ext and "#include" not in ext.replace(
         ";   #include extensions_acd.conf", "")
     queues = files["queues_acd.conf"]
@@ -472,3 +474,42 @@ def test_include_mode_writes_only_acd_files_and_the_lines_to_add() -> None:
                  "exten => 00861065550100,1,Goto(hotline,${EXTEN},1)",
                  'asterisk -rx "core reload"'):
         assert line in instructions, line
+
+
+# --------------------------------------------------------------------------- Chinese defaults
+
+
+def test_language_per_hotline_did_and_queue() -> None:
+    """Chinese by default; a DID or a queue may say otherwise (issue 15.10)."""
+    cfg = parse_config("queues: [{id: consult}, {id: english, language: en}]\n"
+                       "dids:\n  4008001234: consult\n"
+                       "  4008005678: {queue: consult, language: yue}\n"
+                       "  4008009999: {language: en}\n")
+    assert cfg.language == "zh"
+    assert cfg.language_for("consult", "4008001234") == "zh"
+    assert cfg.language_for("consult", "+864008005678") == "yue"
+    assert cfg.language_for("english", "4008005678") == "en"  # the queue's wins
+    assert cfg.language_for(None, "00864008009999") == "en"
+    assert cfg.did_queue("4008009999") is None and cfg.did_queue("4008005678") is not None
+    ext = render(cfg, {})["extensions_acd.conf"]
+    lang = ext[ext.index("[acd-language]"):].splitlines()
+    assert lang[:3] == ["[acd-language]", "exten => s,1,Set(CHANNEL(language)=zh)",
+                        " same => n,Return()"]
+    for form in ("4008005678", "+864008005678", "00864008005678"):
+        assert f"exten => {form},1,Set(CHANNEL(language)=yue)" in lang
+    assert "exten => 4008001234,1,Set(CHANNEL(language)=zh)" not in lang
+    assert any("unknown queue 'nope'" in e for e in errors(
+        "queues: [{id: a}]\ndids: {'1': {queue: nope}}\n"))
+    assert any("dids.1.language" in e for e in errors(
+        "queues: [{id: a}]\ndids: {'1': {language: 'Chinese!'}}\n"))
+    assert "language=zh" in render(parse_config(CARRIER_CONFIG), {})["pjsip_acd.conf"]
+
+
+def test_endpoints_offer_a_law_first() -> None:
+    """China's PSTN is A-law: every rendered endpoint lists alaw before ulaw."""
+    cfg = parse_config(CARRIER_CONFIG + "sites: [{id: p, kind: partner, number: '1', "
+                       "trunk: {contact: 'sip:192.0.2.9'}}]\n")
+    pj = render(cfg, {})["pjsip_acd.conf"]
+    allows = re.findall(r"^allow=(.*?)(?:\s+;.*)?$", pj, re.M)
+    assert allows and all(a == "alaw,ulaw" for a in allows), allows
+    assert len(allows) == 3  # agent, partner trunk, carrier
