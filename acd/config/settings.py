@@ -29,7 +29,7 @@ from acd.domain.settings import (
     SiteSettings,
 )
 from routing.hours import Schedule
-from routing.numbers import normalise_number
+from routing.numbers import normalise_did
 from routing.partners import PartnerSite
 
 
@@ -82,7 +82,8 @@ def settings_from(config: Config) -> Settings:
     ivr = config.ivr
     default_queue = config.default_queue or config.queues[0].id
     entry = EntrySettings(
-        dids={(normalise_number(did) or did): qid for did, qid in config.dids.items()},
+        dids={(normalise_did(did) or did): d.queue for did, d in config.dids.items()
+              if d.queue is not None},
         default_queue=default_queue,
         menu=None if ivr is None else MenuSettings(ivr.prompt, ivr.timeout, dict(ivr.options)),
         segments=config.segment_table())

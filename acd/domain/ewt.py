@@ -45,12 +45,37 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from acd.domain.records import Agent, AgentState, AgentStatus, Call, CallState
+from acd.domain.servers import Servers
+from acd.domain.settings import Settings
+from routing import Router
 
-if TYPE_CHECKING:
-    from acd.domain.core import EngineCore
+
+class CoreState(Protocol):
+    """What the estimator reads of the core (the core itself, structurally)."""
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def agents(self) -> Mapping[str, Agent]: ...
+
+    @property
+    def calls(self) -> Mapping[str, Call]: ...
+
+    @property
+    def handle_times(self) -> HandleTimes: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def servers(self) -> Servers: ...
+
+    @property
+    def version(self) -> int: ...
 
 #: Talk times remembered per queue (the most recent).
 SAMPLES = 400
@@ -319,7 +344,7 @@ class _Replay:
 class WaitEstimator:
     """EWT over one core (see the module docstring)."""
 
-    def __init__(self, core: EngineCore, *, horizon: int = HORIZON,
+    def __init__(self, core: CoreState, *, horizon: int = HORIZON,
                  rounds: int = ROUNDS) -> None:
         self.core = core
         self.horizon = horizon

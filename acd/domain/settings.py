@@ -104,8 +104,9 @@ class QueueSettings:
     expected_handle_time: float | None = None
     exits: ExitSettings = ExitSettings()
     announce: AnnounceSettings | None = None
-    #: Asterisk's language of the queue's prompts (sounds/<language>/…, SAY NUMBER).
-    language: str = "en"
+    #: Asterisk's language of the queue's prompts (sounds/<language>/…, SAY NUMBER);
+    #: None: the channel keeps the one the dialplan set (the DID's or the hotline's).
+    language: str | None = None
 
     @property
     def label(self) -> str:

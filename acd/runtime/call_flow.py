@@ -33,7 +33,7 @@ from acd.domain.settings import AreaCodePrompt, MenuSettings
 from acd.protocol.agi import quote
 from acd.runtime.fastagi import AGIHangupError, AGISession
 from acd.runtime.session import Release, SessionQueue
-from routing.numbers import normalise_number
+from routing.numbers import normalise_did, normalise_number
 from routing.regions import RegionResolver, RegionResult
 
 log = logging.getLogger("acd.call")
@@ -82,7 +82,7 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
     now = host.clock()
     entry_time = parse_entry_time(args[0] if args else None, now)
     raw_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
-    did = normalise_number(args[2] if len(args) > 2 else env.extension) \
+    did = normalise_did(args[2] if len(args) > 2 else env.extension) \
         or (args[2] if len(args) > 2 else env.extension)
     server = args[3] if len(args) > 3 else ""  # ${ACD_SERVER}: which Asterisk this is
     call_id = host.qualify_call_id(raw_id, server)
@@ -108,6 +108,8 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
         if not region.known and ask is not None:
             region = await _ask_area_code(host, session, caller, region, ask)
         queue = settings.queues[queue_id]
+        if queue.language is not None:  # else the DID's or the hotline's (dialplan)
+            await session.set_variable("CHANNEL(language)", queue.language)
         await session.set_music(True, queue.moh_class)
         host.post(CallArrived(call_id, queue_id, caller, entry_time, host.clock(),
                               env.channel, env.uniqueid,

@@ -247,7 +247,7 @@ def test_narrowing_stage_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as exc:
         parse_config("queues:\n  - id: q\n    skills: {a: 2}\n"
                      "    stages: [{after: 5, skills: {a: 3}}]\n", "n.yaml")
-    assert "n.yaml: queues[0].stages" in exc.value.errors[0]
+    assert "n.yaml: queues[q].stages" in exc.value.errors[0]
 
 
 def test_pause_reasons_come_from_config_and_rona_limit() -> None:
