@@ -409,7 +409,7 @@ def test_full_renders_every_template_for_a_dedicated_box() -> None:
     files = _full(CARRIER_CONFIG, {"ACD_AMI_SECRET": "s3cret"})
     templates = {p.name for p in (ROOT / "asterisk_conf").glob("*.conf")}
     assert set(files) == templates | {"pjsip_acd.conf", "queues_acd.conf",
-                                      "extensions_acd.conf"}
+                                      "extensions_acd.conf", "voicemail_acd.conf"}
     assert not any(re.search(r"@@[A-Za-z0-9_]+@@", text) for text in files.values())
     manager = files["manager.conf"]
     assert "bindaddr = 0.0.0.0" in manager and "secret = s3cret" in manager
@@ -449,7 +449,7 @@ def test_include_mode_writes_only_acd_files_and_the_lines_to_add() -> None:
     files, instructions = render_include(parse_config(CARRIER_CONFIG),
                                          {"ACD_AMI_SECRET": "s3cret"})
     assert sorted(files) == ["extensions_acd.conf", "manager_acd.conf", "pjsip_acd.conf",
-                             "queues_acd.conf"]
+                             "queues_acd.conf", "voicemail_acd.conf"]
     ext = files["extensions_acd.conf"]
     contexts = re.findall(r"^\[([^\]]+)\]", ext, re.M)
     assert contexts == ["globals", "hotline", "hotline-acd", "hotline-fallback",
