@@ -124,6 +124,8 @@ class Options:
     explain_offers: bool = True
     py_spy: bool = False
     tracemalloc: int = 0
+    engine_nofile: int = 0
+    fill_timeout: float = 0.0
     out: Path | None = None
     json_path: Path | None = None
     seed: int = 1
@@ -185,6 +187,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                    help="debug run: trace the engine's allocations and write the growth "
                         "per held caller (slow; use small levels)")
+    p.add_argument("--engine-nofile", type=int, default=0,
+                   help="the engine's RLIMIT_NOFILE soft limit (default: what the level "
+                        "needs); lower it to see what callers get beyond it")
+    p.add_argument("--fill-timeout", type=float, default=0.0,
+                   help="give up filling a level after this many seconds "
+                        "(default: 3× the planned fill time + 60 s)")
     p.add_argument("--out", type=Path, help="directory for logs, configs and profiles "
                    "(default: a new temporary directory)")
     p.add_argument("--json", type=Path, dest="json_path", help="write results as JSON")
@@ -204,7 +212,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         bursts=[int(x) for x in a.bursts.split(",") if x], setup_slo=a.setup_slo,
         env_timeout=a.env_timeout, events=a.events, engine_log_level=a.engine_log_level,
         explain_offers=not a.no_explain_offers, py_spy=a.py_spy, tracemalloc=a.tracemalloc,
-        out=a.out, json_path=a.json_path, seed=a.seed, quick=a.quick)
+        engine_nofile=a.engine_nofile, fill_timeout=a.fill_timeout, out=a.out,
+        json_path=a.json_path, seed=a.seed, quick=a.quick)
     if a.quick:
         o.levels, o.fill_rate, o.ring, o.talk, o.login_spread = [(300, 30)], 300.0, 0.05, \
             0.3, 0.3
@@ -563,7 +572,7 @@ class Rig:
             await worker.call(op="target", host="127.0.0.1", port=self.engine.agi_port)
         self.http = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.engine.api_port}",
-            headers={"Authorization": f"Bearer {self.token}"}, timeout=120)
+            headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
@@ -686,12 +695,13 @@ def _py_spy_exe() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-async def _py_spy(pid: int, seconds: float, out: Path) -> dict[str, Any]:
+async def _py_spy(pid: int, seconds: float, out: Path, name: str = "churn",
+                  ) -> dict[str, Any]:
     """Sample the engine with py-spy (raw collapsed stacks) and rank functions."""
     exe = _py_spy_exe()
     if exe is None:
         return {"error": "py-spy not installed (pip install py-spy)"}
-    raw = out / "py-spy.txt"
+    raw = out / f"py-spy-{name}.txt"
     proc = await asyncio.create_subprocess_exec(
         exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
         "--nonblocking", "--format", "raw", "--output", str(raw),
@@ -740,7 +750,7 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         return result
     rig = Rig(opts, out, f"level-{held}")
     try:
-        await rig.start(agents, need)
+        await rig.start(agents, opts.engine_nofile or need)
         assert rig.engine is not None
         eng = rig.engine
         if opts.tracemalloc:
@@ -755,7 +765,7 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
             lambda s: s["phases"].get("waiting", 0) >= held or (
                 s["arrivals_running"] == 0 and s["phases"].get("connecting", 0) == 0
                 and s["phases"].get("setup", 0) == 0),
-            held / opts.fill_rate * 3 + 60)
+            opts.fill_timeout or held / opts.fill_rate * 3 + 60)
         fill_s = time.monotonic() - t0
         await asyncio.sleep(1.0 if not opts.quick else 0.3)
         st = await rig.stats(reset=True, samples=True)
@@ -778,6 +788,8 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         result["rss_per_held_kb"] = round((rss - result["rss_base_mb"]) * 1024
                                           / max(1, waiting), 2)
         result["fds"] = len(os.listdir(f"/proc/{eng.pid}/fd"))
+        result["fill"]["stuck_in_setup"] = st["phases"].get("setup", 0)
+        result["fill"]["generator_lag_ms"] = summary(st["samples"].get("generator_lag", []))
         if opts.tracemalloc:
             tm = await eng.tracemalloc_dump(1)
             result["tracemalloc"] = _per_call(tm, waiting)
@@ -806,6 +818,14 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         final = await rig.stats()
         result["counts"] = dict(final["counts"])
         result["failures"] = _failures(final["counts"])
+    except Exception as exc:  # keep what was measured; say what broke
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"level {held}:{agents}: {result['error']}", flush=True)
+        with contextlib.suppress(Exception):
+            st = await rig.stats()
+            result["phases"] = dict(st["phases"])
+            result["counts"] = dict(st["counts"])
+            result["failures"] = _failures(st["counts"])
     finally:
         result["shutdown"] = await rig.close()
     return result
@@ -843,6 +863,7 @@ async def _window(rig: Rig, seconds: float, profile: bool, api: int = 0,
         "talking": st["phases"].get("talking", 0) + st["phases"].get("ringing", 0),
         "engine_waiting": int(metric_sum(m1, "acd_calls_waiting")),
         "inbox": metric_sum(m1, "acd_inbox_events"),
+        "generator_lag_ms": summary(st["samples"].get("generator_lag", [])),
     })
     return out
 
@@ -877,7 +898,7 @@ async def run_rate(opts: Options, out: Path) -> dict[str, Any]:
         await asyncio.sleep(1.0)
         failing = 0
         for rate in opts.rate_steps:
-            step = await _rate_step(rig, rate, opts.step, opts.patience)
+            step = await _rate_step(rig, rate, opts.step, opts.patience, opts.py_spy)
             step["holds"] = (not step["failures"] and step["setup_ms"]["p99"]
                              <= opts.setup_slo * 1e3 and step["achieved"] >= 0.95 * rate)
             result["steps"].append(step)
@@ -911,7 +932,7 @@ async def _settle(rig: Rig, limit: float) -> dict[str, Any]:
 
 
 async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
-                     ) -> dict[str, Any]:
+                     profile: bool = False) -> dict[str, Any]:
     assert rig.engine is not None
     eng = rig.engine
     await rig.stats(reset=True, samples=True)
@@ -919,7 +940,12 @@ async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
     m0 = await rig.scrape()
     c0, w0, t0 = eng.cpu_s(), rig.worker_cpu_s(), time.monotonic()
     await rig.arrive(None, rate, duration=seconds, patience=patience)
-    await asyncio.sleep(seconds)
+    ranking: dict[str, Any] | None = None
+    if profile:
+        ranking = await _py_spy(eng.pid, seconds, rig.out, f"rate-{rate:.0f}")
+        await asyncio.sleep(max(0.0, t0 + seconds - time.monotonic()))
+    else:
+        await asyncio.sleep(seconds)
     busy = time.monotonic() - t0
     c1, w1 = eng.cpu_s(), rig.worker_cpu_s()
     st = await _settle(rig, patience + 30)
@@ -938,6 +964,8 @@ async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
         "generator_cpu_pct": round(100 * (w1 - w0) / busy, 1),
         "abandoned": counts["abandoned"], "answered": counts["answered_by_agent"],
         "failures": _failures(counts), "apply": apply_histogram(m0, m1),
+        "generator_lag_ms": summary(st["samples"].get("generator_lag", [])),
+        **({"profile": ranking} if ranking is not None else {}),
     }
 
 

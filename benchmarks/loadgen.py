@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import gc
 import json
 import math
 import random
@@ -732,6 +733,7 @@ class LoadGen:
         self.arrivals_running = 0
         self._server_cycle = 0
         self._watch: asyncio.Task[None] | None = None
+        self._lag: asyncio.Task[None] | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -754,8 +756,19 @@ class LoadGen:
         self.events_profile = spec.get("events", self.events_profile)
         self.local_addrs = list(spec.get("local_addrs") or self.local_addrs)
         self.hangup_close_timeout = float(spec.get("hangup_close_timeout", 10.0))
-        self._watch = asyncio.get_running_loop().create_task(self._watchdog())
+        loop = asyncio.get_running_loop()
+        self._watch = loop.create_task(self._watchdog())
+        self._lag = loop.create_task(self._lag_sampler())
         return {name: s.port for name, s in self.servers.items()}
+
+    async def _lag_sampler(self, every: float = 0.01) -> None:
+        """This process's own event-loop lag (a sleep of 10 ms that took longer): if it
+        is large, the generator — not the engine — would be what a latency shows."""
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(every)
+            self.stats.add("generator_lag", loop.time() - t - every)
 
     async def _watchdog(self) -> None:
         while True:
@@ -893,6 +906,11 @@ class LoadGen:
     # -- reporting and shutdown ------------------------------------------------------
 
     def report(self, reset: bool, with_samples: bool) -> dict[str, Any]:
+        if reset:
+            # The generator runs with its garbage collector off (a full collection over
+            # tens of thousands of callers would pause it mid-measurement): cycles are
+            # collected here, between measurement windows.
+            gc.collect()
         out: dict[str, Any] = {
             "counts": dict(self.stats.counts),
             "phases": {p.name.lower(): self.phases[p] for p in Phase if p is not Phase.ENDED},
@@ -911,8 +929,9 @@ class LoadGen:
         return out
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
+        for t in (self._watch, self._lag):
+            if t is not None:
+                t.cancel()
         for task in list(self._tasks):
             task.cancel()
         for caller in list(self.callers):
@@ -963,6 +982,7 @@ async def _handle(gen: LoadGen, cmd: dict[str, Any]) -> dict[str, Any]:
 async def worker_main() -> None:
     """Serve JSON-line commands on stdin, one JSON-line reply each on stdout."""
     raise_nofile()
+    gc.disable()  # see LoadGen.report: collected between measurement windows
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
