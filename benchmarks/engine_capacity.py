@@ -412,7 +412,8 @@ class Engine:
                 *cmd, cwd=REPO_ROOT, env=env, stdout=so, stderr=se,
                 stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
         pattern = re.compile(r"serving FastAGI on [^:]+:(\d+), API on http://[^:]+:(\d+)")
-        deadline = time.monotonic() + 60
+        # tracing every allocation makes start-up (phone-number data, rosters) minutes
+        deadline = time.monotonic() + (600 if tracemalloc_frames else 60)
         while time.monotonic() < deadline:
             m = pattern.search(stdout_path.read_text(errors="replace"))
             if m:
@@ -756,6 +757,7 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         if opts.tracemalloc:
             await eng.tracemalloc_dump(0)
         result["rss_base_mb"] = round(eng.rss_mb(), 1)
+        result["gc_base_objects"] = (await eng.gc_dump()).get("tracked_objects")
         m0 = await rig.scrape()
         # -- 1. fill ---------------------------------------------------------------------
         t0 = time.monotonic()
@@ -789,6 +791,9 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
                                           / max(1, waiting), 2)
         result["fds"] = len(os.listdir(f"/proc/{eng.pid}/fd"))
         result["fill"]["stuck_in_setup"] = st["phases"].get("setup", 0)
+        gcs = await eng.gc_dump()
+        result["fill"]["full_gc_ms"] = [ms for _, ms, _ in gcs.get("full", [])]
+        result["gc_held_objects"] = gcs.get("tracked_objects")
         result["fill"]["generator_lag_ms"] = summary(st["samples"].get("generator_lag", []))
         if opts.tracemalloc:
             tm = await eng.tracemalloc_dump(1)
@@ -840,6 +845,7 @@ async def _window(rig: Rig, seconds: float, profile: bool, api: int = 0,
     await rig.stats(reset=True, samples=True)
     m0 = await rig.scrape()
     c0, w0, t0 = eng.cpu_s(), rig.worker_cpu_s(), time.monotonic()
+    wall0 = time.time()
     before = (await rig.stats())["counts"]
     out: dict[str, Any] = {}
     if api:
@@ -865,6 +871,9 @@ async def _window(rig: Rig, seconds: float, profile: bool, api: int = 0,
         "inbox": metric_sum(m1, "acd_inbox_events"),
         "generator_lag_ms": summary(st["samples"].get("generator_lag", [])),
     })
+    gcs = await eng.gc_dump()
+    out["full_gc_ms"] = [ms for t, ms, _ in gcs.get("full", []) if t >= wall0]
+    out["tracked_objects"] = gcs.get("tracked_objects")
     return out
 
 
@@ -1005,12 +1014,12 @@ def render(results: dict[str, Any]) -> str:
                   "| apply p50/p99 ms (fill) | apply p50/p99 ms (churn) "
                   "| agent free→Dial p50/p99 ms (n) | free→Dial p99 ms during API "
                   "| GET /queues p50/p99 ms | GET /calls p50/p99 ms | GET /metrics p50/p99 ms "
-                  "| failures |",
-                  "|" + "---:|" * 13]
+                  "| full GC max ms (fill / churn) | failures |",
+                  "|" + "---:|" * 14]
         for lv in levels:
             if "skipped" in lv:
                 lines.append(f"| {lv['held']:,} | {lv['agents']:,} | not run: "
-                             f"{lv['skipped']} |" + " |" * 10)
+                             f"{lv['skipped']} |" + " |" * 11)
                 continue
             fill, churn, busy = lv.get("fill", {}), lv.get("churn", {}), lv.get("churn_api", {})
             api = lv.get("api_idle", {})
@@ -1018,6 +1027,8 @@ def render(results: dict[str, Any]) -> str:
             ca = churn.get("apply", {}).get("all", {})
             fd = churn.get("free_to_dial_ms", {})
             bd = busy.get("free_to_dial_ms", {})
+            fill_gc = fill.get("full_gc_ms") or []
+            churn_gc = (churn.get("full_gc_ms") or []) + (busy.get("full_gc_ms") or [])
 
             def ap(path: str, api: dict[str, Any] = api) -> str:
                 x = api.get(path, {})
@@ -1032,7 +1043,9 @@ def render(results: dict[str, Any]) -> str:
                 f"| {_f(fd.get('p50'), 2)} / {_f(fd.get('p99'), 2)} ({fd.get('n', 0):,}) "
                 f"| {_f(bd.get('p99'), 1)} "
                 f"| {ap('/api/v1/queues')} | {ap('/api/v1/calls')} | {ap('/metrics')} "
-                f"| {lv.get('failures') or 0} |")
+                f"| {_f(max(fill_gc or [math.nan]), 0)} / "
+                f"{_f(max(churn_gc or [math.nan]), 0)} "
+                f"| {lv.get('failures') or lv.get('error') or 0} |")
     rate = results.get("rate")
     if rate:
         lines += ["", "| offered /s | achieved /s | queued /s | setup p50/p99 ms "

@@ -34,14 +34,19 @@ class GCRecorder:
 
     def __init__(self) -> None:
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        #: Full collections: (wall-clock end, seconds, objects collected).
+        self.full: list[tuple[float, float, int]] = []
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
-        else:
-            self.pauses[int(info.get("generation", 0))].append(
-                time.perf_counter() - self._started)
+            return
+        took = time.perf_counter() - self._started
+        gen = int(info.get("generation", 0))
+        self.pauses[gen].append(took)
+        if gen == 2:
+            self.full.append((time.time(), took, int(info.get("collected", 0))))
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"counts": list(gc.get_count()),
@@ -55,6 +60,7 @@ class GCRecorder:
                 "p99_ms": 1e3 * ordered[int(0.99 * (len(ordered) - 1))] if ordered else 0.0,
                 "last_ms": [round(1e3 * v, 2) for v in values[-10:]],
             }
+        out["full"] = [(round(t, 3), round(1e3 * s, 2), n) for t, s, n in self.full]
         return out
 
 
