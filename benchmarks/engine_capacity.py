@@ -344,6 +344,46 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (all cores, from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_pressure_us() -> int:
+    """PSI: microseconds some runnable task waited for a CPU (0 if not available)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(line.rsplit("total=", 1)[1])
+    return 0
+
+
+class Contention:
+    """How much of the machine others used during a window (the machine is shared):
+    CPU busy outside the engine, the generators and this coordinator, and CPU pressure
+    (share of the time some task waited for a core)."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.t = time.monotonic()
+        self.busy = machine_busy_s()
+        self.ours = self._ours()
+        self.psi = cpu_pressure_us()
+
+    def _ours(self) -> float:
+        total = self.rig.worker_cpu_s() + proc_cpu_s(os.getpid())
+        if self.rig.engine is not None:
+            total += self.rig.engine.cpu_s()
+        return total
+
+    def result(self) -> dict[str, float]:
+        dt = max(1e-6, time.monotonic() - self.t)
+        others = (machine_busy_s() - self.busy) - (self._ours() - self.ours)
+        return {"other_cpu_pct": round(100 * max(0.0, others) / dt, 1),
+                "cpu_pressure_pct": round((cpu_pressure_us() - self.psi) / dt / 1e4, 1)}
+
+
 class Worker:
     """One load-generator process, driven by JSON lines."""
 
@@ -704,7 +744,7 @@ async def _py_spy(pid: int, seconds: float, out: Path, name: str = "churn",
         return {"error": "py-spy not installed (pip install py-spy)"}
     raw = out / f"py-spy-{name}.txt"
     proc = await asyncio.create_subprocess_exec(
-        exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+        exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100",
         "--nonblocking", "--format", "raw", "--output", str(raw),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
@@ -713,10 +753,47 @@ async def _py_spy(pid: int, seconds: float, out: Path, name: str = "churn",
     return rank_stacks(raw.read_text(errors="replace").splitlines())
 
 
+#: Where a sample's time goes: the first of these found walking from the leaf to the
+#: root names its category (order matters: logging inside apply is "logging").
+CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("garbage collector (gc.collect)", ("gc.collect", "(gc)")),
+    ("event logging (json.dumps, logging)", ("logging/__init__", "json/encoder",
+                                             "_log_decision", "json/__init__")),
+    ("caller region lookup (phonenumbers)", ("routing/regions.py", "phonenumbers/")),
+    ("routing core: EngineCore.apply", ("EngineCore.apply",)),
+    ("API and /metrics (FastAPI, pydantic, collector)", ("api/", "starlette/", "fastapi/",
+                                                          "pydantic", "prometheus_client/",
+                                                          "uvicorn/", "h11/")),
+    ("store writer, live figures, publish hooks", ("acd/runtime/store.py",
+                                                    "acd/domain/figures.py",
+                                                    "Engine._notify")),
+    ("AMI client (parse events)", ("ami_client.py", "acd/protocol/ami.py")),
+    ("socket send (transport.write)", ("_SelectorSocketTransport.write",)),
+    ("accept, new transports, close", ("_accept_connection", "_make_socket_transport",
+                                       "socket._real_close", "_call_connection_lost",
+                                       "socket.accept")),
+    ("FastAGI sessions (parse, commands, call flow)", ("acd/runtime/fastagi.py",
+                                                       "acd/protocol/agi.py",
+                                                       "acd/runtime/call_flow.py",
+                                                       "acd/protocol/_common.py")),
+    ("epoll wait", ("EpollSelector.select",)),
+]
+
+
+def categorize(frames: Sequence[str]) -> str:
+    for frame in reversed(frames):
+        for name, needles in CATEGORIES:
+            if any(n in frame for n in needles):
+                return name
+    return "asyncio scheduling and the rest"
+
+
 def rank_stacks(lines: Iterable[str], top: int = 25) -> dict[str, Any]:
-    """Self and inclusive sample shares per function from collapsed stacks."""
+    """Self and inclusive sample shares per function from collapsed stacks, and the
+    share of each category (:data:`CATEGORIES`)."""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
+    cats: Counter[str] = Counter()
     total = 0
     for line in lines:
         stack, _, count = line.rpartition(" ")
@@ -726,11 +803,13 @@ def rank_stacks(lines: Iterable[str], top: int = 25) -> dict[str, Any]:
         total += n
         frames = [re.sub(r" \(.*?/site-packages/", " (", f) for f in stack.split(";")]
         own[frames[-1]] += n
+        cats[categorize(frames)] += n
         for f in set(frames):
             incl[f] += n
     if not total:
         return {"samples": 0}
     return {"samples": total,
+            "categories": [(c, round(100 * n / total, 1)) for c, n in cats.most_common()],
             "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)],
             "inclusive": [(f, round(100 * n / total, 1)) for f, n in incl.most_common(top)]}
 
@@ -762,6 +841,7 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         # -- 1. fill ---------------------------------------------------------------------
         t0 = time.monotonic()
         cpu0 = eng.cpu_s()
+        fill_load = Contention(rig)
         await rig.arrive(held, opts.fill_rate)
         st = await rig.wait_for(
             lambda s: s["phases"].get("waiting", 0) >= held or (
@@ -769,6 +849,7 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
                 and s["phases"].get("setup", 0) == 0),
             opts.fill_timeout or held / opts.fill_rate * 3 + 60)
         fill_s = time.monotonic() - t0
+        fill_machine = fill_load.result()
         await asyncio.sleep(1.0 if not opts.quick else 0.3)
         st = await rig.stats(reset=True, samples=True)
         m1 = await rig.scrape()
@@ -784,6 +865,7 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
             "connect_ms": summary(st["samples"].get("connect", [])),
             "failures": _failures(st["counts"]),
             "apply": apply_histogram(m0, m1),
+            "machine": fill_machine,
         }
         result["rss_mb"] = round(rss, 1)
         result["vmhwm_mb"] = round(proc_status(eng.pid, "VmHWM") / 1024, 1)
@@ -846,6 +928,7 @@ async def _window(rig: Rig, seconds: float, profile: bool, api: int = 0,
     m0 = await rig.scrape()
     c0, w0, t0 = eng.cpu_s(), rig.worker_cpu_s(), time.monotonic()
     wall0 = time.time()
+    contention = Contention(rig)
     before = (await rig.stats())["counts"]
     out: dict[str, Any] = {}
     if api:
@@ -855,6 +938,7 @@ async def _window(rig: Rig, seconds: float, profile: bool, api: int = 0,
     else:
         await asyncio.sleep(seconds)
     dt = time.monotonic() - t0
+    out["machine"] = contention.result()
     m1 = await rig.scrape()
     st = await rig.stats(reset=True, samples=True)
     dials = st["counts"].get("dials", 0) - before.get("dials", 0)
@@ -948,6 +1032,7 @@ async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
     before = Counter((await rig.stats())["counts"])
     m0 = await rig.scrape()
     c0, w0, t0 = eng.cpu_s(), rig.worker_cpu_s(), time.monotonic()
+    contention = Contention(rig)
     await rig.arrive(None, rate, duration=seconds, patience=patience)
     ranking: dict[str, Any] | None = None
     if profile:
@@ -957,6 +1042,7 @@ async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
         await asyncio.sleep(seconds)
     busy = time.monotonic() - t0
     c1, w1 = eng.cpu_s(), rig.worker_cpu_s()
+    machine_load = contention.result()
     st = await _settle(rig, patience + 30)
     m1 = await rig.scrape()
     st = await rig.stats(reset=True, samples=True)
@@ -974,6 +1060,7 @@ async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
         "abandoned": counts["abandoned"], "answered": counts["answered_by_agent"],
         "failures": _failures(counts), "apply": apply_histogram(m0, m1),
         "generator_lag_ms": summary(st["samples"].get("generator_lag", [])),
+        "machine": machine_load,
         **({"profile": ranking} if ranking is not None else {}),
     }
 
@@ -1049,16 +1136,18 @@ def render(results: dict[str, Any]) -> str:
     rate = results.get("rate")
     if rate:
         lines += ["", "| offered /s | achieved /s | queued /s | setup p50/p99 ms "
-                      "| pickup p99 ms | engine CPU % | generator CPU % "
+                      "| pickup p99 ms | engine CPU % | generator CPU % | others' CPU % "
                       "| CallArrived apply p99 ms | abandoned | answered | failures | holds |",
-                  "|" + "---:|" * 12]
+                  "|" + "---:|" * 13]
         for s in rate["steps"]:
             arr = s["apply"].get("CallArrived", {})
             lines.append(
                 f"| {_f(s['rate'], 0)} | {_f(s['achieved'], 0)} | {_f(s['queued_per_s'], 0)} "
                 f"| {_f(s['setup_ms']['p50'])} / {_f(s['setup_ms']['p99'])} "
                 f"| {_f(s['pickup_ms']['p99'])} | {_f(s['engine_cpu_pct'])} "
-                f"| {_f(s['generator_cpu_pct'])} | {_f(arr.get('p99_ms'), 3)} "
+                f"| {_f(s['generator_cpu_pct'])} "
+                f"| {_f(s.get('machine', {}).get('other_cpu_pct'))} "
+                f"| {_f(arr.get('p99_ms'), 3)} "
                 f"| {s['abandoned']} | {s['answered']} | {s['failures'] or 0} "
                 f"| {'yes' if s['holds'] else 'no'} |")
         lines += ["", f"Sustained: **{_f(rate.get('sustained'), 0)} arrivals/s**.", "",
