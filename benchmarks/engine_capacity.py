@@ -107,7 +107,7 @@ class Options:
     ring: float = 0.5
     talk: float = 60.0
     wrap_up: float = 0.0
-    login_spread: float = 5.0
+    login_spread: float = 0.0
     churn: float = 60.0
     api_requests: int = 50
     rate_steps: list[float] = field(
@@ -126,6 +126,7 @@ class Options:
     tracemalloc: int = 0
     engine_nofile: int = 0
     fill_timeout: float = 0.0
+    wait_quiet: float = 0.0
     out: Path | None = None
     json_path: Path | None = None
     seed: int = 1
@@ -154,8 +155,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--talk", type=float, default=60.0,
                    help="mean talk time (s, exponential) in the churn phase")
     p.add_argument("--wrap-up", type=float, default=0.0, help="queues' wrap_up (s)")
-    p.add_argument("--login-spread", type=float, default=5.0,
-                   help="seconds over which the agents' phones register")
+    p.add_argument("--login-spread", type=float, default=0.0,
+                   help="seconds over which the agents' phones register (default: "
+                        "agents/200, at least 5: each first call is replaced by a new "
+                        "arrival, so this keeps that wave of arrivals at 200/s)")
     p.add_argument("--churn", type=float, default=60.0,
                    help="seconds of churn measured at each level")
     p.add_argument("--api-requests", type=int, default=50,
@@ -193,6 +196,9 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--fill-timeout", type=float, default=0.0,
                    help="give up filling a level after this many seconds "
                         "(default: 3× the planned fill time + 60 s)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="shared machine: before each level or scenario, wait up to this "
+                        "long for 10 s in which other processes use < 25%% of a core")
     p.add_argument("--out", type=Path, help="directory for logs, configs and profiles "
                    "(default: a new temporary directory)")
     p.add_argument("--json", type=Path, dest="json_path", help="write results as JSON")
@@ -212,7 +218,8 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         bursts=[int(x) for x in a.bursts.split(",") if x], setup_slo=a.setup_slo,
         env_timeout=a.env_timeout, events=a.events, engine_log_level=a.engine_log_level,
         explain_offers=not a.no_explain_offers, py_spy=a.py_spy, tracemalloc=a.tracemalloc,
-        engine_nofile=a.engine_nofile, fill_timeout=a.fill_timeout, out=a.out,
+        engine_nofile=a.engine_nofile, fill_timeout=a.fill_timeout,
+        wait_quiet=a.wait_quiet, out=a.out,
         json_path=a.json_path, seed=a.seed, quick=a.quick)
     if a.quick:
         o.levels, o.fill_rate, o.ring, o.talk, o.login_spread = [(300, 30)], 300.0, 0.05, \
@@ -888,9 +895,9 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         # -- 3. churn --------------------------------------------------------------------
         if agents:
             await rig.each(op="replace", on=True)
-            await rig.each(op="register", count=agents, spread=opts.login_spread)
-            await asyncio.sleep(opts.login_spread + 2 * opts.ring + (1.0 if not opts.quick
-                                                                       else 0.2))
+            spread = opts.login_spread or max(5.0, agents / 200)
+            await rig.each(op="register", count=agents, spread=spread)
+            await asyncio.sleep(spread + 2 * opts.ring + (1.0 if not opts.quick else 0.2))
             result["churn"] = await _window(rig, opts.churn, opts.py_spy)
             print(f"level {held}: churn free→Dial "
                   f"p50 {result['churn']['free_to_dial_ms']['p50']:.2f} ms "
@@ -1174,6 +1181,22 @@ def machine() -> str:
             f"RLIMIT_NOFILE hard {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}")
 
 
+async def wait_quiet(limit: float, window: float = 10.0, share: float = 0.25,
+                     ) -> dict[str, float]:
+    """Wait (up to ``limit`` s) for ``window`` seconds in which processes other than
+    this one used less than ``share`` of a core; return what the last window saw."""
+    deadline = time.monotonic() + limit
+    waited = time.monotonic()
+    while True:
+        b0, c0, t0 = machine_busy_s(), proc_cpu_s(os.getpid()), time.monotonic()
+        await asyncio.sleep(window)
+        dt = time.monotonic() - t0
+        others = (machine_busy_s() - b0 - (proc_cpu_s(os.getpid()) - c0)) / dt
+        if others < share or time.monotonic() > deadline:
+            return {"others_before_start_pct": round(100 * others, 1),
+                    "waited_s": round(time.monotonic() - waited, 1)}
+
+
 async def run(opts: Options) -> dict[str, Any]:
     """Run the chosen scenarios; the results as a dict (also JSON with ``--json``)."""
     from benchmarks.loadgen import raise_nofile
@@ -1186,9 +1209,16 @@ async def run(opts: Options) -> dict[str, Any]:
     if "levels" in opts.scenarios:
         results["levels"] = []
         for held, agents in opts.levels:
-            results["levels"].append(await run_level(opts, out, held, agents))
+            quiet = await wait_quiet(opts.wait_quiet) if opts.wait_quiet else None
+            level = await run_level(opts, out, held, agents)
+            if quiet is not None:
+                level["quiet"] = quiet
+            results["levels"].append(level)
     if "rate" in opts.scenarios:
+        quiet = await wait_quiet(opts.wait_quiet) if opts.wait_quiet else None
         results["rate"] = await run_rate(opts, out)
+        if quiet is not None:
+            results["rate"]["quiet"] = quiet
     if opts.json_path is not None:
         opts.json_path.write_text(json.dumps(results, indent=1, default=str))
     return results
