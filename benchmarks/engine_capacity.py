@@ -248,8 +248,9 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def summary(values: Sequence[float], scale: float = 1e3) -> dict[str, float]:
-    """n, p50, p99, max (in ms with the default scale)."""
-    return {"n": len(values), "p50": pct(values, 50) * scale, "p99": pct(values, 99) * scale,
+    """n, p50, p90, p99, max (in ms with the default scale)."""
+    return {"n": len(values), "p50": pct(values, 50) * scale, "p90": pct(values, 90) * scale,
+            "p99": pct(values, 99) * scale,
             "max": (max(values) * scale) if values else math.nan}
 
 
