@@ -1109,12 +1109,12 @@ def render(results: dict[str, Any]) -> str:
                   "| apply p50/p99 ms (fill) | apply p50/p99 ms (churn) "
                   "| agent free→Dial p50/p99 ms (n) | free→Dial p99 ms during API "
                   "| GET /queues p50/p99 ms | GET /calls p50/p99 ms | GET /metrics p50/p99 ms "
-                  "| full GC max ms (fill / churn) | failures |",
-                  "|" + "---:|" * 14]
+                  "| full GC max ms (fill / churn) | others' CPU % (fill / churn) | failures |",
+                  "|" + "---:|" * 15]
         for lv in levels:
             if "skipped" in lv:
                 lines.append(f"| {lv['held']:,} | {lv['agents']:,} | not run: "
-                             f"{lv['skipped']} |" + " |" * 11)
+                             f"{lv['skipped']} |" + " |" * 12)
                 continue
             fill, churn, busy = lv.get("fill", {}), lv.get("churn", {}), lv.get("churn_api", {})
             api = lv.get("api_idle", {})
@@ -1140,6 +1140,8 @@ def render(results: dict[str, Any]) -> str:
                 f"| {ap('/api/v1/queues')} | {ap('/api/v1/calls')} | {ap('/metrics')} "
                 f"| {_f(max(fill_gc or [math.nan]), 0)} / "
                 f"{_f(max(churn_gc or [math.nan]), 0)} "
+                f"| {_f(fill.get('machine', {}).get('other_cpu_pct'), 0)} / "
+                f"{_f(churn.get('machine', {}).get('other_cpu_pct'), 0)} "
                 f"| {lv.get('failures') or lv.get('error') or 0} |")
     rate = results.get("rate")
     if rate:
