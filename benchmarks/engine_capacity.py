@@ -497,7 +497,7 @@ class Engine:
     async def tracemalloc_dump(self, index: int) -> dict[str, Any]:
         path = self.out / f"engine.tm{index}.json"
         os.kill(self.pid, signal.SIGUSR2)
-        for _ in range(1200):
+        for _ in range(6000):
             await asyncio.sleep(0.1)
             if path.exists():
                 data: dict[str, Any] = json.loads(path.read_text())
@@ -886,8 +886,10 @@ async def run_level(opts: Options, out: Path, held: int, agents: int) -> dict[st
         result["gc_held_objects"] = gcs.get("tracked_objects")
         result["fill"]["generator_lag_ms"] = summary(st["samples"].get("generator_lag", []))
         if opts.tracemalloc:
+            # a debug run: the traced engine is several times slower, so stop here
             tm = await eng.tracemalloc_dump(1)
             result["tracemalloc"] = _per_call(tm, waiting)
+            return result
         print(f"level {held}: filled {waiting} waiting in {fill_s:.1f}s, RSS "
               f"{result['rss_base_mb']} → {result['rss_mb']} MB "
               f"({result['rss_per_held_kb']} KB/held)", flush=True)
