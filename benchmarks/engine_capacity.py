@@ -134,6 +134,7 @@ class Options:
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
+    """The command line as :class:`Options` (``--quick`` sets small values)."""
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.engine_capacity",
         description="Capacity of one acd serve process: held callers, routing latency, "
@@ -224,13 +225,14 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     if a.quick:
         o.levels, o.fill_rate, o.ring, o.talk, o.login_spread = [(300, 30)], 300.0, 0.05, \
             0.3, 0.3
-        o.churn, o.api_requests, o.rate_steps, o.step = 2.0, 5, [200.0], 1.5
-        o.patience, o.rate_agents, o.rate_talk, o.bursts = 0.5, 20, 0.3, [200]
+        o.churn, o.api_requests, o.rate_steps, o.step = 1.5, 3, [200.0], 1.0
+        o.patience, o.rate_agents, o.rate_talk, o.bursts = 0.5, 20, 0.3, [150]
         o.procs = 1
     return o
 
 
 def _level(text: str) -> tuple[int, int]:
+    """``held:agents`` (agents default to a tenth of held)."""
     held, _, agents = text.partition(":")
     return int(held), int(agents or max(1, int(held) // 10))
 
@@ -311,6 +313,7 @@ def apply_histogram(before: Metrics, after: Metrics,
 
 
 def _hist_q(bounds: list[float], cumulative: dict[float, float], q: float) -> float:
+    """The q-quantile of a cumulative histogram, linear within the bucket."""
     n = cumulative[math.inf]
     rank = q * n
     lower, below = 0.0, 0.0
@@ -326,6 +329,7 @@ def _hist_q(bounds: list[float], cumulative: dict[float, float], q: float) -> fl
 
 
 def metric_sum(m: Metrics, name: str) -> float:
+    """The sum of a metric over all its label sets."""
     return sum(v for (metric, _), v in m.items() if metric == name)
 
 
@@ -333,6 +337,7 @@ def metric_sum(m: Metrics, name: str) -> float:
 
 
 def proc_rss_kb(pid: int) -> int:
+    """Resident set size of a process (kB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
@@ -340,6 +345,7 @@ def proc_rss_kb(pid: int) -> int:
 
 
 def proc_status(pid: int, key: str) -> int:
+    """One numeric field of ``/proc/<pid>/status`` (kB)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1])
@@ -380,12 +386,14 @@ class Contention:
         self.psi = cpu_pressure_us()
 
     def _ours(self) -> float:
+        """CPU seconds of the engine, the generators and this process."""
         total = self.rig.worker_cpu_s() + proc_cpu_s(os.getpid())
         if self.rig.engine is not None:
             total += self.rig.engine.cpu_s()
         return total
 
     def result(self) -> dict[str, float]:
+        """Others' CPU and CPU pressure since this object was made."""
         dt = max(1e-6, time.monotonic() - self.t)
         others = (machine_busy_s() - self.busy) - (self._ours() - self.ours)
         return {"other_cpu_pct": round(100 * max(0.0, others) / dt, 1),
@@ -402,6 +410,7 @@ class Worker:
 
     @classmethod
     async def start(cls, index: int, log: Path) -> Worker:
+        """Start one ``python -m benchmarks.loadgen`` process."""
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.loadgen", cwd=REPO_ROOT,
@@ -410,6 +419,7 @@ class Worker:
         return cls(index, proc)
 
     async def call(self, **cmd: Any) -> dict[str, Any]:
+        """Send one command; its reply (RuntimeError on an error reply)."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         async with self._lock:
             self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
@@ -423,6 +433,7 @@ class Worker:
         return reply
 
     async def close(self) -> None:
+        """Ask the process to close; kill it if it does not."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.call(op="close"), 20)
         try:
@@ -449,6 +460,7 @@ class Engine:
     @classmethod
     async def start(cls, config: Path, out: Path, env: dict[str, str], nofile: int,
                     log_level: str, tracemalloc_frames: int = 0) -> Engine:
+        """Start ``acd serve`` and wait for its FastAGI and API ports."""
         cmd = [sys.executable, "-m", "benchmarks.engine_proc", "--nofile", str(nofile),
                "--diag", str(out / "engine")]
         if tracemalloc_frames:
@@ -477,9 +489,11 @@ class Engine:
                            + (out / "engine.log").read_text(errors="replace")[-3000:])
 
     def rss_mb(self) -> float:
+        """The engine's resident set size (MB)."""
         return proc_rss_kb(self.pid) / 1024
 
     def cpu_s(self) -> float:
+        """CPU seconds the engine used so far."""
         return proc_cpu_s(self.pid)
 
     async def gc_dump(self) -> dict[str, Any]:
@@ -495,6 +509,7 @@ class Engine:
         return {}
 
     async def tracemalloc_dump(self, index: int) -> dict[str, Any]:
+        """Ask for a tracemalloc snapshot (SIGUSR2) and read its file."""
         path = self.out / f"engine.tm{index}.json"
         os.kill(self.pid, signal.SIGUSR2)
         for _ in range(6000):
@@ -519,6 +534,7 @@ class Engine:
         return time.monotonic() - started
 
     def log_problems(self) -> dict[str, Any]:
+        """Errors and warnings in the engine's log."""
         text = (self.out / "engine.log").read_text(errors="replace")
         lines = text.splitlines()
         bad = [ln for ln in lines if " ERROR " in ln or " CRITICAL " in ln
@@ -581,9 +597,12 @@ class Rig:
         self.agents = 0
 
     def worker_of(self, server_index: int) -> int:
+        """The worker that plays server number ``server_index``."""
         return server_index % len(self.workers)
 
     async def start(self, agents: int, nofile: int) -> None:
+        """Start the generators (their AMI servers), write the config, start the engine,
+        and wait until it is ready."""
         import httpx
 
         opts = self.opts
@@ -641,6 +660,7 @@ class Rig:
         raise RuntimeError("engine not ready (AMI not resynced or /readyz not 200)")
 
     async def close(self) -> dict[str, Any]:
+        """Stop the engine (its stop time, its log's problems), then the generators."""
         info: dict[str, Any] = {}
         if self.http is not None:
             await self.http.aclose()
@@ -661,6 +681,7 @@ class Rig:
 
     async def arrive(self, count: int | None, rate: float, *, duration: float | None = None,
                      patience: float | None = None) -> None:
+        """Start arrivals in every worker (count and rate split by their servers)."""
         counts: list[int | None] = ([round(c) for c in self._shares(count)]
                                     if count is not None else [None] * len(self.workers))
         if count is not None:
@@ -672,6 +693,7 @@ class Rig:
             for w, c, r in zip(self.workers, counts, rates, strict=True)))
 
     async def each(self, **cmd: Any) -> list[dict[str, Any]]:
+        """The same command to every worker; their replies."""
         return list(await asyncio.gather(*(w.call(**cmd) for w in self.workers)))
 
     async def stats(self, reset: bool = False, samples: bool = False) -> dict[str, Any]:
@@ -692,6 +714,7 @@ class Rig:
         return out
 
     def worker_cpu_s(self) -> float:
+        """CPU seconds the load generators used so far."""
         total = 0.0
         for w in self.workers:
             with contextlib.suppress(OSError):
@@ -701,6 +724,7 @@ class Rig:
     # -- engine probes -----------------------------------------------------------------
 
     async def scrape(self) -> Metrics:
+        """The engine's ``/metrics``, parsed."""
         r = await self.http.get("/metrics")
         r.raise_for_status()
         return parse_metrics(r.text)
@@ -735,11 +759,13 @@ class Rig:
 
 
 def _failures(counts: Counter[str] | dict[str, int]) -> dict[str, int]:
+    """The non-zero counters that mean a caller was not served properly."""
     return {k: int(v) for k, v in counts.items()
             if (k in FAILURES or k.startswith("connect_error")) and v}
 
 
 def _py_spy_exe() -> str | None:
+    """py-spy beside this interpreter, else on PATH."""
     beside = Path(sys.executable).with_name("py-spy")
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
@@ -789,6 +815,7 @@ CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
 
 
 def categorize(frames: Sequence[str]) -> str:
+    """The category (:data:`CATEGORIES`) of one sampled stack, leaf first."""
     for frame in reversed(frames):
         for name, needles in CATEGORIES:
             if any(n in frame for n in needles):
@@ -1028,6 +1055,7 @@ async def run_rate(opts: Options, out: Path) -> dict[str, Any]:
 
 
 async def _settle(rig: Rig, limit: float) -> dict[str, Any]:
+    """Wait until no caller is arriving, connecting, being set up or waiting."""
     return await rig.wait_for(
         lambda s: s["arrivals_running"] == 0 and s["phases"].get("connecting", 0) == 0
         and s["phases"].get("setup", 0) == 0 and s["phases"].get("waiting", 0) == 0
@@ -1036,6 +1064,7 @@ async def _settle(rig: Rig, limit: float) -> dict[str, Any]:
 
 async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
                      profile: bool = False) -> dict[str, Any]:
+    """One step of the rate scenario: arrivals at ``rate`` for ``seconds``."""
     assert rig.engine is not None
     eng = rig.engine
     await rig.stats(reset=True, samples=True)
@@ -1076,6 +1105,7 @@ async def _rate_step(rig: Rig, rate: float, seconds: float, patience: float,
 
 
 async def _burst(rig: Rig, n: int, patience: float) -> dict[str, Any]:
+    """``n`` callers at once; how they were picked up."""
     await rig.stats(reset=True, samples=True)
     before = Counter((await rig.stats())["counts"])
     t0 = time.monotonic()
@@ -1128,6 +1158,7 @@ def render(results: dict[str, Any]) -> str:
             churn_gc = (churn.get("full_gc_ms") or []) + (busy.get("full_gc_ms") or [])
 
             def ap(path: str, api: dict[str, Any] = api) -> str:
+                """p50 / p99 of one API path."""
                 x = api.get(path, {})
                 return f"{_f(x.get('p50'))} / {_f(x.get('p99'))}"
 
@@ -1175,6 +1206,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def machine() -> str:
+    """One line describing this machine."""
     cpu = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -1230,6 +1262,7 @@ async def run(opts: Options) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark from the command line; print the tables."""
     opts = parse_options(argv)
     results = asyncio.run(run(opts))
     print()

@@ -39,6 +39,7 @@ class GCRecorder:
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        """``gc.callbacks`` hook: time each collection."""
         if phase == "start":
             self._started = time.perf_counter()
             return
@@ -49,6 +50,7 @@ class GCRecorder:
             self.full.append((time.time(), took, int(info.get("collected", 0))))
 
     def summary(self) -> dict[str, Any]:
+        """Pauses per generation (count, total, max, p99, the last ones) and full GCs."""
         out: dict[str, Any] = {"counts": list(gc.get_count()),
                                "thresholds": list(gc.get_threshold()),
                                "tracked_objects": None}
@@ -65,12 +67,14 @@ class GCRecorder:
 
 
 def _write_json(path: Path, obj: Any) -> None:
+    """Write a file atomically (readers never see half of it)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1))
     os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Set up the process, then run ``acd`` with the arguments after ``--``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if "--" not in args:
         raise SystemExit("usage: python -m benchmarks.engine_proc [options] -- <acd args>")
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     dumps = [0]
 
     def on_usr1(signum: int, frame: FrameType | None) -> None:
+        """Write the GC summary, tracked objects and descriptors in use."""
         if diag is not None:
             summary = recorder.summary()
             summary["tracked_objects"] = len(gc.get_objects())
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             _write_json(diag.with_name(diag.name + ".gc.json"), summary)
 
     def on_usr2(signum: int, frame: FrameType | None) -> None:
+        """First call: the baseline snapshot; later ones: the growth since it."""
         if diag is None or not tracemalloc.is_tracing():
             return
         gc.collect()

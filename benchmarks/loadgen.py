@@ -149,6 +149,7 @@ class Channel:
     created: float = field(default_factory=time.monotonic)
 
     def snapshot(self, prefix: str = "") -> list[tuple[str, str]]:
+        """The channel's snapshot headers, as every channel event carries them."""
         return [
             (f"{prefix}Channel", self.name), (f"{prefix}ChannelState", self.code),
             (f"{prefix}ChannelStateDesc", self.state),
@@ -163,6 +164,7 @@ class Channel:
         ]
 
     def up(self) -> None:
+        """The channel was answered."""
         self.state, self.code = "Up", "6"
 
 
@@ -196,6 +198,7 @@ class Stats:
     samples: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, name: str, value: float) -> None:
+        """Record one latency sample."""
         self.samples.setdefault(name, []).append(value)
 
 
@@ -262,10 +265,12 @@ class AMISession(asyncio.Protocol):
         self.server.sessions.discard(self)
 
     def write(self, data: bytes) -> None:
+        """Write to the engine unless the connection is closing."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def close(self) -> None:
+        """Close this AMI connection (Asterisk side)."""
         if self.transport is not None:
             self.transport.close()
 
@@ -289,12 +294,14 @@ class SimServer:
         self.device_state_lists = 0
 
     async def start(self) -> int:
+        """Listen for the engine's AMI connections on a free loopback port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: AMISession(self), "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
     async def close(self) -> None:
+        """Close the AMI sessions and stop listening."""
         for s in list(self.sessions):
             s.close()
         if self._server is not None:
@@ -302,6 +309,7 @@ class SimServer:
             await self._server.wait_closed()
 
     def next_uniqueid(self) -> str:
+        """The next channel Uniqueid of this Asterisk (``<epoch>.<n>``)."""
         self.seq += 1
         return f"{self.epoch}.{self.seq}"
 
@@ -316,9 +324,11 @@ class SimServer:
         self.gen.stats.counts["ami_events"] += len(blocks)
 
     def full_events(self) -> bool:
+        """Whether the whole filtered event stream is pushed (not only the minimal one)."""
         return self.gen.events_profile == "filtered"
 
     def device_state(self, agent: Agent, state: str) -> None:
+        """The phone's device state changed: a ``DeviceStateChange`` event."""
         agent.state = state
         self.emit(ami_event("DeviceStateChange", "call,all",
                             [("Device", agent.device), ("State", state)]))
@@ -340,6 +350,7 @@ class SimServer:
     # -- actions -------------------------------------------------------------------
 
     def action(self, session: AMISession, msg: AMIMessage) -> None:
+        """Answer one AMI action of the engine as Asterisk 22 does."""
         name = (msg.get("Action") or "").lower()
         aid = msg.get("ActionID") or ""
         head = [("ActionID", aid)] if aid else []
@@ -417,6 +428,7 @@ class SimServer:
     @staticmethod
     def _list(head: list[tuple[str, str]], message: str, items: list[bytes],
               complete: str) -> bytes:
+        """A list action's reply: the response, the items, the ``EventList: Complete`` event."""
         return (ami_block([("Response", "Success"), *head, ("EventList", "start"),
                            ("Message", message)])
                 + b"".join(items)
@@ -425,6 +437,7 @@ class SimServer:
 
 
 def _hms(seconds: float) -> str:
+    """A duration as Asterisk prints it (``HH:MM:SS``)."""
     s = int(seconds)
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
@@ -486,6 +499,7 @@ class Caller(asyncio.Protocol):
         self.gen.phases[phase] += 1
 
     def _end(self, outcome: str) -> None:
+        """The caller is gone: count the outcome, release its channel (``Hangup`` event)."""
         if self.phase is Phase.ENDED:
             return
         self._to(Phase.ENDED)
@@ -538,10 +552,13 @@ class Caller(asyncio.Protocol):
     # -- commands --------------------------------------------------------------------
 
     def _reply(self, data: bytes) -> None:
+        """Write a reply unless the connection is closed."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def _command(self, line: str) -> None:
+        """Answer one AGI command as res_agi does (``511`` on a dead channel, except
+        ``GET VARIABLE``)."""
         words = parse_agi_args(line)
         verb = " ".join(w.upper() for w in words[:2])
         counts = self.gen.stats.counts
@@ -598,6 +615,7 @@ class Caller(asyncio.Protocol):
             self.gen.hangup_close_timeout, self._close_unanswered_hangup)
 
     def _close_unanswered_hangup(self) -> None:
+        """The engine never closed after HANGUP: close (counted as a failure)."""
         self.gen.stats.counts["hangup_not_closed"] += 1
         if self.transport is not None:
             self.transport.close()
@@ -605,6 +623,8 @@ class Caller(asyncio.Protocol):
     # -- the Dial --------------------------------------------------------------------
 
     def _dial(self, args: str) -> None:
+        """``EXEC Dial PJSIP/<endpoint>,...``: measure agent free → Dial, then ring the
+        agent's phone (or report a dial no correct engine would make)."""
         now = time.monotonic()
         gen = self.gen
         counts = gen.stats.counts
@@ -651,6 +671,7 @@ class Caller(asyncio.Protocol):
         self.timer = asyncio.get_running_loop().call_later(gen.ring_time(), self._answer)
 
     def _answer(self) -> None:
+        """The agent picks up: ``DialEnd ANSWER`` for the caller's channel, phone INUSE."""
         agent = self.agent
         assert agent is not None and agent.channel is not None
         self._to(Phase.TALKING)
@@ -771,6 +792,7 @@ class LoadGen:
             self.stats.add("generator_lag", loop.time() - t - every)
 
     async def _watchdog(self) -> None:
+        """Apply Asterisk's AMI ``writetimeout`` to every session, four times a second."""
         while True:
             await asyncio.sleep(0.25)
             now = time.monotonic()
@@ -780,11 +802,13 @@ class LoadGen:
     # -- randomness ----------------------------------------------------------------
 
     def caller_number(self) -> str:
+        """A caller number: a Chinese mobile, or none (withheld) now and then."""
         if self.rnd.random() < self.unknown_callers:
             return ""
         return self.rnd.choice(MOBILE_PREFIXES) + f"{self.rnd.randrange(10**8):08d}"
 
     def did(self) -> str:
+        """The dialled number, by the configured shares of the queues."""
         x = self.rnd.random() * sum(w for _, w in self.dids)
         for d, w in self.dids:
             x -= w
@@ -793,9 +817,11 @@ class LoadGen:
         return self.dids[-1][0]
 
     def ring_time(self) -> float:
+        """How long the phone rings before the agent answers."""
         return self.rnd.uniform(0.0, 2 * self.ring_mean) if self.ring_mean > 0 else 0.0
 
     def talk_time(self) -> float:
+        """One conversation's length (exponential, capped at 10× the mean, or fixed)."""
         if self.talk_dist == "fixed":
             return self.talk_mean
         return min(self.rnd.expovariate(1 / self.talk_mean), 10 * self.talk_mean)
@@ -820,6 +846,7 @@ class LoadGen:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, caller: Caller) -> None:
+        """Open the caller's FastAGI connection as res_agi does (given up after 2 s)."""
         loop = asyncio.get_running_loop()
         addr = self.local_addrs[self._addr_i % len(self.local_addrs)]
         self._addr_i += 1
@@ -854,6 +881,7 @@ class LoadGen:
 
     async def _arrivals(self, count: int | None, rate: float, duration: float | None,
                         process: str, patience: float | None, patience_dist: str) -> None:
+        """The arrival loop behind :meth:`arrive`."""
         loop = asyncio.get_running_loop()
         self.arrivals_running += 1
         try:
@@ -891,6 +919,7 @@ class LoadGen:
         return len(todo)
 
     def _register_one(self, agent: Agent) -> None:
+        """One phone registers: ``DeviceStateChange NOT_INUSE``."""
         if agent.state == "UNAVAILABLE" and agent.caller is None:
             agent.server.device_state(agent, "NOT_INUSE")
 
@@ -906,6 +935,7 @@ class LoadGen:
     # -- reporting and shutdown ------------------------------------------------------
 
     def report(self, reset: bool, with_samples: bool) -> dict[str, Any]:
+        """Counters, live phases and (optionally) the latency samples, then reset them."""
         if reset:
             # The generator runs with its garbage collector off (a full collection over
             # tens of thousands of callers would pause it mid-measurement): cycles are
@@ -929,6 +959,7 @@ class LoadGen:
         return out
 
     async def close(self) -> None:
+        """Close every caller and AMI server."""
         for t in (self._watch, self._lag):
             if t is not None:
                 t.cancel()
@@ -948,6 +979,7 @@ class LoadGen:
 
 
 async def _handle(gen: LoadGen, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Carry out one command of the coordinator; its reply."""
     op = cmd.get("op")
     if op == "setup":
         return {"ami": await gen.setup(cmd)}
