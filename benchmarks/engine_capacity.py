@@ -34,13 +34,14 @@ engine per level:
 failed, setup p99 ≤ ``--setup-slo`` and the achieved rate is ≥ 95 % of the offered one.
 Then ``--bursts``: that many callers at once.
 
-Examples::
+Examples (benchmarks/RESULTS.md has the exact commands behind its figures)::
 
-    .venv/bin/python -m benchmarks.engine_capacity --quick          # ~15 s smoke
-    .venv/bin/python -m benchmarks.engine_capacity --levels 1000:100,10000:1000 \
-        --scenarios levels --json /tmp/levels.json
-    .venv/bin/python -m benchmarks.engine_capacity --scenarios rate \
-        --rate-steps 250,500,750,1000,1250,1500
+    python -m benchmarks.engine_capacity --quick                  # ~15 s smoke
+    python -m benchmarks.engine_capacity --scenarios levels --levels 1000:100,10000:1000
+    python -m benchmarks.engine_capacity --scenarios rate --rate-steps 250,500,750,1000
+    python -m benchmarks.engine_capacity --scenarios rate --rate-steps 500 --py-spy
+    python -m benchmarks.engine_capacity --scenarios levels --levels 3000:0 --tracemalloc 4
+    python -m benchmarks.engine_capacity --levels 50000:5000 --wait-quiet 600   # big host
 
 One engine process holds one socket per waiting caller: a level needs
 ``held + agents`` file descriptors in the engine (and in the generator workers between
@@ -137,9 +138,11 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     """The command line as :class:`Options` (``--quick`` sets small values)."""
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.engine_capacity",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Capacity of one acd serve process: held callers, routing latency, "
                     "arrival rate, API latency, under simulated Asterisk servers "
-                    "(FastAGI callers, AMI, agents' phones). See the module docstring.")
+                    "(FastAGI callers, AMI, agents' phones).",
+        epilog="Scenarios:" + (__doc__ or "").split("Scenarios:", 1)[-1])
     p.add_argument("--scenarios", default="levels,rate",
                    help="comma list of: levels, rate (default: both)")
     p.add_argument("--levels", default="1000:100,10000:1000,50000:5000",
