@@ -226,10 +226,10 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         wait_quiet=a.wait_quiet, out=a.out,
         json_path=a.json_path, seed=a.seed, quick=a.quick)
     if a.quick:
-        o.levels, o.fill_rate, o.ring, o.talk, o.login_spread = [(300, 30)], 300.0, 0.05, \
+        o.levels, o.fill_rate, o.ring, o.talk, o.login_spread = [(200, 20)], 200.0, 0.05, \
             0.3, 0.3
-        o.churn, o.api_requests, o.rate_steps, o.step = 1.5, 3, [200.0], 1.0
-        o.patience, o.rate_agents, o.rate_talk, o.bursts = 0.5, 20, 0.3, [150]
+        o.churn, o.api_requests, o.rate_steps, o.step = 1.5, 3, [150.0], 1.0
+        o.patience, o.rate_agents, o.rate_talk, o.bursts = 0.5, 20, 0.3, [100]
         o.procs = 1
     return o
 
