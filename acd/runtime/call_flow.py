@@ -67,7 +67,7 @@ class CallHost(Protocol):
 
     def qualify_call_id(self, raw: str, server: str) -> str: ...
 
-    def announcement(self, call_id: str) -> tuple[int | None, float | None]:
+    async def announcement(self, call_id: str) -> tuple[int | None, float | None]:
         """The waiting caller's place in line and its sure expected wait (None, None:
         not waiting)."""
         ...
@@ -262,7 +262,7 @@ class Announcer:
     async def announce(self) -> None:
         host, session = self.host, self.session
         self._schedule_next(host.clock())
-        position, ewt = host.announcement(self.call_id)
+        position, ewt = await host.announcement(self.call_id)
         if position is None:
             return  # no longer waiting (an offer is on its way)
         if ewt is not None and ewt < ANNOUNCE_SKIP_BELOW:
