@@ -338,12 +338,14 @@ async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer)
     """Dial the offered agent or partner site; report the outcome. True when answered."""
     try:
         await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
-        status = (await session.get_variable("DIALSTATUS")) or "CANCEL"
-        talk_raw = await session.get_variable("ANSWEREDTIME")
+        # both in one round trip: the agent is released the sooner
+        outcome = await session.get_full_variable("${DIALSTATUS}|${ANSWEREDTIME}") or ""
     except AGIHangupError:
         host.post(DialFinished(call_id, offer.agent_id, "CANCEL", host.clock(),
                                site_id=offer.site_id))
         raise
+    status, _, talk_raw = outcome.partition("|")
+    status = status or "CANCEL"
     try:
         talk = float(talk_raw) if talk_raw else 0.0
     except ValueError:
