@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -234,7 +234,8 @@ class AnnounceConfig(_Model):
 
 
 class StageConfig(_Model):
-    """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen."""
+    """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen — to
+    more agents, to partner sites, and at last to a last-resort action."""
 
     after: float = Field(gt=0)
     #: Lower every required minimum level by this much (never below 1).
@@ -245,6 +246,17 @@ class StageConfig(_Model):
     groups: list[Identifier] | None = None
     #: Raise the call's priority while it is in this stage.
     priority_boost: int = Field(default=0, ge=0, le=100)
+    #: Partner sites the stage adds: ``covering`` (those covering the caller's region),
+    #: ``any`` (any offering the service), or a list of partner site ids.
+    partners: Literal["covering", "any"] | list[Identifier] | None = None
+    #: The last resort (the last stage only): the caller leaves the line this way.
+    action: ExitActionConfig | None = None
+
+    @property
+    def widens_agents(self) -> bool:
+        """The stage admits more agents or raises the priority (a router stage)."""
+        return bool(self.min_level_delta or self.skills is not None
+                    or self.groups is not None or self.priority_boost)
 
 
 class QueueConfig(_Model):
@@ -287,7 +299,16 @@ class QueueConfig(_Model):
     @field_validator("stages")
     @classmethod
     def _stages_widen(cls, v: list[StageConfig], info: ValidationInfo) -> list[StageConfig]:
-        """A stage that narrows (or bad levels): an error at ``stages``."""
+        """A stage that narrows (or bad levels), a last resort before the last stage, a
+        kind of partners added twice: an error at ``stages``."""
+        last = max((st.after for st in v), default=0.0)
+        for st in v:
+            if st.action is not None and st.after < last:
+                raise ValueError(f"the stage after {st.after:g} s has an action, but a "
+                                 "later stage follows: only the last stage has one")
+        for kind in ("covering", "any"):
+            if sum(1 for st in v if st.partners == kind) > 1:
+                raise ValueError(f"partners: {kind} is added by more than one stage")
         d = info.data
         if not {"id", "skills", "priority", "strategy", "groups"} <= d.keys():
             return v  # a field before it is wrong: reported on its own
@@ -315,12 +336,14 @@ class QueueConfig(_Model):
 
 
 def _stage_specs(stages: list[StageConfig]) -> tuple[StageSpec, ...]:
+    """The router's stages: those that admit more agents (a stage adding only partners or
+    the last resort is the engine's, not the router's)."""
     return tuple(
         StageSpec(st.after, st.min_level_delta,
                   None if st.skills is None else dict(st.skills),
                   None if st.groups is None else frozenset(st.groups),
                   st.priority_boost)
-        for st in sorted(stages, key=lambda st: st.after)
+        for st in sorted(stages, key=lambda st: st.after) if st.widens_agents
     )
 
 

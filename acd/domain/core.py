@@ -122,7 +122,8 @@ class EngineCore:
             [q.spec for q in settings.queues.values()], settings.agents.values()))
         self.agents = AgentBook(settings.agents.values(), self.router, settings.engine,
                                 device_state_servers=device_state_servers)
-        self.partners = PartnerDesk(settings.sites.values(), settings.regions)
+        self.partners = PartnerDesk(settings.sites.values(), settings.regions,
+                                    {q.id: q.partner_stages for q in settings.queues.values()})
         self.calls: dict[str, Call] = {}
         self._by_uniqueid: dict[str, str] = {}
         #: Calls that ended (completed, abandoned, released), newest last.
@@ -388,11 +389,21 @@ class EngineCore:
         if exits.key is not None and exits.key_action is not None and ev.digit == exits.key:
             self._exit(call, "caller_key", exits.key_action, ev.now, out)
 
+    def _limits(self, queue: QueueSettings) -> list[tuple[float, str, ExitAction]]:
+        """The waits at which a caller of the queue leaves the line, earliest first:
+        ``exits.max_wait`` and the last stage's action (the last resort)."""
+        out: list[tuple[float, str, ExitAction]] = []
+        if queue.exits.max_wait is not None and queue.exits.action is not None:
+            out.append((queue.exits.max_wait, "max_wait", queue.exits.action))
+        if queue.last_resort is not None:
+            out.append((queue.last_resort[0], "last_stage", queue.last_resort[1]))
+        return sorted(out, key=lambda limit: limit[0])
+
     def _arm_wait_limit(self, call: Call, now: float, out: list[Effect]) -> None:
-        limit = self.queues[call.queue_id].exits.max_wait
-        if limit is None or self.queues[call.queue_id].exits.action is None:
+        limits = self._limits(self.queues[call.queue_id])
+        if not limits:
             return
-        due = call.entry_time + limit
+        due = call.entry_time + limits[0][0]
         if call.wait_limit_at is not None and call.wait_limit_at <= due:
             return  # a timer for this moment (or earlier: it re-checks) is on its way
         call.wait_limit_at = due
@@ -403,13 +414,14 @@ class EngineCore:
         if call is None:
             return
         call.wait_limit_at = None
-        exits = self.queues[call.queue_id].exits
-        if exits.max_wait is None or exits.action is None:
+        limits = self._limits(self.queues[call.queue_id])
+        if not limits:
             return
         if call.state is not CallState.WAITING:
             return  # ringing or talking: if it comes back it is checked again
-        if ev.now + 1e-6 >= call.entry_time + exits.max_wait:
-            self._exit(call, "max_wait", exits.action, ev.now, out)
+        after, reason, action = limits[0]
+        if ev.now + 1e-6 >= call.entry_time + after:
+            self._exit(call, reason, action, ev.now, out)
         else:
             self._arm_wait_limit(call, ev.now, out)
 
