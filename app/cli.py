@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -146,6 +147,7 @@ async def _serve(config: Config, secrets: dict[str, str] | None) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with Node(config, ami_secrets=secrets) as node:
+        _freeze_startup_heap()
         if node.app is None:
             print(f"acd: serving FastAGI on {config.fastagi.host}:{node.agi_port}",
                   flush=True)
@@ -168,6 +170,18 @@ async def _serve(config: Config, secrets: dict[str, str] | None) -> None:
             server.should_exit = True
             stopping.cancel()
             await serving
+
+
+def _freeze_startup_heap() -> None:
+    """What start-up built (modules, the config, the router's indexes: hundreds of
+    thousands of objects that live as long as the process) leaves the collector's walks:
+    a full collection under load then walks the calls' objects only (the capacity
+    benchmark measured full collections of 0.4-0.6 s at 10,000 waiting callers)."""
+    gc.collect()
+    gc.freeze()
+    logging.getLogger("acd").info(
+        "start-up heap frozen: %d objects out of the collector's walks",
+        gc.get_freeze_count())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from pydantic import (
 
 from acd.config.checks import Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
-from acd.domain.settings import ClosedAction, ExitTo, RonaAction, SiteKind
+from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
 from routing.numbers import normalise_did, normalise_number
@@ -277,6 +277,9 @@ class QueueConfig(_Model):
     #: Weekend days worked to make up for a holiday bridge (open with Monday's hours).
     workdays: list[date] = Field(default_factory=list)
     closed: ClosedConfig = ClosedConfig()
+    #: Callers already waiting when the queue closes: ``stay`` (served by whoever is
+    #: still open: other own sites, partners) or ``closed`` (its closed action).
+    on_close: OnClose = OnClose.STAY
     #: Agent groups (sites, teams) whose agents take this queue's calls at stage 0;
     #: omitted: every group.
     groups: list[Identifier] | None = None
@@ -507,8 +510,12 @@ class SiteConfig(_Model):
     capacity: int = Field(default=1, ge=1, le=10_000)
     #: Higher first among partners that could take a call.
     preference: int = 0
+    #: Opening hours, as a queue's: an own site's agents are offered calls only while
+    #: it is open; a partner is dialled only while it is open.
     hours: dict[str, str | list[str]] = Field(default_factory=dict)
     holidays: list[date] = Field(default_factory=list)
+    #: Weekend days worked to make up for a holiday bridge (open with Monday's hours).
+    workdays: list[date] = Field(default_factory=list)
     trunk: TrunkConfig | None = None
     #: The number dialled at the partner (the user part of the Request-URI).
     number: str = Field(default="", pattern=r"^[0-9*#+]*$")
@@ -519,6 +526,11 @@ class SiteConfig(_Model):
         for code in v:
             validate_region_code(code)
         return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        return QueueConfig._hours_parse(v)
 
     @model_validator(mode="after")
     def _partner_needs_a_trunk(self) -> SiteConfig:
@@ -730,7 +742,7 @@ class Config(_Model):
                       key=lambda s: -s.preference)
 
     def site_schedule(self, site: SiteConfig) -> Schedule:
-        return Schedule.build(self.timezone, site.hours, site.holidays)
+        return Schedule.build(self.timezone, site.hours, site.holidays, site.workdays)
 
     def schedule(self, queue_id: str) -> Schedule:
         q = self.queue(queue_id)

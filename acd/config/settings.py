@@ -49,7 +49,8 @@ def settings_from(config: Config) -> Settings:
                 q.closed.mailbox),
             expected_handle_time=q.expected_handle_time,
             exits=_exits(q.exits), announce=_announce(q.announce), language=q.language,
-            partner_stages=_partner_stages(q.stages), last_resort=_last_resort(q.stages))
+            partner_stages=_partner_stages(q.stages), last_resort=_last_resort(q.stages),
+            on_close=q.on_close)
         for q in config.queues
     }
     agents = {
@@ -70,7 +71,8 @@ def settings_from(config: Config) -> Settings:
         sites[s.id] = SiteSettings(
             id=s.id, name=s.name, kind=s.kind, capacity=s.capacity,
             regions=frozenset(s.regions), services=frozenset(s.services),
-            preference=s.preference, schedule=Schedule.build(tz, s.hours, s.holidays),
+            preference=s.preference,
+            schedule=Schedule.build(tz, s.hours, s.holidays, s.workdays),
             partner=partner if s.kind.value == "partner" else None,
             trunk_device=trunk_device if s.kind.value == "partner" else "")
     regions = config.regions

@@ -220,6 +220,8 @@ class AgentChanged(Fact):
     state: str
     device: str
     call_id: str | None
+    #: False while every own site the agent works at is closed (its hours).
+    site_open: bool = True
 
 
 @dataclass(frozen=True, slots=True)

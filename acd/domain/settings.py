@@ -30,6 +30,13 @@ class ClosedAction(StrEnum):
     VOICEMAIL = "voicemail"  # leave a message in a mailbox
 
 
+class OnClose(StrEnum):
+    """What becomes of callers already waiting when their queue closes (its hours)."""
+
+    STAY = "stay"  # they stay and are served by whoever is still open (sites, partners)
+    CLOSED = "closed"  # they get the queue's closed action (message or voicemail)
+
+
 class ExitTo(StrEnum):
     """Where a caller goes when it leaves a queue's line early."""
 
@@ -112,6 +119,8 @@ class QueueSettings:
     partner_stages: PartnerStages | None = None
     #: The last stage's action: (seconds of waiting, what becomes of the caller).
     last_resort: tuple[float, ExitAction] | None = None
+    #: Callers already waiting when the queue closes.
+    on_close: OnClose = OnClose.STAY
 
     @property
     def label(self) -> str:
