@@ -90,7 +90,7 @@ class Rig:
                  agi_retries: int = 3, agi_retry_pause: int = 1,
                  fallback_timeout: int = 120, name: str = "rig",
                  ports_size: int | None = None, agi_urls: str | None = None,
-                 app_queue_wrapup: int | None = None,
+                 app_queue_wrapup: int | None = None, app_queue_autofill: bool = False,
                  extra_config: Mapping[str, Any] | None = None) -> None:
         self.artifacts = artifacts
         self.plans = list(agents)
@@ -111,6 +111,9 @@ class Rig:
         #: The fallback queue's ``wrapuptime`` (whole seconds) in ``queues_acd.conf``;
         #: ``None``: the queue's ``wrap_up``, rounded (as ``acd asterisk-config``).
         self.app_queue_wrapup = app_queue_wrapup
+        #: The fallback queue rings as many agents as callers wait (app_queue's fastest
+        #: setting, for benchmarks against it); off, it serves strictly oldest first.
+        self.app_queue_autofill = app_queue_autofill
         self.phones: dict[str, SippProcess] = {}
         self.asterisk: AsteriskInstance | None = None
         self.engine: Engine | None = None
@@ -194,7 +197,8 @@ class Rig:
         at_start = self.config.model_copy(update={
             "agents": [a for a in self.config.agents if a.id not in late]})
         files = asterisk_config.render(at_start, self._sip_env,
-                                       fallback_wrapup=self.app_queue_wrapup)
+                                       fallback_wrapup=self.app_queue_wrapup,
+                                       fallback_autofill=self.app_queue_autofill)
         self.asterisk = AsteriskInstance(
             self.name, self.ports,
             {"ACD_RETRIES": str(self.agi_retries),
@@ -219,7 +223,8 @@ class Rig:
         reload``: agents planned with ``in_asterisk=False`` appear in Asterisk."""
         assert self.config is not None and self.asterisk is not None
         files = asterisk_config.render(self.config, self._sip_env,
-                                       fallback_wrapup=self.app_queue_wrapup)
+                                       fallback_wrapup=self.app_queue_wrapup,
+                                       fallback_autofill=self.app_queue_autofill)
         self.asterisk.update_files(files)
         await asyncio.to_thread(self.asterisk.reload)
 

@@ -189,13 +189,17 @@ def _language_context(config: Config) -> str:
 
 
 def render(config: Config, environ: Mapping[str, str] | None = None,
-           server: str | None = None, *, fallback_wrapup: int | None = None) -> dict[str, str]:
+           server: str | None = None, *, fallback_wrapup: int | None = None,
+           fallback_autofill: bool = False) -> dict[str, str]:
     """File name → content for the generated Asterisk include files of one Asterisk
     server (``None``: the first; with one server, every agent).
 
     The fallback queue's ``wrapuptime`` is the default queue's ``wrap_up`` rounded to
     whole seconds (app_queue takes an integer), unless ``fallback_wrapup`` overrides it
-    (benchmarks compare app_queue and the engine at different wrap-ups)."""
+    (benchmarks compare app_queue and the engine at different wrap-ups).
+    ``fallback_autofill`` rings as many agents as callers wait at once (app_queue's
+    fastest setting, for the benchmark against it; the fallback serves oldest first
+    without it)."""
     env = os.environ if environ is None else environ
     name = _server_name(config, server)
     agents = [a for a in config.agents if config.agent_server(a) == name]
@@ -207,7 +211,8 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
         pjsip += ("\n; ---- carriers: who may send calls in (identified by source address)\n"
                   + "\n".join(_carrier(c, config.language) for c in config.carriers))
     return {"pjsip_acd.conf": pjsip,
-            "queues_acd.conf": _HEADER + _members(config, agents, fallback_wrapup),
+            "queues_acd.conf": _HEADER + ("autofill = yes\n" if fallback_autofill else "")
+            + _members(config, agents, fallback_wrapup),
             "extensions_acd.conf": _HEADER + _transfer_context(config) + "\n"
             + _language_context(config),
             "voicemail_acd.conf": _HEADER + _mailboxes(config)}

@@ -155,12 +155,14 @@ class Engine:
     async def activate(self) -> None:
         """Become the engine that takes calls: load the store first (agent statuses
         through the inbox, waiting calls' places for their re-entry), then accept."""
+        blind = not getattr(self.store, "durable", False)
         try:
             state = await asyncio.wait_for(self.store.load(), self.store_load_timeout)
         except Exception as exc:
             log.warning("store not loaded (%s: %s): starting from the config",
                         type(exc).__name__, exc)
             state = StoredState()
+            blind = True
         restored = 0
         for agent_id, rec in state.agents.items():
             try:
@@ -170,8 +172,10 @@ class Engine:
             except (ValueError, DomainError) as exc:
                 log.warning("stored status of agent %s not restored: %s", agent_id, exc)
         stats_restored = self.core.figures.restore(state.stats, self.clock())
-        self.restorer.begin(state.calls)
-        if self.restorer.holding:
+        # Blind (no list of who waited): re-entries stamped before now are held from the
+        # first one on, for the grace period, and released in entry order.
+        self.restorer.begin(state.calls, blind_since=self.clock() if blind else None)
+        if self.restorer.holding or self.restorer.blind_since is not None:
             self._grace = asyncio.get_running_loop().call_later(
                 self.restore_grace, self._release_held)
         self.releasing = False
@@ -255,7 +259,7 @@ class Engine:
                 event = item.event
             else:
                 event = item
-            if self.restorer.holding or self.restorer.calls:
+            if self.restorer.watching:
                 held = self.restorer.intercept(event)
                 if self.restorer.complete:
                     self._release_held()

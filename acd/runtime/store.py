@@ -105,6 +105,10 @@ class StoreFenced(RuntimeError):
 
 
 class Store(Protocol):
+    #: What it holds survives a restart of the process (else a restarted engine has no
+    #: list of the callers who waited: it orders their re-entries blind).
+    durable: bool
+
     async def load(self) -> StoredState: ...
 
     async def write(self, changes: Changes) -> None: ...
@@ -118,6 +122,9 @@ class Store(Protocol):
 
 class MemoryStore:
     """The default: kept in this process only (nothing survives a restart)."""
+
+    #: What it holds survives a restart of the process.
+    durable = False
 
     def __init__(self) -> None:
         self.state = StoredState()
@@ -167,6 +174,8 @@ class RedisStore:
 
     ``fence`` (hot standby) returns the token of the lease this engine holds, or None when
     it holds none: then nothing is written at all."""
+
+    durable = True
 
     def __init__(self, client: aioredis.Redis, prefix: str = "acd",
                  fence: Callable[[], int | None] | None = None) -> None:
@@ -429,6 +438,11 @@ class StoreWriter:
         return True
 
 
+#: A caller stamped this long before the engine took over is a re-entry (seconds: the
+#: dialplan's clock and the engine's may differ a little).
+REENTRY_MARGIN = 0.5
+
+
 class Restorer:
     """After a restart or takeover: each stored waiting call that re-enters through the
     dialplan gets its queue and priority back (its seniority comes from ``ACD_ENTRY``),
@@ -440,22 +454,40 @@ class Restorer:
         self.calls: dict[str, CallRecord] = {}
         self.holding = False
         self._held: dict[str, CallArrived] = {}
+        #: Blind (no list of who waited: no durable store, or it could not be read):
+        #: callers stamped before this moment are re-entries; the first one starts the
+        #: hold, which the grace period ends. None: not blind.
+        self.blind_since: float | None = None
 
-    def begin(self, calls: Mapping[str, CallRecord]) -> None:
+    def begin(self, calls: Mapping[str, CallRecord], *,
+              blind_since: float | None = None) -> None:
+        """Expect the stored ``calls``; with none known, ``blind_since`` (the moment this
+        engine took over) makes re-entries stamped before it hold the line."""
         self.calls = dict(calls)
         self._held = {}
         self.holding = bool(self.calls)
+        self.blind_since = None if self.calls else blind_since
+
+    @property
+    def watching(self) -> bool:
+        """Arrivals go through :meth:`intercept`."""
+        return self.holding or bool(self.calls) or self.blind_since is not None
 
     @property
     def complete(self) -> bool:
-        """Every stored call still expected is held."""
-        return self.holding and all(c in self._held for c in self.calls)
+        """Every stored call still expected is held (never when blind: only the grace
+        period ends a blind hold)."""
+        return (self.holding and self.blind_since is None
+                and all(c in self._held for c in self.calls))
 
     def intercept(self, event: Event) -> Event | None:
         """The event to apply now, or None when it is held (or void: a held caller
         hung up before the core heard of the call)."""
         if isinstance(event, CallArrived):
             event = self._restore(event)
+            if (not self.holding and self.blind_since is not None
+                    and event.entry_time < self.blind_since - REENTRY_MARGIN):
+                self.holding = True  # a caller from before the restart: hold from here
             if self.holding:
                 self._held[event.call_id] = event
                 return None
@@ -481,4 +513,5 @@ class Restorer:
             self.calls.pop(e.call_id, None)
         self._held = {}
         self.holding = False
+        self.blind_since = None
         return held
