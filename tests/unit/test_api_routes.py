@@ -34,6 +34,8 @@ HA = {"Authorization": f"Bearer {AGENT}"}
 def config(command_timeout: float = 5.0) -> Config:
     return Config.model_validate({
         "fastagi": {"host": "127.0.0.1", "port": 0},
+        # synthetic callers who waited before the engine started: no restart hold
+        "store": {"restore_grace": 0},
         "queues": [
             {"id": "consult", "name": "Consultation", "skills": {"consult": 1},
              "sl_target": 20, "wrap_up": 0},
