@@ -11,6 +11,7 @@ show up in reprs or logs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -304,6 +305,19 @@ class ApiTokenConfig(_Model):
         return SecretStr(value) if value else None
 
 
+class ApiLimitsConfig(_Model):
+    """What the API takes from a client (docs/security.md)."""
+
+    #: Largest request body in bytes: a bigger one is refused (413) before routing and
+    #: before the token is checked, whether it announces its length or streams it.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Unknown tokens one client (address) may present in a burst; after that it gets
+    #: 429 (its token is not even looked at) and one more try every
+    #: ``auth_failure_refill`` seconds.
+    auth_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_failure_refill: float = Field(default=6.0, gt=0, le=3600)
+
+
 class ApiConfig(_Model):
     """The HTTP API, WebSocket, /metrics and wallboard served by ``acd serve``."""
 
@@ -314,6 +328,35 @@ class ApiConfig(_Model):
     metrics_auth: bool = False
     #: How long an API command waits for the engine's inbox before answering 503.
     command_timeout: float = Field(default=5.0, gt=0, le=60)
+    #: ``/docs``, ``/redoc`` and ``/openapi.json``; omitted: served only when the API
+    #: listens on a loopback address.
+    docs: bool | None = None
+    #: HTTPS: the certificate (PEM, chain included) and its private key; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    limits: ApiLimitsConfig = ApiLimitsConfig()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("api.tls_cert and api.tls_key go together")
+        return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        if self.docs is not None:
+            return self.docs
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is loopback only (``127.0.0.1``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class TrunkConfig(_Model):
