@@ -100,10 +100,57 @@ class AsteriskConfig(_Model):
         return list(self.servers) or [AsteriskServerConfig(name="main", ami=self.ami)]
 
 
+class FastAGILimits(_Model):
+    """How much the FastAGI server takes from the peers it allows (docs/security.md)."""
+
+    #: Sessions open at once (each waiting caller holds one); omitted: the process's
+    #: open-file limit less 1,024 kept for AMI, Redis and the API.
+    max_sessions: int | None = Field(default=None, ge=1)
+    #: New connections a second from one peer, with up to ``peer_burst`` at once (after
+    #: an engine restart every waiting caller's retry arrives together); 0: no limit.
+    peer_rate: float = Field(default=1000.0, ge=0)
+    peer_burst: int = Field(default=5000, ge=1)
+
+
 class FastAGIConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
     env_timeout: float = Field(default=5.0, gt=0)
+    #: Who may connect: addresses or networks (CIDR). Anyone else is refused at once
+    #: (one log line naming the peer). Default: this host only.
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+                             min_length=1)
+    #: Name of the environment variable holding a secret shared with Asterisk: the
+    #: engine asks each new session for ``${ENV(<name>)}`` (Asterisk's own environment
+    #: must have the same variable) and refuses a session that does not know it.
+    #: Omitted: no secret is asked (the ``allow`` list is the only check).
+    secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: An entry time (``ACD_ENTRY``) further back than this is clamped to it (and one in
+    #: the future to now): nobody jumps the queue with a forged old time. Keep it at
+    #: least the dialplan's ACD_MAX_CALL_TIME (4 h).
+    max_entry_age: float = Field(default=14_400.0, ge=60)
+    limits: FastAGILimits = FastAGILimits()
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is no IP address or network (CIDR)") from None
+        return v
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        """The shared secret (None when ``secret_env`` is not set); ConfigError when the
+        variable it names is not set."""
+        if self.secret_env is None:
+            return None
+        value = (os.environ if environ is None else environ).get(self.secret_env)
+        if not value:
+            raise ConfigError([f"environment: {self.secret_env} is not set (the FastAGI "
+                               "secret named by fastagi.secret_env)"])
+        return SecretStr(value)
 
 
 

@@ -42,7 +42,7 @@ from acd.domain import (
 from acd.domain.facts import CallOffered, CallOverflowed
 from acd.domain.views import LiveView
 from acd.runtime.ami_client import AMIClient
-from acd.runtime.session import RELEASE, SessionQueue
+from acd.runtime.session import RELEASE, SessionQueue, SessionTaken
 from acd.runtime.store import MemoryStore, Restorer, Store, StoredState, StoreWriter
 from routing.regions import RegionResolver
 
@@ -74,6 +74,9 @@ class Engine:
         self.regions = RegionResolver(settings.regions.default, settings.regions.overrides)
         self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
         self._sessions: dict[str, SessionQueue] = {}
+        self._session_live: dict[str, Callable[[], bool]] = {}
+        #: Sessions refused because their call id already had a live one.
+        self.refused_sessions = 0
         self._timers: set[asyncio.TimerHandle] = set()
         self._subscribers: set[asyncio.Queue[Fact]] = set()
         #: Observers called synchronously, in inbox order: each fact with the engine's
@@ -335,14 +338,29 @@ class Engine:
     def qualify_call_id(self, raw: str, server: str) -> str:
         return self.core.qualify_call_id(raw, server)
 
-    def open_session(self, call_id: str) -> SessionQueue:
+    def open_session(self, call_id: str,
+                     live: Callable[[], bool] | None = None) -> SessionQueue:
+        """The queue of a new session for ``call_id``. ``live`` tells whether the
+        session's connection is still up; a call id whose session is live (or says
+        nothing) raises :class:`SessionTaken`: a second session — a forged one reusing a
+        live call's id — never takes the call from the first."""
+        if call_id in self._sessions:
+            alive = self._session_live.get(call_id)
+            if alive is None or alive():
+                self.refused_sessions += 1
+                raise SessionTaken(call_id)
         q: SessionQueue = asyncio.Queue()
         self._sessions[call_id] = q
+        if live is None:
+            self._session_live.pop(call_id, None)
+        else:
+            self._session_live[call_id] = live
         return q
 
     def close_session(self, call_id: str, q: SessionQueue) -> None:
         if self._sessions.get(call_id) is q:
             del self._sessions[call_id]
+            self._session_live.pop(call_id, None)
 
     def has_session(self, call_id: str) -> bool:
         return call_id in self._sessions

@@ -40,6 +40,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from acd.protocol.agi import (
     AGIConnection,
@@ -51,6 +52,9 @@ from acd.protocol.agi import (
     NeedData,
     quote,
 )
+
+if TYPE_CHECKING:
+    from acd.runtime.agi_guard import AGIGuard
 
 __all__ = [
     "AGICommandError",
@@ -103,8 +107,11 @@ class AGISession:
         writer: asyncio.StreamWriter,
         conn: AGIConnection,
         env: AGIEnvironment,
+        peer: str = "",
     ) -> None:
         self.env = env
+        #: The peer's address (the Asterisk server that connected).
+        self.peer = peer
         self._reader = reader
         self._writer = writer
         self._conn = conn
@@ -299,10 +306,16 @@ class FastAGIServer:
     A client that sends nothing, half an environment or garbage is closed after
     ``env_timeout`` or at the first protocol error; an exception in a handler is logged.
     Neither affects other calls or the server.
+
+    With a ``guard`` (:class:`acd.runtime.agi_guard.AGIGuard`) a connection is refused
+    at accept when its peer is not allowed, too many sessions are open or the peer
+    connects too fast, and after its environment when it does not know the shared
+    secret: closed at once, as an engine that cannot be reached.
     """
 
     def __init__(
-        self, handler: AGIHandler, host: str, port: int, *, env_timeout: float = 5.0
+        self, handler: AGIHandler, host: str, port: int, *, env_timeout: float = 5.0,
+        guard: AGIGuard | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -310,6 +323,9 @@ class FastAGIServer:
         self._env_timeout = env_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.guard = guard
+        if guard is not None:
+            guard.sessions = lambda: len(self._tasks)
 
     @property
     def port(self) -> int:
@@ -343,6 +359,12 @@ class FastAGIServer:
             self._server = None
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.guard is not None:
+            peer = writer.get_extra_info("peername")
+            host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            if self.guard.admit(host, len(self._tasks)) is not None:
+                writer.transport.abort()  # nothing read, nothing said: "unreachable"
+                return
         task = asyncio.create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -359,8 +381,12 @@ class FastAGIServer:
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
                     await writer.wait_closed()
             return
-        session = AGISession(reader, writer, conn=env[0], env=env[1])
+        peer = writer.get_extra_info("peername")
+        session = AGISession(reader, writer, conn=env[0], env=env[1],
+                             peer=str(peer[0]) if isinstance(peer, tuple) and peer else "")
         try:
+            if self.guard is not None and not await self.guard.authenticate(session):
+                return  # closed below without ACD_RESULT: the dialplan retries elsewhere
             await self._handler(session)
         except Exception:
             log.exception("FastAGI handler failed for %r", session)

@@ -20,5 +20,10 @@ class Release:
 
 RELEASE = Release()
 
+
+class SessionTaken(Exception):
+    """A call id that already has a live session: a second one is refused (the first
+    keeps the call and its place)."""
+
 SessionItem = Offer | CloseCall | Release
 SessionQueue = asyncio.Queue[SessionItem]
