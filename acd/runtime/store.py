@@ -19,7 +19,8 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
                             per-minute buckets of the rolling window, today, since start
 
 **Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
-the fencing token this engine's lease was granted (acd.runtime.ha). An engine that lost its lease
+the fencing token this engine's lease was granted (acd.runtime.ha: ``<n>:<random epoch>``,
+so a token never comes back even if Redis loses its data). An engine that lost its lease
 without knowing it yet (paused, partitioned) is refused (:class:`StoreFenced`) instead of
 overwriting what the new active engine wrote; it then steps down. A store with no token
 source (no hot standby: one engine) writes unconditionally, through the same script.
@@ -169,7 +170,7 @@ class RedisStore:
     it holds none: then nothing is written at all."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "acd",
-                 fence: Callable[[], int | None] | None = None) -> None:
+                 fence: Callable[[], str | int | None] | None = None) -> None:
         self.client = client
         self.fence = fence
         self.fence_key = f"{prefix}:fence"
