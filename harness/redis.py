@@ -7,8 +7,10 @@
     url = server.url      # unix:///.../redis.sock
     server.stop()         # and start() again on the same socket (Redis "comes back")
 
-No persistence (``--save ''``, ``--appendonly no``): a restarted server is empty, the
-worst case for the engine's store (it must write its whole state again).
+No persistence by default (``--save ''``, ``--appendonly no``): a restarted server is
+empty, the worst case for the engine's store (it must write its whole state again).
+``persistent=True`` keeps the data across a restart (append-only file, fsync always), as
+a production Redis does.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def redis_server_binary() -> str | None:
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
         self.directory = directory
+        self.persistent = persistent
         # A short path: a unix socket path must fit in 107 bytes.
         self._sock_dir = Path(tempfile.mkdtemp(prefix="acd-redis-"))
         self.socket_path = self._sock_dir / "redis.sock"
@@ -49,7 +52,9 @@ class RedisServer:
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [binary, "--port", "0", "--unixsocket", str(self.socket_path),
-             "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+             "--unixsocketperm", "700", "--save", "",
+             *(["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
+               else ["--appendonly", "no"]),
              "--dir", str(self.directory)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

@@ -211,13 +211,17 @@ class Rig:
              "ACD_RETRY_PAUSE": str(self.agi_retry_pause),
              "FALLBACK_TIMEOUT": str(self.fallback_timeout),
              **({"ACD_AGI_URLS": self.agi_urls} if self.agi_urls is not None else {})},
-            extra_files=files, environ=self.asterisk_env)
+            extra_files=files, **self._asterisk_kwargs())
         await asyncio.to_thread(self.asterisk.start)
         if self.engine_mode == "inline":
             await self.start_engine()
         elif self.engine_mode == "process":
             await self.start_engine_process()
         return self
+
+    def _asterisk_kwargs(self) -> dict[str, Any]:
+        """Asterisk's own environment, when the rig gives it one (ACD_AGI_SECRET)."""
+        return {"environ": self.asterisk_env} if self.asterisk_env else {}
 
     @property
     def _engine_env(self) -> dict[str, str]:
