@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -360,6 +361,32 @@ async def list_regions(who: Staff, state: State) -> list[RegionView]:
 # -- admin --------------------------------------------------------------------------------
 
 
-@router.get("/config", tags=["admin"], summary="The running configuration (no secrets)")
+@router.get("/config", tags=["admin"], summary="The running configuration (no secrets)",
+            description="Secrets are never in the file (only the names of the environment "
+                        "variables that hold them); a password written into a URL anyway "
+                        "(`store.url`) is shown as `***`.")
 async def get_config(who: Admin, state: State) -> dict[str, Any]:
-    return state.config.model_dump(mode="json")
+    redacted: dict[str, Any] = redact(state.config.model_dump(mode="json"))
+    return redacted
+
+
+#: ``scheme://user:password@host...``: the authority of a URL.
+_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)")
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every password inside a URL's user info replaced by ``***``."""
+    if isinstance(value, str):
+        match = _AUTHORITY.match(value)
+        if match is None or "@" not in match["authority"]:
+            return value
+        userinfo, _, host = match["authority"].rpartition("@")
+        if ":" not in userinfo:
+            return value
+        user = userinfo.split(":", 1)[0]
+        return f"{match['scheme']}{user}:***@{host}{value[match.end():]}"
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value

@@ -44,7 +44,7 @@ from acd.runtime.call_flow import handle_call
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
-from acd.runtime.store import RedisStore, make_store, redis_client
+from acd.runtime.store import RedisStore, make_store, store_client
 from api.app import create_app
 from routing.regions import preload as preload_regions
 
@@ -98,7 +98,7 @@ class Node:
         servers = [s.name for s in config.asterisk.server_list]
         store_cfg = config.store
         self.engine = Engine(
-            self.settings, clock=clock, store=make_store(store_cfg),
+            self.settings, clock=clock, store=make_store(store_cfg, environ),
             device_state_servers=servers if self.ami_secrets is not None else (),
             store_load_timeout=3 * store_cfg.timeout, restore_grace=store_cfg.restore_grace)
         #: Who may open a FastAGI session (fastagi.allow, limits, the shared secret).
@@ -138,7 +138,7 @@ class Node:
         stack.push_async_callback(_quietly, engine.store.close)
         lease: Lease | None = None
         if config.ha is not None:
-            lease = Lease(redis_client(config.store.url, config.store.timeout),
+            lease = Lease(store_client(config.store, self.environ),
                           config.ha.node_id, config.ha.lease_ttl, config.store.key_prefix)
             stack.push_async_callback(_quietly, lease.client.aclose)
         if self.ami_secrets is not None:

@@ -522,10 +522,33 @@ class StoreBackend(StrEnum):
     REDIS = "redis"
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class SentinelConfig(_Model):
+    """Redis Sentinel: the engine asks the sentinels where the master named ``master``
+    is, and follows it when they fail over (store and lease alike)."""
+
+    #: The name the sentinels monitor the master under (``sentinel monitor <name> ...``).
+    master: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    #: The sentinels, ``host:port`` (26379 is Sentinel's usual port).
+    sentinels: list[Annotated[str, Field(pattern=r"^[^\s:/]+:[0-9]{1,5}$")]] = Field(
+        min_length=1)
+    #: Environment variable with the sentinels' own password, if they require one.
+    password_env: EnvName | None = None
+    db: int = Field(default=0, ge=0, le=15)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(host, int(port)) for host, _, port in
+                (entry.rpartition(":") for entry in self.sentinels)]
+
+
 class StoreConfig(_Model):
     """Where the engine keeps what must survive a restart (agent statuses, waiting
     calls' places). ``memory``: nothing survives; ``redis``: ``url`` is
-    ``redis://host:port/db`` or ``unix:///path/redis.sock``."""
+    ``redis://host:port/db``, ``rediss://host:port/db`` (TLS) or
+    ``unix:///path/redis.sock``; or ``sentinel`` instead of ``url``."""
 
     backend: StoreBackend = StoreBackend.MEMORY
     url: str = "redis://127.0.0.1:6379/0"
@@ -535,6 +558,42 @@ class StoreConfig(_Model):
     #: After a restart or takeover, arrivals are held until every stored waiting call
     #: is back (or this many seconds), then applied oldest first: the order holds.
     restore_grace: float = Field(default=4.0, ge=0, le=60)
+    #: Environment variable holding Redis's password (``requirepass``, or the ACL
+    #: user's with ``username``); never a password in ``url``.
+    password_env: EnvName | None = None
+    #: Redis ACL user (e.g. one limited to ``~<key_prefix>:*``: docs/security.md).
+    username: str | None = Field(default=None, pattern=r"^[^\s:@/]{1,128}$")
+    #: ``rediss://``: the CA certificate (PEM) to verify Redis's certificate with;
+    #: omitted: the system's CAs.
+    tls_ca_file: str | None = None
+    sentinel: SentinelConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return v
+
+    def password(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        """Redis's password from ``password_env`` (ConfigError when it is not set)."""
+        return _secret_from(self.password_env, "the Redis password named by "
+                            "store.password_env", environ)
+
+    def sentinel_password(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        env = self.sentinel.password_env if self.sentinel is not None else None
+        return _secret_from(env, "the sentinels' password named by "
+                            "store.sentinel.password_env", environ)
+
+
+def _secret_from(name: str | None, what: str,
+                 environ: Mapping[str, str] | None) -> SecretStr | None:
+    if name is None:
+        return None
+    value = (os.environ if environ is None else environ).get(name)
+    if not value:
+        raise ConfigError([f"environment: {name} is not set ({what})"])
+    return SecretStr(value)
 
 
 class HAConfig(_Model):
