@@ -54,7 +54,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def default_max_sessions() -> int:
     """The open-file limit less :data:`FD_RESERVE` (at least 64)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):  # a seccomp filter may refuse prlimit
+        return 10_000
     if soft == resource.RLIM_INFINITY:
         return 1_000_000
     return max(64, soft - FD_RESERVE)

@@ -35,6 +35,7 @@ TOKENS = {"ACD_TOKEN_SUPERVISOR": "supervisor-token-0123456789",
 SUPERVISOR = {"Authorization": f"Bearer {TOKENS['ACD_TOKEN_SUPERVISOR']}"}
 AGENT = {"Authorization": f"Bearer {TOKENS['ACD_TOKEN_AGENT_1001']}"}
 LIMIT = 4096
+HEALTHCHECK = Path(__file__).resolve().parents[2] / "deploy" / "engine" / "healthcheck.py"
 
 
 def config(**api: Any) -> Config:
@@ -304,3 +305,22 @@ def test_tls_needs_both_files() -> None:
 
     with pytest.raises(ConfigError, match=r"tls_cert and api\.tls_key"):
         parse_config("queues: [{id: q}]\napi: {tls_cert: /etc/acd/api.crt}\n")
+
+
+async def test_the_container_health_check_speaks_https_when_the_api_does(
+        tmp_path: Path) -> None:
+    import os
+    import sys
+
+    cert, key = self_signed(tmp_path)
+    async with rig(tls_cert=cert, tls_key=key) as r, serving(
+            r.app, tls_cert=cert, tls_key=key) as server:
+        cfg = tmp_path / "acd.yaml"
+        cfg.write_text(f"queues: [{{id: q}}]\napi: {{host: 127.0.0.1, port: {server.port}, "
+                       f"tls_cert: {cert}, tls_key: {key}}}\n")
+        check = HEALTHCHECK
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(check), env={**os.environ, "ACD_CONFIG": str(cfg)},
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
