@@ -131,3 +131,36 @@ async def test_the_config_endpoint_never_shows_a_password() -> None:
         assert r.status_code == 200
         assert "hunter2" not in r.text
         assert r.json()["store"]["url"] == "redis://acd:***@redis.internal:6379/0"
+
+
+async def test_an_acl_user_limited_to_its_key_prefix_runs_store_and_lease(
+        tmp_path: Path) -> None:
+    """The ACL line docs/security.md recommends: enough for the engine, nothing beyond
+    its prefix."""
+    with RedisServer(tmp_path / "redis") as server:
+        admin = redis_client(server.url)
+        await admin.execute_command(
+            "ACL", "SETUSER", "acd-prod", "on", ">prod-pass-0123456789", "~acd-prod:*",
+            "+@read", "+@write", "+@scripting", "+@connection", "+ping", "-@dangerous")
+        env = {"ACD_REDIS_PASSWORD": "prod-pass-0123456789"}
+        cfg = parse_config(config(
+            server.url, ", key_prefix: acd-prod, username: acd-prod, "
+                        "password_env: ACD_REDIS_PASSWORD",
+            "ha: {node_id: one, lease_ttl: 2}"))
+        async with Node(cfg, ami_secrets=None, environ=env) as node:
+            for _ in range(200):
+                if node.engine.accepting:
+                    break
+                await asyncio.sleep(0.02)
+            assert node.engine.accepting and node.engine.store_loaded
+            await node.engine.set_agent_status("a1", AgentStatus.PAUSED, "lunch")
+            assert await node.engine.store_writer.drained(5)
+            assert not node.engine.store_writer.failing
+        assert await admin.hget("acd-prod:agents", "a1") is not None
+        assert await admin.exists("acd-prod:fence_seq")
+        # the same user cannot touch another deployment's keys
+        other = RedisStore(store_client(cfg.store, env), "acd-other")
+        with pytest.raises(ResponseError, match=r"(?i)no permissions"):
+            await other.write({("agent", "a1"): AgentRecord("available")})
+        await other.close()
+        await admin.aclose()
