@@ -40,7 +40,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from acd.protocol.agi import (
     AGIConnection,
@@ -52,9 +52,6 @@ from acd.protocol.agi import (
     NeedData,
     quote,
 )
-
-if TYPE_CHECKING:
-    from acd.runtime.agi_guard import AGIGuard
 
 __all__ = [
     "AGICommandError",
@@ -300,6 +297,20 @@ class AGISession:
 AGIHandler = Callable[[AGISession], Awaitable[None]]
 
 
+class SessionGuard(Protocol):
+    """Who may open a session (:class:`acd.runtime.agi_guard.AGIGuard`)."""
+
+    sessions: Callable[[], int]
+
+    def admit(self, host: str, active: int) -> str | None:
+        """At accept: None to go on, else why the connection is refused."""
+        ...
+
+    async def authenticate(self, session: AGISession) -> bool:
+        """After the environment: whether the peer proved it is Asterisk."""
+        ...
+
+
 class FastAGIServer:
     """Accept FastAGI connections and run ``handler(session)`` for each call.
 
@@ -307,7 +318,7 @@ class FastAGIServer:
     ``env_timeout`` or at the first protocol error; an exception in a handler is logged.
     Neither affects other calls or the server.
 
-    With a ``guard`` (:class:`acd.runtime.agi_guard.AGIGuard`) a connection is refused
+    With a ``guard`` (:class:`SessionGuard`) a connection is refused
     at accept when its peer is not allowed, too many sessions are open or the peer
     connects too fast, and after its environment when it does not know the shared
     secret: closed at once, as an engine that cannot be reached.
@@ -315,7 +326,7 @@ class FastAGIServer:
 
     def __init__(
         self, handler: AGIHandler, host: str, port: int, *, env_timeout: float = 5.0,
-        guard: AGIGuard | None = None,
+        guard: SessionGuard | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
