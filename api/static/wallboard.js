@@ -260,6 +260,11 @@
         conn("down", "unauthorized");
         return retry(30000);
       }
+      if (ev.code === 4429) {
+        notice("Too many refused tokens from this address (429): trying again in a minute.");
+        conn("down", "throttled");
+        return retry(60000);
+      }
       conn("down", "reconnecting…");
       retry(backoff);
       backoff = Math.min(backoff * 2, 15000);
