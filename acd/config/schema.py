@@ -126,7 +126,8 @@ class FastAGILimits(_Model):
     """How much the FastAGI server takes from the peers it allows (docs/security.md)."""
 
     #: Sessions open at once (each waiting caller holds one); omitted: the process's
-    #: open-file limit less 1,024 kept for AMI, Redis and the API.
+    #: open-file limit less 1,024 (or a quarter of it, if less) kept for AMI, Redis and
+    #: the API.
     max_sessions: int | None = Field(default=None, ge=1)
     #: New connections a second from one peer, with up to ``peer_burst`` at once (after
     #: an engine restart every waiting caller's retry arrives together); 0: no limit.

@@ -46,21 +46,22 @@ log = logging.getLogger("acd.runtime.fastagi")
 #: Why a connection was refused (the ``reason`` label of ``acd_fastagi_refused_total``).
 REFUSALS = ("not_allowed", "max_sessions", "peer_rate", "secret", "duplicate_call")
 #: File descriptors kept for everything but FastAGI sessions when ``max_sessions`` is
-#: derived from the open-file limit.
+#: derived from the open-file limit (at most a quarter of it).
 FD_RESERVE = 1024
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def default_max_sessions() -> int:
-    """The open-file limit less :data:`FD_RESERVE` (at least 64)."""
+    """The open-file limit less :data:`FD_RESERVE` — or less a quarter of it, when that
+    is smaller (a container's 1,024 keeps 768 sessions) — and at least 64."""
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (OSError, ValueError):  # a seccomp filter may refuse prlimit
         return 10_000
     if soft == resource.RLIM_INFINITY:
         return 1_000_000
-    return max(64, soft - FD_RESERVE)
+    return max(64, soft - min(FD_RESERVE, soft // 4))
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:

@@ -177,7 +177,10 @@ def test_the_default_session_cap_follows_the_open_file_limit() -> None:
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     guard = AGIGuard(["127.0.0.1"])
-    assert guard.max_sessions == max(64, soft - 1024)
+    assert guard.max_sessions == max(64, soft - min(1024, soft // 4))
+    with_limit = {1024: 768, 4096: 3072, 65536: 64512}
+    for nofile, cap in with_limit.items():
+        assert max(64, nofile - min(1024, nofile // 4)) == cap
 
 
 # -- one live session per call -----------------------------------------------------------------
