@@ -181,8 +181,10 @@ class ClosedConfig(_Model):
     """What a caller gets when the queue is closed (after hours, holiday)."""
 
     action: ClosedAction = ClosedAction.MESSAGE
-    #: Sound file (Asterisk name, no extension) played before hang-up or voicemail.
-    sound: str = "vm-goodbye"
+    #: Sound file (Asterisk name, no extension): the closing message (``vm-goodbye``
+    #: when unset), or with ``action: voicemail`` the greeting before the tone (unset:
+    #: the mailbox's own unavailable greeting and Asterisk's instructions).
+    sound: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
     #: ``box@context`` of voicemail.conf, for ``action: voicemail``.
     mailbox: str | None = None
 
@@ -199,8 +201,10 @@ class ExitActionConfig(_Model):
     queue: Identifier | None = None
     #: ``to: voicemail``: ``box@context`` of voicemail.conf.
     mailbox: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
-    #: Played before the voicemail greeting or as the closing message.
-    sound: str = Field(default="vm-goodbye", pattern=r"^[A-Za-z0-9_./-]+$")
+    #: The closing message (``vm-goodbye`` when unset), or with ``to: voicemail`` the
+    #: greeting before the tone (unset: the mailbox's own unavailable greeting and
+    #: Asterisk's instructions).
+    sound: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
 
     @model_validator(mode="after")
     def _complete(self) -> ExitActionConfig:

@@ -17,11 +17,13 @@ from acd.domain.settings import (
     AgentSettings,
     AnnounceSettings,
     AreaCodePrompt,
+    ClosedAction,
     ClosedSettings,
     EngineSettings,
     EntrySettings,
     ExitAction,
     ExitSettings,
+    ExitTo,
     MenuSettings,
     QueueSettings,
     RegionSettings,
@@ -40,7 +42,10 @@ def settings_from(config: Config) -> Settings:
             id=q.id, name=q.name, skills=dict(q.skills), priority=q.priority,
             sl_target=float(q.sl_target), wrap_up=q.wrap_up, moh_class=q.moh_class,
             spec=q.spec(), schedule=Schedule.build(tz, q.hours, q.holidays, q.workdays),
-            closed=ClosedSettings(q.closed.action, q.closed.sound, q.closed.mailbox),
+            closed=ClosedSettings(
+                q.closed.action,
+                _sound(q.closed.sound, q.closed.action is ClosedAction.VOICEMAIL),
+                q.closed.mailbox),
             expected_handle_time=q.expected_handle_time,
             exits=_exits(q.exits), announce=_announce(q.announce), language=q.language)
         for q in config.queues
@@ -100,7 +105,9 @@ def settings_from(config: Config) -> Settings:
 
 
 def _action(a: ExitActionConfig | None) -> ExitAction | None:
-    return None if a is None else ExitAction(a.to, a.queue, a.mailbox, a.sound)
+    if a is None:
+        return None
+    return ExitAction(a.to, a.queue, a.mailbox, _sound(a.sound, a.to is ExitTo.VOICEMAIL))
 
 
 def _exits(e: ExitsConfig) -> ExitSettings:
@@ -114,3 +121,11 @@ def _announce(a: AnnounceConfig | None) -> AnnounceSettings | None:
         return None
     return AnnounceSettings(position=a.position, ewt=a.ewt, first_after=a.first_after,
                             every=a.every, sounds=a.sounds.model_dump())
+
+
+def _sound(sound: str | None, voicemail: bool) -> str:
+    """The sound before the call ends: the configured one; unset, ``vm-goodbye`` for a
+    closing message and nothing before a voicemail (the mailbox greets the caller)."""
+    if sound is not None:
+        return sound
+    return "" if voicemail else "vm-goodbye"

@@ -355,11 +355,15 @@ async def _ask_area_code(host: CallHost, session: AGISession, caller: str,
 
 async def _closed(session: AGISession, close: CloseCall | ExitCall) -> None:
     """The queue is closed for this caller, or it leaves the line by an exit: the sound,
-    the voicemail if any, then the dialplan hangs up."""
+    the voicemail if any, then the dialplan hangs up. Before a voicemail the sound is the
+    greeting, and the caller goes straight to the tone (VoiceMail ``s``); with no sound
+    the mailbox greets (``u``: its recorded unavailable greeting, or Asterisk's)."""
     await session.set_music(False)
-    await session.command(f"STREAM FILE {quote(close.sound)} \"\"", timeout=120)
+    if close.sound:
+        await session.command(f"STREAM FILE {quote(close.sound)} \"\"", timeout=120)
     if close.mailbox:
-        await session.exec("VoiceMail", f"{close.mailbox},u", timeout=None)
+        options = "s" if close.sound else "u"
+        await session.exec("VoiceMail", f"{close.mailbox},{options}", timeout=None)
     await session.set_variable("ACD_RESULT", "DONE")
 
 

@@ -263,7 +263,7 @@ async def test_the_callers_key_during_an_announcement_takes_it_out_of_the_line()
         waiting.press, waiting.at_prompt = "1", 2
         seen = await waiting.play()  # … until ACD_RESULT DONE
         assert 'STREAM FILE "custom/leave" ""' in seen
-        assert 'EXEC VoiceMail "100@default,u"' in seen
+        assert 'EXEC VoiceMail "100@default,s"' in seen  # the sound greeted: to the tone
         await n.engine.flushed()
         totals = n.engine.core.figures.total("consult")
         assert (totals.exits, totals.abandoned) == (1, 0)

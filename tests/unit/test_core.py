@@ -467,6 +467,23 @@ def test_a_caller_past_max_wait_leaves_to_voicemail_and_is_not_abandoned() -> No
     assert core.apply(CallHungUp("c1", 161.0)) == []  # its session ends: nothing more
 
 
+def test_unset_sounds_a_goodbye_before_hang_up_and_none_before_a_voicemail() -> None:
+    """A voicemail with no sound of its own lets the mailbox greet (VoiceMail ``u``); a
+    closing message with none says goodbye."""
+    from acd.domain import CallerKey, ExitCall
+
+    core = make_core(EXITS.replace(", sound: custom/sorry", "").replace(
+        "key_action: {to: queue, queue: repair}", "key_action: {to: message}"))
+    core.apply(CallArrived("c1", "consult", "1", 100.0, 100.0))
+    core.apply(CallArrived("c2", "consult", "2", 101.0, 101.0))
+    eff = core.apply(CallArrived("c3", "consult", "3", 102.0, 102.0))  # max_waiting: 2
+    assert [e for e in eff if isinstance(e, ExitCall)] == [
+        ExitCall("c3", "consult", "", "100@default")]
+    eff = core.apply(CallerKey("c1", "1", 103.0))
+    assert [e for e in eff if isinstance(e, ExitCall)] == [
+        ExitCall("c1", "consult", "vm-goodbye", None)]
+
+
 def test_too_many_waiting_the_next_caller_exits_at_once() -> None:
     from acd.domain import ExitCall
 
