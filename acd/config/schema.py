@@ -141,7 +141,7 @@ class FastAGIConfig(_Model):
     env_timeout: float = Field(default=5.0, gt=0)
     #: Who may connect: addresses or networks (CIDR). Anyone else is refused at once
     #: (one log line naming the peer). Default: this host only.
-    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"],
                              min_length=1)
     #: Name of the environment variable holding a secret shared with Asterisk: the
     #: engine asks each new session for ``${ENV(<name>)}`` (Asterisk's own environment
