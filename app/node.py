@@ -73,8 +73,8 @@ def agi_guard(config: Config, environ: Mapping[str, str] | None = None) -> AGIGu
     a variable that is not set."""
     agi = config.fastagi
     secret = agi.secret(environ)
-    return AGIGuard(agi.allow, max_sessions=agi.limits.max_sessions,
-                    peer_rate=agi.limits.peer_rate, peer_burst=agi.limits.peer_burst,
+    return AGIGuard(agi.allow, peer_rate=agi.limits.peer_rate,
+                    peer_burst=agi.limits.peer_burst,
                     secret=secret.get_secret_value() if secret is not None else None,
                     secret_env=agi.secret_env or "ACD_AGI_SECRET")
 
@@ -103,13 +103,13 @@ class Node:
             store_load_timeout=3 * store_cfg.timeout, restore_grace=store_cfg.restore_grace)
         #: Who may open a FastAGI session (fastagi.allow, limits, the shared secret).
         self.agi_guard = agi_guard(config, environ)
-        self.registry.register(AGICollector(self.agi_guard,
+        self.agi: FastAGIServer | None = None
+        self.registry.register(AGICollector(self.agi_guard, lambda: self.agi,
                                             lambda: self.engine.refused_sessions))
         self.app: FastAPI | None = None
         if config.api is not None:
             self.app = create_app(self.engine, config, registry=self.registry,
                                   environ=environ)
-        self.agi: FastAGIServer | None = None
         self.links: Mapping[str, AsteriskLink] = {}
         self.standby: HotStandby | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -155,7 +155,8 @@ class Node:
         self.agi = FastAGIServer(
             lambda session: handle_call(engine, session, max_entry_age=max_age),
             config.fastagi.host, config.fastagi.port,
-            env_timeout=config.fastagi.env_timeout, guard=self.agi_guard)
+            env_timeout=config.fastagi.env_timeout, guard=self.agi_guard,
+            max_sessions=config.fastagi.max_sessions)
         await self.agi.start()
         stack.push_async_callback(self.agi.close, config.engine.drain_timeout)
         if lease is None:

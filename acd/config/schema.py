@@ -123,12 +123,9 @@ class AsteriskConfig(_Model):
 
 
 class FastAGILimits(_Model):
-    """How much the FastAGI server takes from the peers it allows (docs/security.md)."""
+    """How much the FastAGI server takes from the peers it allows (docs/security.md;
+    the cap on sessions open at once is ``fastagi.max_sessions``)."""
 
-    #: Sessions open at once (each waiting caller holds one); omitted: the process's
-    #: open-file limit less 1,024 (or a quarter of it, if less) kept for AMI, Redis and
-    #: the API.
-    max_sessions: int | None = Field(default=None, ge=1)
     #: New connections a second from one peer, with up to ``peer_burst`` at once (after
     #: an engine restart every waiting caller's retry arrives together); 0: no limit.
     peer_rate: float = Field(default=1000.0, ge=0)
@@ -139,6 +136,9 @@ class FastAGIConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
     env_timeout: float = Field(default=5.0, gt=0)
+    #: Most caller sessions at once (unset: what the open-file limit leaves room for);
+    #: one more is refused at once and its Asterisk falls back.
+    max_sessions: int | None = Field(default=None, ge=1)
     #: Who may connect: addresses or networks (CIDR). Anyone else is refused at once
     #: (one log line naming the peer). Default: this host only.
     allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"],

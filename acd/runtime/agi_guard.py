@@ -6,8 +6,9 @@ So before a connection becomes a caller's session, :class:`AGIGuard` checks, in 
 
 1. **the peer's address** against ``fastagi.allow`` (addresses and networks; default
    loopback only) — at accept, before a byte is read;
-2. **a cap on sessions open at once** (``fastagi.limits.max_sessions``) and **a rate of
-   new connections per peer** (token bucket: ``peer_rate``/s, ``peer_burst`` at once);
+2. **a rate of new connections per peer** (token bucket: ``fastagi.limits.peer_rate``/s,
+   ``peer_burst`` at once); the cap on sessions open at once (``fastagi.max_sessions``)
+   is the server's own (:class:`acd.runtime.fastagi.FastAGIServer`);
 3. after the ``agi_*`` environment, **the shared secret**, when ``fastagi.secret_env``
    names one: the engine asks the session ``GET FULL VARIABLE ${ENV(<name>)}`` — the
    real Asterisk evaluates it from its own environment — and compares the answer with
@@ -27,7 +28,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import resource
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -39,29 +39,13 @@ from acd.runtime.fastagi import AGIError
 from acd.runtime.ratelimit import KeyedBuckets, LogLimiter
 
 if TYPE_CHECKING:
-    from acd.runtime.fastagi import AGISession
+    from acd.runtime.fastagi import AGISession, FastAGIServer
 
 log = logging.getLogger("acd.runtime.fastagi")
 
 #: Why a connection was refused (the ``reason`` label of ``acd_fastagi_refused_total``).
 REFUSALS = ("not_allowed", "max_sessions", "peer_rate", "secret", "duplicate_call")
-#: File descriptors kept for everything but FastAGI sessions when ``max_sessions`` is
-#: derived from the open-file limit (at most a quarter of it).
-FD_RESERVE = 1024
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def default_max_sessions() -> int:
-    """The open-file limit less :data:`FD_RESERVE` — or less a quarter of it, when that
-    is smaller (a container's 1,024 keeps 768 sessions) — and at least 64."""
-    try:
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (OSError, ValueError):  # a seccomp filter may refuse prlimit
-        return 10_000
-    if soft == resource.RLIM_INFINITY:
-        return 1_000_000
-    return max(64, soft - min(FD_RESERVE, soft // 4))
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
@@ -82,14 +66,11 @@ def peer_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
 class AGIGuard:
     """The checks of the module docstring, and their counters."""
 
-    def __init__(self, allow: Sequence[str], *, max_sessions: int | None = None,
-                 peer_rate: float = 0.0, peer_burst: int = 1,
+    def __init__(self, allow: Sequence[str], *, peer_rate: float = 0.0, peer_burst: int = 1,
                  secret: str | None = None, secret_env: str = "ACD_AGI_SECRET",
                  secret_timeout: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.networks = parse_networks(allow)
-        self.max_sessions = max_sessions if max_sessions is not None \
-            else default_max_sessions()
         self.rates = KeyedBuckets(peer_rate, peer_burst, clock=clock) if peer_rate > 0 \
             else None
         self._secret = secret.encode("utf-8") if secret else None
@@ -98,12 +79,10 @@ class AGIGuard:
         self.secret_timeout = secret_timeout
         self.lines = LogLimiter(60.0, clock=clock)
         self.refused = dict.fromkeys(REFUSALS, 0)
-        #: Sessions open now (set by the server: connections being served).
-        self.sessions: Callable[[], int] = lambda: 0
 
     def __repr__(self) -> str:  # never the secret
         return (f"<AGIGuard allow={[str(n) for n in self.networks]} "
-                f"max_sessions={self.max_sessions} secret={'yes' if self._secret else 'no'}>")
+                f"secret={'yes' if self._secret else 'no'}>")
 
     @property
     def asks_secret(self) -> bool:
@@ -113,13 +92,10 @@ class AGIGuard:
         addr = peer_address(host)
         return addr is not None and any(addr in net for net in self.networks)
 
-    def admit(self, host: str, active: int) -> str | None:
+    def admit(self, host: str) -> str | None:
         """At accept: None to go on, else the reason to refuse (counted and logged)."""
         if not self.allowed(host):
             return self.refuse("not_allowed", host, "not in fastagi.allow")
-        if active >= self.max_sessions:
-            return self.refuse("max_sessions", host,
-                               f"{active} sessions open (fastagi.limits.max_sessions)")
         if self.rates is not None and not self.rates.take(host):
             return self.refuse("peer_rate", host, "too many new connections "
                                "(fastagi.limits.peer_rate/peer_burst)")
@@ -156,22 +132,27 @@ class AGIGuard:
 
 
 class AGICollector:
-    """``acd_fastagi_sessions`` (gauge) and ``acd_fastagi_refused_total{reason}``."""
+    """``acd_fastagi_sessions``, ``acd_fastagi_max_sessions`` (gauges) and
+    ``acd_fastagi_refused_total{reason}``: the guard's refusals, the server's
+    (``max_sessions``) and the engine's (``duplicate_call``)."""
 
-    def __init__(self, guard: AGIGuard, duplicates: Callable[[], int]) -> None:
+    def __init__(self, guard: AGIGuard, server: Callable[[], FastAGIServer | None],
+                 duplicates: Callable[[], int]) -> None:
         self.guard = guard
+        self.server = server
         self.duplicates = duplicates
 
     def describe(self) -> Iterator[Metric]:
         yield from self.collect()
 
     def collect(self) -> Iterator[Metric]:
+        server = self.server()
         yield GaugeMetricFamily("acd_fastagi_sessions", "FastAGI connections being served "
                                 "now (each waiting caller holds one).",
-                                value=float(self.guard.sessions()))
+                                value=float(server.active if server is not None else 0))
         yield GaugeMetricFamily("acd_fastagi_max_sessions", "The cap on FastAGI sessions "
-                                "open at once (fastagi.limits.max_sessions).",
-                                value=float(self.guard.max_sessions))
+                                "open at once (fastagi.max_sessions).",
+                                value=float(server.max_sessions if server is not None else 0))
         fam = CounterMetricFamily(
             "acd_fastagi_refused", "FastAGI connections refused: peer not in "
             "fastagi.allow, too many sessions, too many new connections from the peer, "
@@ -179,6 +160,8 @@ class AGICollector:
             labels=["reason"])
         counts = dict(self.guard.refused)
         counts["duplicate_call"] = counts.get("duplicate_call", 0) + self.duplicates()
+        counts["max_sessions"] = counts.get("max_sessions", 0) + (
+            server.refused if server is not None else 0)
         for reason in REFUSALS:
             fam.add_metric([reason], float(counts.get(reason, 0)))
         yield fam
