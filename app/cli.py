@@ -154,7 +154,8 @@ async def _serve(config: Config, secrets: dict[str, str] | None) -> None:
             await stop.wait()
             return
         assert config.api is not None
-        server = make_server(node.app, config.api.host, config.api.port)
+        server = make_server(node.app, config.api.host, config.api.port,
+                             tls_cert=config.api.tls_cert, tls_key=config.api.tls_key)
         serving = asyncio.create_task(server.serve(), name="acd-api")
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -163,8 +164,9 @@ async def _serve(config: Config, secrets: dict[str, str] | None) -> None:
                 if done:
                     break
             if server.started:
+                scheme = "https" if config.api.tls_cert else "http"
                 print(f"acd: serving FastAGI on {config.fastagi.host}:{node.agi_port}, "
-                      f"API on http://{config.api.host}:{server.port}", flush=True)
+                      f"API on {scheme}://{config.api.host}:{server.port}", flush=True)
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             server.should_exit = True

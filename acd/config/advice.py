@@ -96,6 +96,12 @@ def missing_environment(config: Config, environ: Mapping[str, str]) -> list[str]
     for server in config.asterisk.server_list:
         need(server.ami.secret_env,
              f"AMI secret of Asterisk server {server.name!r}, user {server.ami.username!r}")
+    if config.fastagi.secret_env is not None:
+        need(config.fastagi.secret_env, "FastAGI secret shared with Asterisk")
+    if config.store.password_env is not None:
+        need(config.store.password_env, "Redis password")
+    if config.store.sentinel is not None and config.store.sentinel.password_env:
+        need(config.store.sentinel.password_env, "Redis Sentinel password")
     if config.api is not None:
         for token in config.api.tokens:
             need(token.env, f"API token {token.name!r}, role {token.role.value}")

@@ -122,6 +122,16 @@ class AsteriskConfig(_Model):
         return list(self.servers) or [AsteriskServerConfig(name="main", ami=self.ami)]
 
 
+class FastAGILimits(_Model):
+    """How much the FastAGI server takes from the peers it allows (docs/security.md;
+    the cap on sessions open at once is ``fastagi.max_sessions``)."""
+
+    #: New connections a second from one peer, with up to ``peer_burst`` at once (after
+    #: an engine restart every waiting caller's retry arrives together); 0: no limit.
+    peer_rate: float = Field(default=1000.0, ge=0)
+    peer_burst: int = Field(default=5000, ge=1)
+
+
 class FastAGIConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
@@ -129,6 +139,41 @@ class FastAGIConfig(_Model):
     #: Most caller sessions at once (unset: what the open-file limit leaves room for);
     #: one more is refused at once and its Asterisk falls back.
     max_sessions: int | None = Field(default=None, ge=1)
+    #: Who may connect: addresses or networks (CIDR). Anyone else is refused at once
+    #: (one log line naming the peer). Default: this host only.
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+                             min_length=1)
+    #: Name of the environment variable holding a secret shared with Asterisk: the
+    #: engine asks each new session for ``${ENV(<name>)}`` (Asterisk's own environment
+    #: must have the same variable) and refuses a session that does not know it.
+    #: Omitted: no secret is asked (the ``allow`` list is the only check).
+    secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: An entry time (``ACD_ENTRY``) further back than this is clamped to it (and one in
+    #: the future to now): nobody jumps the queue with a forged old time. Keep it at
+    #: least the dialplan's ACD_MAX_CALL_TIME (4 h).
+    max_entry_age: float = Field(default=14_400.0, ge=60)
+    limits: FastAGILimits = FastAGILimits()
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is no IP address or network (CIDR)") from None
+        return v
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        """The shared secret (None when ``secret_env`` is not set); ConfigError when the
+        variable it names is not set."""
+        if self.secret_env is None:
+            return None
+        value = (os.environ if environ is None else environ).get(self.secret_env)
+        if not value:
+            raise ConfigError([f"environment: {self.secret_env} is not set (the FastAGI "
+                               "secret named by fastagi.secret_env)"])
+        return SecretStr(value)
 
 
 
@@ -467,6 +512,19 @@ class ApiTokenConfig(_Model):
         return SecretStr(value) if value else None
 
 
+class ApiLimitsConfig(_Model):
+    """What the API takes from a client (docs/security.md)."""
+
+    #: Largest request body in bytes: a bigger one is refused (413) before routing and
+    #: before the token is checked, whether it announces its length or streams it.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Unknown tokens one client (address) may present in a burst; after that it gets
+    #: 429 (its token is not even looked at) and one more try every
+    #: ``auth_failure_refill`` seconds.
+    auth_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_failure_refill: float = Field(default=6.0, gt=0, le=3600)
+
+
 class ApiConfig(_Model):
     """The HTTP API, WebSocket, /metrics and wallboard served by ``acd serve``."""
 
@@ -477,6 +535,35 @@ class ApiConfig(_Model):
     metrics_auth: bool = False
     #: How long an API command waits for the engine's inbox before answering 503.
     command_timeout: float = Field(default=5.0, gt=0, le=60)
+    #: ``/docs``, ``/redoc`` and ``/openapi.json``; omitted: served only when the API
+    #: listens on a loopback address.
+    docs: bool | None = None
+    #: HTTPS: the certificate (PEM, chain included) and its private key; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    limits: ApiLimitsConfig = ApiLimitsConfig()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("api.tls_cert and api.tls_key go together")
+        return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        if self.docs is not None:
+            return self.docs
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is loopback only (``127.0.0.1``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class TrunkConfig(_Model):
@@ -604,10 +691,33 @@ class StoreBackend(StrEnum):
     REDIS = "redis"
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class SentinelConfig(_Model):
+    """Redis Sentinel: the engine asks the sentinels where the master named ``master``
+    is, and follows it when they fail over (store and lease alike)."""
+
+    #: The name the sentinels monitor the master under (``sentinel monitor <name> ...``).
+    master: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    #: The sentinels, ``host:port`` (26379 is Sentinel's usual port).
+    sentinels: list[Annotated[str, Field(pattern=r"^[^\s:/]+:[0-9]{1,5}$")]] = Field(
+        min_length=1)
+    #: Environment variable with the sentinels' own password, if they require one.
+    password_env: EnvName | None = None
+    db: int = Field(default=0, ge=0, le=15)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(host, int(port)) for host, _, port in
+                (entry.rpartition(":") for entry in self.sentinels)]
+
+
 class StoreConfig(_Model):
     """Where the engine keeps what must survive a restart (agent statuses, waiting
     calls' places). ``memory``: nothing survives; ``redis``: ``url`` is
-    ``redis://host:port/db`` or ``unix:///path/redis.sock``."""
+    ``redis://host:port/db``, ``rediss://host:port/db`` (TLS) or
+    ``unix:///path/redis.sock``; or ``sentinel`` instead of ``url``."""
 
     backend: StoreBackend = StoreBackend.MEMORY
     url: str = "redis://127.0.0.1:6379/0"
@@ -617,6 +727,42 @@ class StoreConfig(_Model):
     #: After a restart or takeover, arrivals are held until every stored waiting call
     #: is back (or this many seconds), then applied oldest first: the order holds.
     restore_grace: float = Field(default=4.0, ge=0, le=60)
+    #: Environment variable holding Redis's password (``requirepass``, or the ACL
+    #: user's with ``username``); never a password in ``url``.
+    password_env: EnvName | None = None
+    #: Redis ACL user (e.g. one limited to ``~<key_prefix>:*``: docs/security.md).
+    username: str | None = Field(default=None, pattern=r"^[^\s:@/]{1,128}$")
+    #: ``rediss://``: the CA certificate (PEM) to verify Redis's certificate with;
+    #: omitted: the system's CAs.
+    tls_ca_file: str | None = None
+    sentinel: SentinelConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return v
+
+    def password(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        """Redis's password from ``password_env`` (ConfigError when it is not set)."""
+        return _secret_from(self.password_env, "the Redis password named by "
+                            "store.password_env", environ)
+
+    def sentinel_password(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        env = self.sentinel.password_env if self.sentinel is not None else None
+        return _secret_from(env, "the sentinels' password named by "
+                            "store.sentinel.password_env", environ)
+
+
+def _secret_from(name: str | None, what: str,
+                 environ: Mapping[str, str] | None) -> SecretStr | None:
+    if name is None:
+        return None
+    value = (os.environ if environ is None else environ).get(name)
+    if not value:
+        raise ConfigError([f"environment: {name} is not set ({what})"])
+    return SecretStr(value)
 
 
 class HAConfig(_Model):

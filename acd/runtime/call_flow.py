@@ -42,8 +42,8 @@ from acd.domain.admission import entry_queue, menu_queue
 from acd.domain.ewt import spoken_minutes
 from acd.domain.settings import AreaCodePrompt, MenuSettings, QueueSettings
 from acd.protocol.agi import quote
-from acd.runtime.fastagi import AGIHangupError, AGISession
-from acd.runtime.session import Release, SessionItem, SessionQueue
+from acd.runtime.fastagi import AGIHangupError, AGISession, AGITimeoutError
+from acd.runtime.session import Release, SessionItem, SessionQueue, SessionTaken
 from routing.numbers import normalise_did, normalise_number
 from routing.regions import RegionResolver, RegionResult
 
@@ -61,7 +61,8 @@ class CallHost(Protocol):
 
     def post(self, event: Event) -> None: ...
 
-    def open_session(self, call_id: str) -> SessionQueue: ...
+    def open_session(self, call_id: str,
+                     live: Callable[[], bool] | None = None) -> SessionQueue: ...
 
     def close_session(self, call_id: str, q: SessionQueue) -> None: ...
 
@@ -77,18 +78,25 @@ class CallHost(Protocol):
         ...
 
 
-def parse_entry_time(raw: str | None, now: float) -> float:
-    """The first-entry time stamped by the dialplan; bad or future values → now."""
+#: ``fastagi.max_entry_age``'s default: the dialplan's ACD_MAX_CALL_TIME (4 h).
+MAX_ENTRY_AGE = 14_400.0
+
+
+def parse_entry_time(raw: str | None, now: float, max_age: float = MAX_ENTRY_AGE) -> float:
+    """The first-entry time stamped by the dialplan, never trusted further than it can
+    be true: garbage → now, in the future → now, older than ``max_age`` → ``now -
+    max_age`` (a forged old time cannot jump the queue past that)."""
     try:
         value = float(raw) if raw else math.nan
     except ValueError:
         return now
-    if not math.isfinite(value) or value > now + 5 or value < now - 86_400:
+    if not math.isfinite(value):
         return now
-    return min(value, now)
+    return min(max(value, now - max_age), now)
 
 
-async def handle_call(host: CallHost, session: AGISession) -> None:
+async def handle_call(host: CallHost, session: AGISession, *,
+                      max_entry_age: float = MAX_ENTRY_AGE) -> None:
     env = session.env
     if env.script != "inbound":
         log.warning("FastAGI request for unknown script %r; refusing", env.script)
@@ -100,7 +108,7 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
     settings = host.settings
     args = env.args
     now = host.clock()
-    entry_time = parse_entry_time(args[0] if args else None, now)
+    entry_time = parse_entry_time(args[0] if args else None, now, max_entry_age)
     raw_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
     did = normalise_did(args[2] if len(args) > 2 else env.extension) \
         or (args[2] if len(args) > 2 else env.extension)
@@ -110,7 +118,14 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
     segment = settings.entry.segments.classify(caller) if caller else None
     region = host.regions.resolve(caller)
 
-    items = host.open_session(call_id)
+    _log_clamped(args[0] if args else "", entry_time, now, max_entry_age, session.peer)
+    try:
+        items = host.open_session(call_id, live=lambda: not session.hung_up)
+    except SessionTaken:
+        log.warning("call %s: a second FastAGI session (from %s) for a call whose session "
+                    "is live; refused, the first keeps the call", call_id, session.peer)
+        await session.close()  # no ACD_RESULT: a real retry comes back once it is gone
+        return
     reported = released = False
     try:
         await session.answer()
@@ -179,6 +194,9 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
                 next_item.cancel()
     except AGIHangupError:
         pass
+    except AGITimeoutError as exc:  # the peer went silent: one line, no traceback
+        log.warning("call %s: FastAGI peer %s stopped answering (%s); session closed",
+                    call_id, session.peer, exc)
     except Exception:
         log.exception("call %s: session failed", call_id)
     finally:
@@ -193,6 +211,21 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
             host.post(CallHungUp(call_id, host.clock(), released=released))
         with contextlib.suppress(Exception):
             await session.close()
+
+
+def _log_clamped(raw: str, entry_time: float, now: float, max_age: float,
+                 peer: str) -> None:
+    """One line when the dialplan's entry time was not taken as given."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return
+    if value > now + 1:
+        log.warning("FastAGI %s: entry time %.3f is in the future; now taken instead",
+                    peer, value)
+    elif value < entry_time:
+        log.warning("FastAGI %s: entry time %.3f is more than fastagi.max_entry_age (%gs) "
+                    "ago; clamped", peer, value, max_age)
 
 
 #: No announcement when the caller's expected wait is shorter: it would only delay

@@ -19,7 +19,8 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
                             per-minute buckets of the rolling window, today, since start
 
 **Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
-the fencing token this engine's lease was granted (acd.runtime.ha). An engine that lost its lease
+the fencing token this engine's lease was granted (acd.runtime.ha: ``<n>:<random epoch>``,
+so a token never comes back even if Redis loses its data). An engine that lost its lease
 without knowing it yet (paused, partitioned) is refused (:class:`StoreFenced`) instead of
 overwriting what the new active engine wrote; it then steps down. A store with no token
 source (no hot standby: one engine) writes unconditionally, through the same script.
@@ -178,7 +179,7 @@ class RedisStore:
     durable = True
 
     def __init__(self, client: aioredis.Redis, prefix: str = "acd",
-                 fence: Callable[[], int | None] | None = None) -> None:
+                 fence: Callable[[], str | int | None] | None = None) -> None:
         self.client = client
         self.fence = fence
         self.fence_key = f"{prefix}:fence"
@@ -248,24 +249,88 @@ def _mapping(raw: object) -> dict[str, Any]:
     return raw
 
 
-def redis_client(url: str, timeout: float = 1.0) -> aioredis.Redis:
+def redis_client(url: str, timeout: float = 1.0, **options: Any) -> aioredis.Redis:
     """A client that fails fast: the caller owns retries (a backoff policy), so a
-    command never hangs routing-side code for longer than ``timeout``."""
+    command never hangs routing-side code for longer than ``timeout``. ``options``:
+    ``password``, ``username``, ``ssl_ca_certs`` (``rediss://``) ..."""
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     return aioredis.Redis.from_url(
         url, socket_timeout=timeout, socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        retry=Retry(NoBackoff(), 0), health_check_interval=0, **options)
 
 
-def make_store(config: StoreConfig) -> Store:
+def store_client(config: StoreConfig, environ: Mapping[str, str] | None = None,
+                 ) -> aioredis.Redis:
+    """The Redis client of ``config``: its URL, or the master its sentinels name (the
+    client follows a failover: on the next connection it asks them again); the password
+    from ``store.password_env``, TLS with ``rediss://``. ``ConfigError`` when a password
+    variable is not set."""
+    password = config.password(environ)
+    options: dict[str, Any] = {}
+    if password is not None:
+        options["password"] = password.get_secret_value()
+    if config.username is not None:
+        options["username"] = config.username
+    if config.sentinel is not None:
+        return _sentinel_client(config, options, environ)
+    if config.url.startswith("rediss://") and config.tls_ca_file:
+        options["ssl_ca_certs"] = config.tls_ca_file
+    return redis_client(config.url, config.timeout, **options)
+
+
+def _sentinel_client(config: StoreConfig, options: dict[str, Any],
+                     environ: Mapping[str, str] | None) -> aioredis.Redis:
+    from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import NoBackoff
+
+    sentinel_cfg = config.sentinel
+    assert sentinel_cfg is not None
+    timeouts: dict[str, Any] = {"socket_timeout": config.timeout,
+                                "socket_connect_timeout": config.timeout}
+    sentinel_password = config.sentinel_password(environ)
+    sentinel_kwargs = dict(timeouts)
+    if sentinel_password is not None:
+        sentinel_kwargs["password"] = sentinel_password.get_secret_value()
+    manager = Sentinel(sentinel_cfg.addresses,  # type: ignore[no-untyped-call]
+                       sentinel_kwargs=sentinel_kwargs)
+    client: aioredis.Redis = manager.master_for(
+        sentinel_cfg.master, redis_class=_sentinel_redis_class(), db=sentinel_cfg.db,
+        retry=Retry(NoBackoff(), 0), health_check_interval=0, **timeouts, **options)
+    client.sentinel_manager = manager  # type: ignore[attr-defined]
+    return client
+
+
+_SENTINEL_REDIS: Any = None
+
+
+def _sentinel_redis_class() -> Any:
+    """A Redis client class whose ``aclose()`` also closes its sentinels' clients."""
+    global _SENTINEL_REDIS
+    if _SENTINEL_REDIS is None:
+        import redis.asyncio as aioredis
+
+        class SentinelRedis(aioredis.Redis):
+            sentinel_manager: Any = None
+
+            async def aclose(self, close_connection_pool: bool | None = None) -> None:
+                await super().aclose(close_connection_pool)
+                manager, self.sentinel_manager = self.sentinel_manager, None
+                for sentinel in manager.sentinels if manager is not None else ():
+                    await sentinel.aclose()
+
+        _SENTINEL_REDIS = SentinelRedis
+    return _SENTINEL_REDIS
+
+
+def make_store(config: StoreConfig, environ: Mapping[str, str] | None = None) -> Store:
     from acd.config import StoreBackend
 
     if config.backend is StoreBackend.REDIS:
-        return RedisStore.from_url(config.url, prefix=config.key_prefix,
-                                   timeout=config.timeout)
+        return RedisStore(store_client(config, environ), config.key_prefix)
     return MemoryStore()
 
 
@@ -472,6 +537,12 @@ class Restorer:
     def watching(self) -> bool:
         """Arrivals go through :meth:`intercept`."""
         return self.holding or bool(self.calls) or self.blind_since is not None
+
+    def expect(self, calls: Mapping[str, CallRecord]) -> None:
+        """Stored places of calls that will re-enter from now on, without holding
+        anyone (a store loaded after the engine started taking calls)."""
+        for call_id, rec in calls.items():
+            self.calls.setdefault(call_id, rec)
 
     @property
     def complete(self) -> bool:
