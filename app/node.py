@@ -10,6 +10,7 @@ in reverse, so a failure half way through start-up releases what was taken::
 
     enter                                       exit (reverse order)
     1. the engine's inbox loop                  timers and the inbox loop cancelled
+    1b. the history writer (config history:)    records flushed to the database
     2. the store (Redis client or memory)       store closed
     3. the lease's Redis client (hot standby)   client closed
     4. one AMI link per Asterisk server         AMI logged off
@@ -43,6 +44,7 @@ from acd.runtime.call_flow import handle_call
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
+from acd.runtime.history.service import History
 from acd.runtime.store import RedisStore, make_store, redis_client
 from api.app import create_app
 from routing.regions import preload as preload_regions
@@ -89,6 +91,11 @@ class Node:
             self.settings, clock=clock, store=make_store(store_cfg),
             device_state_servers=servers if self.ami_secrets is not None else (),
             store_load_timeout=3 * store_cfg.timeout, restore_grace=store_cfg.restore_grace)
+        self.history: History | None = None
+        if config.history is not None:
+            self.history = History.from_config(config, self.engine, environ=environ,
+                                               clock=clock)
+            self.engine.fact_hooks.append(self.history.observe)
         self.app: FastAPI | None = None
         if config.api is not None:
             self.app = create_app(self.engine, config, registry=self.registry,
@@ -119,6 +126,10 @@ class Node:
         # The number geocoder loads its data (~0.3 s) on first use: not on a caller's time.
         await asyncio.to_thread(preload_regions)
         await stack.enter_async_context(engine.running())
+        if self.history is not None:
+            # Call records and agent history (a database behind a durable spool); left
+            # last, so the calls' final facts are in when it flushes.
+            await stack.enter_async_context(self.history.running())
         stack.push_async_callback(_quietly, engine.store.close)
         lease: Lease | None = None
         if config.ha is not None:

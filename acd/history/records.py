@@ -437,6 +437,15 @@ class RecordBuilder:
                                                  cur.reason, cur.state, cur.call_id))
         self._agents[f.agent] = _AgentNow(f.status, f.reason, f.state, f.call_id, now)
 
+    def close_intervals(self, now: float) -> None:
+        """Every agent's open interval is written up to ``now`` (the engine stops); the
+        next one starts there."""
+        for agent, cur in self._agents.items():
+            if cur.status != "logged_out" and now > cur.since:
+                self._intervals.append(AgentInterval(agent, cur.since, now, cur.status,
+                                                     cur.reason, cur.state, cur.call_id))
+                cur.since = now
+
     def agent_states(self) -> dict[str, tuple[str, str, str, float]]:
         """Agent → (status, reason, state, since): the intervals still open."""
         return {a: (s.status, s.reason, s.state, s.since) for a, s in self._agents.items()}

@@ -1,0 +1,153 @@
+"""The history of one engine: record builder, spool, writer, database, purge job.
+
+Built by the composition root (``app.node``) when the config has ``history:``; one
+entry of its exit stack::
+
+    history = History.from_config(config, engine)
+    await stack.enter_async_context(history.running())
+
+Inside, the writer is one of the engine's ``fact_hooks``; on the way out it writes what
+is left (agents' open intervals closed at that moment) and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from acd.domain.facts import AgentChanged
+from acd.history import RecordBuilder
+from acd.runtime.history.db import HistoryDB
+from acd.runtime.history.spool import Spool
+from acd.runtime.history.writer import HistoryWriter
+
+if TYPE_CHECKING:
+    from acd.config import Config, HistoryConfig
+    from acd.runtime.engine import Engine
+
+log = logging.getLogger("acd.history")
+
+
+def agent_sites(config: Config) -> dict[str, str]:
+    """Agent → its own site: the first of its groups that is a site."""
+    sites = {s.id for s in config.sites}
+    out: dict[str, str] = {}
+    for a in config.agents:
+        site = next((g for g in a.groups if g in sites), None)
+        if site is not None:
+            out[a.id] = site
+    return out
+
+
+class History:
+    def __init__(self, settings: HistoryConfig, db: HistoryDB, builder: RecordBuilder,
+                 spool: Spool, *, active: Callable[[], bool] = lambda: True,
+                 seed: Callable[[], list[AgentChanged]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.db = db
+        self.builder = builder
+        self.clock = clock
+        self._seed = seed
+        self._was_active = False
+        self._active = active
+        self.writer = HistoryWriter(builder, db, spool,
+                                    flush_interval=settings.flush_interval,
+                                    batch_size=settings.batch_size,
+                                    active=self._is_active, clock=clock)
+        self._purge: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, engine: Engine | None = None, *,
+                    environ: Mapping[str, str] | None = None,
+                    clock: Callable[[], float] = time.time) -> History:
+        settings = config.history
+        assert settings is not None
+        node_id = config.ha.node_id if config.ha is not None else ""
+        db = HistoryDB(settings.database_url(environ), timezone=config.timezone,
+                       short_abandon=settings.short_abandon, writer_id=node_id)
+        builder = RecordBuilder({q.id: float(q.sl_target) for q in config.queues},
+                                agent_sites(config))
+        if engine is None:
+            return cls(settings, db, builder, Spool(Path(settings.spool_dir)), clock=clock)
+        pair = config.ha is not None
+
+        def active() -> bool:
+            # Only the active engine of a pair records (the passive one has no calls and
+            # its agents' states are not the truth).
+            return not pair or engine.core.routing or engine.releasing
+
+        return cls(settings, db, builder, Spool(Path(settings.spool_dir)), active=active,
+                   seed=lambda: agent_facts(engine), clock=clock)
+
+    def _is_active(self) -> bool:
+        active = self._active()
+        if active and not self._was_active:
+            self._was_active = True
+            # Becoming active: every agent's state as it is now opens its interval.
+            if self._seed is not None:
+                now = self.clock()
+                for fact in self._seed():
+                    self.builder.observe(fact, now)
+        elif not active:
+            self._was_active = False
+        return active
+
+    def observe(self, fact: Any, now: float) -> None:
+        self.writer.observe(fact, now)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[History]:
+        await self.writer.start()
+        self._purge = asyncio.create_task(self._purge_loop(), name="acd-history-purge")
+        try:
+            yield self
+        finally:
+            self._purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge
+            await self.writer.stop()
+            await asyncio.to_thread(self.db.close)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.purge_interval)
+            if not self._active():
+                continue
+            try:
+                await self.purge()
+            except Exception as exc:
+                log.warning("history purge failed (%s: %s)", type(exc).__name__, exc)
+
+    async def purge(self) -> dict[str, Any]:
+        return await asyncio.to_thread(purge, self.db, self.settings, self.clock())
+
+
+def purge(db: HistoryDB, settings: HistoryConfig, now: float) -> dict[str, Any]:
+    """The retention job: old records, numbers, notes and recordings (files too)."""
+    r = settings.retention
+    done = db.purge(now, records_days=r.records_days, numbers_days=r.numbers_days,
+                    notes_days=r.notes_days, recordings_days=r.recordings_days)
+    base = Path(settings.recordings_dir)
+    removed = 0
+    for name in done.pop("recording_files"):
+        path = base / Path(str(name)).name  # a file name, never a path from the row
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    done["recording_files_removed"] = removed
+    if any(done.values()):
+        log.info("history purge: %s", done)
+    return done
+
+
+def agent_facts(engine: Engine) -> list[AgentChanged]:
+    """Every agent's state now, as the facts the builder reads."""
+    return [AgentChanged(a.agent_id, a.status.value, a.reason, a.state.value,
+                         a.device_shown, a.call_id)
+            for a in engine.core.agents.by_id.values()]
