@@ -100,6 +100,7 @@ class Node:
         if config.api is not None:
             self.app = create_app(self.engine, config, registry=self.registry,
                                   environ=environ)
+            self.app.state.history = self.history  # api.reports reads it
         self.agi: FastAGIServer | None = None
         self.links: Mapping[str, AsteriskLink] = {}
         self.standby: HotStandby | None = None
