@@ -61,6 +61,8 @@ class History:
                                     batch_size=settings.batch_size,
                                     active=self._is_active, clock=clock)
         self._purge: asyncio.Task[None] | None = None
+        #: The time of the event whose facts are being published (the engine's core).
+        self.event_time: Callable[[], float] | None = None
 
     @classmethod
     def from_config(cls, config: Config, engine: Engine | None = None, *,
@@ -82,8 +84,12 @@ class History:
             # its agents' states are not the truth).
             return not pair or engine.core.routing or engine.releasing
 
-        return cls(settings, db, builder, Spool(Path(settings.spool_dir)), active=active,
-                   seed=lambda: agent_facts(engine), clock=clock)
+        history = cls(settings, db, builder, Spool(Path(settings.spool_dir)),
+                      active=active, seed=lambda: agent_facts(engine), clock=clock)
+        # Facts are timed as the core applied them (the event's ``now``), exactly as
+        # the live figures count them — not when the engine got round to publishing.
+        history.event_time = lambda: engine.core._now
+        return history
 
     def _is_active(self) -> bool:
         active = self._active()
@@ -91,7 +97,7 @@ class History:
             self._was_active = True
             # Becoming active: every agent's state as it is now opens its interval.
             if self._seed is not None:
-                now = self.clock()
+                now = self.event_time() if self.event_time is not None else self.clock()
                 for fact in self._seed():
                     self.builder.observe(fact, now)
         elif not active:
@@ -99,7 +105,7 @@ class History:
         return active
 
     def observe(self, fact: Any, now: float) -> None:
-        self.writer.observe(fact, now)
+        self.writer.observe(fact, now if self.event_time is None else self.event_time())
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[History]:
