@@ -144,6 +144,9 @@ class Node:
                 server.ami.action_timeout, server.ami.ping_interval,
                 server.ami.reconnect_max) for server in config.asterisk.server_list]
             self.links = await stack.enter_async_context(asterisk_links(engine, amis))
+            if self.history is not None:
+                for link in self.links.values():
+                    link.observers.append(self.history.on_ami)
         else:
             log.warning("running without AMI: no device state (every phone counts as "
                         "free); for tests and demos only")

@@ -234,6 +234,8 @@ class RecordBuilder:
         #: Calls that completed lately: call id → its last leg (a transfer back to a
         #: queue starts the next one).
         self._done: OrderedDict[str, int] = OrderedDict()
+        #: Calls whose end this builder saw (any final outcome), newest last.
+        self._ended: OrderedDict[str, None] = OrderedDict()
 
     # -- input ---------------------------------------------------------------------------
 
@@ -392,6 +394,10 @@ class RecordBuilder:
             setattr(rec, key, value)
         self._mark(rec, now)
         self.calls.pop(rec.call_id, None)
+        self._ended[rec.call_id] = None
+        self._ended.move_to_end(rec.call_id)
+        if len(self._ended) > 5 * RECENT_CALLS:
+            self._ended.popitem(last=False)
         if outcome == "completed":
             self._done[rec.call_id] = rec.leg
             self._done.move_to_end(rec.call_id)
@@ -436,6 +442,11 @@ class RecordBuilder:
             self._intervals.append(AgentInterval(f.agent, cur.since, now, cur.status,
                                                  cur.reason, cur.state, cur.call_id))
         self._agents[f.agent] = _AgentNow(f.status, f.reason, f.state, f.call_id, now)
+
+    def knows(self, call_id: str) -> bool:
+        """Whether this builder has the call open or saw it end (then its record is
+        its own doing, not an orphan's)."""
+        return call_id in self.calls or call_id in self._ended
 
     def close_intervals(self, now: float) -> None:
         """Every agent's open interval is written up to ``now`` (the engine stops); the

@@ -149,12 +149,70 @@ class HistoryDB:
         return postgresql.insert if self.postgres else sqlite.insert
 
     def write(self, call_rows: Sequence[Mapping[str, Any]],
-              interval_rows: Sequence[Mapping[str, Any]]) -> None:
-        """Write a batch of call snapshots and agent intervals in one transaction."""
-        if not call_rows and not interval_rows:
+              interval_rows: Sequence[Mapping[str, Any]],
+              closes: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Write a batch of call snapshots and agent intervals, then close what the
+        CDR says ended unseen (``closes``), in one transaction."""
+        if not call_rows and not interval_rows and not closes:
             return
         with self.engine.begin() as conn:
             self.write_in(conn, call_rows, interval_rows)
+            for close in closes:
+                self._close(conn, close)
+
+    def _close(self, conn: Connection, c: Mapping[str, Any]) -> None:
+        """Close the open record of a call that ended unseen (or create it: a call no
+        engine saw, e.g. served by the app_queue fallback), from its CDR
+        (:func:`acd.history.orphans.close_from_cdr`). A final record is left alone."""
+        row = conn.execute(select(calls).where(calls.c.call_id == c["call_id"])
+                           .order_by(calls.c.leg.desc()).limit(1)).first()
+        if row is not None and row.final:
+            return
+        ended = float(c["ended_at"])
+        answered = c.get("answered_by") is not None
+        decision = {"closed_by": "cdr", "fallback": bool(c.get("fallback"))}
+        if row is None:
+            entry = ended - float(c.get("duration") or 0.0)
+            answered_at = ended - float(c["talk"]) if answered else None
+            values = self._call_values({
+                "call_id": c["call_id"], "leg": 1, "offered": True, "entry_time": entry,
+                "queue": c.get("queue") or "", "first_queue": c.get("queue") or "",
+                "caller": c.get("caller") or "", "server": c.get("server") or "",
+                "sl_target": c.get("sl_target") or 0.0,
+                "outcome": "completed" if answered else "abandoned", "final": True,
+                "answered_at": answered_at, "ended_at": ended,
+                "agent": c.get("agent"), "site": c.get("site"),
+                "agent_site": c.get("agent_site"),
+                "wait": max(0.0, (answered_at or ended) - entry),
+                "talk": float(c["talk"]) if answered else None,
+                "decision": decision, "updated_at": float(c.get("at") or ended)})
+            conn.execute(calls.insert().values(**values))
+            self._mark_dirty(conn, [values["bucket"]])
+            return
+        update_values: dict[str, Any] = {
+            "final": True, "ended_at": ended, "decision": {**(row.decision or {}),
+                                                           **decision},
+            "updated_at": max(float(row.updated_at), float(c.get("at") or ended))}
+        if answered:
+            answered_at = row.answered_at if row.answered_at is not None \
+                else ended - float(c["talk"])
+            update_values.update(
+                outcome="completed", answered_at=answered_at,
+                talk=max(0.0, ended - answered_at),
+                wait=max(0.0, answered_at - row.entry_time),
+                agent=row.agent or c.get("agent"), site=row.site or c.get("site"))
+            offer_outcome = "answered"
+        else:
+            update_values.update(outcome="abandoned",
+                                 wait=max(0.0, ended - row.entry_time))
+            offer_outcome = "abandoned"
+        conn.execute(update(calls).where(calls.c.call_id == row.call_id,
+                                         calls.c.leg == row.leg).values(**update_values))
+        conn.execute(update(offers).where(offers.c.call_id == row.call_id,
+                                          offers.c.leg == row.leg,
+                                          offers.c.outcome == "pending")
+                     .values(outcome=offer_outcome, ended=ended))
+        self._mark_dirty(conn, [row.bucket])
 
     def write_in(self, conn: Connection, call_rows: Sequence[Mapping[str, Any]],
                  interval_rows: Sequence[Mapping[str, Any]]) -> None:

@@ -22,15 +22,21 @@ from typing import TYPE_CHECKING, Any
 
 from acd.domain.facts import AgentChanged
 from acd.history import RecordBuilder
+from acd.history.orphans import close_from_cdr, is_caller_leg
 from acd.runtime.history.db import HistoryDB
 from acd.runtime.history.spool import Spool
 from acd.runtime.history.writer import HistoryWriter
 
 if TYPE_CHECKING:
     from acd.config import Config, HistoryConfig
+    from acd.protocol.ami import AMIEvent
     from acd.runtime.engine import Engine
 
 log = logging.getLogger("acd.history")
+
+#: Seconds after a caller channel's first ``Cdr`` event before its record is closed from
+#: the CDR (the engine may still be reporting the same end, and every leg arrives).
+CDR_SETTLE = 2.0
 
 
 def agent_sites(config: Config) -> dict[str, str]:
@@ -63,6 +69,10 @@ class History:
         self._purge: asyncio.Task[None] | None = None
         #: The time of the event whose facts are being published (the engine's core).
         self.event_time: Callable[[], float] | None = None
+        self._engine: Engine | None = None
+        #: Cdr legs of callers' channels, collected until they settle.
+        self._cdr: dict[str, list[dict[str, str]]] = {}
+        self._default_queue = ""
 
     @classmethod
     def from_config(cls, config: Config, engine: Engine | None = None, *,
@@ -89,6 +99,8 @@ class History:
         # Facts are timed as the core applied them (the event's ``now``), exactly as
         # the live figures count them — not when the engine got round to publishing.
         history.event_time = lambda: engine.core._now
+        history._engine = engine
+        history._default_queue = config.default_queue or config.queues[0].id
         return history
 
     def _is_active(self) -> bool:
@@ -103,6 +115,52 @@ class History:
         elif not active:
             self._was_active = False
         return active
+
+    # -- orphans: calls that ended while no engine saw it (AMI Cdr) -----------------
+
+    def on_ami(self, server: str, ev: AMIEvent) -> None:
+        """An AMI observer (``AsteriskLink.observers``): collects the ``Cdr`` events of
+        a hotline caller's channel; :data:`CDR_SETTLE` seconds after the first one, if
+        this engine never saw the call end, the record is closed from them."""
+        if ev.name != "Cdr" or self._engine is None or not self._active():
+            return
+        headers = dict(ev.headers)
+        if not is_caller_leg(headers):
+            return
+        channel = headers.get("Channel", "")
+        core = self._engine.core
+        base = channel.rsplit("-", 1)[0]
+        if core.agent_for_device(base) is not None or core.partner_for_device(base):
+            return  # an agent's or a partner's own leg
+        call_id = self._engine.qualify_call_id(headers.get("UniqueID", ""), server)
+        if not call_id:
+            return
+        legs = self._cdr.get(call_id)
+        if legs is None:
+            self._cdr[call_id] = legs = []
+            asyncio.get_running_loop().call_later(CDR_SETTLE, self._close_unseen,
+                                                  call_id, server, self.clock())
+        legs.append(headers)
+
+    def _close_unseen(self, call_id: str, server: str, ended_at: float) -> None:
+        legs = self._cdr.pop(call_id, [])
+        if not legs or self.builder.knows(call_id) or self._engine is None:
+            return
+        close = close_from_cdr(call_id, legs, ended_at)
+        core = self._engine.core
+        endpoint = close["answered_by"]
+        if endpoint:
+            agent = core.agent_for_device(f"PJSIP/{endpoint}")
+            close["agent"] = agent.agent_id if agent is not None else None
+            close["site"] = None if agent is not None else (
+                core.partner_for_device(f"PJSIP/{endpoint}") or endpoint)
+            close["agent_site"] = self.builder.agent_sites.get(close["agent"] or "")
+        queue = self._default_queue
+        close.update(queue=queue, sl_target=self.builder.sl_targets.get(queue, 0.0),
+                     server=server, at=self.clock())
+        log.info("history: call %s ended unseen by this engine (%s): closed from the "
+                 "CDR", call_id, "answered by " + endpoint if endpoint else "not answered")
+        self.writer.add_close(close)
 
     def observe(self, fact: Any, now: float) -> None:
         self.writer.observe(fact, now if self.event_time is None else self.event_time())

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from acd.domain import Fact
 from acd.history import RecordBuilder
@@ -74,6 +75,7 @@ class HistoryWriter:
         #: Set when everything observed so far is in the database.
         self.idle = asyncio.Event()
         self._last_refresh = 0.0
+        self._closes: list[dict[str, Any]] = []
 
     # -- the hook (inbox order, synchronous, never raises into the engine) -------------
 
@@ -115,10 +117,18 @@ class HistoryWriter:
             self._wake.set()
             self.idle.clear()
             await self.idle.wait()
-            if not self.builder.pending and not self.spool.segments():
+            if not self.builder.pending and not self._closes \
+                    and not self.spool.segments():
                 return
 
     def flush_soon(self) -> None:
+        self._wake.set()
+
+    def add_close(self, close: dict[str, Any]) -> None:
+        """Close a call's record from its CDR (it ended unseen), after the snapshots
+        already taken: it goes through the spool like them."""
+        self._closes.append(close)
+        self.idle.clear()
         self._wake.set()
 
     # -- the task --------------------------------------------------------------------
@@ -167,16 +177,19 @@ class HistoryWriter:
             self._maybe_idle()
 
     def _maybe_idle(self) -> None:
-        if not self.builder.pending and not self.spool.segments():
+        if not self.builder.pending and not self._closes and not self.spool.segments():
             self.idle.set()
 
     async def _spool_pending(self) -> None:
-        if not self.builder.pending:
+        if not self.builder.pending and not self._closes:
             return
         call_recs, intervals = self.builder.take()
+        closes, self._closes = self._closes, []
         # Snapshots are taken here, on the loop (the builder mutates its records).
-        batch = {"calls": [r.to_row() for r in call_recs],
-                 "intervals": [i.to_row() for i in intervals]}
+        batch: dict[str, Any] = {"calls": [r.to_row() for r in call_recs],
+                                 "intervals": [i.to_row() for i in intervals]}
+        if closes:
+            batch["closes"] = closes
         await asyncio.to_thread(self.spool.append, batch)
         self.stats.spooled_batches += 1
 
@@ -187,7 +200,8 @@ class HistoryWriter:
             batches = list(self.spool.read(path))
             call_rows = [r for b in batches for r in b.get("calls", ())]
             interval_rows = [r for b in batches for r in b.get("intervals", ())]
-            self.db.write(call_rows, interval_rows)
+            closes = [r for b in batches for r in b.get("closes", ())]
+            self.db.write(call_rows, interval_rows, closes)
             self.spool.remove(path)
             self.stats.written_batches += len(batches)
             self.stats.written_calls += len(call_rows)
