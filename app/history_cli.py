@@ -5,7 +5,7 @@
     acd report -c acd.yaml --from 2026-12-01 --to 2026-12-07 --by queue --granularity day
     acd report -c acd.yaml --agents --csv > agents.csv
     acd report -c acd.yaml --purge                       # apply the retention now
-    acd replay -c acd.yaml --from 2026-12-01 --to 2026-12-01 --config-new new.yaml
+    acd replay --from 2026-12-01 --to 2026-12-01 --config new.yaml
 
 The database is the config's ``history.url`` (or ``--db URL``).
 """
@@ -116,3 +116,6 @@ def add_history_parsers(sub: Any) -> None:
     out.add_argument("--json", action="store_true")
     p.add_argument("--purge", action="store_true", help="apply the retention now")
     p.set_defaults(func=cmd_report)
+    from sim.replay import add_replay_parser
+
+    add_replay_parser(sub)
