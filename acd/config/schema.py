@@ -506,7 +506,11 @@ class HistoryConfig(_Model):
     purge_interval: float = Field(default=3600.0, ge=10)
     #: Queue id → recording policy (queues not listed: not recorded).
     recording: dict[Identifier, QueueRecordingConfig] = Field(default_factory=dict)
-    #: The directory Asterisk writes recordings to, as this engine sees it.
+    #: Where MixMonitor writes recordings, as Asterisk names it: relative to its
+    #: monitor spool directory (``<astspooldir>/monitor/``), or absolute.
+    recording_path: str = Field(default="acd", pattern=r"^[A-Za-z0-9_./-]{1,200}$")
+    #: The same directory as this engine sees it (a shared volume, or the same host):
+    #: the engine reads each file's length and serves it to supervisors.
     recordings_dir: str = "/var/spool/asterisk/monitor/acd"
     #: Roles that see callers' numbers in reports and records (others: masked; an agent
     #: sees its own callers' numbers only).

@@ -26,9 +26,11 @@ from acd.history.periods import Granularity
 from acd.runtime.history.db import HistoryDB
 from acd.runtime.history.reports import ReportQuery, call_report
 from harness.cdr import caller_calls
+from harness.media import talking_agent_scenario
 from harness.postgres import PostgresServer
 from harness.redis import RedisServer
 from harness.rig import AgentPlan, Rig
+from harness.sandbox import INSTANCES_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -238,3 +240,64 @@ async def test_postgresql_restarted_under_load_loses_no_record(
             rows = await wait_records(url, set(cdr))
             check_one_complete_record_each(rows, cdr)
             assert writer.stats.failures > 0 and not writer.failing
+
+
+# -- recordings ------------------------------------------------------------------------------
+
+
+async def test_recorded_call_file_length_matches_talk_and_access_is_role_checked_and_audited(
+        chroot: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    monkeypatch.setenv("ACD_TEST_SUP", "s" * 32)
+    monkeypatch.setenv("ACD_TEST_AGENT", "g" * 32)
+    talking = talking_agent_scenario(artifacts / "media")  # a phone that sends audio
+    rig = Rig(artifacts, [AgentPlan("7441", str(talking),
+                                    variables={"talk_min": 3000, "talk_max": 3200})],
+              name="rec")
+    spool = chroot / str(INSTANCES_DIR).lstrip("/") / rig.name / "spool"
+    rig.extra_config.update({
+        "history": history_section(artifacts, recording={"consult": {"mode": "all"}},
+                                   recording_path="acd",
+                                   recordings_dir=str(spool / "monitor" / "acd")),
+        "api": {"tokens": [{"name": "sup", "role": "supervisor", "env": "ACD_TEST_SUP"},
+                           {"name": "a7441", "role": "agent", "env": "ACD_TEST_AGENT",
+                            "agent": "7441"}]},
+    })
+    async with rig:
+        assert rig.node is not None and rig.node.history is not None
+        history = rig.node.history
+        result = await rig.call(["07500001"], time_limit=30)
+        assert result.successful == 1, result.errors_text()
+        (done,) = rig.published("call_completed")
+        deadline = time.monotonic() + 10
+        while True:
+            await asyncio.wait_for(history.writer.drained(), 10)
+            (row,) = await asyncio.to_thread(history.db.call, done["call_id"])
+            if row["recording"] is not None or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        rec = row["recording"]
+        assert rec is not None, row
+        path = spool / "monitor" / "acd" / rec["file"]
+        assert path.is_file() and rec["bytes"] == path.stat().st_size > 1000
+        # the file holds the conversation, not the hold music: its length is the talk time
+        assert abs(rec["seconds"] - row["talk"]) < 0.5, (rec, row["talk"])
+        assert 2.8 < rec["seconds"] < 3.8
+
+        assert rig.node.app is not None
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rig.node.app),
+                                     base_url="http://acd.test") as http:
+            url = f"/api/v1/reports/recordings/{done['call_id']}"
+            agent = await http.get(url, headers={"Authorization": "Bearer " + "g" * 32})
+            assert agent.status_code == 403
+            play = await http.get(url, headers={"Authorization": "Bearer " + "s" * 32})
+            assert play.status_code == 200, play.text
+            assert play.headers["content-type"] == "audio/wav"
+            assert play.content == path.read_bytes()
+            got = await http.get(url + "?download=true",
+                                 headers={"Authorization": "Bearer " + "s" * 32})
+            assert "attachment" in got.headers["content-disposition"]
+        audit = await asyncio.to_thread(history.db.recording_audit, done["call_id"])
+        assert [(a["who"], a["action"]) for a in audit] == [("sup", "play"),
+                                                             ("sup", "download")]

@@ -158,7 +158,12 @@ class HistoryDB:
         with self.engine.begin() as conn:
             self.write_in(conn, call_rows, interval_rows)
             for close in closes:
-                self._close(conn, close)
+                if close.get("kind") == "recording":
+                    conn.execute(update(calls).where(calls.c.call_id == close["call_id"],
+                                                     calls.c.leg == close["leg"])
+                                 .values(recording=dict(close["recording"])))
+                else:
+                    self._close(conn, close)
 
     def _close(self, conn: Connection, c: Mapping[str, Any]) -> None:
         """Close the open record of a call that ended unseen (or create it: a call no

@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 import logging
 import time
+import wave
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acd.domain.facts import AgentChanged
+from acd.domain.facts import AgentChanged, CallCompleted, CallConnected
 from acd.history import RecordBuilder
 from acd.history.orphans import close_from_cdr, is_caller_leg
+from acd.history.recording import chosen, file_name, wav_seconds
 from acd.runtime.history.db import HistoryDB
 from acd.runtime.history.spool import Spool
 from acd.runtime.history.writer import HistoryWriter
@@ -37,6 +39,8 @@ log = logging.getLogger("acd.history")
 #: Seconds after a caller channel's first ``Cdr`` event before its record is closed from
 #: the CDR (the engine may still be reporting the same end, and every leg arrives).
 CDR_SETTLE = 2.0
+#: Seconds after a recorded call completes before its file is measured.
+RECORDING_SETTLE = 1.0
 
 
 def agent_sites(config: Config) -> dict[str, str]:
@@ -73,6 +77,9 @@ class History:
         #: Cdr legs of callers' channels, collected until they settle.
         self._cdr: dict[str, list[dict[str, str]]] = {}
         self._default_queue = ""
+        #: Calls being recorded: call id → (leg, file name).
+        self._recordings: dict[str, tuple[int, str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_config(cls, config: Config, engine: Engine | None = None, *,
@@ -164,6 +171,66 @@ class History:
 
     def observe(self, fact: Any, now: float) -> None:
         self.writer.observe(fact, now if self.event_time is None else self.event_time())
+        if self.settings.recording and self._engine is not None and self._active():
+            if isinstance(fact, CallConnected):
+                self._start_recording(fact)
+            elif isinstance(fact, CallCompleted):
+                self._recording_done(fact.call_id)
+
+    # -- recordings: MixMonitor on the caller's channel while it is bridged -------------
+
+    def _start_recording(self, fact: CallConnected) -> None:
+        policy = self.settings.recording.get(fact.queue)
+        assert self._engine is not None
+        call = self._engine.core.calls.get(fact.call_id)
+        rec = self.builder.calls.get(fact.call_id)
+        if policy is None or call is None or rec is None or not call.channel:
+            return
+        if not chosen(fact.call_id, policy.mode.value, policy.sample_percent):
+            return
+        name = file_name(fact.call_id, rec.leg)
+        ami = self._engine.amis.get(call.server) or self._engine.ami
+        if ami is None:
+            log.warning("call %s: not recorded (no AMI)", fact.call_id)
+            return
+        path = f"{self.settings.recording_path.rstrip('/')}/{name}"
+        self._recordings[fact.call_id] = (rec.leg, name)
+        task = asyncio.get_running_loop().create_task(
+            self._mixmonitor(ami, call.channel, path, fact.call_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mixmonitor(self, ami: Any, channel: str, path: str, call_id: str) -> None:
+        try:
+            # b: only while bridged (the conversation, not the hold music).
+            await ami.action("MixMonitor", [("Channel", channel), ("File", path),
+                                            ("Options", "b")])
+        except Exception as exc:
+            self._recordings.pop(call_id, None)
+            log.warning("call %s: recording not started (%s: %s)", call_id,
+                        type(exc).__name__, exc)
+
+    def _recording_done(self, call_id: str) -> None:
+        found = self._recordings.pop(call_id, None)
+        if found is None:
+            return
+        leg, name = found
+        # MixMonitor closes the file when the channel leaves the bridge: read it a little
+        # later, in a thread.
+        asyncio.get_running_loop().call_later(
+            RECORDING_SETTLE, lambda: self._spawn(self._measure(call_id, leg, name)))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _measure(self, call_id: str, leg: int, name: str) -> None:
+        path = Path(self.settings.recordings_dir) / name
+        info = await asyncio.to_thread(recording_info, path)
+        self.writer.add_close({"kind": "recording", "call_id": call_id, "leg": leg,
+                               "recording": {"file": name, **info}})
+
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[History]:
@@ -175,6 +242,10 @@ class History:
             self._purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purge
+            for task in list(self._tasks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await self.writer.stop()
             await asyncio.to_thread(self.db.close)
 
@@ -208,6 +279,19 @@ def purge(db: HistoryDB, settings: HistoryConfig, now: float) -> dict[str, Any]:
     if any(done.values()):
         log.info("history purge: %s", done)
     return done
+
+
+def recording_info(path: Path) -> dict[str, Any]:
+    """Length and size of a recording file (None when this engine cannot read it)."""
+    try:
+        size = path.stat().st_size
+        with wave.open(str(path), "rb") as w:
+            seconds = wav_seconds((w.getnframes(), w.getframerate(), w.getnchannels(),
+                                   w.getsampwidth()))
+        return {"seconds": round(seconds, 3), "bytes": size}
+    except (OSError, EOFError, wave.Error) as exc:
+        log.warning("recording %s not readable here (%s)", path, exc)
+        return {"seconds": None, "bytes": None}
 
 
 def agent_facts(engine: Engine) -> list[AgentChanged]:
