@@ -141,8 +141,9 @@ def mask_number(number: str) -> str:
     """``13800138000`` → ``138****8000``: enough to tell calls apart, not to call."""
     if len(number) <= 4:
         return "*" * len(number)
-    keep = 3 if len(number) > 7 else 1
-    return number[:keep] + "*" * (len(number) - keep - 4) + number[-4:]
+    if len(number) <= 8:  # a short or local number: the last two digits only
+        return "*" * (len(number) - 2) + number[-2:]
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
 def masked(row: dict[str, Any], show: bool) -> dict[str, Any]:
