@@ -108,3 +108,27 @@ def test_retention(db: HistoryDB) -> None:
     (mid,) = db.call("mid")
     assert mid["caller"] == "" and mid["note"] is None and mid["recording"] is None
     assert db.call("new")[0]["caller"] == "13800138000"
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_uses(db: HistoryDB) -> None:
+    """``alembic check``: a table or column added to tables.py without a migration fails."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from acd.runtime.history.db import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.check(cfg)
+
+
+def test_day_rows_are_the_sum_of_their_buckets(db: HistoryDB) -> None:
+    rows = [call_row(f"c{i}", T0 + 600 * i, "completed", wait=float(i)) for i in range(30)]
+    db.write(rows, [])
+    db.refresh()
+    by_day = db.call_sums("all", T0 - 3600, T0 + 86_400, "day", None)
+    by_hour = db.call_sums("all", T0 - 3600, T0 + 86_400, "60m", 3600)
+    assert sum(r["offered"] for r in by_day) == sum(r["offered"] for r in by_hour) == 30
+    assert max(r["wait_max"] for r in by_day) == 29.0

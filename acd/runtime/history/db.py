@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from acd.history.periods import BUCKET, bucket_of, local_periods
 from acd.history.rollup import agent_rollup as agent_sums
@@ -53,7 +54,9 @@ from acd.runtime.history.tables import (
     ROLLUP_SUMS,
     agent_intervals,
     agent_rollup,
+    agent_rollup_day,
     call_rollup,
+    call_rollup_day,
     calls,
     meta,
     offers,
@@ -324,18 +327,51 @@ class HistoryDB:
                     .limit(200))]
             if not todo:
                 break
+            days: set[int] = set()
             for bucket in todo:
-                for attempt in range(3):
-                    try:
-                        with self.engine.begin() as conn:
-                            self._rebuild(conn, bucket)
-                        break
-                    except (IntegrityError, OperationalError):
-                        if attempt == 2:
-                            raise
-                        time.sleep(0.05 * (attempt + 1))
+                self._retry(lambda b=bucket: self._rebuild_in_tx(b))
+                days.add(local_periods(bucket, self.timezone).day)
                 done += 1
+            for day in sorted(days):
+                self._retry(lambda d=day: self._rebuild_day_in_tx(d))
         return done
+
+    def _retry(self, fn: Any) -> None:
+        for attempt in range(3):
+            try:
+                fn()
+                return
+            except (IntegrityError, OperationalError):
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _rebuild_in_tx(self, bucket: int) -> None:
+        with self.engine.begin() as conn:
+            self._rebuild(conn, bucket)
+
+    def _rebuild_day_in_tx(self, day: int) -> None:
+        """A local day's rows: its buckets' sums (SQL does the adding)."""
+        sums = [c.name for c in call_rollup_day.columns
+                if c.name not in ("day", "dim", "key", "week", "month")]
+        with self.engine.begin() as conn:
+            conn.execute(delete(call_rollup_day).where(call_rollup_day.c.day == day))
+            cols = [call_rollup.c.day, call_rollup.c.dim, call_rollup.c.key,
+                    func.max(call_rollup.c.week), func.max(call_rollup.c.month)]
+            cols += [(func.max if c == "wait_max" else func.sum)(call_rollup.c[c])
+                     for c in sums]
+            conn.execute(call_rollup_day.insert().from_select(
+                ["day", "dim", "key", "week", "month", *sums],
+                select(*cols).where(call_rollup.c.day == day)
+                .group_by(call_rollup.c.day, call_rollup.c.dim, call_rollup.c.key)))
+            conn.execute(delete(agent_rollup_day).where(agent_rollup_day.c.day == day))
+            conn.execute(agent_rollup_day.insert().from_select(
+                ["day", "agent", "what", "week", "month", "seconds"],
+                select(agent_rollup.c.day, agent_rollup.c.agent, agent_rollup.c.what,
+                       func.max(agent_rollup.c.week), func.max(agent_rollup.c.month),
+                       func.sum(agent_rollup.c.seconds))
+                .where(agent_rollup.c.day == day)
+                .group_by(agent_rollup.c.day, agent_rollup.c.agent, agent_rollup.c.what)))
 
     def _rebuild(self, conn: Connection, bucket: int) -> None:
         conn.execute(delete(rollup_dirty).where(rollup_dirty.c.bucket == bucket))
@@ -382,30 +418,44 @@ class HistoryDB:
     def call_sums(self, dim: str, start: float, end: float, granularity: str,
                   granularity_seconds: int | None, keys: Sequence[str] = (),
                   ) -> list[dict[str, Any]]:
-        """Sums per (period, key) of one dimension over [start, end) (bucket aligned)."""
-        period = self.period_column(call_rollup, granularity_seconds, granularity)
-        cols = [period.label("period"), call_rollup.c.key]
-        cols += [(func.max(call_rollup.c[c]) if c == "wait_max"
-                  else func.sum(call_rollup.c[c])).label(c) for c in ROLLUP_SUMS]
-        q = (select(*cols)
-             .where(call_rollup.c.dim == dim, call_rollup.c.bucket >= bucket_of(start),
-                    call_rollup.c.bucket < end)
-             .group_by(period, call_rollup.c.key).order_by(period, call_rollup.c.key))
+        """Sums per (period, key) of one dimension over [start, end) (local midnights
+        for day, week and month: those read the per-day rows)."""
+        span: ColumnElement[bool]
+        if granularity_seconds is None:
+            t = call_rollup_day
+            span = t.c.day.between(local_periods(bucket_of(start), self.timezone).day,
+                                   local_periods(bucket_of(end - 1), self.timezone).day)
+        else:
+            t = call_rollup
+            span = and_(t.c.bucket >= bucket_of(start), t.c.bucket < end)
+        period = self.period_column(t, granularity_seconds, granularity)
+        cols = [period.label("period"), t.c.key]
+        cols += [(func.max(t.c[c]) if c == "wait_max" else func.sum(t.c[c])).label(c)
+                 for c in ROLLUP_SUMS]
+        q = (select(*cols).where(t.c.dim == dim, span)
+             .group_by(period, t.c.key).order_by(period, t.c.key))
         if keys:
-            q = q.where(call_rollup.c.key.in_(list(keys)))
+            q = q.where(t.c.key.in_(list(keys)))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def agent_sums(self, start: float, end: float, granularity: str,
                    granularity_seconds: int | None, keys: Sequence[str] = (),
                    ) -> list[dict[str, Any]]:
-        period = self.period_column(agent_rollup, granularity_seconds, granularity)
-        q = (select(period.label("period"), agent_rollup.c.agent, agent_rollup.c.what,
-                    func.sum(agent_rollup.c.seconds).label("seconds"))
-             .where(agent_rollup.c.bucket >= bucket_of(start), agent_rollup.c.bucket < end)
-             .group_by(period, agent_rollup.c.agent, agent_rollup.c.what))
+        span: ColumnElement[bool]
+        if granularity_seconds is None:
+            t = agent_rollup_day
+            span = t.c.day.between(local_periods(bucket_of(start), self.timezone).day,
+                                   local_periods(bucket_of(end - 1), self.timezone).day)
+        else:
+            t = agent_rollup
+            span = and_(t.c.bucket >= bucket_of(start), t.c.bucket < end)
+        period = self.period_column(t, granularity_seconds, granularity)
+        q = (select(period.label("period"), t.c.agent, t.c.what,
+                    func.sum(t.c.seconds).label("seconds"))
+             .where(span).group_by(period, t.c.agent, t.c.what))
         if keys:
-            q = q.where(agent_rollup.c.agent.in_(list(keys)))
+            q = q.where(t.c.agent.in_(list(keys)))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -514,6 +564,11 @@ class HistoryDB:
                                                        < bucket_of(cutoff)))
                 conn.execute(delete(agent_rollup).where(agent_rollup.c.bucket
                                                         < bucket_of(cutoff)))
+                first_day = local_periods(bucket_of(cutoff), self.timezone).day
+                conn.execute(delete(call_rollup_day).where(call_rollup_day.c.day
+                                                           < first_day))
+                conn.execute(delete(agent_rollup_day).where(agent_rollup_day.c.day
+                                                            < first_day))
             if numbers_days is not None:
                 cutoff = now - numbers_days * 86_400
                 out["numbers"] = conn.execute(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 import wave
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -41,6 +42,10 @@ log = logging.getLogger("acd.history")
 CDR_SETTLE = 2.0
 #: Seconds after a recorded call completes before its file is measured.
 RECORDING_SETTLE = 1.0
+#: How long the start waits for the database's migrations.
+UPGRADE_TIMEOUT = 10.0
+#: The interpreter's thread switch interval while history runs (seconds).
+SWITCH_INTERVAL = 0.001
 
 
 def agent_sites(config: Config) -> dict[str, str]:
@@ -234,6 +239,18 @@ class History:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[History]:
+        # The schema before the engine takes calls (imports and migrations cost hundreds
+        # of ms, not to be paid on a caller's time); a database that is down does not
+        # hold up the start: the writer retries, records spool meanwhile.
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.db.upgrade), UPGRADE_TIMEOUT)
+            self.writer.ready = True
+        except Exception as exc:
+            log.warning("history database not ready at start (%s: %s): records spool "
+                        "until it is", type(exc).__name__, exc)
+        # The writer's thread must not hold the interpreter lock for long stretches
+        # while the inbox wants it (default switch interval: 5 ms).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         await self.writer.start()
         self._purge = asyncio.create_task(self._purge_loop(), name="acd-history-purge")
         try:

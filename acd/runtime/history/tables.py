@@ -9,7 +9,8 @@ what ``alembic check`` compares the migrations with.
 * ``agent_intervals`` — agents' status and state history;
 * ``call_rollup`` / ``agent_rollup`` — the pre-aggregates reports read: per 15-minute
   bucket and dimension key, rebuilt from the rows of a bucket each time one of them is
-  written (``rollup_dirty`` lists the buckets to rebuild);
+  written (``rollup_dirty`` lists the buckets to rebuild); ``call_rollup_day`` /
+  ``agent_rollup_day`` sum them per local day (reports by day, week and month);
 * ``recording_access`` — who played or downloaded which recording, when;
 * ``meta`` — settings the pre-aggregates were built with (short-abandon threshold,
   time zone).
@@ -151,6 +152,23 @@ agent_rollup = Table(
     Column("month", Integer, nullable=False),
     Column("seconds", Float, nullable=False),
     Index("ix_agent_rollup_day", "day"),
+)
+
+# Per local day: the bucket rows summed (reports by day, week, month read these).
+call_rollup_day = Table(
+    "call_rollup_day", metadata,
+    *(Column(c.name, c.type, primary_key=c.name in ("day", "dim", "key"),
+             nullable=c.nullable, default=c.default)
+      for c in call_rollup.columns if c.name != "bucket"),
+    Index("ix_call_rollup_day_dim_day", "dim", "day"),
+)
+
+agent_rollup_day = Table(
+    "agent_rollup_day", metadata,
+    *(Column(c.name, c.type, primary_key=c.name in ("day", "agent", "what"),
+             nullable=c.nullable)
+      for c in agent_rollup.columns if c.name != "bucket"),
+    Index("ix_agent_rollup_day_day", "day"),
 )
 
 rollup_dirty = Table(

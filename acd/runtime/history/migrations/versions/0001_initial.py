@@ -46,6 +46,18 @@ def upgrade() -> None:
     with op.batch_alter_table('agent_rollup', schema=None) as batch_op:
         batch_op.create_index('ix_agent_rollup_day', ['day'], unique=False)
 
+    op.create_table('agent_rollup_day',
+    sa.Column('agent', sa.String(length=64), nullable=False),
+    sa.Column('what', sa.String(length=80), nullable=False),
+    sa.Column('day', sa.Integer(), nullable=False),
+    sa.Column('week', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('seconds', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('agent', 'what', 'day')
+    )
+    with op.batch_alter_table('agent_rollup_day', schema=None) as batch_op:
+        batch_op.create_index('ix_agent_rollup_day_day', ['day'], unique=False)
+
     op.create_table('call_rollup',
     sa.Column('bucket', sa.BigInteger(), nullable=False),
     sa.Column('dim', sa.String(length=16), nullable=False),
@@ -78,6 +90,37 @@ def upgrade() -> None:
     with op.batch_alter_table('call_rollup', schema=None) as batch_op:
         batch_op.create_index('ix_call_rollup_dim_bucket', ['dim', 'bucket'], unique=False)
         batch_op.create_index('ix_call_rollup_dim_day', ['dim', 'day'], unique=False)
+
+    op.create_table('call_rollup_day',
+    sa.Column('dim', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=128), nullable=False),
+    sa.Column('day', sa.Integer(), nullable=False),
+    sa.Column('week', sa.Integer(), nullable=False),
+    sa.Column('month', sa.Integer(), nullable=False),
+    sa.Column('offered', sa.Integer(), nullable=False),
+    sa.Column('answered', sa.Integer(), nullable=False),
+    sa.Column('answered_within', sa.Integer(), nullable=False),
+    sa.Column('abandoned', sa.Integer(), nullable=False),
+    sa.Column('abandoned_after', sa.Integer(), nullable=False),
+    sa.Column('abandoned_short', sa.Integer(), nullable=False),
+    sa.Column('closed', sa.Integer(), nullable=False),
+    sa.Column('exited', sa.Integer(), nullable=False),
+    sa.Column('handled', sa.Integer(), nullable=False),
+    sa.Column('transferred', sa.Integer(), nullable=False),
+    sa.Column('wait_answered', sa.Float(), nullable=False),
+    sa.Column('wait_abandoned', sa.Float(), nullable=False),
+    sa.Column('wait_max', sa.Float(), nullable=False),
+    sa.Column('talk', sa.Float(), nullable=False),
+    sa.Column('wrap_up', sa.Float(), nullable=False),
+    sa.Column('agent_offers', sa.Integer(), nullable=False),
+    sa.Column('rona', sa.Integer(), nullable=False),
+    sa.Column('overflowed', sa.Integer(), nullable=False),
+    sa.Column('partner_answered', sa.Integer(), nullable=False),
+    sa.Column('partner_wait', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('dim', 'key', 'day')
+    )
+    with op.batch_alter_table('call_rollup_day', schema=None) as batch_op:
+        batch_op.create_index('ix_call_rollup_day_dim_day', ['dim', 'day'], unique=False)
 
     op.create_table('calls',
     sa.Column('call_id', sa.String(length=128), nullable=False),
@@ -176,11 +219,19 @@ def downgrade() -> None:
         batch_op.drop_index('ix_calls_agent_entry')
 
     op.drop_table('calls')
+    with op.batch_alter_table('call_rollup_day', schema=None) as batch_op:
+        batch_op.drop_index('ix_call_rollup_day_dim_day')
+
+    op.drop_table('call_rollup_day')
     with op.batch_alter_table('call_rollup', schema=None) as batch_op:
         batch_op.drop_index('ix_call_rollup_dim_day')
         batch_op.drop_index('ix_call_rollup_dim_bucket')
 
     op.drop_table('call_rollup')
+    with op.batch_alter_table('agent_rollup_day', schema=None) as batch_op:
+        batch_op.drop_index('ix_agent_rollup_day_day')
+
+    op.drop_table('agent_rollup_day')
     with op.batch_alter_table('agent_rollup', schema=None) as batch_op:
         batch_op.drop_index('ix_agent_rollup_day')
 
