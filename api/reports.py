@@ -10,6 +10,7 @@ Queries run in a worker thread: the engine's loop never waits on the database.
 | ``GET /reports/agents`` (occupancy, pauses by reason) | 403 | ✓ | ✓ |
 | ``GET /reports/chart.svg`` | 403 | ✓ | ✓ |
 | ``GET /reports/records``, ``/reports/records/{call}`` | its own calls | ✓ | ✓ |
+| ``GET /reports/replay?day=`` (the day replayed with the running config) | 403 | ✓ | ✓ |
 | ``GET /reports/recordings/{call}`` (play / download; audited) | 403 | ✓ | ✓ |
 | ``GET /reports/recordings/{call}/audit``, ``POST /reports/purge`` | 403 | 403 | ✓ |
 
@@ -229,6 +230,35 @@ async def record(h: Hist, who: Anyone, call_id: str) -> Any:
     if not legs:
         raise HTTPException(404, f"no record of call {call_id!r}")
     return {"call_id": call_id, "legs": [_visible(h, who, r) for r in legs]}
+
+
+#: The most calls a replay may take in the engine's own process (a bigger day: the CLI).
+REPLAY_MAX_CALLS = 50_000
+
+
+@router.get("/replay", summary="A recorded day replayed with the running config, next to "
+            "what happened (the what-if of acd replay, in the engine's process)")
+async def replay_day(request: Request, h: Hist, _who: Staff,
+                     day: Annotated[date | None, Query()] = None,
+                     seed: Annotated[int, Query(ge=0, le=10**6)] = 1) -> Any:
+    from sim.replay import recorded_day
+    from sim.replay import replay_day as run_replay
+
+    config = request.app.state.acd.config
+    which = day or _today(h)
+    start, end = day_range(which, which, h.db.timezone)
+    count = await _run(h.db.count_calls, start, end)
+    if count > REPLAY_MAX_CALLS:
+        raise HTTPException(413, f"{count} calls: replay this day with acd replay")
+
+    def work() -> dict[str, Any]:
+        rows = h.db.calls_between(start, end, limit=REPLAY_MAX_CALLS + 1)
+        intervals = h.db.intervals_between(start, end)
+        result = run_replay(recorded_day(rows, intervals, which, config), config,
+                            seed=seed)
+        return result.to_dict()
+
+    return await _run(work)
 
 
 @router.get("/recordings/{call_id}", summary="Play or download a call's recording "

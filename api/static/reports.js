@@ -17,7 +17,7 @@
           occupancy: "占用率", staffed: "在线(分)", paused: "暂停(分)", pauses: "暂停原因",
           rona: "未接", entry: "进线时间", caller: "主叫", queue: "队列", outcome: "结果",
           wait: "等待(秒)", talk: "通话(秒)", recording: "录音", play: "播放",
-          download: "下载", notoken: "请用 #token=<令牌> 打开本页", failed: "查询失败：",
+          download: "下载", side: "", actual: "实际", replay: "重放", notoken: "请用 #token=<令牌> 打开本页", failed: "查询失败：",
           total: "合计" },
     en: { period: "Period", key: "Key", offered: "Offered", answered: "Answered",
           abandoned: "Abandoned", abandoned_short: "Short aband.", service_level: "SL",
@@ -28,7 +28,8 @@
           staffed: "Staffed (min)", paused: "Paused (min)", pauses: "Pause reasons",
           rona: "RONA", entry: "Entry", caller: "Caller", queue: "Queue",
           outcome: "Outcome", wait: "Wait (s)", talk: "Talk (s)", recording: "Recording",
-          play: "Play", download: "Download", notoken: "Open this page as #token=<token>",
+          play: "Play", download: "Download", side: "", actual: "Actual",
+          replay: "Replay", notoken: "Open this page as #token=<token>",
           failed: "Query failed: ", total: "Total" },
   };
   const t = (k) => (T[lang] && T[lang][k]) || k;
@@ -155,6 +156,23 @@
     } catch (e) { notice(t("failed") + e.message); }
   }
 
+  async function replay() {
+    try {
+      const day = new FormData($("#query")).get("from");
+      const r = await get("/api/v1/reports/replay?day=" + encodeURIComponent(day));
+      const rows = [];
+      for (const [queue, sides] of Object.entries(r.queues)) {
+        for (const side of ["actual", "replay"]) {
+          rows.push(Object.assign({ queue: queue === "*" ? t("total") : queue,
+            side: t(side) }, sides[side]));
+        }
+      }
+      table($("#replayed"), [["queue", text], ["side", text], ["offered", num],
+        ["answered", num], ["abandoned", num], ["service_level", pct],
+        ["asa", (v) => num(v, 1)], ["abandon_rate", pct], ["partner_share", pct]], rows);
+    } catch (e) { notice(t("failed") + e.message); }
+  }
+
   async function csv() {
     try {
       const blob = await get("/api/v1/reports/calls?" + params({ format: "csv" }), "blob");
@@ -176,6 +194,7 @@
     for (const n of ["from", "to"]) $("[name=" + n + "]").value = today;
     $("#query").addEventListener("submit", (e) => { e.preventDefault(); show(); });
     $("#csv").addEventListener("click", csv);
+    $("#replay").addEventListener("click", replay);
     $("#lang").addEventListener("click", () => {
       lang = lang === "zh" ? "en" : "zh";
       localStorage.setItem("acd-lang", lang);

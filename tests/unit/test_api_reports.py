@@ -129,3 +129,13 @@ async def test_no_history_section_is_404(tmp_path: Path) -> None:
     async with ApiRig(cfg, tokens=TOKENS, headers=h(SUP)) as rig:
         r = await rig.http.get("/api/v1/reports/calls", headers=h(SUP))
         assert r.status_code == 404
+
+
+async def test_replay_of_today_next_to_what_happened(tmp_path: Path) -> None:
+    async with ApiRig(config(tmp_path), tokens=TOKENS, headers=h(SUP)) as rig:
+        await burst(rig)
+        r = await rig.get("/api/v1/reports/replay")
+        both = r["queues"]["consult"]
+        assert both["actual"]["offered"] == both["replay"]["offered"] == 6
+        assert (await rig.http.get("/api/v1/reports/replay", headers=h(AGENT))
+                ).status_code == 403
