@@ -9,6 +9,7 @@ before the chart arrives. Pure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
 
@@ -68,13 +69,18 @@ def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float | None]
             out.append(f'<rect x="{x:.1f}" y="{pad_t + plot_h - h:.1f}" width="{bar:.1f}" '
                        f'height="{h:.1f}" fill="{colour}"><title>{escape(name)} '
                        f'{escape(labels[i])}: {_fmt(v, percent)}</title></rect>')
-    step = max(1, len(labels) // 12)
-    for i, label in enumerate(labels):
+    # one day's intervals: the time of day is enough
+    days = {lb.split(" ")[0] for lb in labels if " " in lb}
+    shown = [lb.split(" ", 1)[1] if len(days) == 1 and " " in lb else lb[-11:]
+             for lb in labels]
+    widest = max((len(lb) for lb in shown), default=1) * 6.5 + 6
+    step = max(1, math.ceil(widest / group))
+    for i, label in enumerate(shown):
         if i % step:
             continue
         x = pad_l + group * (i + 0.5)
         out.append(f'<text x="{x:.1f}" y="{height - pad_b + 14}" text-anchor="middle">'
-                   f'{escape(label[-11:])}</text>')
+                   f'{escape(label)}</text>')
     for s, name in enumerate(names):  # legend
         x = pad_l + s * 130
         out.append(f'<rect x="{x}" y="{height - 16}" width="10" height="10" '

@@ -190,8 +190,13 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    // ?from=&to=&by=&granularity= in the address prefill the form (a link to a report)
     const today = new Date().toISOString().slice(0, 10);
-    for (const n of ["from", "to"]) $("[name=" + n + "]").value = today;
+    const asked = new URLSearchParams(location.search);
+    for (const n of ["from", "to"]) $("[name=" + n + "]").value = asked.get(n) || today;
+    for (const n of ["by", "granularity", "metric"]) {
+      if (asked.get(n)) $("[name=" + n + "]").value = asked.get(n);
+    }
     $("#query").addEventListener("submit", (e) => { e.preventDefault(); show(); });
     $("#csv").addEventListener("click", csv);
     $("#replay").addEventListener("click", replay);

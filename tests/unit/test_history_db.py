@@ -130,5 +130,10 @@ def test_day_rows_are_the_sum_of_their_buckets(db: HistoryDB) -> None:
     db.refresh()
     by_day = db.call_sums("all", T0 - 3600, T0 + 86_400, "day", None)
     by_hour = db.call_sums("all", T0 - 3600, T0 + 86_400, "60m", 3600)
+    by_half = db.call_sums("all", T0 - 3600, T0 + 86_400, "30m", 1800)
     assert sum(r["offered"] for r in by_day) == sum(r["offered"] for r in by_hour) == 30
+    # 30 calls 10 minutes apart from 08:00: 5 hours, 10 half hours, one day
+    assert (len(by_day), len(by_hour), len(by_half)) == (1, 5, 10)
+    assert [r["offered"] for r in by_hour] == [6, 6, 6, 6, 6]
+    assert all(r["period"] % 3600 == 0 for r in by_hour)
     assert max(r["wait_max"] for r in by_day) == 29.0

@@ -411,7 +411,7 @@ class HistoryDB:
     def period_column(self, table: Any, granularity_seconds: int | None,
                       granularity: str) -> Any:
         if granularity_seconds is not None:
-            return (table.c.bucket / granularity_seconds) * granularity_seconds
+            return (table.c.bucket // granularity_seconds) * granularity_seconds
         return {"day": table.c.day, "week": table.c.week, "month": table.c.month}[
             granularity]
 
