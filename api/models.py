@@ -90,6 +90,8 @@ class QueueView(_Out):
     agents: AgentCounts = Field(description="Agents whose skills meet the queue's minimums.")
     rolling_15m: WindowView
     today: WindowView
+    ewt_seconds: float | None = Field(
+        default=None, description="What a caller arriving now would wait (null: unsure).")
 
 
 class AgentView(_Out):
@@ -129,6 +131,10 @@ class CallView(_Out):
     did: str = Field(default="", description="The number the caller dialled.")
     menu_choice: str = Field(default="", description="The IVR key the caller pressed.")
     stage: int = Field(default=0, description="The queue's escalation stage the call is in.")
+    ewt_seconds: float | None = Field(
+        default=None, description="Expected wait from now (waiting calls; null when the "
+                                  "estimate is unsure: no agent available, no handle time "
+                                  "known yet).")
 
 
 class CallsView(_Out):

@@ -44,6 +44,7 @@ from acd.runtime.history.reports import (
 )
 from acd.runtime.history.service import History
 from api.auth import Principal
+from api.models import ErrorBody
 from api.routes import allow, principal
 
 log = logging.getLogger("acd.api")
@@ -51,7 +52,18 @@ audit_log = logging.getLogger("acd.audit")
 
 STATIC = Path(__file__).with_name("static")
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses={
+    400: _error("A range that ends before it starts."),
+    401: _error("No or unknown bearer token."),
+    403: _error("The token's role may not do this."),
+    404: _error("No history section in the config, or no such record or recording."),
+    413: _error("Too many calls to replay here (use acd replay)."),
+    503: _error("The history database did not answer."),
+})
 page_router = APIRouter(include_in_schema=False)
 
 Staff = Annotated[Principal, Depends(allow(ApiRole.SUPERVISOR, ApiRole.ADMIN))]
@@ -81,7 +93,7 @@ def _query(h: History, first: date | None, last: date | None, by: str,
     try:
         return ReportQuery(first, last or first, by, granularity, tuple(keys or ()))
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(400, str(exc)) from None
 
 
 async def _run(fn: Any, *args: Any, **kw: Any) -> Any:

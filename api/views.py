@@ -111,7 +111,8 @@ def queue_view(q: QueueRead) -> QueueView:
         waiting=q.waiting, longest_wait_seconds=round(q.longest_wait, 3),
         ringing=q.ringing, connected=q.connected,
         agents=AgentCounts(**{Presence(p).value: n for p, n in q.agents.items()}),
-        rolling_15m=window_view(q.rolling), today=window_view(q.today))
+        rolling_15m=window_view(q.rolling), today=window_view(q.today),
+        ewt_seconds=None if q.ewt is None else round(q.ewt, 1))
 
 
 def agent_view(a: AgentRead) -> AgentView:
@@ -128,7 +129,8 @@ def call_view(c: CallRead) -> CallView:
         entry_time=_dt(c.entry_time), agent=c.agent,
         talk_seconds=round(c.talk, 3) if c.talk is not None else None,
         segment=c.segment, region=c.region, site=c.site, region_source=c.region_source,
-        did=c.did, menu_choice=c.menu_choice, stage=c.stage)
+        did=c.did, menu_choice=c.menu_choice, stage=c.stage,
+        ewt_seconds=None if c.ewt is None else round(c.ewt, 1))
 
 
 def site_view(s: SiteRead) -> SiteView:

@@ -96,6 +96,7 @@ class Node:
             self.history = History.from_config(config, self.engine, environ=environ,
                                                clock=clock)
             self.engine.fact_hooks.append(self.history.observe)
+            self.engine.recording_hook = self.history.recording_for
         self.app: FastAPI | None = None
         if config.api is not None:
             self.app = create_app(self.engine, config, registry=self.registry,

@@ -40,7 +40,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
-from harness.ports import SandboxPorts, udp_bound
+from acd.config.asterisk import GENERATED_INCLUDES as GENERATED_INCLUDES
+from acd.config.asterisk import TemplateError as TemplateError
+from acd.config.asterisk import carrier_block
+from acd.config.asterisk import render_template as render_template
+from acd.config.asterisk import template_files as _template_files
+from acd.config.asterisk import template_placeholders as _template_placeholders
+from harness.ports import SandboxPorts, port_free, udp_bound
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "asterisk_conf"
@@ -52,14 +58,18 @@ MOH_DIR = "usr/share/asterisk/moh"
 ASTERISK_BIN = "/usr/sbin/asterisk"
 #: Where instances live, as Asterisk sees it (inside the chroot).
 INSTANCES_DIR = PurePosixPath("/srv/hotline-acd")
-#: Files the shipped config ``#include``s that the ACD engine generates; created empty
-#: when not supplied, so an instance starts with no agents at all.
-GENERATED_INCLUDES = ("pjsip_acd.conf", "queues_acd.conf", "extensions_acd.conf")
+#: Files the shipped config ``#include``s that ``acd asterisk-config`` generates
+#: (``GENERATED_INCLUDES``) are created empty when not supplied, so an instance starts
+#: with no agents at all.
 #: What such an empty stand-in holds besides its comment: the contexts the shipped config
 #: refers to ([acd-agents] includes [acd-transfer]).
 _EMPTY_GENERATED = {"extensions_acd.conf": "[acd-transfer]\n"}
 
-_PLACEHOLDER = re.compile(r"@@([A-Za-z0-9_]+)@@")
+#: The sandbox's test callers: SIPp UACs on 127.0.0.1, like the agents' phones, so not
+#: told apart by address — by their User-Agent (harness/sipp/caller*.xml). The product
+#: has no anonymous inbound endpoint: a real carrier is identified by its address.
+TEST_CALLERS_ENDPOINT = "carrier-sandbox"
+TEST_CALLERS_HEADER = "User-Agent: /^SIPp hotline caller/"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUBDIRS = ("etc", "run", "log/cdr-csv", "spool", "db", "lib/keys", "cache")
 _CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
@@ -220,38 +230,9 @@ def _remove_stale_builds(cache: Path) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
-class TemplateError(RuntimeError):
-    pass
-
-
-def render_template(text: str, variables: Mapping[str, str], source: str) -> str:
-    """Replace every ``@@NAME@@``; an unknown placeholder is an error naming it."""
-    missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(variables))
-    if missing:
-        names = ", ".join(f"@@{m}@@" for m in missing)
-        raise TemplateError(f"{source}: no value for placeholder(s) {names}")
-
-    def value(match: re.Match[str]) -> str:
-        val = variables[match.group(1)]
-        if "\n" in val or "\r" in val:
-            raise TemplateError(f"{source}: value of @@{match.group(1)}@@ contains a newline")
-        return val
-
-    return _PLACEHOLDER.sub(value, text)
-
-
 def template_placeholders(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
     """Placeholder name → template files using it."""
-    found: dict[str, list[str]] = {}
-    for path in _template_files(conf_dir):
-        for name in sorted({m.group(1) for m in _PLACEHOLDER.finditer(path.read_text())}):
-            found.setdefault(name, []).append(path.name)
-    return found
-
-
-def _template_files(conf_dir: Path) -> list[Path]:
-    return sorted(p for p in conf_dir.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix == ".conf")
+    return _template_placeholders(conf_dir)
 
 
 def _module_dir(chroot: Path) -> PurePosixPath:
@@ -376,6 +357,10 @@ class _Layout:
         return str(self.inner_root / sub)
 
 
+class PortInUse(RuntimeError):
+    """A port the instance needs is taken."""
+
+
 class AsteriskInstance:
     """One Asterisk of the sandbox, with its own config, directories and ports.
 
@@ -385,11 +370,14 @@ class AsteriskInstance:
     ``AMI_PERMIT`` <bind addr>/255.255.255.255, ``ACD_AGI_URLS`` agi://<bind>:<ports.agi>,
     ``ACD_RETRIES`` 3, ``ACD_RETRY_PAUSE`` 2, ``FALLBACK_TIMEOUT`` 300.
     ``extra_files`` (file name → content) are written verbatim next to the rendered ones.
+    ``test_callers``: the SIPp callers of the harness (``caller*.xml``) may call in, as
+    the endpoint ``carrier-sandbox`` (``pjsip_sandbox.conf``, included at the end of
+    ``pjsip.conf``); the product config itself lets no unknown source call in.
     """
 
     def __init__(self, name: str, ports: SandboxPorts, conf_vars: Mapping[str, str],
                  extra_files: Mapping[str, str] | None = None, chroot: Path | None = None,
-                 conf_dir: Path = CONF_DIR) -> None:
+                 conf_dir: Path = CONF_DIR, test_callers: bool = True) -> None:
         if not _NAME.match(name):
             raise ValueError(f"bad instance name {name!r} (letters, digits, _ . -)")
         self.name = name
@@ -399,6 +387,7 @@ class AsteriskInstance:
         self._layout = _Layout(self.chroot, name)
         self.extra_files: dict[str, str] = dict(extra_files or {})
         self.vars = self._variables(conf_vars)
+        self.test_callers = test_callers
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self.boot_seconds: float | None = None
@@ -481,6 +470,12 @@ class AsteriskInstance:
         for path in _template_files(self.conf_dir):
             source = f"{self.conf_dir.name}/{path.name}"
             rendered[path.name] = render_template(path.read_text(), self.vars, source)
+        if self.test_callers and "pjsip.conf" in rendered:
+            rendered["pjsip.conf"] += "\n; sandbox only: the harness's SIPp callers\n" \
+                                       "#include pjsip_sandbox.conf\n"
+            rendered["pjsip_sandbox.conf"] = carrier_block(
+                TEST_CALLERS_ENDPOINT, "the sandbox's test callers (SIPp, by User-Agent)",
+                match_header=TEST_CALLERS_HEADER)
         for name, text in rendered.items():
             (etc / name).write_text(text)
         self._write_extra(self.extra_files)
@@ -529,6 +524,7 @@ class AsteriskInstance:
         if other is not None:
             raise RuntimeError(f"sandbox instance {self.name!r} is already running "
                                f"(pid {other}); stop it first")
+        self._check_ports_free()
         self._prepare_dirs()
         self.render()
         begin = time.monotonic()
@@ -546,6 +542,16 @@ class AsteriskInstance:
             raise
         self.boot_seconds = time.monotonic() - begin
         self._write_metadata()
+
+    def _check_ports_free(self) -> None:
+        """One clear line when a port Asterisk needs is taken (another instance, a real
+        Asterisk), rather than a boot that times out with the log's tail."""
+        host = self.vars["BIND_ADDR"] or "0.0.0.0"
+        for what, port in (("SIP", self.ports.sip), ("AMI", self.ports.ami)):
+            if not port_free(port, host):
+                raise PortInUse(f"port {port} ({what}) on {host} is already in use: another "
+                                "sandbox instance (`scripts/sandbox status`) or an Asterisk? "
+                                "Stop it, or start with --free-ports")
 
     def _prepare_dirs(self) -> None:
         if self.root.exists():
@@ -801,6 +807,112 @@ def _print_instance(inst: AsteriskInstance) -> None:
     print(f"  config   {inst.etc_dir}")
     print(f"  log      {inst.log_path}")
     print(f"  export ACD_AMI_SECRET={inst.ami_secret}")
+    named = "" if inst.name == "default" else f" --name {inst.name}"
+    print(f"next: scripts/sandbox load CONFIG{named}   (agents, carriers, dialplan of an "
+          "ACD config)")
+    print(f"      scripts/sandbox call --from 13926012345 --to 4008001234{named}")
+
+
+def _running(name: str) -> AsteriskInstance:
+    inst = AsteriskInstance.attach(name)
+    if inst.pid is None:
+        named = "" if name == "default" else f" --name {name}"
+        raise RuntimeError(f"sandbox instance {name!r} is not running: "
+                           f"`scripts/sandbox start{named}`")
+    return inst
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    """Render the Asterisk side of an ACD config into a running instance and reload it:
+    agents, partner trunks, carriers, DIDs' languages, transfer codes, and the
+    dialplan's engine address and retries from the config."""
+    from acd.config import ConfigError, check_file
+    from acd.config import asterisk as asterisk_config
+
+    inst = _running(args.name)
+    report = check_file(args.config)
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if report.config is None or report.errors:
+        for line in report.errors:
+            print(line, file=sys.stderr)
+        return 2
+    config = report.config
+    try:
+        files = asterisk_config.render(config, os.environ)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        return 2
+    host = config.fastagi.host
+    engine = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    inst.vars.update({
+        "ACD_AGI_URLS": f"agi://{engine}:{config.fastagi.port}",
+        "ACD_RETRIES": str(config.asterisk.agi_retries),
+        "ACD_RETRY_PAUSE": str(config.asterisk.agi_retry_pause),
+        "FALLBACK_TIMEOUT": str(config.asterisk.fallback_timeout),
+        "SERVER_NAME": config.asterisk.server_list[0].name})
+    inst.render()
+    inst.update_files(files)
+    inst._write_metadata()
+    inst.reload()
+    partners = config.partners()
+    print(f"loaded {args.config} into sandbox instance {inst.name!r} (core reload): "
+          f"{len(config.agents)} agent(s), {len(partners)} partner trunk(s), "
+          f"{len(config.carriers)} carrier(s), {len(config.dids)} DID(s)")
+    print(f"  the dialplan calls the engine at {inst.vars['ACD_AGI_URLS']}")
+    ami = config.asterisk.server_list[0].ami
+    if (ami.port, ami.username) != (inst.ports.ami, inst.ami_user) or ami.host not in (
+            "127.0.0.1", "localhost", inst.ami_host):
+        print(f"  note: this sandbox's AMI is {inst.ami_host}:{inst.ports.ami} user "
+              f"{inst.ami_user}; the config says {ami.host}:{ami.port} user {ami.username}: "
+              "set asterisk.ami to it for the engine to connect")
+    print(f"  engine:  {ami.secret_env}={inst.ami_secret} acd serve -c {args.config}")
+    print(f"  a call:  scripts/sandbox call --from 13926012345 --to "
+          f"{next(iter(config.dids), '4008001234')}")
+    return 0
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    """One test call from a SIPp caller: to ``--to`` (a DID), from ``--from`` (the
+    caller's number), pressing ``--digits`` once answered (the IVR)."""
+    from harness.sipp import SippError, dtmf_caller_scenario, run_uac
+
+    inst = _running(args.name)
+    if not re.fullmatch(r"[0-9*#+]{1,32}", args.to):
+        raise ValueError(f"--to {args.to!r}: digits, *, # or + only")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    artifacts = default_cache_dir() / "sandbox-calls" / f"{stamp}-{os.getpid()}"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    scenario: str | Path = "caller"
+    if args.digits:
+        scenario = dtmf_caller_scenario(args.digits, artifacts, delay_ms=args.delay_ms)
+    print(f"calling sip:{args.to}@{inst.ami_host}:{inst.ports.sip} from {args.from_}"
+          + (f", pressing {args.digits} {args.delay_ms} ms after the answer"
+             if args.digits else "") + f" (gives up after {args.time_limit:g} s) …",
+          flush=True)
+    begin = time.time()
+    try:
+        result = asyncio.run(run_uac(
+            scenario, inst.ami_host, inst.ports.sip, args.to, [args.from_], artifacts,
+            SandboxPorts.free(), name="call", rate=1, time_limit=args.time_limit,
+            recv_timeout_ms=int(args.time_limit * 1000)))
+    except SippError:
+        print(f"no answer within {args.time_limit:g} s: hung up. Traces: {artifacts}")
+        return 1
+    answered = result.by_event("answered")
+    ended = result.by_event("ended")
+    if answered:
+        line = f"answered after {answered[0].time - begin:.1f} s"
+        if ended:
+            line += f"; the far end hung up {ended[0].time - answered[0].time:.1f} s later"
+        print(line)
+    if result.failed or not answered:
+        first = next((x for x in result.errors_text(600).splitlines()
+                      if x and not x.startswith("---")), "")
+        print(f"the call failed{': ' + first if first else ''}")
+    print(f"traces: {artifacts}; Asterisk's log: {inst.log_path}")
+    return 0 if answered and not result.failed else 1
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
@@ -868,6 +980,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", default="default")
     p.add_argument("--all", action="store_true")
     p.set_defaults(func=_cmd_stop)
+    p = sub.add_parser("load", help="render the Asterisk side of an ACD config into a "
+                       "running instance and reload it")
+    p.add_argument("config", help="the ACD config (YAML)")
+    p.add_argument("--name", default="default")
+    p.set_defaults(func=_cmd_load)
+    p = sub.add_parser("call", help="place a test call with a SIPp caller")
+    p.add_argument("--from", dest="from_", default="13926012345", metavar="NUMBER",
+                   help="the caller's number (default 13926012345, Guangdong mobile)")
+    p.add_argument("--to", default="4008001234", metavar="DID",
+                   help="the number dialled (default 4008001234)")
+    p.add_argument("--digits", help="keys pressed once answered (the IVR), e.g. 2")
+    p.add_argument("--delay-ms", type=int, default=1500,
+                   help="wait before pressing --digits (default 1500)")
+    p.add_argument("--time-limit", type=float, default=120.0,
+                   help="hang up after this many seconds without an end (default 120)")
+    p.add_argument("--name", default="default")
+    p.set_defaults(func=_cmd_call)
     p = sub.add_parser("status", help="the chroot and the instances")
     p.set_defaults(func=_cmd_status)
     p = sub.add_parser("clean", help="remove the directories of stopped instances")
@@ -875,7 +1004,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         print(f"sandbox: error: {exc}", file=sys.stderr)
         return 1
 

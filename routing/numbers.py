@@ -53,3 +53,24 @@ def normalise_number(raw: str) -> str:
     if digits.startswith("86") and len(digits) == 13 and digits[2] == "1":
         return digits[2:]  # 86 + an 11-digit mobile number
     return digits
+
+
+_SERVICE_NUMBER = re.compile(r"[48]00\d{7}")
+_BARE_86_SERVICE = re.compile(r"86([48]00\d{7})")
+_BARE_86_LANDLINE = re.compile(r"86((?:10|2\d|[3-9]\d\d)\d{7,8})")
+
+
+def normalise_did(raw: str) -> str:
+    """A dialled number in one form, however the carrier wrote it: ``+86 10 6555 0100``,
+    ``00861065550100``, ``861065550100`` and ``01065550100`` are all ``01065550100``;
+    ``+864008001234`` and ``4008001234`` are ``4008001234`` (400/800 numbers are dialled
+    without the trunk 0). As :func:`normalise_number` for caller numbers, plus the
+    400/800 and bare-86 forms carriers send as DIDs."""
+    number = normalise_number(raw)
+    if number.startswith("0") and _SERVICE_NUMBER.fullmatch(number[1:]):
+        return number[1:]
+    if m := _BARE_86_SERVICE.fullmatch(number):
+        return m.group(1)
+    if m := _BARE_86_LANDLINE.fullmatch(number):
+        return "0" + m.group(1)
+    return number

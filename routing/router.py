@@ -466,6 +466,14 @@ class Router:
             return len(self._calls)
         return sum(s.live_calls for s in self._slots[queue_id])
 
+    def queue_ids(self) -> tuple[str, ...]:
+        """The router's queues (one per queue and Asterisk server when split)."""
+        return tuple(self._slots)
+
+    def agent_specs(self) -> Mapping[str, AgentSpec]:
+        """Every agent the router knows, by id (skills and groups)."""
+        return self._agents
+
     def order_key(self, call_id: str) -> OrderKey | None:
         """Where a waiting call stands in the order the router serves its queue: smaller
         is served first (effective priority — queue, stage boost and the call's own —

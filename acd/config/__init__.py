@@ -4,7 +4,15 @@ the file: it names the environment variables that hold them.
 """
 
 from acd.config.errors import ConfigError, fmt_path
-from acd.config.loading import load_config, parse_config, yaml_where
+from acd.config.loading import (
+    ConfigReport,
+    check_file,
+    check_text,
+    load_config,
+    parse_config,
+    read_yaml,
+    yaml_where,
+)
 from acd.config.schema import (
     AgentConfig,
     AMIConfig,
@@ -14,8 +22,10 @@ from acd.config.schema import (
     AreaCodePrompt,
     AsteriskConfig,
     AsteriskServerConfig,
+    CarrierConfig,
     ClosedConfig,
     Config,
+    DidConfig,
     EngineConfig,
     FastAGIConfig,
     HAConfig,
@@ -38,7 +48,8 @@ from acd.config.schema import (
     StoreConfig,
     TrunkConfig,
 )
-from acd.domain.settings import ClosedAction, RonaAction, SiteKind
+from acd.domain.settings import ClosedAction, ExitTo, RonaAction, SiteKind
+from routing.numbers import normalise_did
 
 __all__ = [
     "AMIConfig",
@@ -49,11 +60,15 @@ __all__ = [
     "AreaCodePrompt",
     "AsteriskConfig",
     "AsteriskServerConfig",
+    "CarrierConfig",
     "ClosedAction",
     "ClosedConfig",
     "Config",
     "ConfigError",
+    "ConfigReport",
+    "DidConfig",
     "EngineConfig",
+    "ExitTo",
     "FastAGIConfig",
     "HAConfig",
     "HistoryConfig",
@@ -76,8 +91,12 @@ __all__ = [
     "StoreBackend",
     "StoreConfig",
     "TrunkConfig",
+    "check_file",
+    "check_text",
     "fmt_path",
     "load_config",
+    "normalise_did",
     "parse_config",
+    "read_yaml",
     "yaml_where",
 ]

@@ -13,10 +13,16 @@ class ConfigError(Exception):
         self.errors = list(errors)
 
 
+class ItemName(str):
+    """A list item named by its id in a key path: written ``agents[1002]``."""
+
+    __slots__ = ()
+
+
 def fmt_path(path: Sequence[str | int]) -> str:
     out = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int | ItemName):
             out += f"[{part}]"
         else:
             out += ("." if out else "") + str(part)

@@ -11,11 +11,13 @@ show up in reprs or logs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,21 +26,35 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from acd.config.checks import Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
-from acd.domain.settings import ClosedAction, RonaAction, SiteKind
+from acd.domain.settings import ClosedAction, ExitTo, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
-from routing.numbers import normalise_number
+from routing.numbers import normalise_did, normalise_number
 from routing.regions import validate_region_code
 from routing.segments import Segment, SegmentTable
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 Identifier = Annotated[str, Field(pattern=_ID)]
+#: An Asterisk language code: the sounds directory prompts are played from (``zh``,
+#: ``en``, ``zh_TW``, ``yue``), falling back to ``en`` for a prompt it lacks.
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(?:_[A-Za-z0-9]{2,8})*$")]
 SkillLevel = Annotated[int, Field(ge=1, le=5)]
+
+
+class CrossReferenceError(ValueError):
+    """Errors between sections of a config (see :func:`acd.config.checks.cross_problems`),
+    each with its own key path."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"@{fmt_path(p)}: {msg}" for p, msg in problems))
+        self.problems = problems
 
 
 class _Model(BaseModel):
@@ -83,6 +99,13 @@ class AsteriskConfig(_Model):
     servers: list[AsteriskServerConfig] = Field(default_factory=list)
     #: How the engine's FastAGI URL looks from Asterisk (rendered into the dialplan).
     agi_retries: int = Field(default=5, ge=1, le=100)
+    #: Seconds between SIP OPTIONS to agents' phones with a static ``contact`` (rendered
+    #: ``qualify_frequency``): a phone that stops answering shows Unavailable and is
+    #: offered no call. 0 (default): not asked, such a phone always counts as reachable.
+    #: Asterisk spreads the first OPTIONS over this interval after it starts, and a phone
+    #: counts as Unavailable until answered: keep it short (5–10 s). Registering phones
+    #: are always asked, every this many seconds (30 if 0).
+    qualify_frequency: int = Field(default=0, ge=0, le=3600)
     agi_retry_pause: int = Field(default=2, ge=1, le=60)
     fallback_timeout: int = Field(default=300, ge=10)
 
@@ -110,8 +133,10 @@ class ClosedConfig(_Model):
     """What a caller gets when the queue is closed (after hours, holiday)."""
 
     action: ClosedAction = ClosedAction.MESSAGE
-    #: Sound file (Asterisk name, no extension) played before hang-up or voicemail.
-    sound: str = "vm-goodbye"
+    #: Sound file (Asterisk name, no extension): the closing message (``vm-goodbye``
+    #: when unset), or with ``action: voicemail`` the greeting before the tone (unset:
+    #: the mailbox's own unavailable greeting and Asterisk's instructions).
+    sound: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
     #: ``box@context`` of voicemail.conf, for ``action: voicemail``.
     mailbox: str | None = None
 
@@ -120,6 +145,89 @@ class ClosedConfig(_Model):
         if self.action is ClosedAction.VOICEMAIL and not self.mailbox:
             raise ValueError("action voicemail needs a mailbox (box@context)")
         return self
+
+
+class ExitActionConfig(_Model):
+    to: ExitTo
+    #: ``to: queue``: the queue.
+    queue: Identifier | None = None
+    #: ``to: voicemail``: ``box@context`` of voicemail.conf.
+    mailbox: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
+    #: The closing message (``vm-goodbye`` when unset), or with ``to: voicemail`` the
+    #: greeting before the tone (unset: the mailbox's own unavailable greeting and
+    #: Asterisk's instructions).
+    sound: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ExitActionConfig:
+        if self.to is ExitTo.QUEUE and self.queue is None:
+            raise ValueError("to: queue needs queue: <queue id>")
+        if self.to is ExitTo.VOICEMAIL and self.mailbox is None:
+            raise ValueError("to: voicemail needs mailbox: <box@context>")
+        if self.to is ExitTo.CALLBACK:
+            raise ValueError("to: callback needs outbound callbacks, which this version "
+                             "does not have yet; use voicemail or a message for now")
+        return self
+
+
+class ExitsConfig(_Model):
+    """When a caller leaves the line early, and where it goes (not an abandon)."""
+
+    #: Longest wait (seconds from first entry) before ``action``.
+    max_wait: float | None = Field(default=None, gt=0, le=86_400)
+    #: At most this many callers waiting in the queue: the next one gets ``action``.
+    max_waiting: int | None = Field(default=None, ge=1, le=1_000_000)
+    #: A caller whose expected wait at entry is longer (and sure) gets ``action``.
+    max_ewt: float | None = Field(default=None, gt=0, le=86_400)
+    action: ExitActionConfig | None = None
+    #: A key the caller may press while waiting (announced) to leave with ``key_action``.
+    key: Annotated[str, Field(pattern=r"^[0-9*]$")] | None = None
+    key_action: ExitActionConfig | None = None
+    #: How the key is announced: sound names, ``{key}`` said as a digit.
+    key_prompt: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_./{}-]+$")]] = Field(
+        default_factory=lambda: ["vm-press", "{key}", "vm-leavemsg"])
+
+    @model_validator(mode="after")
+    def _actions(self) -> ExitsConfig:
+        limited = (self.max_wait, self.max_waiting, self.max_ewt)
+        if any(v is not None for v in limited) and self.action is None:
+            raise ValueError("a limit (max_wait, max_waiting, max_ewt) needs an action")
+        if (self.key is None) != (self.key_action is None):
+            raise ValueError("key and key_action go together")
+        return self
+
+
+class AnnounceSoundsConfig(_Model):
+    """Sound names of the announcements (Asterisk's core sounds by default; the channel's
+    language picks the directory, e.g. sounds/zh/)."""
+
+    first_in_line: str = "queue-youarenext"
+    position_before: str = "queue-thereare"
+    position_after: str = "queue-callswaiting"
+    wait_before: str = "queue-holdtime"
+    less_than: str = "queue-less-than"
+    minute: str = "queue-minute"
+    minutes: str = "queue-minutes"
+    thanks: str = "queue-thankyou"
+
+
+class AnnounceConfig(_Model):
+    """What a waiting caller is told: its place in line and/or its expected wait (only
+    when the estimate is sure), at ``first_after`` seconds and then every ``every``."""
+
+    position: bool = True
+    ewt: bool = True
+    first_after: float = Field(default=0.0, ge=0, le=3600)
+    #: Seconds between announcements; 0: only the first.
+    every: float = Field(default=60.0, ge=0, le=3600)
+    sounds: AnnounceSoundsConfig = AnnounceSoundsConfig()
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, v: float) -> float:
+        if 0 < v < 15:
+            raise ValueError("announcing more often than every 15 s leaves no hold music")
+        return v
 
 
 class StageConfig(_Model):
@@ -159,22 +267,38 @@ class QueueConfig(_Model):
     groups: list[Identifier] | None = None
     #: Escalation stages, in order of ``after``; each widens the set of agents.
     stages: list[StageConfig] = Field(default_factory=list)
+    #: Language of the prompts its callers hear once in this queue (``CHANNEL(language)``);
+    #: omitted: the DID's, else the hotline's ``language``.
+    language: Language | None = None
+    #: Announcements to waiting callers (position, expected wait); omitted: none.
+    announce: AnnounceConfig | None = None
+    #: Limits of the line and the caller's own way out; omitted: none.
+    exits: ExitsConfig = ExitsConfig()
+    #: Talk time (seconds) to assume for expected-wait estimates until enough calls of
+    #: the queue are measured; omitted: no estimate is told before that.
+    expected_handle_time: float | None = Field(default=None, gt=0, le=36_000)
     #: Feature code an agent's phone blind-transfers (SIP REFER) a caller to, to move
     #: it into this queue with its original entry time: "82" → ``*82``.
     transfer_code: Annotated[str, Field(pattern=r"^[0-9]{1,6}$")] | None = None
+
+    @field_validator("stages")
+    @classmethod
+    def _stages_widen(cls, v: list[StageConfig], info: ValidationInfo) -> list[StageConfig]:
+        """A stage that narrows (or bad levels): an error at ``stages``."""
+        d = info.data
+        if not {"id", "skills", "priority", "strategy", "groups"} <= d.keys():
+            return v  # a field before it is wrong: reported on its own
+        QueueSpec(d["id"], dict(d["skills"]), d["priority"], d["strategy"],
+                  None if d["groups"] is None else frozenset(d["groups"]),
+                  _stage_specs(v))
+        return v
 
     def spec(self) -> QueueSpec:
         """The routing core's view of this queue (raises ValueError if stages narrow)."""
         return QueueSpec(
             self.id, dict(self.skills), self.priority, self.strategy,
             None if self.groups is None else frozenset(self.groups),
-            tuple(
-                StageSpec(st.after, st.min_level_delta,
-                          None if st.skills is None else dict(st.skills),
-                          None if st.groups is None else frozenset(st.groups),
-                          st.priority_boost)
-                for st in sorted(self.stages, key=lambda st: st.after)
-            ),
+            _stage_specs(self.stages),
         )
 
     @field_validator("hours")
@@ -185,6 +309,16 @@ class QueueConfig(_Model):
             for r in [ranges] if isinstance(ranges, str) else ranges:
                 parse_interval(r)
         return v
+
+
+def _stage_specs(stages: list[StageConfig]) -> tuple[StageSpec, ...]:
+    return tuple(
+        StageSpec(st.after, st.min_level_delta,
+                  None if st.skills is None else dict(st.skills),
+                  None if st.groups is None else frozenset(st.groups),
+                  st.priority_boost)
+        for st in sorted(stages, key=lambda st: st.after)
+    )
 
 
 class InitialStatus(StrEnum):
@@ -526,14 +660,57 @@ class HistoryConfig(_Model):
         return self.url
 
 
+class DidConfig(_Model):
+    """A DID with more than a queue: ``"4008005678": {queue: consult, language: en}``."""
+
+    #: The queue it preselects; omitted: the IVR, else ``default_queue``.
+    queue: Identifier | None = None
+    #: Language of its callers' prompts from the first one (the IVR) on.
+    language: Language | None = None
+
+
+class CarrierConfig(_Model):
+    """A carrier (or SBC) that sends the hotline's calls in. Asterisk takes a call only
+    from a known source address: there is no anonymous inbound endpoint."""
+
+    id: Identifier
+    name: str = ""
+    #: Source addresses of its SIP signalling: IP addresses, networks (CIDR) or host
+    #: names (rendered ``identify`` ``match`` lines).
+    match: list[str] = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for m in v:
+            try:
+                ipaddress.ip_network(m, strict=False)
+            except ValueError:
+                if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", m):
+                    raise ValueError(f"{m!r} is no IP address, network (CIDR) or host "
+                                     "name") from None
+        return v
+
+    @property
+    def endpoint(self) -> str:
+        return f"carrier-{self.id}"
+
+
 class Config(_Model):
     asterisk: AsteriskConfig = AsteriskConfig()
     fastagi: FastAGIConfig = FastAGIConfig()
     engine: EngineConfig = EngineConfig()
     queues: list[QueueConfig] = Field(min_length=1)
     agents: list[AgentConfig] = Field(default_factory=list)
-    #: DID (dialled number) → queue id.
-    dids: dict[str, Identifier] = Field(default_factory=dict)
+    #: DID (dialled number) → queue id. A DID matches however the carrier writes it
+    #: (``+86 10 6555 0100``, ``0086…``, ``01065550100``: see ``normalise_did``).
+    #: Written ``"4008001234": consult`` (a queue) or with a mapping (``DidConfig``).
+    dids: dict[str, DidConfig] = Field(default_factory=dict)
+    #: Language of the callers' prompts (Asterisk ``CHANNEL(language)``), unless their
+    #: DID or queue says otherwise; also the agents' and carriers' endpoints'.
+    language: Language = "zh"
+    #: Carriers allowed to send calls in (rendered into ``pjsip_acd.conf``).
+    carriers: list[CarrierConfig] = Field(default_factory=list)
     default_queue: Identifier | None = None
     #: Time zone of business hours, holidays and "since midnight" figures.
     timezone: str = "Asia/Shanghai"
@@ -551,6 +728,15 @@ class Config(_Model):
     #: Call history, reports and recordings (a database); absent: nothing is kept.
     history: HistoryConfig | None = None
 
+    @field_validator("dids", mode="before")
+    @classmethod
+    def _did_shorthand(cls, v: object) -> object:
+        """``"4008001234": consult`` is ``"4008001234": {queue: consult}``."""
+        if isinstance(v, dict):
+            return {did: {"queue": target} if isinstance(target, str) else target
+                    for did, target in v.items()}
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
@@ -563,104 +749,20 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        queue_ids = [q.id for q in self.queues]
-        for i, qid in enumerate(queue_ids):
-            if qid in queue_ids[:i]:
-                problems.append((("queues", i, "id"), f"duplicate queue id {qid!r}"))
-        seen_agents: set[str] = set()
-        seen_endpoints: set[str] = set()
-        for i, a in enumerate(self.agents):
-            if a.id in seen_agents:
-                problems.append((("agents", i, "id"), f"duplicate agent id {a.id!r}"))
-            if a.sip_endpoint in seen_endpoints:
-                problems.append(
-                    (("agents", i, "endpoint"), f"endpoint {a.sip_endpoint!r} used twice")
-                )
-            seen_agents.add(a.id)
-            seen_endpoints.add(a.sip_endpoint)
-        for did, qid in self.dids.items():
-            if qid not in queue_ids:
-                problems.append((("dids", did), f"unknown queue {qid!r}"))
-        if self.default_queue is not None and self.default_queue not in queue_ids:
-            problems.append((("default_queue",), f"unknown queue {self.default_queue!r}"))
-        site_ids: set[str] = set()
-        for i, site in enumerate(self.sites):
-            if site.id in site_ids:
-                problems.append((("sites", i, "id"), f"duplicate site id {site.id!r}"))
-            site_ids.add(site.id)
-            for j, qid in enumerate(site.services):
-                if qid not in queue_ids:
-                    problems.append((("sites", i, "services", j), f"unknown queue {qid!r}"))
-        for i, q in enumerate(self.queues):
-            try:
-                q.spec()
-            except ValueError as exc:
-                problems.append((("queues", i, "stages"), str(exc)))
-        if self.ivr is not None:
-            for key, qid in self.ivr.options.items():
-                if qid not in queue_ids:
-                    problems.append((("ivr", "options", key), f"unknown queue {qid!r}"))
-        seen_codes: set[str] = set()
-        for i, q in enumerate(self.queues):
-            if q.transfer_code is not None:
-                if q.transfer_code in seen_codes:
-                    problems.append((("queues", i, "transfer_code"),
-                                     f"transfer code {q.transfer_code!r} used twice"))
-                seen_codes.add(q.transfer_code)
-        for i, seg in enumerate(self.segments):
-            if seg.queue is not None and seg.queue not in queue_ids:
-                problems.append((("segments", i, "queue"), f"unknown queue {seg.queue!r}"))
+        data = self.model_dump()
+        # A DID written as a bare queue is reported as written (``dids.4008001234``).
+        data["dids"] = {did: e["queue"] if e["language"] is None and e["queue"] else e
+                        for did, e in data["dids"].items()}
+        problems = cross_problems(data)
         if problems:
-            # Raised as ValueError so pydantic reports it; the path travels in the text.
-            raise ValueError("; ".join(f"@{fmt_path(p)}: {msg}" for p, msg in problems))
-        return self
-
-    @model_validator(mode="after")
-    def _api_references(self) -> Config:
-        if self.api is None:
-            return self
-        agent_ids = {a.id for a in self.agents}
-        problems: list[str] = []
-        names: set[str] = set()
-        for i, token in enumerate(self.api.tokens):
-            if token.name in names:
-                problems.append(f"@api.tokens[{i}].name: duplicate token name {token.name!r}")
-            names.add(token.name)
-            if token.agent is not None and token.agent not in agent_ids:
-                problems.append(f"@api.tokens[{i}].agent: unknown agent {token.agent!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-    @model_validator(mode="after")
-    def _agent_servers(self) -> Config:
-        names = [s.name for s in self.asterisk.server_list]
-        bad = [f"@agents[{i}].server: unknown Asterisk server {a.server!r} (one of: "
-               f"{', '.join(names)})" for i, a in enumerate(self.agents)
-               if a.server is not None and a.server not in names]
-        if bad:
-            raise ValueError("; ".join(bad))
+            # pydantic reports it as a model error; the loader takes the structured
+            # problems back out of the exception (``CrossReferenceError.problems``).
+            raise CrossReferenceError(problems)
         return self
 
     def agent_server(self, agent: AgentConfig) -> str:
         """The name of the Asterisk server an agent's phone is on."""
         return agent.server or self.asterisk.server_list[0].name
-
-    @model_validator(mode="after")
-    def _ha_needs_redis(self) -> Config:
-        if self.ha is not None and self.store.backend is not StoreBackend.REDIS:
-            raise ValueError("@ha: hot standby needs store.backend: redis (the lease "
-                             "lives in Redis)")
-        return self
-
-    @model_validator(mode="after")
-    def _history_queues(self) -> Config:
-        if self.history is not None:
-            bad = [q for q in self.history.recording if not self.has_queue(q)]
-            if bad:
-                raise ValueError(f"@history.recording: unknown queue(s) {', '.join(bad)}")
-        return self
 
     def queue(self, queue_id: str) -> QueueConfig:
         for q in self.queues:
@@ -687,17 +789,42 @@ class Config(_Model):
             for s in self.segments
         )
 
+    @cached_property
+    def _did_index(self) -> dict[str, DidConfig]:
+        """Normalised DID → what it says."""
+        return {normalise_did(did): entry for did, entry in self.dids.items()}
+
+    def did_entry(self, did: str | None) -> DidConfig | None:
+        """What the DID map says of a dialled number (in any of the forms a carrier
+        writes it: ``+86…``, ``0086…``, national), if anything."""
+        if not did:
+            return None
+        return self._did_index.get(normalise_did(did))
+
     def did_queue(self, did: str | None) -> QueueConfig | None:
-        """The queue a dialled number preselects, if the DID map has it."""
-        return self.queue(self.dids[did]) if did and did in self.dids else None
+        """The queue a dialled number preselects, if the DID map has one."""
+        entry = self.did_entry(did)
+        return self.queue(entry.queue) if entry is not None and entry.queue else None
+
+    def language_for(self, queue_id: str | None = None, did: str | None = None) -> str:
+        """The language of a caller's prompts: its queue's ``language``, else its DID's,
+        else the hotline's. (The dialplan applies the DID's and the hotline's before the
+        engine sees the call; a queue's applies once the call is in that queue.)"""
+        if queue_id is not None and self.has_queue(queue_id):
+            language = self.queue(queue_id).language
+            if language:
+                return language
+        entry = self.did_entry(did)
+        return entry.language if entry is not None and entry.language else self.language
 
     def has_queue(self, queue_id: str) -> bool:
         return any(q.id == queue_id for q in self.queues)
 
     def queue_for_did(self, did: str | None) -> QueueConfig:
         """The queue a dialled number lands in: the DID map, else the default queue."""
-        if did and did in self.dids:
-            return self.queue(self.dids[did])
+        queue = self.did_queue(did)
+        if queue is not None:
+            return queue
         if self.default_queue is not None:
             return self.queue(self.default_queue)
         return self.queues[0]

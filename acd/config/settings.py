@@ -6,13 +6,24 @@ never decides policy.
 
 from __future__ import annotations
 
-from acd.config.schema import Config, PartnerMode
+from acd.config.schema import (
+    AnnounceConfig,
+    Config,
+    ExitActionConfig,
+    ExitsConfig,
+    PartnerMode,
+)
 from acd.domain.settings import (
     AgentSettings,
+    AnnounceSettings,
     AreaCodePrompt,
+    ClosedAction,
     ClosedSettings,
     EngineSettings,
     EntrySettings,
+    ExitAction,
+    ExitSettings,
+    ExitTo,
     MenuSettings,
     QueueSettings,
     RegionSettings,
@@ -20,7 +31,7 @@ from acd.domain.settings import (
     SiteSettings,
 )
 from routing.hours import Schedule
-from routing.numbers import normalise_number
+from routing.numbers import normalise_did
 from routing.partners import PartnerSite
 
 
@@ -31,7 +42,12 @@ def settings_from(config: Config) -> Settings:
             id=q.id, name=q.name, skills=dict(q.skills), priority=q.priority,
             sl_target=float(q.sl_target), wrap_up=q.wrap_up, moh_class=q.moh_class,
             spec=q.spec(), schedule=Schedule.build(tz, q.hours, q.holidays, q.workdays),
-            closed=ClosedSettings(q.closed.action, q.closed.sound, q.closed.mailbox))
+            closed=ClosedSettings(
+                q.closed.action,
+                _sound(q.closed.sound, q.closed.action is ClosedAction.VOICEMAIL),
+                q.closed.mailbox),
+            expected_handle_time=q.expected_handle_time,
+            exits=_exits(q.exits), announce=_announce(q.announce), language=q.language)
         for q in config.queues
     }
     agents = {
@@ -71,7 +87,8 @@ def settings_from(config: Config) -> Settings:
     ivr = config.ivr
     default_queue = config.default_queue or config.queues[0].id
     entry = EntrySettings(
-        dids={(normalise_number(did) or did): qid for did, qid in config.dids.items()},
+        dids={(normalise_did(did) or did): d.queue for did, d in config.dids.items()
+              if d.queue is not None},
         default_queue=default_queue,
         menu=None if ivr is None else MenuSettings(ivr.prompt, ivr.timeout, dict(ivr.options)),
         segments=config.segment_table())
@@ -85,3 +102,30 @@ def settings_from(config: Config) -> Settings:
             unreachable_retry=engine.unreachable_retry, explain_offers=engine.explain_offers),
         servers=tuple(s.name for s in config.asterisk.server_list),
         timezone=tz)
+
+
+def _action(a: ExitActionConfig | None) -> ExitAction | None:
+    if a is None:
+        return None
+    return ExitAction(a.to, a.queue, a.mailbox, _sound(a.sound, a.to is ExitTo.VOICEMAIL))
+
+
+def _exits(e: ExitsConfig) -> ExitSettings:
+    return ExitSettings(max_wait=e.max_wait, max_waiting=e.max_waiting, max_ewt=e.max_ewt,
+                        action=_action(e.action), key=e.key, key_action=_action(e.key_action),
+                        key_prompt=tuple(e.key_prompt))
+
+
+def _announce(a: AnnounceConfig | None) -> AnnounceSettings | None:
+    if a is None:
+        return None
+    return AnnounceSettings(position=a.position, ewt=a.ewt, first_after=a.first_after,
+                            every=a.every, sounds=a.sounds.model_dump())
+
+
+def _sound(sound: str | None, voicemail: bool) -> str:
+    """The sound before the call ends: the configured one; unset, ``vm-goodbye`` for a
+    closing message and nothing before a voicemail (the mailbox greets the caller)."""
+    if sound is not None:
+        return sound
+    return "" if voicemail else "vm-goodbye"

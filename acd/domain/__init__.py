@@ -7,7 +7,7 @@ core through a simulated day.
 """
 
 from acd.domain.core import EngineCore
-from acd.domain.effects import CloseCall, Effect, Offer, SessionEffect, StartTimer
+from acd.domain.effects import CloseCall, Effect, ExitCall, Offer, SessionEffect, StartTimer
 from acd.domain.errors import (
     CallNotWaiting,
     DomainError,
@@ -23,6 +23,7 @@ from acd.domain.events import (
     AgentLogin,
     CallAnswered,
     CallArrived,
+    CallerKey,
     CallHungUp,
     ChannelGone,
     DeviceSnapshot,
@@ -38,6 +39,7 @@ from acd.domain.events import (
     SetCallPriority,
     StageDue,
     TransferCall,
+    WaitLimit,
     WrapUpDone,
 )
 from acd.domain.facts import Fact
@@ -45,12 +47,48 @@ from acd.domain.records import Agent, AgentState, AgentStatus, Call, CallState
 from acd.domain.settings import Settings
 
 __all__ = [
-    "Agent", "AgentLogin", "AgentState", "AgentStatus", "Call", "CallAnswered", "CallArrived",
-    "CallHungUp", "CallNotWaiting", "CallState", "ChannelGone", "CloseCall",
-    "DeviceSnapshot", "DeviceStateChanged", "DeviceStateLost", "DialFinished",
-    "DomainError", "Effect", "EngineCore", "Event", "Fact", "IllegalTransition",
-    "InvalidCommand", "Offer", "OfferFailed", "PartnerChannels", "PartnerDue",
-    "PhoneRecheck", "QueueClosed", "SessionEffect", "SetAgentStatus", "SetCallPriority",
-    "Settings", "StageDue", "StartTimer", "TransferCall", "UnknownAgent", "UnknownCall",
-    "UnknownPauseReason", "UnknownQueue", "WrapUpDone",
+    "Agent",
+    "AgentLogin",
+    "AgentState",
+    "AgentStatus",
+    "Call",
+    "CallAnswered",
+    "CallArrived",
+    "CallHungUp",
+    "CallNotWaiting",
+    "CallState",
+    "CallerKey",
+    "ChannelGone",
+    "CloseCall",
+    "DeviceSnapshot",
+    "DeviceStateChanged",
+    "DeviceStateLost",
+    "DialFinished",
+    "DomainError",
+    "Effect",
+    "EngineCore",
+    "Event",
+    "ExitCall",
+    "Fact",
+    "IllegalTransition",
+    "InvalidCommand",
+    "Offer",
+    "OfferFailed",
+    "PartnerChannels",
+    "PartnerDue",
+    "PhoneRecheck",
+    "QueueClosed",
+    "SessionEffect",
+    "SetAgentStatus",
+    "SetCallPriority",
+    "Settings",
+    "StageDue",
+    "StartTimer",
+    "TransferCall",
+    "UnknownAgent",
+    "UnknownCall",
+    "UnknownPauseReason",
+    "UnknownQueue",
+    "WaitLimit",
+    "WrapUpDone",
 ]

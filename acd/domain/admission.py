@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from acd.domain.settings import EntrySettings, QueueSettings
-from routing.numbers import normalise_number
+from routing.numbers import normalise_did
 from routing.segments import Segment
 
 
@@ -45,7 +45,7 @@ def entry_queue(entry: EntrySettings, queues: Collection[str], *, chosen: str | 
     if segment is not None and segment.queue_id is not None:
         return segment.queue_id
     if did:
-        by_did = entry.dids.get(normalise_number(did)) or entry.dids.get(did)
+        by_did = entry.dids.get(normalise_did(did)) or entry.dids.get(did)
         if by_did is not None:
             return by_did
     if entry.menu is not None and entry.menu.options:

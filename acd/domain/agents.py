@@ -175,6 +175,7 @@ class AgentBook(Mapping[str, Agent]):
         agent.wrap_token += 1
         if wrap_up > 0:
             agent.move(AgentState.WRAP_UP)
+            agent.wrap_ends = now + wrap_up
             out.append(StartTimer(wrap_up, WrapUpDone(agent.agent_id, agent.wrap_token,
                                                       now + wrap_up)))
             out.append(self.fact(agent))

@@ -29,7 +29,7 @@ from functools import partial
 
 from acd.domain import admission
 from acd.domain.agents import AgentBook
-from acd.domain.effects import CloseCall, Effect, Offer, StartTimer
+from acd.domain.effects import CloseCall, Effect, ExitCall, Offer, StartTimer
 from acd.domain.errors import (
     CallNotWaiting,
     InvalidCommand,
@@ -41,6 +41,7 @@ from acd.domain.events import (
     AgentLogin,
     CallAnswered,
     CallArrived,
+    CallerKey,
     CallHungUp,
     ChannelGone,
     DeviceSnapshot,
@@ -56,8 +57,10 @@ from acd.domain.events import (
     SetCallPriority,
     StageDue,
     TransferCall,
+    WaitLimit,
     WrapUpDone,
 )
+from acd.domain.ewt import HandleTimes, WaitEstimator
 from acd.domain.explain import explain, why_unroutable
 from acd.domain.facts import (
     AgentNoAnswer,
@@ -66,6 +69,7 @@ from acd.domain.facts import (
     CallClosed,
     CallCompleted,
     CallConnected,
+    CallExited,
     CallOffered,
     CallOverflowed,
     CallPriorityChanged,
@@ -81,7 +85,7 @@ from acd.domain.figures import LiveStats
 from acd.domain.partners import PartnerDesk
 from acd.domain.records import LIVE_CALL_STATES, Agent, AgentStatus, Call, CallState
 from acd.domain.servers import Servers
-from acd.domain.settings import ClosedAction, QueueSettings, Settings
+from acd.domain.settings import ClosedAction, ExitAction, ExitTo, QueueSettings, Settings
 from routing import Router, WaitingCall
 from routing.partners import PartnerSite
 
@@ -129,6 +133,13 @@ class EngineCore:
         self.figures = LiveStats({q.id: q.sl_target for q in settings.queues.values()},
                                  settings.timezone)
         self.region_stats: dict[str, RegionStats] = {}
+        #: Talk times per queue and agent (expected waits), fed this core's facts.
+        self.handle_times = HandleTimes(
+            {q.id: q.expected_handle_time for q in settings.queues.values()},
+            {q.id: q.wrap_up for q in settings.queues.values()})
+        self.estimator = WaitEstimator(self)
+        #: Bumped at every applied event: read views cache on it.
+        self.version = 0
         #: (queue, state) → live calls of the queue in that state.
         self._live: dict[tuple[str, CallState], int] = {}
         self._seq = itertools.count(1)
@@ -153,6 +164,10 @@ class EngineCore:
                 self._dial_finished(event, out)
             case OfferFailed():
                 self._offer_failed(event, out)
+            case CallerKey():
+                self._caller_key(event, out)
+            case WaitLimit():
+                self._wait_limit(event, out)
             case DeviceStateChanged():
                 self.agents.device_state(event.device, event.state, out)
             case DeviceSnapshot():
@@ -190,7 +205,27 @@ class EngineCore:
         for eff in out:
             if isinstance(eff, Fact):
                 figures.observe(eff, now)
+                self._measure(eff)
+        self.version += 1
         return out
+
+    def _measure(self, fact: Fact) -> None:
+        """Handle and ring times for the expected waits, from the core's own facts."""
+        times = self.handle_times
+        if isinstance(fact, CallOffered):
+            times.offered(fact.call_id, fact.queue, fact.wait)
+        elif isinstance(fact, CallConnected):
+            times.waited(fact.queue, fact.wait, abandoned=False)
+            if fact.agent is not None:
+                times.answered(fact.call_id, fact.wait)
+        elif isinstance(fact, CallCompleted):
+            if fact.agent is not None:
+                times.observe(fact.queue, fact.agent, fact.talk)
+        elif isinstance(fact, CallAbandoned):
+            times.waited(fact.queue, fact.wait, abandoned=True)
+            times.forget(fact.call_id)
+        elif isinstance(fact, CallReleased | CallRequeued):
+            times.forget(fact.call_id)
 
     def initial_effects(self, now: float) -> list[Effect]:
         """Each agent's configured start status."""
@@ -307,6 +342,94 @@ class EngineCore:
                                not is_new, call.priority, call.segment, call.region,
                                call.server, call.region_known, call.region_source, call.did,
                                call.menu_choice))
+        if existing is None and not ev.restored:
+            self._check_line(call, queue, ev.now, out)
+
+    def _check_line(self, call: Call, queue: QueueSettings, now: float,
+                    out: list[Effect]) -> None:
+        """A caller joining the line: the queue's limits may send it elsewhere at once
+        (too many waiting, or a sure expected wait longer than ``max_ewt``)."""
+        exits = queue.exits
+        if exits.action is None or call.state is not CallState.WAITING:
+            return
+        if exits.max_waiting is not None and \
+                sum(self.router.waiting(rq) for rq in self._router_queues(queue.id)) \
+                > exits.max_waiting:
+            self._exit(call, "max_waiting", exits.action, now, out)
+            return
+        if exits.max_ewt is not None:
+            est = self.estimator.sweep(now).calls.get(call.call_id)
+            if est is not None and est.sure and est.seconds is not None \
+                    and est.seconds > exits.max_ewt:
+                self._exit(call, "max_ewt", exits.action, now, out)
+
+    def _router_queues(self, queue_id: str) -> list[str]:
+        servers = self.servers
+        return [servers.router_queue(queue_id, s) for s in servers.names]
+
+    def _caller_key(self, ev: CallerKey, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None or call.state is not CallState.WAITING:
+            return  # talking (keys for the agent), ringing, or gone
+        exits = self.queues[call.queue_id].exits
+        if exits.key is not None and exits.key_action is not None and ev.digit == exits.key:
+            self._exit(call, "caller_key", exits.key_action, ev.now, out)
+
+    def _arm_wait_limit(self, call: Call, now: float, out: list[Effect]) -> None:
+        limit = self.queues[call.queue_id].exits.max_wait
+        if limit is None or self.queues[call.queue_id].exits.action is None:
+            return
+        due = call.entry_time + limit
+        if call.wait_limit_at is not None and call.wait_limit_at <= due:
+            return  # a timer for this moment (or earlier: it re-checks) is on its way
+        call.wait_limit_at = due
+        out.append(StartTimer(max(0.0, due - now), WaitLimit(call.call_id, due)))
+
+    def _wait_limit(self, ev: WaitLimit, out: list[Effect]) -> None:
+        call = self.calls.get(ev.call_id)
+        if call is None:
+            return
+        call.wait_limit_at = None
+        exits = self.queues[call.queue_id].exits
+        if exits.max_wait is None or exits.action is None:
+            return
+        if call.state is not CallState.WAITING:
+            return  # ringing or talking: if it comes back it is checked again
+        if ev.now + 1e-6 >= call.entry_time + exits.max_wait:
+            self._exit(call, "max_wait", exits.action, ev.now, out)
+        else:
+            self._arm_wait_limit(call, ev.now, out)
+
+    def _exit(self, call: Call, reason: str, action: ExitAction, now: float,
+              out: list[Effect]) -> None:
+        """The caller leaves the line early: another queue, the partners, or out of the
+        engine (voicemail, a closing message). Counted as an exit, never an abandon."""
+        queue = self.queues[call.queue_id]
+        if action.to is ExitTo.QUEUE and action.queue is not None:
+            target = self.queues[action.queue]
+            if admission.is_open(target, now):
+                out.append(CallExited(call.call_id, queue.id, now - call.entry_time, reason,
+                                      action.to.value, target.id))
+                self._move_to_queue(call, target, now, out)
+                return
+            # the target is closed now: its closed action ends the call
+            closed = target.closed
+            action = ExitAction(ExitTo.VOICEMAIL if closed.action is ClosedAction.VOICEMAIL
+                                else ExitTo.MESSAGE, None, closed.mailbox, closed.sound)
+        if action.to is ExitTo.PARTNER:
+            out.append(CallExited(call.call_id, queue.id, now - call.entry_time, reason,
+                                  action.to.value))
+            call.partner_exit = True
+            self.partners.ready.add(call.call_id)  # offered at the end of this step
+            return
+        self.router.remove_call(call.call_id)
+        self.partners.ready.discard(call.call_id)
+        call.ended_at = now
+        self._move(call, CallState.EXITED)
+        out.append(CallExited(call.call_id, queue.id, call.wait, reason, action.to.value))
+        out.append(ExitCall(call.call_id, queue.id, action.sound,
+                            action.mailbox if action.to is ExitTo.VOICEMAIL else None))
+        self._finish(call)
 
     def _call_hung_up(self, ev: CallHungUp, out: list[Effect]) -> None:
         call = self.calls.get(ev.call_id)
@@ -441,21 +564,28 @@ class EngineCore:
         target = self.queues.get(ev.queue_id)
         if target is None:
             raise UnknownQueue(f"no queue {ev.queue_id!r}")
-        old = call.queue_id
-        if old == target.id:
+        if call.queue_id == target.id:
             return
         if not admission.is_open(target, ev.now):
             # Hours apply to every entry into a queue: a caller moved into a closed queue
             # would wait for agents who are not there.
             raise QueueClosed(f"queue {target.id!r} is closed now (its hours)")
+        self._move_to_queue(call, target, ev.now, out)
+
+    def _move_to_queue(self, call: Call, target: QueueSettings, now: float,
+                       out: list[Effect]) -> None:
+        """A waiting call joins another queue with its entry time (its place by
+        seniority); its stages count from now."""
+        old = call.queue_id
         self._count(call, -1)
         call.waiting = self.router.move_call(
-            call.call_id, self.servers.router_queue(target.id, call.server), queued_at=ev.now)
+            call.call_id, self.servers.router_queue(target.id, call.server), queued_at=now)
         call.queue_id = target.id
         self._count(call, 1)
         call.stage = call.waiting.stage
         call.priority = target.priority + call.boost
-        self._arm_stage_timer(call, ev.now, out)
+        self._arm_stage_timer(call, now, out)
+        self._arm_wait_limit(call, now, out)
         out.append(CallTransferred(call.call_id, old, call.queue_id, call.entry_time))
 
     def _set_priority(self, ev: SetCallPriority, out: list[Effect]) -> None:
@@ -481,6 +611,7 @@ class EngineCore:
                 call.boost, call.entry_time, call.seq)
         self.router.add_call(call.waiting)
         self._advance_stage(call, now, out)
+        self._arm_wait_limit(call, now, out)
 
     def _advance_stage(self, call: Call, now: float, out: list[Effect]) -> None:
         """Move a waiting call to the stage its wait has reached; arm the next timer."""

@@ -2,6 +2,7 @@
 
 * :class:`Offer` — dial an agent (or a partner site) from the call's own session;
 * :class:`CloseCall` — the call's queue is closed: its closed action, then hang up;
+* :class:`ExitCall` — the caller leaves the line by an exit (voicemail, a message);
 * :class:`StartTimer` — post ``event`` back to the inbox after ``delay`` seconds;
 * a :class:`~acd.domain.facts.Fact` — tell the world what happened.
 """
@@ -38,11 +39,22 @@ class CloseCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ExitCall:
+    """The caller leaves the line by its queue's exit: play ``sound``, then leave a
+    voicemail in ``mailbox`` (``box@context``) if set, then the call ends."""
+
+    call_id: str
+    queue_id: str
+    sound: str
+    mailbox: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     delay: float
     event: Event
 
 
 #: Effects a call's session carries out (delivered to that session).
-SessionEffect = Offer | CloseCall
-Effect = Offer | CloseCall | StartTimer | Fact
+SessionEffect = Offer | CloseCall | ExitCall
+Effect = Offer | CloseCall | ExitCall | StartTimer | Fact

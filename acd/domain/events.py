@@ -57,6 +57,23 @@ class CallHungUp:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerKey:
+    """The caller pressed a key while waiting (AMI DTMF, or during an announcement)."""
+
+    call_id: str
+    digit: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class WaitLimit:
+    """A waiting call may have reached its queue's ``max_wait``."""
+
+    call_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class CallAnswered:
     """The agent picked up (AMI DialEnd ANSWER for the caller's channel)."""
 
@@ -211,6 +228,7 @@ class ChannelGone:
 
 Event = (
     CallArrived | CallHungUp | CallAnswered | DialFinished | OfferFailed
+    | CallerKey | WaitLimit
     | DeviceStateChanged | DeviceSnapshot | DeviceStateLost | PhoneRecheck
     | SetAgentStatus | AgentLogin | TransferCall | SetCallPriority
     | StageDue | PartnerDue | WrapUpDone | PartnerChannels | ChannelGone

@@ -174,6 +174,21 @@ class CallClosed(Fact):
 
 
 @dataclass(frozen=True, slots=True)
+class CallExited(Fact):
+    """The caller left the queue's line early by an exit — not an abandon. ``reason``:
+    max_wait, max_waiting, max_ewt, caller_key, stage; ``action``: queue, partner,
+    voicemail, message; ``target``: the queue it went to, if any."""
+
+    name: ClassVar[str] = "call_exited"
+    call_id: str
+    queue: str
+    wait: float
+    reason: str
+    action: str
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CallTransferred(Fact):
     name: ClassVar[str] = "call_transferred"
     call_id: str
@@ -256,4 +271,4 @@ class SiteRecovered(Fact):
 #: Facts after which a waiting call's stored place changes / the call leaves the line.
 CALL_PLACE_CHANGED = (CallWaiting, CallPriorityChanged, CallTransferred, CallStageReached,
                       CallRequeued)
-CALL_LEFT_LINE = (CallConnected, CallAbandoned, CallCompleted, CallClosed)
+CALL_LEFT_LINE = (CallConnected, CallAbandoned, CallCompleted, CallClosed, CallExited)

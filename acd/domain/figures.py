@@ -19,6 +19,7 @@ midnight, fed the core's facts in order (``observe``); it is the core's own stat
     CallClosed                        → closed (reached a closed queue)
     CallCompleted (talk)              → handled, talk time
     CallTransferred                   → transferred out of / into a queue
+    CallExited                        → exits (left by a queue's exit: not abandoned)
     AgentNoAnswer                     → ring-no-answer
     AgentChanged (wrap_up → other)    → wrap-up time, charged to the queue of the
                                         agent's last completed call
@@ -46,6 +47,7 @@ from acd.domain.facts import (
     CallClosed,
     CallCompleted,
     CallConnected,
+    CallExited,
     CallOverflowed,
     CallTransferred,
     CallWaiting,
@@ -123,6 +125,8 @@ class Counts:
     rona: int = 0
     transferred_in: int = 0
     transferred_out: int = 0
+    #: Callers who left the line by an exit (voicemail, message, another queue …).
+    exits: int = 0
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
@@ -219,6 +223,8 @@ class LiveStats:
                 self._bump(queue, now, transferred_in=1)
             case AgentNoAnswer(queue=queue):
                 self._bump(queue, now, rona=1)
+            case CallExited(queue=queue):
+                self._bump(queue, now, exits=1)
             case AgentChanged(agent=agent, state=state):
                 self._agent(agent, state, now)
 

@@ -75,6 +75,8 @@ class PartnerDesk:
     # -- choosing a site -----------------------------------------------------------------
 
     def rule(self, call: Call) -> RegionRule:
+        if call.partner_exit:  # a queue's exit: any partner offering the service, now
+            return RegionRule(primary=True, overflow_after=0.0, any_after=0.0)
         return self.regions.rule(call.region, call.partner_first)
 
     def _active(self) -> dict[str, int]:

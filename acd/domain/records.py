@@ -6,7 +6,8 @@ Separate axes (STYLE.md):
   status may follow any other;
 * agent **state** — driven by the engine: idle → ringing → on_call → wrap_up → idle;
 * **device** state — what Asterisk says of the phone (NOT_INUSE, INUSE, UNAVAILABLE…);
-* **call** state — waiting ⇄ offered → connected → completed, or abandoned / released.
+* **call** state — waiting ⇄ offered → connected → completed, or abandoned / released /
+  exited.
 
 Engine-driven states change only through :meth:`Agent.move` and :meth:`Call.move`, which
 check the tables below: an illegal transition raises :class:`IllegalTransition` and
@@ -47,6 +48,9 @@ class CallState(StrEnum):
     #: Handed back to the dialplan (engine stopping or stepping down): the caller waits
     #: on in the engine that is active now, with its place; not an abandon.
     RELEASED = "released"
+    #: Left the line early by a queue's exit (voicemail, a closing message): not an
+    #: abandon either.
+    EXITED = "exited"
 
 
 _A = AgentState
@@ -62,13 +66,14 @@ _C = CallState
 #: The call's life: from → the states it may go to. Completed, abandoned and released are
 #: final.
 CALL_TRANSITIONS: Mapping[CallState, frozenset[CallState]] = MappingProxyType({
-    _C.WAITING: frozenset({_C.OFFERED, _C.ABANDONED, _C.RELEASED}),
+    _C.WAITING: frozenset({_C.OFFERED, _C.ABANDONED, _C.RELEASED, _C.EXITED}),
     # offered → waiting: not answered, the call goes back with its place
     _C.OFFERED: frozenset({_C.WAITING, _C.CONNECTED, _C.ABANDONED, _C.RELEASED}),
     _C.CONNECTED: frozenset({_C.COMPLETED}),
     _C.COMPLETED: frozenset(),
     _C.ABANDONED: frozenset(),
     _C.RELEASED: frozenset(),
+    _C.EXITED: frozenset(),
 })
 
 #: Call states the live views show (the rest are gone).
@@ -92,6 +97,8 @@ class Agent:
     missed: int = 0
     consecutive_missed: int = 0
     wrap_token: int = 0
+    #: When the current wrap-up ends (engine time; meaningful in WRAP_UP).
+    wrap_ends: float = 0.0
     #: A dial found the phone unreachable (CHANUNAVAIL/CONGESTION) and Asterisk has not
     #: said it came back since; ``recheck_token`` tells the current retry timer.
     unreachable: bool = False
@@ -149,6 +156,10 @@ class Call:
     #: The IVR key the caller pressed ("" when there was no menu).
     menu_choice: str = ""
     partner_first: bool = False
+    #: A queue exit sent the call to the partners: any partner may take it now.
+    partner_exit: bool = False
+    #: When the pending max_wait timer fires (one timer per call).
+    wait_limit_at: float | None = None
     server: str = ""
     #: The partner site the call is offered to / connected with.
     site_id: str | None = None

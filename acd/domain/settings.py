@@ -30,6 +30,16 @@ class ClosedAction(StrEnum):
     VOICEMAIL = "voicemail"  # leave a message in a mailbox
 
 
+class ExitTo(StrEnum):
+    """Where a caller goes when it leaves a queue's line early."""
+
+    QUEUE = "queue"  # another queue, keeping its entry time
+    PARTNER = "partner"  # a partner site offering the service (covering the caller first)
+    VOICEMAIL = "voicemail"  # leave a message in the queue's mailbox
+    CALLBACK = "callback"  # be called back keeping its place (outbound callbacks)
+    MESSAGE = "message"  # a closing message, then the call ends
+
+
 class SiteKind(StrEnum):
     OWN = "own"
     PARTNER = "partner"
@@ -40,6 +50,40 @@ class ClosedSettings:
     action: ClosedAction = ClosedAction.MESSAGE
     sound: str = "vm-goodbye"
     mailbox: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitAction:
+    to: ExitTo
+    queue: str | None = None
+    mailbox: str | None = None
+    sound: str = "vm-goodbye"
+
+
+@dataclass(frozen=True, slots=True)
+class ExitSettings:
+    """When a caller leaves the line early (limits, or its own key) and where it goes."""
+
+    max_wait: float | None = None
+    max_waiting: int | None = None
+    max_ewt: float | None = None
+    action: ExitAction | None = None
+    key: str | None = None
+    key_action: ExitAction | None = None
+    key_prompt: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceSettings:
+    """What waiting callers are told, and when."""
+
+    position: bool = True
+    ewt: bool = True
+    first_after: float = 0.0
+    every: float = 60.0
+    #: Sound names: first_in_line, position_before, position_after, wait_before,
+    #: less_than, minute, minutes, thanks.
+    sounds: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +100,13 @@ class QueueSettings:
     spec: QueueSpec
     schedule: Schedule
     closed: ClosedSettings = ClosedSettings()
+    #: Talk time to assume before enough calls are measured (EWT); None: unknown.
+    expected_handle_time: float | None = None
+    exits: ExitSettings = ExitSettings()
+    announce: AnnounceSettings | None = None
+    #: Asterisk's language of the queue's prompts (sounds/<language>/…, SAY NUMBER);
+    #: None: the channel keeps the one the dialplan set (the DID's or the hotline's).
+    language: str | None = None
 
     @property
     def label(self) -> str:

@@ -23,10 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from acd.domain.core import EngineCore
+from acd.domain.ewt import Sweep
 from acd.domain.figures import Window, WindowFigures
 from acd.domain.records import LIVE_CALL_STATES, Agent, Call, CallState
 from acd.domain.settings import QueueSettings, Settings, SiteSettings
 from routing.regions import REGION_NAMES
+
+#: The estimator's replay is computed again at most this often (seconds).
+SWEEP_EVERY = 0.25
 
 #: What a wallboard shows per agent, from the two axes (status, state) and the phone.
 PRESENCES = ("ready", "ringing", "on_call", "wrap_up", "paused", "unavailable", "logged_out")
@@ -94,6 +98,8 @@ class CallRead:
     did: str
     menu_choice: str
     stage: int
+    #: Expected wait from now (seconds) when the estimate is sure; waiting calls only.
+    ewt: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,8 @@ class QueueRead:
     agents: Mapping[str, int]
     rolling: WindowFigures
     today: WindowFigures
+    #: What a caller arriving now would wait (seconds), when sure.
+    ewt: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +191,39 @@ class LiveView:
         servers = core.servers
         self._router_queues = {q: tuple(servers.router_queue(q, s) for s in servers.names)
                                for q in settings.queues}
+        self._sweep: Sweep | None = None
+
+    # -- expected waits --------------------------------------------------------------------
+
+    def estimates(self, now: float) -> Sweep:
+        """The estimator's latest replay: computed again when the core changed, at most
+        every ``SWEEP_EVERY`` seconds (a busy engine changes every millisecond), and at
+        least every second (time passing moves the estimates)."""
+        sweep = self._sweep
+        if sweep is None or now - sweep.now >= 1.0 or (
+                sweep.version != self.core.version and now - sweep.now >= SWEEP_EVERY):
+            sweep = self._sweep = self.core.estimator.sweep(now)
+        return sweep
+
+    def ewt(self, call_id: str, now: float, *, fresh: bool = False) -> float | None:
+        """A waiting caller's expected wait from now (None when unsure). ``fresh``: a
+        caller the latest replay has not seen yet (it just arrived) gets a new replay,
+        unless one ran in the last 50 ms."""
+        sweep = self.estimates(now)
+        if fresh and call_id not in sweep.calls and now - sweep.now >= 0.05:
+            sweep = self._sweep = self.core.estimator.sweep(now)
+        est = sweep.calls.get(call_id)
+        if est is None or not est.sure or est.seconds is None:
+            return None
+        return max(0.0, est.seconds - (now - sweep.now))
+
+    def queue_ewt(self, queue_id: str, now: float) -> float | None:
+        """What a caller arriving in the queue now would wait (None when unsure)."""
+        sweep = self.estimates(now)
+        told = [e.seconds for rq in self._router_queues.get(queue_id, ())
+                if (e := sweep.newcomer.get(rq)) is not None and e.sure
+                and e.seconds is not None]
+        return max(0.0, min(told) - (now - sweep.now)) if told else None
 
     # -- queues --------------------------------------------------------------------------
 
@@ -228,6 +269,7 @@ class LiveView:
             agents=counts,
             rolling=figures.window(q.id, Window.ROLLING, now),
             today=figures.window(q.id, Window.TODAY, now),
+            ewt=self.queue_ewt(q.id, now),
         )
 
     # -- agents --------------------------------------------------------------------------
@@ -253,9 +295,9 @@ class LiveView:
         c = self.core.calls.get(call_id)
         if c is None or c.state not in LIVE_CALL_STATES:
             return None
-        position = self.core.router.position(call_id) if c.state is CallState.WAITING \
-            else None
-        return call_read(c, position, now)
+        if c.state is not CallState.WAITING:
+            return call_read(c, None, now)
+        return call_read(c, self.core.router.position(call_id), now, self.ewt(call_id, now))
 
     def calls(self, now: float, *, agent: str | None = None, queue: str | None = None,
               state: CallState | None = None, cursor: str | None = None,
@@ -276,7 +318,9 @@ class LiveView:
             more = len(page) > limit
             page = page[:limit]
         positions = self._positions([c for k, c in page if k[0] == 0])
-        reads = tuple(call_read(c, positions.get(c.call_id), now) for _, c in page)
+        reads = tuple(call_read(c, positions.get(c.call_id), now,
+                                self.ewt(c.call_id, now) if k[0] == 0 else None)
+                      for k, c in page)
         return CallPage(reads, _encode(page[-1][0]) if more and page else None)
 
     def _page_keys(self, *, agent: str | None, queue: str | None,
@@ -395,7 +439,8 @@ class LiveView:
         }
 
 
-def call_read(c: Call, position: int | None, now: float) -> CallRead:
+def call_read(c: Call, position: int | None, now: float,
+              ewt: float | None = None) -> CallRead:
     answered = c.answered_at
     wait = (answered if answered is not None else now) - c.entry_time
     return CallRead(
@@ -404,7 +449,7 @@ def call_read(c: Call, position: int | None, now: float) -> CallRead:
         entry_time=c.entry_time, agent=c.agent_id,
         talk=now - answered if answered is not None else None,
         segment=c.segment, region=c.region, region_source=c.region_source,
-        site=c.site_id, did=c.did, menu_choice=c.menu_choice, stage=c.stage)
+        site=c.site_id, did=c.did, menu_choice=c.menu_choice, stage=c.stage, ewt=ewt)
 
 
 def _encode(key: _PageKey) -> str:

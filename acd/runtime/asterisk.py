@@ -6,6 +6,7 @@ and turns what AMI says into inbox events:
 * ``DeviceStateChange`` of an agent phone of this server → ``DeviceStateChanged``;
 * ``DialEnd`` ANSWER on a caller's channel → ``CallAnswered`` (the agent picked up);
 * ``Hangup`` of a partner channel put through before a restart → ``ChannelGone``;
+* ``DTMFEnd`` received on a caller's channel → ``CallerKey`` (its exit key, perhaps);
 * ``Reload`` → the device states are read again (agents added by a reload are absent
   from Asterisk's device-state cache until their state first changes).
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from acd.domain import (
     CallAnswered,
+    CallerKey,
     CallHungUp,
     ChannelGone,
     DeviceSnapshot,
@@ -124,6 +126,13 @@ class AsteriskLink:
             device, state = ev.get("Device"), ev.get("State")
             if device and state and self._mine(device):
                 engine.post(DeviceStateChanged(device, state, now))
+        elif ev.name == "DTMFEnd" and ev.get("Direction") == "Received":
+            # a key the caller pressed while waiting (no AGI command running): the
+            # queue's exit key, perhaps; the core ignores it otherwise
+            call_id = engine.core.call_for_uniqueid(ev.get("Uniqueid") or "", self.server)
+            digit = ev.get("Digit") or ""
+            if call_id is not None and len(digit) == 1:
+                engine.post(CallerKey(call_id, digit, now))
         elif ev.name == "Reload":
             self.refresh_soon()
         elif ev.name == "Hangup":

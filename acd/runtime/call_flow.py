@@ -25,15 +25,26 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from acd.domain import CallArrived, CallHungUp, CloseCall, DialFinished, Event, Offer, Settings
+from acd.domain import (
+    CallArrived,
+    CallerKey,
+    CallHungUp,
+    CloseCall,
+    DialFinished,
+    Event,
+    ExitCall,
+    Offer,
+    Settings,
+)
 from acd.domain.admission import entry_queue, menu_queue
-from acd.domain.settings import AreaCodePrompt, MenuSettings
+from acd.domain.ewt import spoken_minutes
+from acd.domain.settings import AreaCodePrompt, MenuSettings, QueueSettings
 from acd.protocol.agi import quote
 from acd.runtime.fastagi import AGIHangupError, AGISession
-from acd.runtime.session import Release, SessionQueue
-from routing.numbers import normalise_number
+from acd.runtime.session import Release, SessionItem, SessionQueue
+from routing.numbers import normalise_did, normalise_number
 from routing.regions import RegionResolver, RegionResult
 
 log = logging.getLogger("acd.call")
@@ -55,6 +66,20 @@ class CallHost(Protocol):
     def close_session(self, call_id: str, q: SessionQueue) -> None: ...
 
     def qualify_call_id(self, raw: str, server: str) -> str: ...
+
+    def announcement(self, call_id: str) -> tuple[int | None, float | None]:
+        """The waiting caller's place in line and its sure expected wait (None, None:
+        not waiting)."""
+        ...
+
+    def announcing(self, call_id: str, on: bool) -> None:
+        """The session plays (or stopped playing) prompts: an offer must stop them."""
+        ...
+
+    def recording(self, call_id: str) -> tuple[str, str | None] | None:
+        """Record the conversation: (MixMonitor file, a sound the caller hears first),
+        asked before each dial; None: not recorded (or already being recorded)."""
+        ...
 
 
 def parse_entry_time(raw: str | None, now: float) -> float:
@@ -82,7 +107,7 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
     now = host.clock()
     entry_time = parse_entry_time(args[0] if args else None, now)
     raw_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
-    did = normalise_number(args[2] if len(args) > 2 else env.extension) \
+    did = normalise_did(args[2] if len(args) > 2 else env.extension) \
         or (args[2] if len(args) > 2 else env.extension)
     server = args[3] if len(args) > 3 else ""  # ${ACD_SERVER}: which Asterisk this is
     call_id = host.qualify_call_id(raw_id, server)
@@ -108,6 +133,8 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
         if not region.known and ask is not None:
             region = await _ask_area_code(host, session, caller, region, ask)
         queue = settings.queues[queue_id]
+        if queue.language is not None:  # else the DID's or the hotline's (dialplan)
+            await session.set_variable("CHANNEL(language)", queue.language)
         await session.set_music(True, queue.moh_class)
         host.post(CallArrived(call_id, queue_id, caller, entry_time, host.clock(),
                               env.channel, env.uniqueid,
@@ -117,21 +144,29 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
                               menu_choice))
         reported = True
         hangup = asyncio.ensure_future(session.wait_hangup())
+        announcer = Announcer(host, session, call_id, queue)
+        next_item: asyncio.Future[SessionItem] | None = None
         try:
             while True:
-                next_item = asyncio.ensure_future(items.get())
-                done, _ = await asyncio.wait({hangup, next_item},
+                if next_item is None:
+                    next_item = asyncio.ensure_future(items.get())
+                waiters: set[asyncio.Future[Any]] = {hangup, next_item}
+                done, _ = await asyncio.wait(waiters, timeout=announcer.due_in(host.clock()),
                                              return_when=asyncio.FIRST_COMPLETED)
-                if next_item not in done:
+                if hangup in done:
                     next_item.cancel()
                     return  # caller hung up while waiting (finally reports it)
+                if next_item not in done:
+                    await announcer.announce()  # time for it (an offer stops it)
+                    continue
                 item = next_item.result()
+                next_item = None
                 if isinstance(item, Release):
                     released = True
                     log.info("call %s: handed back to the dialplan (engine stopping or "
                              "stepping down)", call_id)
                     return
-                if isinstance(item, CloseCall):
+                if isinstance(item, CloseCall | ExitCall):
                     await _closed(session, item)
                     return
                 if await _ring(host, session, call_id, item):
@@ -145,6 +180,8 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
                 await session.set_music(True, queue.moh_class)
         finally:
             hangup.cancel()
+            if next_item is not None:
+                next_item.cancel()
     except AGIHangupError:
         pass
     except Exception:
@@ -161,6 +198,107 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
             host.post(CallHungUp(call_id, host.clock(), released=released))
         with contextlib.suppress(Exception):
             await session.close()
+
+
+#: No announcement when the caller's expected wait is shorter: it would only delay
+#: the caller's own answer (an offer would stop it at once anyway).
+ANNOUNCE_SKIP_BELOW = 12.0
+
+
+class Announcer:
+    """What a waiting caller is told, when (ACD_SPEC §8): its place in line and its
+    expected wait (only when sure), the key that takes it out of the line; at
+    ``first_after`` seconds, then every ``every``.
+
+    The prompts are played with the caller's exit key and ``#`` as escape digits: the
+    caller's key is reported as a ``CallerKey``; ``#`` is how the engine stops the
+    prompt the moment an offer (or an exit) comes for this call — it queues a ``#`` on
+    the caller's channel over AMI (``PlayDTMF``, ``Receive: true``) while the session
+    says it is announcing."""
+
+    def __init__(self, host: CallHost, session: AGISession, call_id: str,
+                 queue: QueueSettings) -> None:
+        self.host, self.session, self.call_id, self.queue = host, session, call_id, queue
+        self.settings = queue.announce
+        exits = queue.exits
+        self.key = exits.key if exits.key_action is not None else None
+        now = host.clock()
+        self.next_at: float | None = None
+        if self.settings is not None:
+            self.next_at = now + self.settings.first_after
+        elif self.key is not None:
+            self.next_at = now  # the key alone is announced once
+
+    def due_in(self, now: float) -> float | None:
+        return None if self.next_at is None else max(0.0, self.next_at - now)
+
+    def _schedule_next(self, now: float) -> None:
+        every = self.settings.every if self.settings is not None else 0.0
+        self.next_at = now + every if every > 0 else None
+
+    def parts(self, position: int | None, ewt: float | None) -> list[tuple[str, str]]:
+        """("file", name) / ("number", n) / ("digit", d) in the order they are said."""
+        out: list[tuple[str, str]] = []
+        a = self.settings
+        if a is not None:
+            sounds = a.sounds
+            if a.position and position is not None:
+                if position == 1:
+                    out.append(("file", sounds["first_in_line"]))
+                else:
+                    out += [("file", sounds["position_before"]), ("number", str(position)),
+                            ("file", sounds["position_after"])]
+            if a.ewt and ewt is not None:
+                minutes = spoken_minutes(ewt)
+                out.append(("file", sounds["wait_before"]))
+                if minutes == 0:
+                    out += [("file", sounds["less_than"]), ("number", "1"),
+                            ("file", sounds["minute"])]
+                else:
+                    out += [("number", str(minutes)),
+                            ("file", sounds["minute" if minutes == 1 else "minutes"])]
+        if self.key is not None:
+            for name in self.queue.exits.key_prompt:
+                out.append(("digit", self.key) if name == "{key}" else ("file", name))
+        if a is not None and out:
+            out.append(("file", a.sounds["thanks"]))
+        return out
+
+    async def announce(self) -> None:
+        host, session = self.host, self.session
+        self._schedule_next(host.clock())
+        position, ewt = host.announcement(self.call_id)
+        if position is None:
+            return  # no longer waiting (an offer is on its way)
+        if ewt is not None and ewt < ANNOUNCE_SKIP_BELOW:
+            return  # about to be served: the hold music goes on
+        parts = self.parts(position, ewt)
+        if not parts:
+            return
+        escape = quote("#" + (self.key or ""))
+        host.announcing(self.call_id, True)
+        try:
+            await session.set_music(False)
+            for kind, arg in parts:
+                if kind == "file":
+                    cmd = f"STREAM FILE {quote(arg)} {escape}"
+                elif kind == "number":
+                    cmd = f"SAY NUMBER {arg} {escape}"
+                else:
+                    cmd = f"SAY DIGITS {arg} {escape}"
+                reply = await session.command(cmd, timeout=60)
+                pressed = reply.result_int or 0
+                if pressed < 0:
+                    raise AGIHangupError("caller hung up during an announcement")
+                if pressed > 0:
+                    digit = chr(pressed)
+                    if digit != "#":
+                        host.post(CallerKey(self.call_id, digit, host.clock()))
+                    break  # stopped: by the engine ("#": an offer) or by the caller
+        finally:
+            host.announcing(self.call_id, False)
+        if not session.hung_up:
+            await session.set_music(True, self.queue.moh_class)
 
 
 async def _menu(session: AGISession, menu: MenuSettings) -> str:
@@ -187,19 +325,30 @@ async def _ask_area_code(host: CallHost, session: AGISession, caller: str,
     return better
 
 
-async def _closed(session: AGISession, close: CloseCall) -> None:
-    """The queue is closed for this caller: its closed action, then the dialplan hangs
-    up."""
+async def _closed(session: AGISession, close: CloseCall | ExitCall) -> None:
+    """The queue is closed for this caller, or it leaves the line by an exit: the sound,
+    the voicemail if any, then the dialplan hangs up. Before a voicemail the sound is the
+    greeting, and the caller goes straight to the tone (VoiceMail ``s``); with no sound
+    the mailbox greets (``u``: its recorded unavailable greeting, or Asterisk's)."""
     await session.set_music(False)
-    await session.command(f"STREAM FILE {quote(close.sound)} \"\"", timeout=120)
+    if close.sound:
+        await session.command(f"STREAM FILE {quote(close.sound)} \"\"", timeout=120)
     if close.mailbox:
-        await session.exec("VoiceMail", f"{close.mailbox},u", timeout=None)
+        options = "s" if close.sound else "u"
+        await session.exec("VoiceMail", f"{close.mailbox},{options}", timeout=None)
     await session.set_variable("ACD_RESULT", "DONE")
 
 
 async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer) -> bool:
     """Dial the offered agent or partner site; report the outcome. True when answered."""
     try:
+        record = host.recording(call_id)
+        if record is not None:
+            # MixMonitor option b: only while bridged — the conversation, not the music.
+            path, announce = record
+            if announce:
+                await session.command(f"STREAM FILE {quote(announce)} \"\"", timeout=60)
+            await session.exec("MixMonitor", f"{path},b", timeout=10)
         await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
         status = (await session.get_variable("DIALSTATUS")) or "CANCEL"
         talk_raw = await session.get_variable("ANSWEREDTIME")

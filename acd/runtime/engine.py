@@ -32,6 +32,7 @@ from acd.domain import (
     Effect,
     EngineCore,
     Event,
+    ExitCall,
     Fact,
     Offer,
     OfferFailed,
@@ -74,6 +75,9 @@ class Engine:
         self.regions = RegionResolver(settings.regions.default, settings.regions.overrides)
         self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
         self._sessions: dict[str, SessionQueue] = {}
+        #: Sessions playing prompts now: an offer for them stops the prompt (AMI).
+        self._announcing: set[str] = set()
+        self._interrupts: set[asyncio.Task[None]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._subscribers: set[asyncio.Queue[Fact]] = set()
         #: Observers called synchronously, in inbox order: each fact with the engine's
@@ -103,6 +107,9 @@ class Engine:
         #: as the active one, and how to step down from synchronous code.
         self.lease_valid: Callable[[], bool] | None = None
         self.step_down: Callable[[str], None] | None = None
+        #: Call recording (wired by the composition root when history records): call id
+        #: → (MixMonitor file, sound for the caller first) or None.
+        self.recording_hook: Callable[[str], tuple[str, str | None] | None] | None = None
 
     @property
     def ami(self) -> AMIClient | None:
@@ -277,10 +284,11 @@ class Engine:
             self._publish(eff)
         elif isinstance(eff, Offer):
             self._deliver_offer(eff)
-        elif isinstance(eff, CloseCall):
+        elif isinstance(eff, CloseCall | ExitCall):
             q = self._sessions.get(eff.call_id)
             if q is not None:
                 q.put_nowait(eff)
+                self._interrupt(eff.call_id)
         elif isinstance(eff, StartTimer):
             self._start_timer(loop, eff.delay, eff.event)
 
@@ -300,6 +308,54 @@ class Engine:
             self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))
         else:
             q.put_nowait(eff)
+            self._interrupt(eff.call_id)
+
+    def _interrupt(self, call_id: str) -> None:
+        """Stop the prompt the call's session is playing (if any): queue a ``#`` on the
+        caller's channel over AMI (``PlayDTMF`` with ``Receive``), which the session's
+        ``STREAM FILE``/``SAY`` has as an escape digit. The session then runs the offer."""
+        if call_id not in self._announcing:
+            return
+        call = self.core.calls.get(call_id)
+        client = self.amis.get(call.server) if call is not None else None
+        if call is None or client is None or not call.channel:
+            return  # no AMI: the prompt ends on its own (a second or two)
+        task = asyncio.get_running_loop().create_task(
+            self._play_dtmf(client, call.channel), name=f"acd-interrupt-{call_id}")
+        self._interrupts.add(task)
+        task.add_done_callback(self._interrupts.discard)
+
+    async def _play_dtmf(self, client: AMIClient, channel: str) -> None:
+        try:
+            await client.action("PlayDTMF", {"Channel": channel, "Digit": "#",
+                                             "Receive": "true", "Duration": "80"})
+        except Exception as exc:  # the prompt ends on its own anyway
+            log.warning("could not stop the prompt on %s: %s", channel, exc)
+
+    # -- what a waiting caller is told (acd.runtime.call_flow.Announcer) ---------------
+
+    def announcement(self, call_id: str) -> tuple[int | None, float | None]:
+        call = self.core.calls.get(call_id)
+        if call is None or call.state is not CallState.WAITING:
+            return None, None
+        now = self.clock()
+        return self.core.router.position(call_id), self.view.ewt(call_id, now, fresh=True)
+
+    def recording(self, call_id: str) -> tuple[str, str | None] | None:
+        """Whether to record this call's conversation (asked before each dial)."""
+        if self.recording_hook is None:
+            return None
+        try:
+            return self.recording_hook(call_id)
+        except Exception:  # a recording must never hold up a dial
+            log.exception("call %s: recording decision failed", call_id)
+            return None
+
+    def announcing(self, call_id: str, on: bool) -> None:
+        if on:
+            self._announcing.add(call_id)
+        else:
+            self._announcing.discard(call_id)
 
     def _publish(self, fact: Fact) -> None:
         if events_log.isEnabledFor(logging.INFO):

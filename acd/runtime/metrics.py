@@ -35,7 +35,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import CollectorRegistry
 
 from acd.domain import CallState, Event, Fact
-from acd.domain.facts import CallAbandoned, CallConnected
+from acd.domain.facts import (
+    CallAbandoned,
+    CallCompleted,
+    CallConnected,
+    CallReleased,
+    CallWaiting,
+)
 from acd.domain.figures import Window
 from acd.domain.views import PRESENCES, presence_of
 from routing.regions import UNKNOWN_REGION, is_region_code
@@ -50,6 +56,10 @@ DECISION_BUCKETS: tuple[float, ...] = (
     25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1,
 )
 OUTCOMES = ("answered", "abandoned")
+#: Expected-wait errors (seconds).
+EWT_ERROR_BUCKETS: tuple[float, ...] = (5, 10, 15, 30, 60, 90, 120, 180, 300, 600)
+#: Callers whose entry estimate is kept at most (until answered or gone).
+MAX_TRACKED = 100_000
 AGENT_STATUSES = ("logged_out", "available", "paused")
 AGENT_STATES = ("idle", "ringing", "on_call", "wrap_up")
 SITE_OUTCOMES = ("offered", "answered", "rejected")
@@ -103,6 +113,9 @@ class EngineCollector:
         self.queue_ids = list(settings.queues)
         self.sl_targets = {q.id: q.sl_target for q in settings.queues.values()}
         self.waits = _Histogram(WAIT_BUCKETS)
+        #: |expected wait told at entry - actual wait| of answered callers.
+        self.ewt_errors = _Histogram(EWT_ERROR_BUCKETS)
+        self._entry_ewt: dict[str, float] = {}
         self.decisions = _Histogram(DECISION_BUCKETS)
         self._event_types: set[str] = set()
         self.site_ids = list(settings.sites)
@@ -122,7 +135,20 @@ class EngineCollector:
                 hooks.remove(fn)  # type: ignore[arg-type]
 
     def on_fact(self, fact: Fact, now: float) -> None:
+        if isinstance(fact, CallWaiting):
+            if not fact.reentry and len(self._entry_ewt) < MAX_TRACKED:
+                ewt = self.engine.view.ewt(fact.call_id, now, fresh=True)
+                if ewt is not None:
+                    self._entry_ewt[fact.call_id] = ewt
+            return
+        if isinstance(fact, CallAbandoned | CallReleased | CallCompleted):
+            self._entry_ewt.pop(fact.call_id, None)
         if isinstance(fact, CallConnected):
+            told = self._entry_ewt.pop(fact.call_id, None)
+            if told is not None and fact.queue in self.sl_targets:
+                error = told - fact.wait
+                self.ewt_errors.observe((fact.queue, "over" if error >= 0 else "under"),
+                                        abs(error))
             outcome = "answered"
         elif isinstance(fact, CallAbandoned):
             outcome = "abandoned"
@@ -235,6 +261,14 @@ class EngineCollector:
         yield self.waits.family(
             "acd_call_wait_seconds", "Time callers waited, by how the wait ended.",
             ["queue", "outcome"], [(q, o) for q in qids for o in OUTCOMES])
+        yield self.ewt_errors.family(
+            "acd_ewt_error_seconds", "How far the expected wait told at entry was from the "
+            "actual wait of answered callers (over: told longer; under: shorter).",
+            ["queue", "direction"], [(q, d) for q in qids for d in ("over", "under")])
+        yield _gauge("acd_expected_wait_seconds", "What a caller arriving now would wait "
+                     "(queues where the estimate is sure).", ["queue"],
+                     (([q], t) for q in qids
+                      if (t := view.queue_ewt(q, now)) is not None))
         yield self.decisions.family(
             "acd_routing_decision_seconds", "Time the engine spent applying one event "
             "(state change and routing decision), by event type.", ["event"])

@@ -1,8 +1,9 @@
 """What the engine hands a caller's session: an offer, a closed verdict, or a release.
 
 The engine keeps one queue per live FastAGI session (``Engine.open_session``); the core's
-session effects (``Offer``, ``CloseCall``) go there, and so does :data:`RELEASE` when the
-engine stops or steps down and hands its waiting callers back to the dialplan.
+session effects (``Offer``, ``CloseCall``, ``ExitCall``) go there, and so does
+:data:`RELEASE` when the engine stops or steps down and hands its waiting callers back
+to the dialplan.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from acd.domain.effects import CloseCall, Offer
+from acd.domain.effects import CloseCall, ExitCall, Offer
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,5 +21,5 @@ class Release:
 
 RELEASE = Release()
 
-SessionItem = Offer | CloseCall | Release
+SessionItem = Offer | CloseCall | ExitCall | Release
 SessionQueue = asyncio.Queue[SessionItem]

@@ -1,4 +1,5 @@
-// Hotline ACD wallboard: live over the WebSocket /api/v1/events, no build step.
+// Hotline ACD wallboard (热线实时看板): live over the WebSocket /api/v1/events, no build
+// step. Chinese first, English second.
 //
 // Token: open the page as  http://host:port/#token=<supervisor token>  (the fragment never
 // reaches the server or its logs). ?token=... also works (the server blanks it in its
@@ -6,6 +7,55 @@
 "use strict";
 
 (function () {
+  // Every string Chinese (zh-CN) first, English after it; dates, times and numbers in
+  // Chinese conventions (24-hour clock, 2026年3月2日星期一, 1,234, 85%).
+  const LOCALE = "zh-CN";
+  const T = {
+    waiting: ["排队", "Waiting"],
+    longest: ["最长等待", "Longest wait"],
+    ewt: ["新来电预计等待", "Expected wait"],
+    sl15: ["服务水平 15分钟", "SL 15 min"],
+    sltoday: ["服务水平 今日", "SL today"],
+    asa: ["平均应答 15分钟", "ASA 15 min"],
+    ab15: ["放弃 15分钟", "Abandoned 15 min"],
+    ready: ["空闲", "Available"],
+    oncall: ["通话中", "On call"],
+    wrap: ["话后整理", "Wrap-up"],
+    paused: ["暂停", "Paused"],
+    out: ["未登录", "Logged out"],
+    today: ["今日", "Today"],
+    offered: ["来电", "offered"],
+    answered: ["接通", "answered"],
+    abandoned: ["放弃", "abandoned"],
+    aht: ["平均处理时长", "AHT"],
+    closed: ["休息中", "closed"],
+    live: ["实时", "live"],
+    offline: ["离线", "offline"],
+    connecting: ["连接中…", "connecting…"],
+    reconnecting: ["重连中…", "reconnecting…"],
+    unauthorized: ["未授权", "unauthorized"],
+    notoken: ["无令牌", "no token"],
+  };
+  //: Provinces (ISO 3166-2:CN) by their Chinese short names.
+  const REGION_ZH = {
+    "CN-BJ": "北京", "CN-TJ": "天津", "CN-HE": "河北", "CN-SX": "山西", "CN-NM": "内蒙古",
+    "CN-LN": "辽宁", "CN-JL": "吉林", "CN-HL": "黑龙江", "CN-SH": "上海", "CN-JS": "江苏",
+    "CN-ZJ": "浙江", "CN-AH": "安徽", "CN-FJ": "福建", "CN-JX": "江西", "CN-SD": "山东",
+    "CN-HA": "河南", "CN-HB": "湖北", "CN-HN": "湖南", "CN-GD": "广东", "CN-GX": "广西",
+    "CN-HI": "海南", "CN-CQ": "重庆", "CN-SC": "四川", "CN-GZ": "贵州", "CN-YN": "云南",
+    "CN-XZ": "西藏", "CN-SN": "陕西", "CN-GS": "甘肃", "CN-QH": "青海", "CN-NX": "宁夏",
+    "CN-XJ": "新疆", "CN-TW": "台湾", "CN-HK": "香港", "CN-MO": "澳门", "CN-UNKNOWN": "未知",
+  };
+  const NUM = new Intl.NumberFormat(LOCALE);
+  const PCT = new Intl.NumberFormat(LOCALE, { style: "percent", maximumFractionDigits: 0 });
+  const TIME = new Intl.DateTimeFormat(LOCALE, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  const DATE = new Intl.DateTimeFormat(LOCALE, {
+    year: "numeric", month: "long", day: "numeric", weekday: "long" });
+
+  function both(key) { return T[key][0] + " · " + T[key][1]; }
+  function num(n) { return NUM.format(n || 0); }
+
   const $ = (sel, root) => (root || document).querySelector(sel);
   const queuesEl = $("#queues");
   const tiles = new Map(); // queue id -> {el, fields, data, at}
@@ -32,9 +82,9 @@
     el.classList.toggle("show", !!text);
   }
 
-  function conn(state, text) {
+  function conn(state, key) {
     $("#conn").dataset.state = state;
-    $("#conn-text").textContent = text;
+    $("#conn-text").textContent = both(key);
   }
 
   function mmss(seconds) {
@@ -43,7 +93,7 @@
     return m + ":" + String(s % 60).padStart(2, "0");
   }
 
-  function pct(v) { return v === null || v === undefined ? "–" : Math.round(v * 100) + "%"; }
+  function pct(v) { return v === null || v === undefined ? "–" : PCT.format(v); }
 
   function level(value, good, fair) { // higher is better
     if (value === null || value === undefined) return "";
@@ -57,9 +107,17 @@
     return e;
   }
 
-  function metric(label, field, cls) {
+  function label(key) { // "排队" + a smaller "Waiting"
+    const l = el("span", "label", T[key][0]);
+    const en = el("span", "en", T[key][1]);
+    en.lang = "en";
+    l.append(en);
+    return l;
+  }
+
+  function metric(key, field, cls) {
     const m = el("div", "metric");
-    m.append(el("span", "label", label));
+    m.append(label(key));
     const v = el("span", "value" + (cls ? " " + cls : ""), "–");
     v.dataset.field = field;
     m.append(v);
@@ -74,19 +132,23 @@
     const w = el("div", "metric");
     const wv = el("span", "waiting", "0");
     wv.dataset.field = "waiting";
-    w.append(wv, el("span", "label", "waiting"));
+    w.append(wv, label("waiting"));
     const lw = el("div", "metric");
     const lwv = el("span", "wait ok", "0:00");
     lwv.dataset.field = "longest";
-    lw.append(lwv, el("span", "label", "longest wait"));
-    big.append(w, lw);
+    lw.append(lwv, label("longest"));
+    const ew = el("div", "metric");
+    const ewv = el("span", "wait", "–");
+    ewv.dataset.field = "ewt";
+    ew.append(ewv, label("ewt"));
+    big.append(w, lw, ew);
     const sl = el("div", "row");
-    sl.append(metric("SL 15 min", "sl15", "sl"), metric("SL today", "sltoday", "sl"),
-              metric("ASA 15 min", "asa"), metric("Abandoned 15 min", "ab15"));
+    sl.append(metric("sl15", "sl15", "sl"), metric("sltoday", "sltoday", "sl"),
+              metric("asa", "asa"), metric("ab15", "ab15"));
     const ag = el("div", "row agents");
-    ag.append(metric("Available", "ready", "ready"), metric("On call", "oncall", "oncall"),
-              metric("Wrap-up", "wrap"), metric("Paused", "paused", "paused"),
-              metric("Logged out", "out", "out"));
+    ag.append(metric("ready", "ready", "ready"), metric("oncall", "oncall", "oncall"),
+              metric("wrap", "wrap"), metric("paused", "paused", "paused"),
+              metric("out", "out", "out"));
     const today = el("div", "today");
     today.dataset.field = "today";
     t.append(big, sl, ag, today);
@@ -102,21 +164,30 @@
     t.data = q;
     t.at = performance.now();
     const f = t.fields;
-    f.waiting.textContent = String(q.waiting);
+    f.waiting.textContent = num(q.waiting);
+    f.ewt.textContent = q.ewt_seconds === null || q.ewt_seconds === undefined
+      ? "–" : mmss(q.ewt_seconds);
     const r = q.rolling_15m, d = q.today;
     f.sl15.textContent = pct(r.service_level);
     f.sl15.className = "value sl " + level(r.service_level, 0.8, 0.6);
     f.sltoday.textContent = pct(d.service_level);
     f.sltoday.className = "value sl " + level(d.service_level, 0.8, 0.6);
     f.asa.textContent = r.asa_seconds === null ? "–" : mmss(r.asa_seconds);
-    f.ab15.textContent = String(r.abandoned);
-    f.ready.textContent = String(q.agents.ready);
-    f.oncall.textContent = String(q.agents.on_call + q.agents.ringing);
-    f.wrap.textContent = String(q.agents.wrap_up);
-    f.paused.textContent = String(q.agents.paused);
-    f.out.textContent = String(q.agents.logged_out + q.agents.unavailable);
-    f.today.textContent = "Today: " + d.offered + " offered · " + d.answered + " answered · " +
-      d.abandoned + " abandoned · AHT " + (d.aht_seconds === null ? "–" : mmss(d.aht_seconds));
+    f.ab15.textContent = num(r.abandoned);
+    f.ready.textContent = num(q.agents.ready);
+    f.oncall.textContent = num(q.agents.on_call + q.agents.ringing);
+    f.wrap.textContent = num(q.agents.wrap_up);
+    f.paused.textContent = num(q.agents.paused);
+    f.out.textContent = num(q.agents.logged_out + q.agents.unavailable);
+    const aht = d.aht_seconds === null ? "–" : mmss(d.aht_seconds);
+    f.today.textContent = T.today[0] + "：" + T.offered[0] + " " + num(d.offered) + " · " +
+      T.answered[0] + " " + num(d.answered) + " · " + T.abandoned[0] + " " +
+      num(d.abandoned) + " · " + T.aht[0] + " " + aht;
+    const en = el("span", "en", T.today[1] + ": " + num(d.offered) + " " + T.offered[1] +
+      " · " + num(d.answered) + " " + T.answered[1] + " · " + num(d.abandoned) + " " +
+      T.abandoned[1] + " · " + T.aht[1] + " " + aht);
+    en.lang = "en";
+    f.today.append(en);
     tickQueue(t);
   }
 
@@ -133,7 +204,7 @@
   function renderCalls(counts) {
     for (const k of ["waiting", "offered", "connected"]) {
       const e = document.querySelector('[data-calls="' + k + '"]');
-      if (e) e.textContent = String(counts[k] || 0);
+      if (e) e.textContent = num(counts[k]);
     }
   }
 
@@ -147,16 +218,18 @@
       if (share >= 1) row.classList.add("full");
       else if (share >= 0.75) row.classList.add("busy");
       if (!s.open) row.classList.add("closed");
-      row.append(el("span", "name", s.name + (s.open ? "" : " (closed)")));
+      row.append(el("span", "name", (s.name || s.id) +
+        (s.open ? "" : "（" + both("closed") + "）")));
       const bar = el("div", "bar");
       const fill = el("div", "fill");
       fill.style.width = Math.min(100, Math.round(share * 100)) + "%";
       bar.append(fill);
-      const count = el("span", "count", s.active + " / " + s.capacity);
+      const count = el("span", "count", num(s.active) + " / " + num(s.capacity));
       count.dataset.field = "active";
       row.append(bar, count);
-      row.title = s.offered + " offered · " + s.answered + " answered · " + s.rejected +
-        " rejected";
+      row.title = "来电 " + num(s.offered) + " · 接通 " + num(s.answered) + " · 拒接 " +
+        num(s.rejected) + "  (" + num(s.offered) + " offered · " + num(s.answered) +
+        " answered · " + num(s.rejected) + " rejected)";
       return row;
     }));
     return partners.length;
@@ -168,9 +241,15 @@
     $("[data-regions]").replaceChildren(...rows.map((r) => {
       const tr = el("tr");
       tr.dataset.region = r.region;
-      tr.append(el("td", "", r.name || r.region), el("td", "", String(r.calls)),
-                el("td", "", String(r.answered)), el("td", "", String(r.abandoned)),
-                el("td", r.overflowed ? "over" : "", String(r.overflowed)));
+      const name = el("td", "", REGION_ZH[r.region] || r.region);
+      if (r.name) {
+        const en = el("span", "en", r.name);
+        en.lang = "en";
+        name.append(en);
+      }
+      tr.append(name, el("td", "", num(r.calls)),
+                el("td", "", num(r.answered)), el("td", "", num(r.abandoned)),
+                el("td", r.overflowed ? "over" : "", num(r.overflowed)));
       return tr;
     }));
     return rows.length;
@@ -184,27 +263,38 @@
     $("#partners").classList.toggle("show", sites + regions > 0);
   }
 
-  function renderEvent(msg) {
+  function who(d) { return d.agent ? "坐席 " + d.agent : "合作网点 " + d.site; }
+  function whoEn(d) { return d.agent ? "agent " + d.agent : "partner " + d.site; }
+
+  function renderEvent(msg) { // one line: Chinese · English
     const d = msg.data || {};
+    const wait = mmss(d.wait || 0);
     const what = {
-      call_waiting: "call waiting in " + d.queue,
-      call_offered: "offered to agent " + d.agent,
-      call_connected: "answered by " + (d.agent || "partner " + d.site) + " after " +
-        mmss(d.wait || 0),
-      call_completed: "completed (" + (d.agent || "partner " + d.site) + ")",
-      call_overflowed: "sent to partner " + d.site + (d.region ? " (" + d.region + ")" : "") +
-        " after " + mmss(d.wait || 0),
-      partner_rejected: "partner " + d.site + " did not take a call (" + d.dialstatus + ")",
-      call_abandoned: "abandoned in " + d.queue + " after " + mmss(d.wait || 0),
-      call_requeued: "back in queue " + d.queue,
-      call_transferred: "moved from " + d.from + " to " + d.queue,
-      call_priority: "priority changed to " + d.priority,
-      agent_no_answer: "agent " + d.agent + " did not answer",
-      agent: "agent " + d.agent + ": " + d.status + (d.reason ? " (" + d.reason + ")" : "") +
-        ", " + d.state,
+      call_waiting: ["来电排队 " + d.queue, "call waiting in " + d.queue],
+      call_offered: ["振铃 坐席 " + d.agent, "offered to agent " + d.agent],
+      call_connected: [who(d) + " 接通，等待 " + wait,
+                       "answered by " + whoEn(d) + " after " + wait],
+      call_completed: ["通话结束（" + who(d) + "）", "completed (" + whoEn(d) + ")"],
+      call_overflowed: ["转合作网点 " + d.site + (d.region ? "（" +
+                          (REGION_ZH[d.region] || d.region) + "）" : "") + "，等待 " + wait,
+                        "sent to partner " + d.site + (d.region ? " (" + d.region + ")" : "") +
+                          " after " + wait],
+      partner_rejected: ["合作网点 " + d.site + " 未接（" + d.dialstatus + "）",
+                         "partner " + d.site + " did not take a call (" + d.dialstatus + ")"],
+      call_abandoned: ["来电放弃 " + d.queue + "，等待 " + wait,
+                       "abandoned in " + d.queue + " after " + wait],
+      call_requeued: ["重新排队 " + d.queue, "back in queue " + d.queue],
+      call_transferred: ["由 " + d.from + " 转至 " + d.queue,
+                         "moved from " + d.from + " to " + d.queue],
+      call_priority: ["优先级改为 " + d.priority, "priority changed to " + d.priority],
+      agent_no_answer: ["坐席 " + d.agent + " 未应答", "agent " + d.agent + " did not answer"],
+      agent: ["坐席 " + d.agent + "：" + d.status + (d.reason ? "（" + d.reason + "）" : "") +
+                "，" + d.state,
+              "agent " + d.agent + ": " + d.status + (d.reason ? " (" + d.reason + ")" : "") +
+                ", " + d.state],
     }[msg.name];
     if (!what) return;
-    events.unshift(new Date().toLocaleTimeString([], { hour12: false }) + "  " + what);
+    events.unshift(TIME.format(new Date()) + "  " + what[0] + " · " + what[1]);
     events.length = Math.min(events.length, 5);
     const ul = $("#events");
     ul.replaceChildren(...events.map((t) => el("li", "", t)));
@@ -234,18 +324,19 @@
   function connect() {
     const token = takeToken();
     if (!token) {
-      notice("No token: open this page as " + location.origin + "/#token=<supervisor token>");
-      conn("down", "no token");
+      notice("没有令牌：请以 " + location.origin + "/#token=<主管令牌> 打开本页 · " +
+             "No token: open this page as " + location.origin + "/#token=<supervisor token>");
+      conn("down", "notoken");
       return;
     }
-    conn("connecting", "connecting…");
+    conn("connecting", "connecting");
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     let ws;
     try {
       ws = new WebSocket(scheme + "//" + location.host + "/api/v1/events",
                          ["acd.v1", "bearer." + token]);
     } catch (e) {
-      notice("Cannot open the event stream: " + e);
+      notice("无法打开事件流 · Cannot open the event stream: " + e);
       return retry(10000);
     }
     ws.onopen = () => { backoff = 1000; };
@@ -256,11 +347,12 @@
     };
     ws.onclose = (ev) => {
       if (ev.code === 4401) {
-        notice("The token was refused (401). Check the #token= in the address.");
+        notice("令牌被拒绝（401），请检查地址中的 #token= · " +
+               "The token was refused (401). Check the #token= in the address.");
         conn("down", "unauthorized");
         return retry(30000);
       }
-      conn("down", "reconnecting…");
+      conn("down", "reconnecting");
       retry(backoff);
       backoff = Math.min(backoff * 2, 15000);
     };
@@ -270,8 +362,15 @@
     setTimeout(connect, delay * (0.8 + Math.random() * 0.4));
   }
 
+  function tickClock() {
+    const now = new Date();
+    $("#clock").textContent = TIME.format(now);
+    $("#date").textContent = DATE.format(now);
+  }
+
+  tickClock();
   setInterval(() => {
-    $("#clock").textContent = new Date().toLocaleTimeString([], { hour12: false });
+    tickClock();
     tiles.forEach(tickQueue);
   }, 1000);
   connect();

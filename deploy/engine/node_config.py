@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from acd.config import ConfigError, load_config
+from acd.config import ConfigError, load_config, read_yaml
 
 
 def main(argv: list[str]) -> int:
@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
         print("usage: node_config.py SRC DST NODE_ID", file=sys.stderr)
         return 2
     src, dst, node = Path(argv[0]), Path(argv[1]), argv[2]
-    data = yaml.safe_load(src.read_text(encoding="utf-8")) or {}
+    # read_yaml keeps numbers as written (an unquoted DID 01065550100 is no octal int);
+    # the copy quotes them, which reads back the same.
+    data = read_yaml(src.read_text(encoding="utf-8"))[0] or {}
     if not isinstance(data.get("ha"), dict):
         print(f"{src}: no ha: section to set node_id in", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -141,6 +142,18 @@ async def test_wallboard_shows_waiting_callers_within_two_seconds(
             async with chromium(url, artifacts) as cdp:
                 await dom_until(cdp, WAITING, "0", 10)
                 assert await cdp.eval("location.hash") == ""  # token taken off the URL
+                # Chinese first, English second; Chinese dates and a 24-hour clock
+                assert await cdp.eval("document.documentElement.lang") == "zh-CN"
+                label = await cdp.eval(
+                    "document.querySelector('[data-queue=\"consult\"] .big .label')"
+                    ".textContent")
+                assert label == "排队Waiting"
+                assert re.fullmatch(r"\d{2}:\d{2}:\d{2}",
+                                    await cdp.eval("document.querySelector('#clock')"
+                                                   ".textContent"))
+                assert re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日星期[一二三四五六日]",
+                                    await cdp.eval("document.querySelector('#date')"
+                                                   ".textContent"))
                 assert await cdp.eval("document.querySelector('#conn').dataset.state") == \
                     "live"
                 calls = asyncio.create_task(rig.call(

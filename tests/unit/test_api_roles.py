@@ -170,8 +170,8 @@ def test_token_config_is_checked() -> None:
         "    - {name: t, role: agent, env: X}\n": "needs agent",
         "    - {name: t, role: supervisor, env: X, agent: a1}\n": "only a token with role agent",
         "    - {name: t, role: agent, env: X, agent: a9}\n": "unknown agent 'a9'",
-        "    - {name: t, role: admin, env: 'not a name'}\n": "api.tokens[0].env",
-        "    - {name: t, role: root, env: X}\n": "api.tokens[0].role",
+        "    - {name: t, role: admin, env: 'not a name'}\n": "api.tokens[t].env",
+        "    - {name: t, role: root, env: X}\n": "api.tokens[t].role",
         "    - {name: t, role: admin, env: X}\n    - {name: t, role: admin, env: Y}\n":
             "duplicate token name",
     }

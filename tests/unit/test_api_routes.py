@@ -378,3 +378,37 @@ async def test_a_call_is_not_moved_into_a_closed_queue(api_rig: Any) -> None:
         assert (r.status_code, r.json()["error"]) == (409, "queue_closed")
         assert (await rig.http.get("/api/v1/calls/c1", headers=H)).json()["queue"] == \
             "consult"
+
+
+async def test_expected_wait_on_calls_queues_and_its_error_in_metrics(api_rig: Any) -> None:
+    clock = [1_770_000_000.0]
+    cfg = Config.model_validate({
+        "fastagi": {"host": "127.0.0.1", "port": 0},
+        "queues": [{"id": "consult", "skills": {"consult": 1}, "wrap_up": 0,
+                    "expected_handle_time": 60}],
+        "agents": [{"id": "1001", "skills": {"consult": 1}}],
+        "api": {},
+    })
+    async with api_rig(cfg, tokens=TOKENS, clock=lambda: clock[0]) as rig:
+        rig.arrive("c1", session=True)
+        await rig.settle()
+        assert (await rig.offer("c1")).agent_id == "1001"
+        rig.engine.post(CallAnswered("c1", "1001", clock[0]))
+        clock[0] += 10  # 10 s into the call
+        rig.arrive("c2", session=True)
+        await rig.settle()
+        call = (await rig.http.get("/api/v1/calls/c2", headers=H)).json()
+        assert call["ewt_seconds"] == pytest.approx(50, abs=1)  # 60 s expected, 10 gone
+        queue = (await rig.http.get("/api/v1/queues/consult", headers=H)).json()
+        assert queue["ewt_seconds"] == pytest.approx(110, abs=1)  # after c2's 60 s too
+        clock[0] += 40  # c1 ends early: c2 is answered after 40 s, told 50
+        rig.engine.post(DialFinished("c1", "1001", "ANSWER", clock[0], talk=50.0))
+        await rig.settle()
+        assert (await rig.offer("c2")).agent_id == "1001"
+        rig.engine.post(CallAnswered("c2", "1001", clock[0]))
+        await rig.settle()
+        m = await rig.metrics()
+        count = m[("acd_ewt_error_seconds_count", (("direction", "over"), ("queue", "consult")))]
+        assert count == 1
+        assert m[("acd_ewt_error_seconds_sum", (("direction", "over"),
+                                                ("queue", "consult")))] == pytest.approx(10, abs=1)

@@ -58,13 +58,19 @@ class Caller(FakeAsterisk):
     variables: dict[str, str]
 
     async def play(self, *, dial_status: str = "ANSWER", digit: str = "",
-                   until: str = 'SET VARIABLE "ACD_RESULT"', within: float = 3.0) -> list[str]:
-        """Answer commands until one starts with ``until``; return them all."""
-        self.variables = {}
+                   until: str = 'SET VARIABLE "ACD_RESULT"', within: float = 3.0,
+                   answer_last: bool = True) -> list[str]:
+        """Answer commands until one starts with ``until`` (not that one unless
+        ``answer_last``: an ``EXEC Dial`` left unanswered is a conversation going on);
+        return them all."""
+        if not hasattr(self, "variables"):
+            self.variables = {}
         seen: list[str] = []
         while True:
             cmd = await self.command(within)
             seen.append(cmd)
+            if cmd.startswith(until) and not answer_last:
+                return seen
             await self.send(self.reply(cmd, dial_status, digit))
             if cmd.startswith(until):
                 return seen
@@ -188,3 +194,78 @@ async def test_stopping_hands_a_waiting_caller_back_without_counting_an_abandon(
     assert released and released[0].state is CallState.RELEASED
     assert n.engine.core.figures.total("consult").abandoned == 0
     await caller.close()
+
+
+ANNOUNCING = """
+fastagi: {host: 127.0.0.1, port: 0}
+queues:
+  - id: consult
+    skills: {consult: 1}
+    expected_handle_time: 300
+    wrap_up: 0
+    announce: {first_after: 0, every: 15}
+    exits:
+      key: "1"
+      key_action: {to: voicemail, mailbox: "100@default", sound: custom/leave}
+agents:
+  - {id: a1, endpoint: agent1, skills: {consult: 1}, contact: "sip:a@h"}
+dids: {"4008001234": consult}
+"""
+
+
+class Announced(Caller):
+    """Answers STREAM FILE / SAY with the caller pressing ``press`` at the n-th prompt."""
+
+    press: str = ""
+    at_prompt: int = -1
+    prompts = 0
+
+    def reply(self, cmd: str, dial_status: str, digit: str) -> bytes:
+        if cmd.startswith(("STREAM FILE", "SAY ")):
+            self.prompts += 1
+            if self.prompts == self.at_prompt and self.press:
+                return f"200 result={ord(self.press)} endpos=100\n".encode()
+            return b"200 result=0 endpos=8000\n"
+        return super().reply(cmd, dial_status, digit)
+
+
+async def call_announced(n: Node, call_id: str) -> Announced:
+    reader, writer = await asyncio.open_connection("127.0.0.1", n.agi_port)
+    caller = Announced(reader, writer)
+    await caller.send(env(did="4008001234", call_id=call_id))
+    return caller
+
+
+async def test_a_waiting_caller_hears_its_place_and_expected_wait() -> None:
+    async with node(parse_config(ANNOUNCING)) as n:
+        talking = await call_announced(n, "t1")  # a1 takes this one and talks
+        await talking.play(until="EXEC Dial", answer_last=False)
+        waiting = await call_announced(n, "w1")
+        seen = await waiting.play(until='STREAM FILE "queue-thankyou"')
+        said = [c for c in seen if c.startswith(("STREAM FILE", "SAY "))]
+        # "you are first in line", "the estimated hold time is currently 5 minutes",
+        # "press 1 …", "thank you"
+        assert said[0] == 'STREAM FILE "queue-youarenext" "#1"'
+        assert said[1:4] == ['STREAM FILE "queue-holdtime" "#1"', 'SAY NUMBER 5 "#1"',
+                             'STREAM FILE "queue-minutes" "#1"']
+        assert 'SAY DIGITS 1 "#1"' in said  # the exit key, said as a digit
+        assert said[-1] == 'STREAM FILE "queue-thankyou" "#1"'
+        assert seen[seen.index(said[0]) - 1] == "SET MUSIC OFF"
+        await talking.close()
+        await waiting.close()
+
+
+async def test_the_callers_key_during_an_announcement_takes_it_out_of_the_line() -> None:
+    async with node(parse_config(ANNOUNCING)) as n:
+        talking = await call_announced(n, "t1")
+        await talking.play(until="EXEC Dial", answer_last=False)
+        waiting = await call_announced(n, "w1")
+        waiting.press, waiting.at_prompt = "1", 2
+        seen = await waiting.play()  # … until ACD_RESULT DONE
+        assert 'STREAM FILE "custom/leave" ""' in seen
+        assert 'EXEC VoiceMail "100@default,s"' in seen  # the sound greeted: to the tone
+        await n.engine.flushed()
+        totals = n.engine.core.figures.total("consult")
+        assert (totals.exits, totals.abandoned) == (1, 0)
+        await talking.close()
+        await waiting.close()

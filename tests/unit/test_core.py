@@ -30,7 +30,7 @@ from acd.domain import (
     UnknownQueue,
     WrapUpDone,
 )
-from tests.unit.conftest import core_of
+from tests.unit.conftest import core_of, make_core
 
 CONFIG = """
 queues:
@@ -247,7 +247,7 @@ def test_narrowing_stage_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as exc:
         parse_config("queues:\n  - id: q\n    skills: {a: 2}\n"
                      "    stages: [{after: 5, skills: {a: 3}}]\n", "n.yaml")
-    assert "n.yaml: queues[0].stages" in exc.value.errors[0]
+    assert "n.yaml: queues[q].stages" in exc.value.errors[0]
 
 
 def test_pause_reasons_come_from_config_and_rona_limit() -> None:
@@ -427,3 +427,88 @@ def test_a_bug_in_a_transition_never_corrupts_the_live_counts(core: EngineCore) 
     core.apply(CallHungUp("c1", 2.0))
     assert core.live_count("consult", CallState.WAITING) == 0
     assert core.live_count("consult", CallState.OFFERED) == 0
+
+
+# -- exits: the line's limits and the caller's own way out (issue 11.3) -------------------
+
+EXITS = """
+queues:
+  - id: consult
+    skills: {consult: 1}
+    exits:
+      max_wait: 60
+      max_waiting: 2
+      action: {to: voicemail, mailbox: "100@default", sound: custom/sorry}
+      key: "1"
+      key_action: {to: queue, queue: repair}
+  - {id: repair, skills: {repair: 1}}
+agents:
+  - {id: a1, endpoint: agent1, skills: {consult: 1}, contact: "sip:a@h", status: logged_out}
+  - {id: r1, endpoint: r1, skills: {repair: 1}, contact: "sip:r@h", status: logged_out}
+"""
+
+
+def test_a_caller_past_max_wait_leaves_to_voicemail_and_is_not_abandoned() -> None:
+    from acd.domain import ExitCall, WaitLimit
+
+    core = make_core(EXITS)
+    eff = core.apply(CallArrived("c1", "consult", "1", 100.0, 100.0))
+    timers = [e for e in eff if isinstance(e, StartTimer) and isinstance(e.event, WaitLimit)]
+    assert len(timers) == 1 and timers[0].delay == 60
+    eff = core.apply(timers[0].event)
+    exits = [e for e in eff if isinstance(e, ExitCall)]
+    assert exits == [ExitCall("c1", "consult", "custom/sorry", "100@default")]
+    fact = next(e for e in eff if isinstance(e, Fact) and e.name == "call_exited")
+    assert fact.data == {"call_id": "c1", "queue": "consult", "wait": 60.0,
+                         "reason": "max_wait", "action": "voicemail", "target": None}
+    totals = core.figures.total("consult")
+    assert (totals.exits, totals.abandoned) == (1, 0)
+    assert "c1" not in core.calls and core.router.waiting() == 0
+    assert core.apply(CallHungUp("c1", 161.0)) == []  # its session ends: nothing more
+
+
+def test_unset_sounds_a_goodbye_before_hang_up_and_none_before_a_voicemail() -> None:
+    """A voicemail with no sound of its own lets the mailbox greet (VoiceMail ``u``); a
+    closing message with none says goodbye."""
+    from acd.domain import CallerKey, ExitCall
+
+    core = make_core(EXITS.replace(", sound: custom/sorry", "").replace(
+        "key_action: {to: queue, queue: repair}", "key_action: {to: message}"))
+    core.apply(CallArrived("c1", "consult", "1", 100.0, 100.0))
+    core.apply(CallArrived("c2", "consult", "2", 101.0, 101.0))
+    eff = core.apply(CallArrived("c3", "consult", "3", 102.0, 102.0))  # max_waiting: 2
+    assert [e for e in eff if isinstance(e, ExitCall)] == [
+        ExitCall("c3", "consult", "", "100@default")]
+    eff = core.apply(CallerKey("c1", "1", 103.0))
+    assert [e for e in eff if isinstance(e, ExitCall)] == [
+        ExitCall("c1", "consult", "vm-goodbye", None)]
+
+
+def test_too_many_waiting_the_next_caller_exits_at_once() -> None:
+    from acd.domain import ExitCall
+
+    core = make_core(EXITS)
+    core.apply(CallArrived("c1", "consult", "1", 100.0, 100.0))
+    core.apply(CallArrived("c2", "consult", "2", 101.0, 101.0))
+    eff = core.apply(CallArrived("c3", "consult", "3", 102.0, 102.0))
+    assert [e.call_id for e in eff if isinstance(e, ExitCall)] == ["c3"]
+    assert core.figures.total("consult").offered == 3  # it was offered, then it exited
+    assert set(core.calls) == {"c1", "c2"}
+
+
+def test_the_callers_key_moves_it_to_another_queue_keeping_its_place() -> None:
+    from acd.domain import CallerKey
+
+    core = make_core(EXITS)
+    core.apply(CallArrived("old", "repair", "1", 50.0, 50.0))  # waiting in repair already
+    core.apply(CallArrived("c1", "consult", "2", 45.0, 100.0))  # entered earlier, elsewhere
+    assert core.apply(CallerKey("c1", "2", 101.0)) == []  # not its key: nothing happens
+    assert core.calls["c1"].queue_id == "consult"
+    eff = core.apply(CallerKey("c1", "1", 102.0))
+    exited = next(e for e in eff if isinstance(e, Fact) and e.name == "call_exited")
+    assert (exited.data["action"], exited.data["target"]) == ("queue", "repair")
+    assert core.calls["c1"].queue_id == "repair"
+    assert core.figures.total("repair").transferred_in == 1
+    # it entered at 45, before "old" (50): it is served first in repair
+    eff = core.apply(SetAgentStatus("r1", AgentStatus.AVAILABLE, 103.0))
+    assert offers(eff) == [("c1", "r1")]

@@ -154,6 +154,20 @@ def test_node_config_sets_the_node_id(tmp_path: Path) -> None:
         update={"ha": config.ha})
 
 
+def test_node_config_keeps_numbers_as_written(tmp_path: Path) -> None:
+    src, out = tmp_path / "src.yaml", tmp_path / "acd.yaml"
+    src.write_text("queues: [{id: q, transfer_code: 81}]\ndids: {01065550100: q}\n"
+                   "engine: {ring_timeout: 020}\n"
+                   "store: {backend: redis}\nha: {node_id: x}\n")
+    proc = subprocess.run(
+        [sys.executable, str(DEPLOY / "engine" / "node_config.py"), str(src), str(out),
+         "acd-b"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    config = load_config(out)
+    assert list(config.dids) == ["01065550100"] and config.engine.ring_timeout == 20
+    assert config.queue("q").transfer_code == "81"
+
+
 # --------------------------------------------------------------------------- systemd
 
 

@@ -100,8 +100,8 @@ queues: [{id: a, hours: {funday: "09:00-10:00"}, closed: {action: voicemail}}]
 ivr: {options: {"12": a, "3": nope}}
 """, "c.yaml")
     text = "\n".join(exc.value.errors)
-    assert "c.yaml: timezone (line 2): Value error, unknown time zone" in text
-    assert "queues[0].hours" in text and "queues[0].closed" in text
+    assert "c.yaml: timezone (line 2): unknown time zone" in text
+    assert "queues[a].hours" in text and "queues[a].closed" in text
     assert "ivr.options" in text
 
 

@@ -28,6 +28,7 @@ from app.node import Node
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "grafana-acd.json"
 ALLOWED_LABELS = {"queue", "state", "status", "outcome", "presence", "event", "window", "le",
+                  "direction",
                   "site", "region"}
 
 
@@ -126,7 +127,7 @@ async def test_label_sets_stay_bounded_after_1000_calls_from_1000_numbers(
             for v in labels.values():
                 assert not re.search(r"\d{6,}", v), f"caller-like label value {v!r}"
                 assert not v.startswith("call-")
-    assert len(early) < 250
+    assert len(early) < 320  # fixed per queue and site (EWT error histogram: 2 × 2 × 12)
 
     # the figures are right
     assert value(scraped, "acd_calls_offered", queue="consult") == 1000

@@ -292,7 +292,7 @@ def test_single_ami_form_is_one_server_named_main() -> None:
 def test_agent_on_an_unknown_server_is_rejected() -> None:
     from acd.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"agents\[1\]\.server.*unknown Asterisk server"):
+    with pytest.raises(ConfigError, match=r"agents\[a2\]\.server.*unknown Asterisk server"):
         parse_config(CONFIG.replace("skills: {consult: 1}, contact: \"sip:agent2",
                                     "skills: {consult: 1}, server: nowhere, "
                                     "contact: \"sip:agent2"))

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acd.domain.facts import AgentChanged, CallCompleted, CallConnected
+from acd.domain.facts import AgentChanged, CallAbandoned, CallCompleted
 from acd.history import RecordBuilder
 from acd.history.orphans import close_from_cdr, is_caller_leg
 from acd.history.recording import chosen, file_name, wav_seconds
@@ -176,49 +176,33 @@ class History:
 
     def observe(self, fact: Any, now: float) -> None:
         self.writer.observe(fact, now if self.event_time is None else self.event_time())
-        if self.settings.recording and self._engine is not None and self._active():
-            if isinstance(fact, CallConnected):
-                self._start_recording(fact)
-            elif isinstance(fact, CallCompleted):
-                self._recording_done(fact.call_id)
+        if self._recordings and isinstance(fact, CallCompleted | CallAbandoned):
+            self._recording_done(fact.call_id, isinstance(fact, CallCompleted))
 
     # -- recordings: MixMonitor on the caller's channel while it is bridged -------------
 
-    def _start_recording(self, fact: CallConnected) -> None:
-        policy = self.settings.recording.get(fact.queue)
-        assert self._engine is not None
-        call = self._engine.core.calls.get(fact.call_id)
-        rec = self.builder.calls.get(fact.call_id)
-        if policy is None or call is None or rec is None or not call.channel:
-            return
-        if not chosen(fact.call_id, policy.mode.value, policy.sample_percent):
-            return
-        name = file_name(fact.call_id, rec.leg)
-        ami = self._engine.amis.get(call.server) or self._engine.ami
-        if ami is None:
-            log.warning("call %s: not recorded (no AMI)", fact.call_id)
-            return
-        path = f"{self.settings.recording_path.rstrip('/')}/{name}"
-        self._recordings[fact.call_id] = (rec.leg, name)
-        task = asyncio.get_running_loop().create_task(
-            self._mixmonitor(ami, call.channel, path, fact.call_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def recording_for(self, call_id: str) -> tuple[str, str | None] | None:
+        """``Engine.recording_hook``: asked by the caller's session before each dial.
+        A recorded queue's call gets MixMonitor once (option ``b``: it records only
+        while the caller is bridged with an agent or a partner, so the hold music and a
+        ring-no-answer are not in the file), after the queue's announcement."""
+        if self._engine is None or not self.settings.recording or not self._active():
+            return None
+        call = self._engine.core.calls.get(call_id)
+        rec = self.builder.calls.get(call_id)
+        if call is None or rec is None or call_id in self._recordings:
+            return None
+        policy = self.settings.recording.get(call.queue_id)
+        if policy is None or not chosen(call_id, policy.mode.value, policy.sample_percent):
+            return None
+        name = file_name(call_id, rec.leg)
+        self._recordings[call_id] = (rec.leg, name)
+        return f"{self.settings.recording_path.rstrip('/')}/{name}", policy.announce
 
-    async def _mixmonitor(self, ami: Any, channel: str, path: str, call_id: str) -> None:
-        try:
-            # b: only while bridged (the conversation, not the hold music).
-            await ami.action("MixMonitor", [("Channel", channel), ("File", path),
-                                            ("Options", "b")])
-        except Exception as exc:
-            self._recordings.pop(call_id, None)
-            log.warning("call %s: recording not started (%s: %s)", call_id,
-                        type(exc).__name__, exc)
-
-    def _recording_done(self, call_id: str) -> None:
+    def _recording_done(self, call_id: str, talked: bool) -> None:
         found = self._recordings.pop(call_id, None)
-        if found is None:
-            return
+        if found is None or not talked:
+            return  # never bridged: MixMonitor wrote (at most) an empty file
         leg, name = found
         # MixMonitor closes the file when the channel leaves the bridge: read it a little
         # later, in a thread.
