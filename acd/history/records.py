@@ -8,12 +8,16 @@ wrap-up end) it is marked; :meth:`RecordBuilder.take` hands the changed records 
 **whole snapshots**, so whoever writes them (``acd.runtime.history``) can write them
 twice, or after another engine, without harm: the call id is the key.
 
-One fact, one handler. Adding a fact type (call exits, callbacks …) is one method and one
-line in ``_HANDLERS``::
+One fact, one handler. Adding a fact type (callbacks …) is one method and one line in
+``_HANDLERS`` — as call exits were::
 
-    def _exit(self, f: CallExited, now: float) -> None:
+    def _exited(self, f: CallExited, now: float) -> None:
         rec = self._call(f.call_id, f.queue, now)
-        self._end(rec, "exited", now, exit=f.kind)
+        rec.exits.append({...})
+        ...
+        self._end(rec, "exited", now)
+
+    _HANDLERS[CallExited] = RecordBuilder._exited
 
 Memory is bounded by the live calls, the agents, and the completed calls whose agent is
 still in wrap-up (one per agent).
@@ -34,6 +38,7 @@ from acd.domain.facts import (
     CallClosed,
     CallCompleted,
     CallConnected,
+    CallExited,
     CallOffered,
     CallOverflowed,
     CallPriorityChanged,
@@ -124,8 +129,12 @@ class CallRecord:
     offers: list[OfferRecord] = field(default_factory=list)
     #: Queue moves: {"at", "from", "to"}.
     transfers: list[dict[str, Any]] = field(default_factory=list)
-    #: How the caller left when the call flow offers a way out (voicemail, callback …).
+    #: How the caller left the line by a queue's exit (``reason/action``: max_wait/queue,
+    #: caller_key/voicemail …); the last one. ``exits`` lists them all: {"at", "queue",
+    #: "reason", "action", "target"} (an exit to another queue or to the partners goes
+    #: on in the same record; to voicemail or a message it ends it, outcome ``exited``).
     exit: str | None = None
+    exits: list[dict[str, Any]] = field(default_factory=list)
     #: The routing decision of the last offer (stage, strategy, candidates, why the others
     #: did not get it).
     decision: dict[str, Any] | None = None
@@ -162,7 +171,7 @@ class CallRecord:
             "answered_at": self.answered_at, "ended_at": self.ended_at,
             "agent": self.agent, "site": self.site, "agent_site": self.agent_site,
             "wait": self.wait, "talk": self.talk, "wrap_up": self.wrap_up,
-            "reentries": self.reentries, "exit": self.exit,
+            "reentries": self.reentries, "exit": self.exit, "exits": list(self.exits),
             "offers": [o.to_row() for o in self.offers],
             "transfers": list(self.transfers), "decision": self.decision,
             "recording": self.recording, "disposition": self.disposition,
@@ -404,6 +413,22 @@ class RecordBuilder:
             if len(self._done) > RECENT_CALLS:
                 self._done.popitem(last=False)
 
+    def _exited(self, f: CallExited, now: float) -> None:
+        rec = self._call(f.call_id, f.queue, now)
+        rec.exits.append({"at": now, "queue": f.queue, "reason": f.reason,
+                          "action": f.action, "target": f.target})
+        rec.exit = f"{f.reason}/{f.action}"
+        if f.action in ("queue", "partner"):
+            # the caller goes on: in another queue (a CallTransferred-like move follows)
+            # or to the partner sites
+            if f.target:
+                rec.queue = f.target
+                rec.sl_target = self.sl_targets.get(f.target, rec.sl_target)
+            self._mark(rec, now)
+            return
+        rec.wait = _seconds(f.wait)
+        self._end(rec, "exited", now)
+
     def _transferred(self, f: CallTransferred, now: float) -> None:
         rec = self.calls.get(f.call_id)
         if rec is None:
@@ -475,6 +500,7 @@ _HANDLERS: dict[type[Fact], Callable[[RecordBuilder, Any, float], None]] = {
     CallAbandoned: RecordBuilder._abandoned,
     CallClosed: RecordBuilder._closed,
     CallReleased: RecordBuilder._released,
+    CallExited: RecordBuilder._exited,
     CallTransferred: RecordBuilder._transferred,
     CallStageReached: RecordBuilder._stage,
     CallPriorityChanged: RecordBuilder._priority,

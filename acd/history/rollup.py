@@ -16,6 +16,9 @@ How one call counts (the live counters' rules, ``acd.domain.figures.LiveStats``)
   (``figures.abandoned_after``); *short* when the wait < the configured short-abandon
   threshold (reported apart, and left out of the abandon rate of reports);
 * handled — completed; talk and the wrap-up that followed make AHT;
+* exits — each exit the caller took (a queue's max wait, max waiting, max expected wait,
+  the caller's key): charged to the queue it left; an exit to voicemail or a message
+  ends the call (not an abandon);
 * RONA — its offers an agent did not take (no answer or busy), charged to that agent;
 * overflowed — its offers to partner sites; partner answered and their wait: the
   partner's share and answer speed.
@@ -149,8 +152,8 @@ def call_totals(row: Mapping[str, Any], short_abandon: float = 0.0) -> Totals:
         t.abandoned_short = int(wait < short_abandon)
         t.wait_abandoned = wait
         t.wait_max = wait
-    if outcome == "exited":
-        t.exited = 1
+    # every exit the caller took (as the live figures count CallExited)
+    t.exited = len(row.get("exits") or ()) or int(outcome == "exited")
     if outcome == "completed":
         t.handled = 1
         t.talk = float(row.get("talk") or 0.0)
@@ -185,14 +188,18 @@ def rollup(rows: Iterable[Mapping[str, Any]], short_abandon: float = 0.0,
         out[("all", "")].add(t)
         queue = str(row.get("queue") or "")
         first = str(row.get("first_queue") or queue)
+        # offered: the queue first entered; exits: the queue left; the rest: the last
+        rest = Totals()
+        rest.add(t)
         if first != queue and t.offered:
             out[("queue", first)].offered += 1
-            rest = Totals()
-            rest.add(t)
             rest.offered = 0
-            out[("queue", queue)].add(rest)
-        else:
-            out[("queue", queue)].add(t)
+        exits = row.get("exits") or ()
+        if exits:
+            for e in exits:
+                out[("queue", str(e.get("queue") or queue))].exited += 1
+            rest.exited = 0
+        out[("queue", queue)].add(rest)
         for dim in ("region", "segment", "did"):
             out[(dim, str(row.get(dim) or ""))].add(t)
         answered_by = _answer_part(t)

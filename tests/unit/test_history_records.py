@@ -175,3 +175,46 @@ def test_periods_follow_the_centre_time_zone() -> None:
 def test_totals_round_trip() -> None:
     t = Totals(offered=3, wait_max=7.5)
     assert Totals.from_mapping(asdict(t)) == t
+
+
+def test_exits_are_counted_as_the_live_figures_count_them() -> None:
+    """A queue whose callers leave after 30 s (a message; or, from the first queue, to
+    another queue): the records' exits, abandons and offers per queue = the core's."""
+    from acd.config import parse_config
+
+    config = parse_config("""
+queues:
+  - id: q
+    skills: {s: 1}
+    wrap_up: 0
+    exits: {max_wait: 30, action: {to: queue, queue: r}}
+  - id: r
+    skills: {s: 1}
+    wrap_up: 0
+    exits: {max_wait: 90, action: {to: message}}
+agents:
+  - {id: a1, skills: {s: 1}}
+  - {id: a2, skills: {s: 1}}
+""")
+    scenario = parse_scenario("""
+ring_time: 1
+queues:
+  q:
+    arrivals: [{from: "08:00", to: "10:00", calls_per_hour: 60}]
+    handle_time: {distribution: exponential, mean: 150}
+    patience: {distribution: exponential, mean: 200}
+""", config=config)
+    builder = RecordBuilder({q.id: float(q.sl_target) for q in config.queues})
+    log: list[tuple[Fact, float]] = []
+    result = simulate(config, scenario, seed=4, on_apply=_feed(builder, log))
+    rows = _records(builder)
+    sums = rollup(rows)
+    for qid in ("q", "r"):
+        live = result.core_stats[qid]
+        t = sums.get(("queue", qid), Totals())
+        assert (t.offered, t.answered, t.abandoned, t.exited) == (
+            live["offered"], live["answered"], live["abandoned"], live["exits"]), qid
+    assert sums[("queue", "q")].exited > 5 and sums[("queue", "r")].exited > 0
+    ended = [r for r in rows if r["outcome"] == "exited"]
+    assert ended and all(r["exits"][-1]["action"] == "message" for r in ended)
+    assert all(r["exits"][0]["target"] == "r" for r in ended)

@@ -295,7 +295,8 @@ class HistoryDB:
         out = {c: row.get(c) for c in _CALL_COLUMNS if c in row}
         out.update(bucket=bucket, day=p.day, week=p.week, month=p.month,
                    leg=int(row.get("leg", 1)), writer=self.writer_id,
-                   transfers=list(row.get("transfers") or []) or None)
+                   transfers=list(row.get("transfers") or []) or None,
+                   exits=list(row.get("exits") or []) or None)
         for key, default in (("caller", ""), ("region", ""), ("region_source", ""),
                              ("segment", ""), ("did", ""), ("menu_choice", ""),
                              ("server", ""), ("priority", 0), ("stage", 0),
