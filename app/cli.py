@@ -135,9 +135,11 @@ async def _serve(config: Config, secrets: dict[str, str] | None) -> None:
     """One serve path: the node (engine, FastAGI, AMI, store, lease) owns every resource;
     uvicorn runs the API inside it when the config has ``api:``. SIGINT/SIGTERM stop the
     API first, then the node hands its callers back and drains (AsyncExitStack)."""
+    from acd.runtime.fastagi import raise_file_limit
     from api.server import make_server
     from app.node import Node
 
+    raise_file_limit()  # each waiting caller is a socket
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

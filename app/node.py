@@ -153,7 +153,8 @@ class Node:
                         "free); for tests and demos only")
         self.agi = FastAGIServer(lambda session: handle_call(engine, session),
                                  config.fastagi.host, config.fastagi.port,
-                                 env_timeout=config.fastagi.env_timeout)
+                                 env_timeout=config.fastagi.env_timeout,
+                                 max_sessions=config.fastagi.max_sessions)
         await self.agi.start()
         stack.push_async_callback(self.agi.close, config.engine.drain_timeout)
         if lease is None:

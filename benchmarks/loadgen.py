@@ -52,6 +52,7 @@ import gc
 import json
 import math
 import random
+import re
 import resource
 import socket
 import sys
@@ -562,7 +563,13 @@ class Caller(asyncio.Protocol):
         words = parse_agi_args(line)
         verb = " ".join(w.upper() for w in words[:2])
         counts = self.gen.stats.counts
-        if verb in ("GET VARIABLE", "GET FULL"):
+        if verb == "GET FULL" and len(words) > 3:
+            # allowed on a dead channel; ${NAME}s expanded, unset ones empty
+            full = re.sub(r"\$\{(\w+)\}", lambda m: self.vars.get(m.group(1), ""),
+                          words[3])
+            self._reply(f"200 result=1 ({full})\n".encode())
+            return
+        if verb == "GET VARIABLE":
             # allowed on a dead channel
             name = words[2] if len(words) > 2 else ""
             value = self.vars.get(name)

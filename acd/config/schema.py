@@ -126,6 +126,9 @@ class FastAGIConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
     env_timeout: float = Field(default=5.0, gt=0)
+    #: Most caller sessions at once (unset: what the open-file limit leaves room for);
+    #: one more is refused at once and its Asterisk falls back.
+    max_sessions: int | None = Field(default=None, ge=1)
 
 
 

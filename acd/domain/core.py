@@ -60,7 +60,7 @@ from acd.domain.events import (
     WaitLimit,
     WrapUpDone,
 )
-from acd.domain.ewt import HandleTimes, WaitEstimator
+from acd.domain.ewt import HandleTimes, Sweep, WaitEstimator
 from acd.domain.explain import explain, why_unroutable
 from acd.domain.facts import (
     AgentNoAnswer,
@@ -138,6 +138,10 @@ class EngineCore:
             {q.id: q.expected_handle_time for q in settings.queues.values()},
             {q.id: q.wrap_up for q in settings.queues.values()})
         self.estimator = WaitEstimator(self)
+        #: The runtime replays the estimates in the background and publishes the latest
+        #: here; otherwise (``None``) a caller's ``max_ewt`` check replays at once.
+        self.background_sweep: Sweep | None = None
+        self.estimates_in_background = False
         #: Bumped at every applied event: read views cache on it.
         self.version = 0
         #: (queue, state) → live calls of the queue in that state.
@@ -358,10 +362,20 @@ class EngineCore:
             self._exit(call, "max_waiting", exits.action, now, out)
             return
         if exits.max_ewt is not None:
-            est = self.estimator.sweep(now).calls.get(call.call_id)
-            if est is not None and est.sure and est.seconds is not None \
-                    and est.seconds > exits.max_ewt:
+            seconds = self._entry_wait(call, now)
+            if seconds is not None and seconds > exits.max_ewt:
                 self._exit(call, "max_ewt", exits.action, now, out)
+
+    def _entry_wait(self, call: Call, now: float) -> float | None:
+        """A joining caller's sure expected wait: from the background's latest replay
+        (placed by its newcomer), or replayed now when there is no background."""
+        rq = self.servers.router_queue(call.queue_id, call.server)
+        if not self.estimates_in_background:
+            return self.estimator.sweep(now).wait_of(call.call_id, rq, None, now)
+        sweep = self.background_sweep
+        if sweep is None:
+            return None
+        return sweep.wait_of(call.call_id, rq, self.router.position(call.call_id), now)
 
     def _router_queues(self, queue_id: str) -> list[str]:
         servers = self.servers

@@ -43,7 +43,7 @@ import itertools
 import random
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -300,6 +300,46 @@ class Sweep:
     version: int
     calls: dict[str, Estimate] = field(default_factory=dict)
     newcomer: dict[str, Estimate] = field(default_factory=dict)
+    #: How many waiting calls the replay walked (at most the horizon).
+    calls_walked: int = 0
+
+    def wait_of(self, call_id: str, router_queue: str, position: int | None,
+                now: float) -> float | None:
+        """A waiting caller's expected wait from ``now`` (None when unsure): its own
+        estimate when the replay walked it; a caller who joined since is placed in its
+        queue's line, the wait of a newcomer at the replay scaled to its position."""
+        est = self.calls.get(call_id)
+        if est is None:
+            est = self.newcomer.get(router_queue)
+            if est is None or not est.sure or est.seconds is None or position is None:
+                return None
+            return max(0.0, est.seconds * position / max(1, est.position) - (now - self.now))
+        if not est.sure or est.seconds is None:
+            return None
+        return max(0.0, est.seconds - (now - self.now))
+
+
+@dataclass(frozen=True, slots=True)
+class _AgentNow:
+    """An available agent as a sweep saw it: idle or in wrap-up, free ``at``; ringing or
+    talking for ``queue``, since ``at``."""
+
+    agent_id: str
+    state: AgentState
+    queue: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _CallNow:
+    """A waiting call as a sweep saw it."""
+
+    call_id: str
+    queue_id: str
+    rq: str
+    position: int
+    stage: int
+    stage_clock: float
 
 
 class _Replay:
@@ -368,24 +408,35 @@ class WaitEstimator:
                 ) -> float | None:
         """When an available agent will be free for a new call (None: not counted);
         drawn with ``rng``, else the expected time."""
+        snap = self._agent_now(agent, now)
+        return None if snap is None else self._free(snap, now, rng)
+
+    def _agent_now(self, agent: Agent, now: float) -> _AgentNow | None:
+        """What the replay needs of an agent, read once (the core moves on while a sweep
+        runs in steps)."""
         if agent.status is not AgentStatus.AVAILABLE:
             return None
-        core, times = self.core, self.core.handle_times
         state = agent.state
         if state is AgentState.IDLE:
-            return now if agent.phone_free else None
+            return _AgentNow(agent.agent_id, state, "", now) if agent.phone_free else None
         if state is AgentState.WRAP_UP:
-            return max(now, agent.wrap_ends)
-        call = core.calls.get(agent.call_id or "")
+            return _AgentNow(agent.agent_id, state, "", max(now, agent.wrap_ends))
+        call = self.core.calls.get(agent.call_id or "")
         if call is None:
             return None
-        queue, aid = call.queue_id, agent.agent_id
+        started = call.answered_at if call.answered_at is not None else now
+        return _AgentNow(agent.agent_id, state, call.queue_id, started)
+
+    def _free(self, snap: _AgentNow, now: float, rng: random.Random | None) -> float | None:
+        state = snap.state
+        if state is AgentState.IDLE or state is AgentState.WRAP_UP:
+            return snap.at
+        times, queue, aid = self.core.handle_times, snap.queue, snap.agent_id
         if state is AgentState.RINGING:
             handle = times.handle(queue, aid) if rng is None \
                 else times.draw_handle(queue, aid, rng)
             return None if handle is None else now + handle
-        started = call.answered_at if call.answered_at is not None else now
-        elapsed = max(0.0, now - started)
+        elapsed = max(0.0, now - snap.at)
         left = times.remaining_talk(queue, aid, elapsed) if rng is None \
             else times.draw_remaining(queue, aid, elapsed, rng)
         return None if left is None else now + left + times.wrap_up(queue)
@@ -393,74 +444,100 @@ class WaitEstimator:
     # -- the replay ------------------------------------------------------------------
 
     def sweep(self, now: float) -> Sweep:
+        """The replay at ``now``, at once."""
+        steps = self.steps(now)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: Sweep = done.value
+                return result
+
+    def steps(self, now: float, chunk: int = 256) -> Generator[None, None, Sweep]:
+        """The replay at ``now`` in steps of about ``chunk`` placements (or agents'
+        draws): between two steps the caller may let the core move on (the runtime
+        routes calls in between). The waiting calls, their order and the agents are
+        read before the first step, so the result is the state at ``now`` (the handle
+        times drawn are the latest: a call ending meanwhile adds its talk time)."""
         core = self.core
         router = core.router
         out = Sweep(now, core.version)
-        available = [a for a in core.agents.values() if a.status is AgentStatus.AVAILABLE]
+        available = [snap for a in core.agents.values()
+                     if (snap := self._agent_now(a, now)) is not None]
         router_queues = router.queue_ids()
         entries = [(key, call_id, rq) for rq in router_queues
                    for key, call_id in router.waiting_in(rq)]
         cut = len(entries) > self.horizon
         ordered = heapq.nsmallest(self.horizon, entries) if cut else sorted(entries)
-        calls: list[tuple[Call, str, int]] = []
+        calls: list[_CallNow] = []
         positions: dict[str, int] = {}
         for _, call_id, rq in ordered:
             positions[rq] = positions.get(rq, 0) + 1
             call = core.calls.get(call_id)
-            if call is not None and call.waiting is not None \
+            waiting = None if call is None else call.waiting
+            if call is not None and waiting is not None \
                     and call.state is CallState.WAITING:
-                calls.append((call, rq, positions[rq]))
+                calls.append(_CallNow(call_id, call.queue_id, rq, positions[rq],
+                                      waiting.stage, waiting.stage_clock))
+        times = core.handle_times
+        known = {q: times.known(q) for q in core.settings.queues}
         rng = random.Random(core.version)
-        patience = {q: core.handle_times.patience(q) for q in core.settings.queues}
-        starts: dict[str, list[float]] = {c.call_id: [] for c, _, _ in calls}
+        patience = {q: times.patience(q) for q in core.settings.queues}
+        starts: dict[str, list[float]] = {c.call_id: [] for c in calls}
         newcomer: dict[str, list[float]] = {rq: [] for rq in router_queues}
         pools: dict[str, int] = {}
         agents_of: dict[str, int] = {}
+        work = 0
         for _ in range(self.rounds):
             free: dict[str, float] = {}
-            for agent in available:
-                t = self.free_at(agent, now, rng)
+            for snap in available:
+                t = self._free(snap, now, rng)
                 if t is not None:
-                    free[agent.agent_id] = t
+                    free[snap.agent_id] = t
+                work += 1
+                if work >= chunk:
+                    work = 0
+                    yield
             replay = _Replay(self, free)
-            for call, rq, _ in calls:
-                waiting = call.waiting
-                assert waiting is not None
-                placed = self._place(replay, call, rq, waiting.stage, waiting.stage_clock,
-                                     now, rng, patience.get(call.queue_id))
+            for c in calls:
+                placed = self._place(replay, c, now, rng, patience.get(c.queue_id))
                 if placed is not None:
-                    starts[call.call_id].append(placed[0])
-                    agents_of[call.call_id] = placed[1]
+                    starts[c.call_id].append(placed[0])
+                    agents_of[c.call_id] = placed[1]
+                work += 1
+                if work >= chunk:
+                    work = 0
+                    yield
             for rq in router_queues:
                 h = replay.heap(rq, 0)
                 pools[rq] = len(h)
                 first = replay.top(h)
                 if first is not None:
-                    newcomer[rq].append(first[0] + core.handle_times.ring(self._queue_of(rq)))
-        times = core.handle_times
-        for call, _, position in calls:
-            drawn = starts[call.call_id]
+                    newcomer[rq].append(first[0] + times.ring(self._queue_of(rq)))
+        for c in calls:
+            drawn = starts[c.call_id]
             if not drawn:
-                out.calls[call.call_id] = Estimate(None, False, position, 0)
+                out.calls[c.call_id] = Estimate(None, False, c.position, 0)
                 continue
-            out.calls[call.call_id] = Estimate(
-                _told(drawn, now), times.known(call.queue_id),
-                position, agents_of.get(call.call_id, 0))
+            out.calls[c.call_id] = Estimate(
+                _told(drawn, now), known.get(c.queue_id, False),
+                c.position, agents_of.get(c.call_id, 0))
         for rq in router_queues:
             drawn = newcomer[rq]
             out.newcomer[rq] = Estimate(
                 _told(drawn, now) if drawn else None,
-                bool(drawn) and not cut and times.known(self._queue_of(rq)),
+                bool(drawn) and not cut and known.get(self._queue_of(rq), False),
                 positions.get(rq, 0) + 1, pools.get(rq, 0))
+        out.calls_walked = len(calls)
         return out
 
-    def _place(self, replay: _Replay, call: Call, rq: str, stage: int, stage_clock: float,
-               now: float, rng: random.Random, patience: float | None,
-               ) -> tuple[float, int] | None:
+    def _place(self, replay: _Replay, call: _CallNow, now: float, rng: random.Random,
+               patience: float | None) -> tuple[float, int] | None:
         """One round: when the call's agent picks up (and how many could take it). With
         a measured ``patience`` the caller may give up first (memoryless: its remaining
         patience is drawn afresh): it then takes nobody's time, but its own estimate
         still counts the wait it would have had."""
+        rq, stage, stage_clock = call.rq, call.stage, call.stage_clock
         stages = self.core.router.stages(rq)
         best: tuple[float, str] | None = None
         agents = 0

@@ -196,26 +196,41 @@ class LiveView:
     # -- expected waits --------------------------------------------------------------------
 
     def estimates(self, now: float) -> Sweep:
-        """The estimator's latest replay: computed again when the core changed, at most
-        every ``SWEEP_EVERY`` seconds (a busy engine changes every millisecond), and at
-        least every second (time passing moves the estimates)."""
+        """The estimator's latest replay. In the background (the runtime keeps it current
+        off the routing path: :class:`acd.runtime.estimates.EstimateRefresher`) as it is;
+        else computed here when the core changed, at most every ``SWEEP_EVERY`` seconds
+        (a busy engine changes every millisecond), and at least every second (time
+        passing moves the estimates)."""
+        if self.background:
+            found = self.core.background_sweep
+            return found if found is not None else Sweep(now, -1)
         sweep = self._sweep
         if sweep is None or now - sweep.now >= 1.0 or (
                 sweep.version != self.core.version and now - sweep.now >= SWEEP_EVERY):
             sweep = self._sweep = self.core.estimator.sweep(now)
         return sweep
 
+    @property
+    def background(self) -> bool:
+        """The runtime refreshes the estimates off the routing path and publishes them
+        on the core (:class:`acd.runtime.estimates.EstimateRefresher`)."""
+        return self.core.estimates_in_background
+
     def ewt(self, call_id: str, now: float, *, fresh: bool = False) -> float | None:
         """A waiting caller's expected wait from now (None when unsure). ``fresh``: a
         caller the latest replay has not seen yet (it just arrived) gets a new replay,
-        unless one ran in the last 50 ms."""
+        unless one ran in the last 50 ms (never in the background: there it is placed
+        by the latest replay's newcomer in its queue, :meth:`Sweep.wait_of`)."""
         sweep = self.estimates(now)
-        if fresh and call_id not in sweep.calls and now - sweep.now >= 0.05:
+        if fresh and not self.background and call_id not in sweep.calls \
+                and now - sweep.now >= 0.05:
             sweep = self._sweep = self.core.estimator.sweep(now)
-        est = sweep.calls.get(call_id)
-        if est is None or not est.sure or est.seconds is None:
+        call = self.core.calls.get(call_id)
+        if call is None:
             return None
-        return max(0.0, est.seconds - (now - sweep.now))
+        rq = self.core.servers.router_queue(call.queue_id, call.server)
+        position = self.core.router.position(call_id) if call_id not in sweep.calls else None
+        return sweep.wait_of(call_id, rq, position, now)
 
     def queue_ewt(self, queue_id: str, now: float) -> float | None:
         """What a caller arriving in the queue now would wait (None when unsure)."""

@@ -67,7 +67,7 @@ class CallHost(Protocol):
 
     def qualify_call_id(self, raw: str, server: str) -> str: ...
 
-    def announcement(self, call_id: str) -> tuple[int | None, float | None]:
+    async def announcement(self, call_id: str) -> tuple[int | None, float | None]:
         """The waiting caller's place in line and its sure expected wait (None, None:
         not waiting)."""
         ...
@@ -267,7 +267,7 @@ class Announcer:
     async def announce(self) -> None:
         host, session = self.host, self.session
         self._schedule_next(host.clock())
-        position, ewt = host.announcement(self.call_id)
+        position, ewt = await host.announcement(self.call_id)
         if position is None:
             return  # no longer waiting (an offer is on its way)
         if ewt is not None and ewt < ANNOUNCE_SKIP_BELOW:
@@ -350,12 +350,14 @@ async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer)
                 await session.command(f"STREAM FILE {quote(announce)} \"\"", timeout=60)
             await session.exec("MixMonitor", f"{path},b", timeout=10)
         await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
-        status = (await session.get_variable("DIALSTATUS")) or "CANCEL"
-        talk_raw = await session.get_variable("ANSWEREDTIME")
+        # both in one round trip: the agent is released the sooner
+        outcome = await session.get_full_variable("${DIALSTATUS}|${ANSWEREDTIME}") or ""
     except AGIHangupError:
         host.post(DialFinished(call_id, offer.agent_id, "CANCEL", host.clock(),
                                site_id=offer.site_id))
         raise
+    status, _, talk_raw = outcome.partition("|")
+    status = status or "CANCEL"
     try:
         talk = float(talk_raw) if talk_raw else 0.0
     except ValueError:

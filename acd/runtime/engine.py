@@ -43,6 +43,7 @@ from acd.domain import (
 from acd.domain.facts import CallOffered, CallOverflowed
 from acd.domain.views import LiveView
 from acd.runtime.ami_client import AMIClient
+from acd.runtime.estimates import EstimateRefresher
 from acd.runtime.session import RELEASE, SessionQueue
 from acd.runtime.store import MemoryStore, Restorer, Store, StoredState, StoreWriter
 from routing.regions import RegionResolver
@@ -61,6 +62,10 @@ class _Command:
                                        .create_future())
 
 
+#: How long an announcement waits for a replay that walked its caller (seconds).
+ANNOUNCE_ESTIMATE_WAIT = 1.0
+
+
 class Engine:
     """The core, its inbox, the sessions' queues, the store writer and the observers."""
 
@@ -72,6 +77,9 @@ class Engine:
         self.core = EngineCore(settings, device_state_servers=device_state_servers)
         self.core.routing = False  # until this engine is the active one (activate)
         self.view = LiveView(self.core)
+        #: Expected waits replayed off the routing path while the engine runs.
+        self.estimates = EstimateRefresher(self.core, clock)
+        self._estimates_task: asyncio.Task[None] | None = None
         self.regions = RegionResolver(settings.regions.default, settings.regions.overrides)
         self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
         self._sessions: dict[str, SessionQueue] = {}
@@ -125,10 +133,17 @@ class Engine:
             # before the inbox runs.
             self.core.router.prepare_exclusions()
         self._loop_task = asyncio.create_task(self._run(), name="acd-inbox")
+        self._estimates_task = asyncio.create_task(self.estimates.run(),
+                                                   name="acd-estimates")
+        self.core.estimates_in_background = True
         self._carry_out(self.core.initial_effects(self.clock()))
         try:
             yield self
         finally:
+            self._estimates_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._estimates_task
+            self._estimates_task = None
             for handle in self._timers:
                 handle.cancel()
             self._timers.clear()
@@ -334,12 +349,16 @@ class Engine:
 
     # -- what a waiting caller is told (acd.runtime.call_flow.Announcer) ---------------
 
-    def announcement(self, call_id: str) -> tuple[int | None, float | None]:
+    async def announcement(self, call_id: str) -> tuple[int | None, float | None]:
+        """Place and expected wait: the caller's own estimate from a replay that walked
+        it, waiting up to a second for one (the replays run in the background)."""
+        if self.core.estimates_in_background:
+            await self.estimates.covering(call_id, ANNOUNCE_ESTIMATE_WAIT)
         call = self.core.calls.get(call_id)
         if call is None or call.state is not CallState.WAITING:
             return None, None
         now = self.clock()
-        return self.core.router.position(call_id), self.view.ewt(call_id, now, fresh=True)
+        return self.core.router.position(call_id), self.view.ewt(call_id, now)
 
     def recording(self, call_id: str) -> tuple[str, str | None] | None:
         """Whether to record this call's conversation (asked before each dial)."""

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import resource
 from collections.abc import Awaitable, Callable
 
 from acd.protocol.agi import (
@@ -203,6 +204,14 @@ class AGISession:
             return None
         return response.data if response.data is not None else ""
 
+    async def get_full_variable(self, expression: str) -> str | None:
+        """``expression`` evaluated by Asterisk (``${A}|${B}``: several variables in one
+        round trip), None when it cannot be (result=0). Works after HANGUP too."""
+        response = await self._ok(f"GET FULL VARIABLE {quote(expression)}")
+        if response.result != "1":
+            return None
+        return response.data if response.data is not None else ""
+
     async def exec(
         self,
         app: str,
@@ -293,21 +302,58 @@ class AGISession:
 AGIHandler = Callable[[AGISession], Awaitable[None]]
 
 
+#: Listen backlog: connections the kernel queues while the loop is busy.
+BACKLOG = 4096
+#: File descriptors kept for everything but caller sessions.
+FD_RESERVE = 256
+
+
+def raise_file_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit (each waiting
+    caller is one socket); the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("open-file limit stays at %d: %s", soft, exc)
+    return soft
+
+
+def session_room() -> int:
+    """How many FastAGI sessions the open-file limit leaves room for."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(16, soft - FD_RESERVE)
+
+
 class FastAGIServer:
     """Accept FastAGI connections and run ``handler(session)`` for each call.
 
     A client that sends nothing, half an environment or garbage is closed after
     ``env_timeout`` or at the first protocol error; an exception in a handler is logged.
     Neither affects other calls or the server.
+
+    At most ``max_sessions`` connections are served at once (by default what the
+    process's file limit leaves room for, keeping ``FD_RESERVE`` descriptors for AMI,
+    the API, the store and logs): one more is closed at once, so its Asterisk falls back
+    (the dialplan's next engine, then app_queue) instead of a caller waiting on a
+    connection nobody reads. The listen backlog (``BACKLOG``) absorbs arrival bursts.
     """
 
     def __init__(
-        self, handler: AGIHandler, host: str, port: int, *, env_timeout: float = 5.0
+        self, handler: AGIHandler, host: str, port: int, *, env_timeout: float = 5.0,
+        max_sessions: int | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
         self._port = port
         self._env_timeout = env_timeout
+        self.max_sessions = max_sessions if max_sessions is not None else session_room()
+        self.refused = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -324,8 +370,10 @@ class FastAGIServer:
         return len(self._tasks)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
-        log.info("FastAGI listening on %s:%d", self._host, self.port)
+        self._server = await asyncio.start_server(self._accept, self._host, self._port,
+                                                  backlog=BACKLOG)
+        log.info("FastAGI listening on %s:%d (at most %d sessions)", self._host, self.port,
+                 self.max_sessions)
 
     async def close(self, drain_timeout: float = 10.0) -> None:
         """Stop accepting; let running calls finish up to ``drain_timeout``; cancel the rest."""
@@ -343,6 +391,13 @@ class FastAGIServer:
             self._server = None
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._tasks) >= self.max_sessions:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.error("FastAGI full (%d sessions): connection refused, its Asterisk "
+                          "falls back (%d refused so far)", self.max_sessions, self.refused)
+            writer.transport.abort()
+            return
         task = asyncio.create_task(self._serve(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

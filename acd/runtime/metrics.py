@@ -35,6 +35,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import CollectorRegistry
 
 from acd.domain import CallState, Event, Fact
+from acd.domain.ewt import Sweep
 from acd.domain.facts import (
     CallAbandoned,
     CallCompleted,
@@ -115,6 +116,9 @@ class EngineCollector:
         self.waits = _Histogram(WAIT_BUCKETS)
         #: |expected wait told at entry - actual wait| of answered callers.
         self.ewt_errors = _Histogram(EWT_ERROR_BUCKETS)
+        #: Callers who joined since the last replay (their entry time), then the total
+        #: wait the first replay after their entry told them (call → seconds from entry).
+        self._joined: dict[str, float] = {}
         self._entry_ewt: dict[str, float] = {}
         self.decisions = _Histogram(DECISION_BUCKETS)
         self._event_types: set[str] = set()
@@ -127,20 +131,22 @@ class EngineCollector:
     def attach(self) -> None:
         self.engine.fact_hooks.append(self.on_fact)
         self.engine.apply_hooks.append(self.on_apply)
+        self.engine.estimates.hooks.append(self.on_sweep)
 
     def detach(self) -> None:
         for hooks, fn in ((self.engine.fact_hooks, self.on_fact),
-                          (self.engine.apply_hooks, self.on_apply)):
+                          (self.engine.apply_hooks, self.on_apply),
+                          (self.engine.estimates.hooks, self.on_sweep)):
             while fn in hooks:
                 hooks.remove(fn)  # type: ignore[arg-type]
 
     def on_fact(self, fact: Fact, now: float) -> None:
         if isinstance(fact, CallWaiting):
-            if not fact.reentry and len(self._entry_ewt) < MAX_TRACKED:
-                ewt = self.engine.view.ewt(fact.call_id, now, fresh=True)
-                if ewt is not None:
-                    self._entry_ewt[fact.call_id] = ewt
+            if not fact.reentry and len(self._entry_ewt) + len(self._joined) < MAX_TRACKED:
+                self._joined[fact.call_id] = now
             return
+        if isinstance(fact, CallAbandoned | CallReleased | CallCompleted | CallConnected):
+            self._joined.pop(fact.call_id, None)
         if isinstance(fact, CallAbandoned | CallReleased | CallCompleted):
             self._entry_ewt.pop(fact.call_id, None)
         if isinstance(fact, CallConnected):
@@ -156,6 +162,20 @@ class EngineCollector:
             return
         if fact.queue in self.sl_targets:
             self.waits.observe((fact.queue, outcome), max(0.0, float(fact.wait)))
+
+    def on_sweep(self, sweep: Sweep) -> None:
+        """The first replay after a caller joined tells its wait (what its first
+        announcement says): kept as seconds from its entry, compared when answered."""
+        joined, self._joined = self._joined, {}
+        later: dict[str, float] = {}
+        for call_id, entered in joined.items():
+            if entered > sweep.now:  # joined while this replay ran: the next one tells
+                later[call_id] = entered
+                continue
+            est = sweep.calls.get(call_id)
+            if est is not None and est.sure and est.seconds is not None:
+                self._entry_ewt[call_id] = sweep.now - entered + est.seconds
+        self._joined.update(later)
 
     def on_apply(self, event: Event, seconds: float) -> None:
         kind = type(event).__name__

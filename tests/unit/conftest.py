@@ -70,6 +70,12 @@ class ApiRig:
         """Every event posted so far is applied."""
         await asyncio.wait_for(self.engine.flushed(), 5)
 
+    async def replayed(self) -> None:
+        """Every event posted so far is applied and the expected waits replayed (the
+        background does it within ``EVERY`` s; the tests' clocks stand still)."""
+        await self.settle()
+        await self.engine.estimates.replay()
+
     def arrive(self, call_id: str, queue: str = "consult", *, waited: float = 0.0,
                boost: int = 0, caller: str = "13800138000", region: str = "",
                session: bool = False) -> None:

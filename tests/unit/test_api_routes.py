@@ -396,7 +396,7 @@ async def test_expected_wait_on_calls_queues_and_its_error_in_metrics(api_rig: A
         rig.engine.post(CallAnswered("c1", "1001", clock[0]))
         clock[0] += 10  # 10 s into the call
         rig.arrive("c2", session=True)
-        await rig.settle()
+        await rig.replayed()
         call = (await rig.http.get("/api/v1/calls/c2", headers=H)).json()
         assert call["ewt_seconds"] == pytest.approx(50, abs=1)  # 60 s expected, 10 gone
         queue = (await rig.http.get("/api/v1/queues/consult", headers=H)).json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shlex
 import time
 from collections.abc import AsyncIterator
@@ -77,12 +78,16 @@ class Caller(FakeAsterisk):
 
     def reply(self, cmd: str, dial_status: str, digit: str) -> bytes:
         words = shlex.split(cmd)
+        known = {"DIALSTATUS": dial_status, "ANSWEREDTIME": "3"}
         if cmd.startswith("GET VARIABLE"):
             name = words[2]
-            value = {"DIALSTATUS": dial_status, "ANSWEREDTIME": "3"}.get(
-                name, self.variables.get(name))
+            value = known.get(name, self.variables.get(name))
             return (f"200 result=1 ({value})\n" if value is not None
                     else "200 result=0\n").encode()
+        if cmd.startswith("GET FULL VARIABLE"):  # ${NAME}s expanded, unset ones empty
+            value = re.sub(r"\$\{(\w+)\}", lambda m: known.get(
+                m.group(1), self.variables.get(m.group(1), "")), words[3])
+            return f"200 result=1 ({value})\n".encode()
         if cmd.startswith("SET VARIABLE"):
             self.variables[words[2]] = words[3]
             return b"200 result=1\n"

@@ -147,3 +147,49 @@ def test_completed_calls_feed_the_handle_times() -> None:
     core.apply(DialFinished("c1", agent, "ANSWER", 200.0, talk=80.0))
     assert core.handle_times.talk("consult", agent) == pytest.approx(
         (80 + 8 * 110) / 9)  # one measured call, shrunk towards the seed of 110
+
+
+# -- replays off the routing path (acd.runtime.estimates) ------------------------------
+
+def test_a_replay_in_steps_tells_what_a_replay_at_once_tells() -> None:
+    """Stepped, calls and agents moving on between steps: the result is the replay of
+    the state the first step read."""
+    core = make_core(TWO_QUEUES)
+    talking(core, "t1", "a1", "consult", 150.0)
+    talking(core, "t2", "a2", "consult", 180.0)
+    for i in range(40):
+        core.apply(CallArrived(f"c{i}", "consult", "1", 200.0 + i, 200.0 + i))
+    at_once = core.estimator.sweep(250.0)
+    steps = core.estimator.steps(250.0, chunk=16)
+    next(steps)
+    yielded = 1
+    core.apply(CallArrived("late", "consult", "1", 250.5, 250.5))  # between two steps
+    core.apply(SetAgentStatus("a2", AgentStatus.PAUSED, 251.0))
+    while True:
+        try:
+            next(steps)
+            yielded += 1
+        except StopIteration as done:
+            stepped = done.value
+            break
+    assert yielded > 40 * 64 // 16 // 2  # it really went in steps
+    assert stepped.calls == at_once.calls and stepped.newcomer == at_once.newcomer
+    assert "late" not in stepped.calls
+
+
+def test_a_caller_who_joined_after_the_replay_is_placed_by_its_queues_newcomer() -> None:
+    core = make_core(TWO_QUEUES)
+    talking(core, "t1", "a1", "consult", 150.0)
+    talking(core, "t2", "a2", "consult", 180.0)
+    core.apply(CallArrived("c0", "consult", "1", 200.0, 200.0))
+    sweep = core.estimator.sweep(210.0)
+    newcomer = sweep.newcomer["consult"]
+    assert newcomer.position == 2 and newcomer.sure
+    core.apply(CallArrived("c1", "consult", "1", 211.0, 211.0))
+    # c1 is second in line, where the newcomer of the replay stood, 1 s later
+    assert sweep.wait_of("c1", "consult", 2, 211.0) == pytest.approx(
+        (newcomer.seconds or 0) - 1.0)
+    # a third caller (nobody walked it) stands half again as far
+    assert sweep.wait_of("c9", "consult", 3, 210.0) == pytest.approx(
+        (newcomer.seconds or 0) * 3 / 2)
+    assert sweep.wait_of("c9", "consult", None, 210.0) is None  # no place: unsure

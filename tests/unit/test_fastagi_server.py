@@ -416,3 +416,49 @@ async def test_env_timeout_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         silent = await harness.connect(env=b"")
         assert await silent.closed_by_server(ENV_TIMEOUT + 1)
     assert "no environment within" in caplog.text
+
+
+# ------------------------------------------------------------------ room for sessions
+
+
+async def test_past_max_sessions_a_connection_is_closed_at_once_and_the_rest_go_on(
+        ) -> None:
+    async def until_hangup(session: AGISession) -> None:
+        await agi.sessions.put(session)
+        with contextlib.suppress(AGIHangupError, ConnectionError):
+            await session.get_variable("UNANSWERED")  # ends when Asterisk hangs up
+
+    async with running(until_hangup) as agi:
+        await _past_max_sessions(agi)
+
+
+async def _past_max_sessions(agi: Harness) -> None:
+    agi.server.max_sessions = 2
+    first, _ = await agi.call()
+    await agi.call()
+    third = await agi.connect()  # one too many: its Asterisk falls back at once
+    assert await third.closed_by_server(1.0)
+    assert agi.server.refused == 1 and agi.server.active == 2
+    await first.close()  # a caller leaves: room again
+    await _until(lambda: agi.server.active == 1)
+    await agi.call()
+    assert agi.server.active == 2
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("condition not reached")
+
+
+def test_the_default_room_is_the_open_file_limit_less_a_reserve() -> None:
+    import resource
+
+    from acd.runtime.fastagi import FD_RESERVE, raise_file_limit, session_room
+
+    limit = raise_file_limit()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert limit == soft and (soft == hard or hard == resource.RLIM_INFINITY)
+    assert session_room() == max(16, soft - FD_RESERVE)
