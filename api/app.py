@@ -33,6 +33,7 @@ from acd.config import ApiConfig, ApiRole, Config
 from acd.domain import DomainError
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
+from api import reports
 from api.auth import Principal, TokenStore
 from api.errors import EngineUnavailable, status_for
 from api.guards import ApiCollector, BodyLimit, FailedAuth, SecurityHeaders
@@ -166,6 +167,7 @@ def create_app(engine: Engine, config: Config, *,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     app.include_router(router)
+    app.include_router(reports.routes)  # history: reports, records, recordings, page
     app.add_api_websocket_route("/api/v1/events", events_endpoint)
     return app
 

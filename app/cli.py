@@ -1,4 +1,4 @@
-"""``acd`` command line: serve, check-config, asterisk-config, simulate."""
+"""``acd`` command line: serve, check-config, asterisk-config, simulate, report, replay."""
 
 from __future__ import annotations
 
@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     from sim.cli import add_simulate_parser  # simulate: --config --scenario [--seed --json]
 
     add_simulate_parser(sub)
+    from app.history_cli import add_history_parsers  # report, replay: the call history
+
+    add_history_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

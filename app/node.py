@@ -10,6 +10,7 @@ in reverse, so a failure half way through start-up releases what was taken::
 
     enter                                       exit (reverse order)
     1. the engine's inbox loop                  timers and the inbox loop cancelled
+    1b. the history writer (config history:)    records flushed to the database
     2. the store (Redis client or memory)       store closed
     3. the lease's Redis client (hot standby)   client closed
     4. one AMI link per Asterisk server         AMI logged off
@@ -44,6 +45,7 @@ from acd.runtime.call_flow import handle_call
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
+from acd.runtime.history.service import History
 from acd.runtime.store import RedisStore, make_store, store_client
 from api.app import create_app
 from routing.regions import preload as preload_regions
@@ -106,10 +108,17 @@ class Node:
         self.agi: FastAGIServer | None = None
         self.registry.register(AGICollector(self.agi_guard, lambda: self.agi,
                                             lambda: self.engine.refused_sessions))
+        self.history: History | None = None
+        if config.history is not None:
+            self.history = History.from_config(config, self.engine, environ=environ,
+                                               clock=clock)
+            self.engine.fact_hooks.append(self.history.observe)
+            self.engine.recording_hook = self.history.recording_for
         self.app: FastAPI | None = None
         if config.api is not None:
             self.app = create_app(self.engine, config, registry=self.registry,
                                   environ=environ)
+            self.app.state.history = self.history  # api.reports reads it
         self.links: Mapping[str, AsteriskLink] = {}
         self.standby: HotStandby | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -135,6 +144,10 @@ class Node:
         # The number geocoder loads its data (~0.3 s) on first use: not on a caller's time.
         await asyncio.to_thread(preload_regions)
         await stack.enter_async_context(engine.running())
+        if self.history is not None:
+            # Call records and agent history (a database behind a durable spool); left
+            # last, so the calls' final facts are in when it flushes.
+            await stack.enter_async_context(self.history.running())
         stack.push_async_callback(_quietly, engine.store.close)
         lease: Lease | None = None
         if config.ha is not None:
@@ -148,6 +161,9 @@ class Node:
                 server.ami.action_timeout, server.ami.ping_interval,
                 server.ami.reconnect_max) for server in config.asterisk.server_list]
             self.links = await stack.enter_async_context(asterisk_links(engine, amis))
+            if self.history is not None:
+                for link in self.links.values():
+                    link.observers.append(self.history.on_ami)
         else:
             log.warning("running without AMI: no device state (every phone counts as "
                         "free); for tests and demos only")

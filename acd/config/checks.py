@@ -209,6 +209,8 @@ def cross_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append((("agents", i, "server"),
                              f"unknown Asterisk server {server!r} (one of: "
                              f"{', '.join(servers)}){near(server, servers)}"))
+    for qid in _dict(raw, "history", "recording"):
+        unknown_queue(("history", "recording", qid), qid)
     if raw.get("ha") is not None:
         backend = _dict(raw, "store").get("backend", "memory")
         if backend != "redis":

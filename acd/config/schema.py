@@ -774,6 +774,76 @@ class HAConfig(_Model):
     lease_ttl: float = Field(default=2.0, ge=0.5, le=60)
 
 
+class RecordingMode(StrEnum):
+    NONE = "none"
+    ALL = "all"
+    SAMPLE = "sample"
+
+
+class QueueRecordingConfig(_Model):
+    """Whether a queue's conversations are recorded (``MixMonitor`` on the bridged call,
+    agents and partner sites alike)."""
+
+    mode: RecordingMode = RecordingMode.NONE
+    #: With ``mode: sample``: the share of calls recorded (percent).
+    sample_percent: float = Field(default=10.0, ge=0, le=100)
+    #: A sound file played to the caller before the recording starts (e.g. "this call
+    #: may be recorded"); none: no announcement.
+    announce: str | None = None
+
+
+class RetentionConfig(_Model):
+    """How long each kind of history is kept (days; none: for ever)."""
+
+    records_days: int | None = Field(default=730, ge=1)
+    #: Caller numbers are blanked in records older than this.
+    numbers_days: int | None = Field(default=365, ge=1)
+    notes_days: int | None = Field(default=365, ge=1)
+    recordings_days: int | None = Field(default=90, ge=1)
+
+
+class HistoryConfig(_Model):
+    """Call records, agent state history, reports and recordings in a database:
+    SQLite (one file, the default) or PostgreSQL (``postgresql://user@host/db``: both
+    engines of a hot-standby pair write to one)."""
+
+    #: SQLAlchemy URL; a password belongs in ``url_env``, not here.
+    url: str = "sqlite:///acd-history.db"
+    #: Environment variable holding the URL (wins over ``url``).
+    url_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: Where record batches wait, durably, until the database has them.
+    spool_dir: str = "acd-history-spool"
+    #: The writer writes at least this often (seconds), or sooner when a batch is full.
+    flush_interval: float = Field(default=0.2, gt=0, le=60)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: Abandons after less than this many seconds are "short": reported apart and left
+    #: out of the reports' abandon rate (0: none; the live figures count every abandon).
+    short_abandon: float = Field(default=0.0, ge=0, le=600)
+    retention: RetentionConfig = RetentionConfig()
+    #: Seconds between two purge runs (retention).
+    purge_interval: float = Field(default=3600.0, ge=10)
+    #: Queue id → recording policy (queues not listed: not recorded).
+    recording: dict[Identifier, QueueRecordingConfig] = Field(default_factory=dict)
+    #: Where MixMonitor writes recordings, as Asterisk names it: relative to its
+    #: monitor spool directory (``<astspooldir>/monitor/``), or absolute.
+    recording_path: str = Field(default="acd", pattern=r"^[A-Za-z0-9_./-]{1,200}$")
+    #: The same directory as this engine sees it (a shared volume, or the same host):
+    #: the engine reads each file's length and serves it to supervisors.
+    recordings_dir: str = "/var/spool/asterisk/monitor/acd"
+    #: Roles that see callers' numbers in reports and records (others: masked; an agent
+    #: sees its own callers' numbers only).
+    show_numbers_to: list[ApiRole] = Field(default_factory=lambda: [ApiRole.ADMIN])
+
+    def database_url(self, environ: Mapping[str, str] | None = None) -> str:
+        if self.url_env:
+            value = (os.environ if environ is None else environ).get(self.url_env)
+            if not value:
+                raise ConfigError([f"history.url_env: environment variable "
+                                   f"{self.url_env} is not set"])
+            return value
+        return self.url
+
+
 class DidConfig(_Model):
     """A DID with more than a queue: ``"4008005678": {queue: consult, language: en}``."""
 
@@ -839,6 +909,8 @@ class Config(_Model):
     store: StoreConfig = StoreConfig()
     #: Hot standby (needs ``store.backend: redis``); absent: this engine is always active.
     ha: HAConfig | None = None
+    #: Call history, reports and recordings (a database); absent: nothing is kept.
+    history: HistoryConfig | None = None
 
     @field_validator("dids", mode="before")
     @classmethod

@@ -419,7 +419,8 @@ class EngineCore:
             self.partners.arm(call, ev.now, out)
         out.append(CallWaiting(call.call_id, call.queue_id, call.caller, call.entry_time,
                                not is_new, call.priority, call.segment, call.region,
-                               call.server))
+                               call.server, call.region_known, call.region_source, call.did,
+                               call.menu_choice))
         if existing is None and not ev.restored:
             self._check_line(call, queue, ev.now, out)
 

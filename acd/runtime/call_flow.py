@@ -77,6 +77,11 @@ class CallHost(Protocol):
         """The session plays (or stopped playing) prompts: an offer must stop them."""
         ...
 
+    def recording(self, call_id: str) -> tuple[str, str | None] | None:
+        """Record the conversation: (MixMonitor file, a sound the caller hears first),
+        asked before each dial; None: not recorded (or already being recorded)."""
+        ...
+
 
 #: ``fastagi.max_entry_age``'s default: the dialplan's ACD_MAX_CALL_TIME (4 h).
 MAX_ENTRY_AGE = 14_400.0
@@ -370,6 +375,13 @@ async def _closed(session: AGISession, close: CloseCall | ExitCall) -> None:
 async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer) -> bool:
     """Dial the offered agent or partner site; report the outcome. True when answered."""
     try:
+        record = host.recording(call_id)
+        if record is not None:
+            # MixMonitor option b: only while bridged — the conversation, not the music.
+            path, announce = record
+            if announce:
+                await session.command(f"STREAM FILE {quote(announce)} \"\"", timeout=60)
+            await session.exec("MixMonitor", f"{path},b", timeout=10)
         await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
         # both in one round trip: the agent is released the sooner
         outcome = await session.get_full_variable("${DIALSTATUS}|${ANSWEREDTIME}") or ""

@@ -143,6 +143,9 @@ class Engine:
         #: as the active one, and how to step down from synchronous code.
         self.lease_valid: Callable[[], bool] | None = None
         self.step_down: Callable[[str], None] | None = None
+        #: Call recording (wired by the composition root when history records): call id
+        #: → (MixMonitor file, sound for the caller first) or None.
+        self.recording_hook: Callable[[str], tuple[str, str | None] | None] | None = None
 
     @property
     def ami(self) -> AMIClient | None:
@@ -489,6 +492,16 @@ class Engine:
             return None, None
         now = self.clock()
         return self.core.router.position(call_id), self.view.ewt(call_id, now)
+
+    def recording(self, call_id: str) -> tuple[str, str | None] | None:
+        """Whether to record this call's conversation (asked before each dial)."""
+        if self.recording_hook is None:
+            return None
+        try:
+            return self.recording_hook(call_id)
+        except Exception:  # a recording must never hold up a dial
+            log.exception("call %s: recording decision failed", call_id)
+            return None
 
     def announcing(self, call_id: str, on: bool) -> None:
         if on:

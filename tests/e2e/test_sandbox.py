@@ -39,7 +39,9 @@ DID = "4008001234"
 #: What the engine's AMI account may see (manager.conf eventfilter).
 ALLOWED_EVENTS = {"FullyBooted", "Shutdown", "Reload", "DeviceStateChange", "ContactStatus",
                   "PeerStatus", "Newchannel", "DialBegin", "DialEnd", "BridgeEnter",
-                  "BridgeLeave", "Hangup", "OriginateResponse", "DTMFEnd"}
+                  "BridgeLeave", "Hangup", "OriginateResponse", "DTMFEnd",
+                  # cdr_manager: the call history closes calls no engine saw end
+                  "Cdr"}
 
 
 def pjsip_agent(endpoint: str, contact: str | None) -> str:
