@@ -106,6 +106,30 @@ def cmd_asterisk_config(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Set to 1 to start with the examples' placeholder secrets (a smoke test of the
+#: shipped examples; never in production).
+ALLOW_PLACEHOLDERS = "ACD_ALLOW_PLACEHOLDER_SECRETS"
+
+
+def _refuse_placeholder_secrets(config: Config) -> None:
+    """A secret left as the example's (``change-me``…) stops ``serve``."""
+    from acd.config.advice import placeholder_secrets
+
+    lines = placeholder_secrets(config, os.environ)
+    if not lines:
+        return
+    if os.environ.get(ALLOW_PLACEHOLDERS) == "1":
+        logging.getLogger("acd").warning(
+            "starting with placeholder secrets (%s=1): %s", ALLOW_PLACEHOLDERS,
+            "; ".join(lines))
+        return
+    for line in lines:
+        print(f"acd serve: {line}", file=sys.stderr)
+    print(f"acd serve: refusing to start with placeholder secrets (set {ALLOW_PLACEHOLDERS}"
+          "=1 only to smoke-test the shipped examples)", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _ami_secrets(config: Config, no_ami: bool) -> dict[str, str] | None:
     """Every server's AMI secret from the environment; ``None`` with ``--no-ami``.
     Without AMI the engine has no device state (every phone counts as free), so a
@@ -188,6 +212,7 @@ def _freeze_startup_heap() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    _refuse_placeholder_secrets(config)
     secrets = _ami_secrets(config, args.no_ami)
     asyncio.run(_serve(config, secrets))
     return 0

@@ -65,6 +65,11 @@ _ANY = ("0.0.0.0", "::", "")
 # --------------------------------------------------------------------------- includes
 
 
+#: What a secret rendered into an Asterisk file must not hold: control characters
+#: (a newline starts a new line, a new [section]) and ';' (starts a comment).
+_UNSAFE_SECRET = re.compile(r"[\x00-\x1f\x7f;]")
+
+
 def _agent_block(agent: AgentConfig, config: Config, environ: Mapping[str, str]) -> str:
     ep = agent.sip_endpoint
     lines = [
@@ -91,6 +96,10 @@ def _agent_block(agent: AgentConfig, config: Config, environ: Mapping[str, str])
         if not password:
             raise ConfigError([f"environment: {agent.password_env} is not set "
                                f"(SIP password of agent {agent.id})"])
+        if _UNSAFE_SECRET.search(password) or password != password.strip():
+            raise ConfigError([f"environment: {agent.password_env} (SIP password of agent "
+                               f"{agent.id}) has a control character, ';' or spaces at "
+                               "its ends: it would break pjsip_acd.conf"])
         lines += [f"auth={ep}-auth", "", f"[{ep}-auth]", "type=auth",
                   "auth_type=userpass", f"username={ep}", f"password={password}"]
     lines += ["", f"[{ep}]", "type=aor"]
@@ -265,12 +274,20 @@ def write(config: Config, out_dir: Path, environ: Mapping[str, str] | None = Non
     return write_files(render(config, environ, server), out_dir)
 
 
+#: The rendered files hold SIP passwords and the AMI secret: owner and group only.
+FILE_MODE = 0o640
+
+
 def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:
+    """Write each file 0640 (created so: never readable by others, even for a moment)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
         path = out_dir / name
-        path.write_text(text, encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        path.chmod(FILE_MODE)  # an older file keeps its mode through O_TRUNC
         written.append(path)
     return written
 

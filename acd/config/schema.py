@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -186,7 +187,7 @@ class ClosedConfig(_Model):
     #: the mailbox's own unavailable greeting and Asterisk's instructions).
     sound: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
     #: ``box@context`` of voicemail.conf, for ``action: voicemail``.
-    mailbox: str | None = None
+    mailbox: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 
     @model_validator(mode="after")
     def _mailbox_for_voicemail(self) -> ClosedConfig:
@@ -278,6 +279,23 @@ class AnnounceConfig(_Model):
         return v
 
 
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f";,\[\]<>\\]')
+
+
+def _safe_name(value: str) -> str:
+    """A name rendered into Asterisk's files (comments, caller ids, queue members,
+    mailboxes): any script, but no control character (a newline would start a new
+    [section]) and none of  " ; , [ ] < > \\  (quotes, comments, separators)."""
+    bad = _UNSAFE_NAME.search(value)
+    if bad is not None:
+        raise ValueError(f"{bad.group()!r} is not allowed in a name: it is written into "
+                         "Asterisk's files (no control characters, quotes, ; , [ ] < > \\)")
+    return value
+
+
+SafeName = Annotated[str, Field(max_length=80), AfterValidator(_safe_name)]
+
+
 class StageConfig(_Model):
     """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen — to
     more agents, to partner sites, and at last to a last-resort action."""
@@ -306,7 +324,7 @@ class StageConfig(_Model):
 
 class QueueConfig(_Model):
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     #: Skill → minimum level an agent needs to take calls of this queue.
     skills: dict[Identifier, SkillLevel] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=0, le=100)
@@ -402,7 +420,7 @@ class InitialStatus(StrEnum):
 
 class AgentConfig(_Model):
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     #: PJSIP endpoint of the agent's softphone (defaults to the agent id).
     endpoint: Identifier | None = None
     skills: dict[Identifier, SkillLevel] = Field(default_factory=dict)
@@ -586,7 +604,7 @@ class SiteConfig(_Model):
     """An own centre or a partner service site."""
 
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     kind: SiteKind = SiteKind.OWN
     #: Provinces covered (ISO 3166-2:CN, e.g. CN-GD). Partners only; empty: none.
     regions: list[Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")]] = Field(
@@ -858,7 +876,7 @@ class CarrierConfig(_Model):
     from a known source address: there is no anonymous inbound endpoint."""
 
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     #: Source addresses of its SIP signalling: IP addresses, networks (CIDR) or host
     #: names (rendered ``identify`` ``match`` lines).
     match: list[str] = Field(min_length=1)

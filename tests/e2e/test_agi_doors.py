@@ -73,3 +73,17 @@ async def test_a_refused_asterisk_falls_back_to_app_queue_and_nobody_is_dropped(
         refused = rig.node.agi_guard.refused
         assert refused[reason] == 2 * 2  # two callers, two attempts each
         assert sum(refused.values()) == refused[reason]
+
+
+async def test_a_request_uri_user_with_a_comma_cannot_add_agi_arguments(
+        chroot: Path, artifacts: Path) -> None:
+    """Issue 10.9: "4008001234,evil" as the dialled number. The dialplan keeps only
+    digits, + * # of it (FILTER) and quotes the AGI arguments: the engine gets the DID
+    4008001234 and the real server name, and the caller is served in that DID's queue."""
+    async with Rig(artifacts, [AgentPlan("7301", talk_ms=(300, 600))]) as rig:
+        result = await rig.call(["13800000301"], time_limit=60,
+                                service="4008001234,evil")
+        assert result.failed == 0 and result.successful == 1, result.errors_text()
+        waiting = rig.published("call_waiting")
+        assert [(w["queue"], w["did"], w["server"]) for w in waiting] == [
+            ("consult", "4008001234", "main")]
