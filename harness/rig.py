@@ -93,7 +93,8 @@ class Rig:
                  app_queue_wrapup: int | None = None, app_queue_autofill: bool = False,
                  extra_config: Mapping[str, Any] | None = None,
                  agi_secret: str | None = None,
-                 asterisk_env: Mapping[str, str] | None = None) -> None:
+                 asterisk_env: Mapping[str, str] | None = None,
+                 asterisk_files: Mapping[str, str] | None = None) -> None:
         self.artifacts = artifacts
         self.plans = list(agents)
         self.site_plans = list(sites)
@@ -111,6 +112,8 @@ class Rig:
         #: The FastAGI shared secret (``fastagi.secret_env: ACD_AGI_SECRET``): given to
         #: the engine and, unless ``asterisk_env`` says otherwise, to Asterisk.
         self.agi_secret = agi_secret
+        #: More files for Asterisk's etc directory (e.g. musiconhold_local.conf).
+        self.asterisk_files = dict(asterisk_files or {})
         self.asterisk_env = dict(asterisk_env) if asterisk_env is not None else (
             {"ACD_AGI_SECRET": agi_secret} if agi_secret else {})
         #: ``""`` sends every caller straight to the app_queue fallback (baseline runs).
@@ -215,7 +218,7 @@ class Rig:
              "ACD_RETRY_PAUSE": str(self.agi_retry_pause),
              "FALLBACK_TIMEOUT": str(self.fallback_timeout),
              **({"ACD_AGI_URLS": self.agi_urls} if self.agi_urls is not None else {})},
-            extra_files=files, **self._asterisk_kwargs())
+            extra_files={**files, **self.asterisk_files}, **self._asterisk_kwargs())
         await asyncio.to_thread(self.asterisk.start)
         if self.engine_mode == "inline":
             await self.start_engine()

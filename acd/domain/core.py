@@ -762,7 +762,8 @@ class EngineCore:
                                    self._now - call.entry_time, agent.agent_id, m.stage,
                                    m.strategy.value, m.candidates,
                                    call.decision.get("excluded")))
-            out.append(Offer(call.call_id, agent.agent_id, agent.device, ring_timeout))
+            out.append(Offer(call.call_id, agent.agent_id, agent.device, ring_timeout,
+                             moh_class=self.queues[call.queue_id].moh_class))
             self.agents.ring(agent, call.call_id, out)
 
     # -- partner sites -----------------------------------------------------------------
@@ -810,7 +811,7 @@ class EngineCore:
                                   self._now - call.entry_time, call.offers, call.stage,
                                   "partner", candidates, excluded_sites))
         out.append(Offer(call.call_id, "", site.dial, self.settings.engine.ring_timeout,
-                         site_id=site.site_id))
+                         site_id=site.site_id, moh_class=self.queues[call.queue_id].moh_class))
 
     def _partner_dial_finished(self, call: Call, ev: DialFinished,
                                out: list[Effect]) -> None:

@@ -192,7 +192,8 @@ async def handle_call(host: CallHost, session: AGISession, *,
                 if host.releasing:  # not answered while stopping: back to the dialplan
                     released = True
                     return
-                await session.set_music(True, queue.moh_class)
+                # back to waiting: the music of the queue it is in now (it may have moved)
+                await session.set_music(True, item.moh_class or queue.moh_class)
         finally:
             hangup.cancel()
             if next_item is not None:
@@ -382,7 +383,10 @@ async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer)
             if announce:
                 await session.command(f"STREAM FILE {quote(announce)} \"\"", timeout=60)
             await session.exec("MixMonitor", f"{path},b", timeout=10)
-        await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
+        # m(class): the queue's hold music goes on while the phone rings (a bare "m"
+        # would play the channel's class, which the dialplan set to "default")
+        music = f"m({offer.moh_class})" if offer.moh_class else "m"
+        await session.exec("Dial", f"{offer.dial},{offer.timeout},{music}", timeout=None)
         # both in one round trip: the agent is released the sooner
         outcome = await session.get_full_variable("${DIALSTATUS}|${ANSWEREDTIME}") or ""
     except AGIHangupError:

@@ -124,3 +124,21 @@ async def test_max_wait_sends_a_caller_to_another_queue_keeping_its_place(
             "13900000001", "13900000002"]
         totals = rig.engine.core.figures.total("consult")
         assert (totals.exits, totals.abandoned) == (1, 0)
+
+
+async def test_the_queues_hold_music_plays_while_the_agent_rings_too(
+        chroot: Path, artifacts: Path) -> None:
+    """Issue 11.7: the queue's moh_class while waiting and while the phone rings (Dial's
+    m(class)); the dialplan's CHANNEL(musicclass)=default does not win."""
+    queues = [queue("consult", "consult", moh_class="calm")]
+    plans = [AgentPlan("8501", talk_ms=(500, 800))]
+    calm = "[calm]\nmode = files\ndirectory = moh\nsort = random\n"
+    async with Rig(artifacts, plans, extra_config={"queues": queues},
+                   asterisk_files={"musiconhold_local.conf": calm}) as rig:
+        result = await rig.call(["13800138501"], time_limit=60)
+        assert result.failed == 0 and result.successful == 1, result.errors_text()
+        dial = log_lines(rig, "Executing Application: (Dial)")
+        assert len(dial) == 1 and "m(calm)" in dial[0]
+        music = log_lines(rig, "Started music on hold, class")
+        assert music and all("class 'calm'" in ln for ln in music), music
+        assert any(stamp(ln) >= stamp(dial[0]) for ln in music)  # while ringing

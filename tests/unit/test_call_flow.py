@@ -121,7 +121,7 @@ async def test_a_call_to_a_did_waits_with_music_and_is_put_through() -> None:
         assert 'SET VARIABLE "ACD_QUEUE" "consult"' in seen  # the DID chose the queue
         assert 'SET MUSIC ON "calm"' in seen  # the queue's hold music
         dial = next(c for c in seen if c.startswith("EXEC Dial"))
-        assert dial == 'EXEC Dial "PJSIP/agent1,15,m"'
+        assert dial == 'EXEC Dial "PJSIP/agent1,15,m(calm)"'  # the queue's music, ringing too
         assert caller.variables["ACD_RESULT"] == "DONE"
         await caller.close()
         await n.engine.flushed()
