@@ -62,6 +62,8 @@ class AgentPlan:
     #: 1000}`` for ``agent_transfer``.
     variables: Mapping[str, str | int | float] = field(default_factory=dict)
     in_asterisk: bool = True
+    #: The agent's groups (its own site's id among them, for the site's hours).
+    groups: Sequence[str] = ()
 
     @property
     def endpoint(self) -> str:
@@ -146,6 +148,8 @@ class Rig:
         for p in self.plans:
             a: dict[str, Any] = {"id": p.agent_id, "endpoint": p.endpoint,
                                  "skills": dict(p.skills), "status": p.status}
+            if p.groups:
+                a["groups"] = list(p.groups)
             if p.agent_id in contacts:
                 a["contact"] = contacts[p.agent_id]
             else:
