@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -373,6 +374,10 @@ async def _closed(session: AGISession, close: CloseCall | ExitCall) -> None:
     await session.set_variable("ACD_RESULT", "DONE")
 
 
+#: Dial attempts of this process: names each answer stamp (``ACD_ANSWERED_<n>``).
+_RINGS = itertools.count(1)
+
+
 async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer) -> bool:
     """Dial the offered agent or partner site; report the outcome. True when answered."""
     try:
@@ -384,19 +389,25 @@ async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer)
                 await session.command(f"STREAM FILE {quote(announce)} \"\"", timeout=60)
             await session.exec("MixMonitor", f"{path},b", timeout=10)
         # m(class): the queue's hold music goes on while the phone rings (a bare "m"
-        # would play the channel's class, which the dialplan set to "default")
+        # would play the channel's class, which the dialplan set to "default");
+        # U(acd-answered^n) stamps the answer on the caller's channel as ACD_ANSWERED_n
         music = f"m({offer.moh_class})" if offer.moh_class else "m"
-        await session.exec("Dial", f"{offer.dial},{offer.timeout},{music}", timeout=None)
-        # both in one round trip: the agent is released the sooner
-        outcome = await session.get_full_variable("${DIALSTATUS}|${ANSWEREDTIME}") or ""
+        ring = next(_RINGS)
+        await session.exec("Dial", f"{offer.dial},{offer.timeout},{music}"
+                           f"U(acd-answered^{ring})", timeout=None)
+        # in one round trip (the agent is released the sooner): the outcome, the answer
+        # stamp and Asterisk's clock now (ANSWEREDTIME would count from the engine's
+        # answer of the caller at entry, the whole wait included)
+        outcome = await session.get_full_variable(
+            f"${{DIALSTATUS}}|${{ACD_ANSWERED_{ring}}}|${{STRFTIME(,,%s.%3q)}}") or ""
     except AGIHangupError:
         host.post(DialFinished(call_id, offer.agent_id, "CANCEL", host.clock(),
                                site_id=offer.site_id))
         raise
-    status, _, talk_raw = outcome.partition("|")
+    status, answered, ended = [*outcome.split("|"), "", "", ""][:3]
     status = status or "CANCEL"
     try:
-        talk = float(talk_raw) if talk_raw else 0.0
+        talk = max(0.0, float(ended) - float(answered)) if answered else 0.0
     except ValueError:
         talk = 0.0
     host.post(DialFinished(call_id, offer.agent_id, status, host.clock(), talk,
