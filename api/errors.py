@@ -8,11 +8,12 @@
     │   ├── UnknownAgent                 unknown_agent        → 404
     │   ├── UnknownQueue                 unknown_queue        → 404
     │   ├── UnknownCall                  unknown_call         → 404
-    │   ├── UnknownSite (api.errors)     unknown_site         → 404
+    │   ├── UnknownSite                  unknown_site         → 404
     │   ├── UnknownPauseReason           unknown_pause_reason → 422
     │   ├── CallNotWaiting               call_not_waiting     → 409
     │   ├── QueueClosed                  queue_closed         → 409
     │   ├── InvalidCommand               invalid_command      → 422
+    │   ├── (api.sessions) SignInRefused signed_in_elsewhere  → 409
     │   └── (any other code)             → 409 (the state does not allow it now)
     └── EngineUnavailable                the engine did not take the command in time → 503
 
@@ -24,10 +25,7 @@ message}``.
 from __future__ import annotations
 
 from acd.domain import DomainError, UnknownCall, UnknownQueue
-
-
-class UnknownSite(DomainError):
-    code = "unknown_site"
+from acd.domain.errors import UnknownSite
 
 
 class EngineUnavailable(Exception):

@@ -270,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     from app.history_cli import add_history_parsers  # report, replay: the call history
 
     add_history_parsers(sub)
+    from app.desk_cli import add_desk_parsers  # hash-password: PINs and passwords
+
+    add_desk_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

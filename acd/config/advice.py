@@ -84,6 +84,18 @@ def warnings(config: Config) -> list[Problem]:
             found.append((("agents", i), f"agent {a.id} has neither contact nor "
                           "password_env: its phone can neither be reached at a static "
                           "address nor register (`acd asterisk-config` refuses it)"))
+    if config.supervision is not None:
+        for i, s in enumerate(config.supervision.supervisors):
+            at: tuple[str | int, ...] = ("supervision", "supervisors", i)
+            if s.endpoint is not None and s.contact is None and s.password_env is None:
+                found.append((at, f"supervisor {s.id}'s phone has neither contact nor "
+                              "password_env: it can never be rung (listen, whisper, "
+                              "barge)"))
+            if s.password_hash is None and config.api is not None and not any(
+                    t.supervisor == s.id for t in config.api.tokens):
+                found.append((at, f"supervisor {s.id} has no password_hash and no "
+                              "token is bound to it: it can neither sign in on the "
+                              "console nor act through the API"))
     return found
 
 
@@ -115,6 +127,14 @@ def secret_names(config: Config) -> list[tuple[str, str]]:
     for agent in config.agents:
         if agent.password_env:
             names.append((agent.password_env, f"SIP password of agent {agent.id}"))
+    sup = config.supervision
+    if sup is not None:
+        if any(s.endpoint for s in sup.supervisors):
+            names.append((sup.ami.secret_env, "AMI secret of the listen/whisper/barge "
+                          f"account {sup.ami.username!r}"))
+        for s in sup.supervisors:
+            if s.password_env:
+                names.append((s.password_env, f"SIP password of supervisor {s.id}"))
     return names
 
 

@@ -34,7 +34,8 @@ Problem = tuple[Path, str]
 #: Lists whose items are named by a key: errors say ``agents[1002]``, not ``agents[3]``.
 ID_KEYS: Mapping[str, str] = {"queues": "id", "agents": "id", "sites": "id",
                               "segments": "id", "carriers": "id", "servers": "name",
-                              "tokens": "name"}
+                              "tokens": "name", "supervisors": "id",
+                              "dispositions": "code"}
 
 def near(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'repair'?)`` for a near miss, else ``""``."""
@@ -216,4 +217,73 @@ def cross_problems(data: Mapping[str, Any]) -> list[Problem]:
         if backend != "redis":
             problems.append((("ha",), "hot standby needs store.backend: redis (the lease "
                              "lives in Redis)"))
+    problems += desk_problems(raw, queue_ids, seen_endpoints, servers)
+    return problems
+
+
+#: The agents' phone feature codes unless ``desktop.feature_codes`` says otherwise.
+DEFAULT_FEATURE_CODES: Mapping[str, str] = {"login": "50", "logout": "51", "pause": "52",
+                                            "ready": "53"}
+
+
+def desk_problems(raw: Mapping[str, Any], queue_ids: Sequence[str],
+                  agent_endpoints: set[str], servers: Sequence[str]) -> list[Problem]:
+    """The desktop's and supervisors' cross-references: feature codes (distinct, not a
+    queue's transfer code), disposition codes, supervisors (ids, endpoints, servers,
+    scopes) and the tokens bound to them."""
+    problems: list[Problem] = []
+    codes = {**DEFAULT_FEATURE_CODES, **_dict(raw, "desktop", "feature_codes")}
+    transfer = {q.get("transfer_code"): _str(q.get("id")) for _, q in _items(raw, "queues")
+                if isinstance(q.get("transfer_code"), str)}
+    taken: dict[str, str] = {}
+    for action, code in codes.items():
+        if not isinstance(code, str):
+            continue
+        if code in taken:
+            problems.append((("desktop", "feature_codes", action),
+                             f"*{code} is already the {taken[code]} code"))
+        elif code in transfer:
+            problems.append((("desktop", "feature_codes", action),
+                             f"*{code} is queue {transfer[code]!r}'s transfer_code"))
+        taken.setdefault(code, action)
+    seen_codes: set[str] = set()
+    for i, d in _items(raw, "desktop", "dispositions"):
+        code = _str(d.get("code"))
+        if code is not None and code in seen_codes:
+            problems.append((("desktop", "dispositions", i, "code"),
+                             f"duplicate disposition code {code!r}"))
+        seen_codes.add(code or "")
+    site_ids = _ids(raw, "sites")
+    sup_ids: set[str] = set()
+    endpoints = set(agent_endpoints)
+    endpoints |= {f"carrier-{c}" for c in _ids(raw, "carriers")}
+    for i, sup in _items(raw, "supervision", "supervisors"):
+        where: Path = ("supervision", "supervisors", i)
+        sid = _str(sup.get("id"))
+        if sid is not None and sid in sup_ids:
+            problems.append(((*where, "id"), f"duplicate supervisor id {sid!r}"))
+        sup_ids.add(sid or "")
+        endpoint = _str(sup.get("endpoint"))
+        if endpoint is not None:
+            if endpoint in endpoints:
+                problems.append(((*where, "endpoint"), f"endpoint {endpoint!r} is "
+                                 "already an agent's or another phone's"))
+            endpoints.add(endpoint)
+        server = sup.get("server")
+        if isinstance(server, str) and server not in servers:
+            problems.append(((*where, "server"), f"unknown Asterisk server {server!r} "
+                             f"(one of: {', '.join(servers)}){near(server, servers)}"))
+        for j, qid in enumerate(sup.get("queues") or []):
+            if isinstance(qid, str) and qid not in queue_ids:
+                problems.append(((*where, "queues", j),
+                                 f"unknown queue {qid!r}{near(qid, queue_ids)}"))
+        for j, site in enumerate(sup.get("sites") or []):
+            if isinstance(site, str) and site not in site_ids:
+                problems.append(((*where, "sites", j),
+                                 f"unknown site {site!r}{near(site, site_ids)}"))
+    for i, token in _items(raw, "api", "tokens"):
+        bound = token.get("supervisor")
+        if isinstance(bound, str) and bound not in sup_ids:
+            problems.append((("api", "tokens", i, "supervisor"),
+                             f"unknown supervisor {bound!r}{near(bound, sup_ids)}"))
     return problems

@@ -32,7 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from acd.config.checks import Problem, cross_problems
+from acd.config import passwords
+from acd.config.checks import DEFAULT_FEATURE_CODES, Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
 from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
@@ -296,6 +297,15 @@ def _safe_name(value: str) -> str:
 SafeName = Annotated[str, Field(max_length=80), AfterValidator(_safe_name)]
 
 
+def _password_hash(value: str) -> str:
+    """A hash made by ``acd hash-password`` (never the password itself)."""
+    try:
+        passwords.parse(value)
+    except passwords.BadHash as exc:
+        raise ValueError(str(exc)) from None
+    return value.strip()
+
+
 class StageConfig(_Model):
     """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen — to
     more agents, to partner sites, and at last to a last-resort action."""
@@ -434,6 +444,9 @@ class AgentConfig(_Model):
     #: The Asterisk server (``asterisk.servers[].name``) the phone is on; default: the
     #: first. Endpoint names stay unique across servers.
     server: Identifier | None = None
+    #: The agent's PIN/password for the desktop page, hashed (``acd hash-password``);
+    #: without it the agent cannot sign in on the page (phone codes and tokens still work).
+    pin_hash: Annotated[str, AfterValidator(_password_hash)] | None = None
 
     @property
     def sip_endpoint(self) -> str:
@@ -516,6 +529,9 @@ class ApiTokenConfig(_Model):
     env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     #: The agent an ``agent`` token acts for (required for that role, refused otherwise).
     agent: Identifier | None = None
+    #: The supervisor (``supervision.supervisors[].id``) a supervisor or admin token acts
+    #: for: that person's scope (queues, sites) and phone (listen, whisper, barge).
+    supervisor: Identifier | None = None
 
     @model_validator(mode="after")
     def _agent_binding(self) -> ApiTokenConfig:
@@ -523,6 +539,8 @@ class ApiTokenConfig(_Model):
             raise ValueError("a token with role agent needs agent: <agent id>")
         if self.role is not ApiRole.AGENT and self.agent is not None:
             raise ValueError("only a token with role agent is bound to an agent")
+        if self.role is ApiRole.AGENT and self.supervisor is not None:
+            raise ValueError("a token with role agent is not bound to a supervisor")
         return self
 
     def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
@@ -898,6 +916,135 @@ class CarrierConfig(_Model):
         return f"carrier-{self.id}"
 
 
+class SecondSignIn(StrEnum):
+    """A person signs in while already signed in elsewhere (another browser)."""
+
+    REPLACE = "replace"  # the new session wins; the first one ends (its page says so)
+    REFUSE = "refuse"  # the new sign-in is refused while the first session lives
+
+
+#: The agent's phone feature codes, dialled as ``*<code>``.
+FeatureCode = Annotated[str, Field(pattern=r"^[0-9]{1,6}$")]
+SoundName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+$")]
+
+
+class FeatureCodesConfig(_Model):
+    """What an agent dials on its own phone (``*<code>``) to change its status."""
+
+    login: FeatureCode | None = DEFAULT_FEATURE_CODES["login"]
+    logout: FeatureCode | None = DEFAULT_FEATURE_CODES["logout"]
+    #: Paused with the first of ``engine.pause_reasons``.
+    pause: FeatureCode | None = DEFAULT_FEATURE_CODES["pause"]
+    ready: FeatureCode | None = DEFAULT_FEATURE_CODES["ready"]
+
+    def codes(self) -> dict[str, str]:
+        """Action → code, for the actions that have one."""
+        return {a: c for a, c in (("login", self.login), ("logout", self.logout),
+                                  ("pause", self.pause), ("ready", self.ready))
+                if c is not None}
+
+
+class FeatureSoundsConfig(_Model):
+    """The prompt that confirms each new state (Asterisk sound names, in the agent's
+    language), and the one that says the code was not taken."""
+
+    login: SoundName = "agent-loginok"
+    logout: SoundName = "agent-loggedoff"
+    pause: SoundName = "de-activated"
+    ready: SoundName = "activated"
+    refused: SoundName = "beeperr"
+
+
+class DispositionConfig(_Model):
+    """A disposition code an agent gives a call after it (saved with the call record)."""
+
+    code: Identifier
+    name: SafeName = ""
+
+
+class DesktopConfig(_Model):
+    """The agents' and supervisors' pages (sessions), the agents' wrap-up tools and
+    their phone feature codes."""
+
+    #: Seconds a sign-in on a page lasts (agents and supervisors); then sign in again.
+    session_ttl: float = Field(default=43_200.0, ge=60, le=7 * 86_400)
+    second_sign_in: SecondSignIn = SecondSignIn.REPLACE
+    #: Seconds one "extend" adds to a running wrap-up.
+    wrap_up_extend: float = Field(default=30.0, gt=0, le=3600)
+    #: Seconds a wrap-up may last at most, its extensions included.
+    wrap_up_max: float = Field(default=300.0, gt=0, le=7200)
+    dispositions: list[DispositionConfig] = Field(default_factory=list)
+    #: Longest note an agent may save with a call (characters).
+    note_max: int = Field(default=2000, ge=0, le=20_000)
+    feature_codes: FeatureCodesConfig = FeatureCodesConfig()
+    feature_sounds: FeatureSoundsConfig = FeatureSoundsConfig()
+
+
+class SpyAMIConfig(_Model):
+    """The AMI account that may Originate (listen, whisper, barge only): separate from
+    the engine's own, which cannot. Host and port are each server's ``ami``."""
+
+    username: Identifier = "acd-spy"
+    secret_env: EnvName = "ACD_AMI_SPY_SECRET"
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr:
+        value = (os.environ if environ is None else environ).get(self.secret_env)
+        if not value:
+            raise ConfigError([f"environment: {self.secret_env} is not set (AMI secret "
+                               f"of the listen/whisper/barge account {self.username!r})"])
+        return SecretStr(value)
+
+
+class SupervisorConfig(_Model):
+    """A person who supervises: signs in on the console, listens on its own phone, and
+    may be limited to some queues and sites."""
+
+    id: Identifier
+    name: SafeName = ""
+    #: ``supervisor`` or ``admin`` (an admin also reads the audit log and the config).
+    role: Literal[ApiRole.SUPERVISOR, ApiRole.ADMIN] = ApiRole.SUPERVISOR
+    #: The console password, hashed (``acd hash-password``); without it: no console
+    #: sign-in (a token bound to this supervisor still works).
+    password_hash: Annotated[str, AfterValidator(_password_hash)] | None = None
+    #: PJSIP endpoint of the supervisor's own phone (listen, whisper, barge ring it).
+    endpoint: Identifier | None = None
+    #: The phone at a fixed address, or ``password_env`` for one that registers.
+    contact: str | None = None
+    password_env: EnvName | None = None
+    #: The Asterisk server the phone is on (default: the first).
+    server: Identifier | None = None
+    #: Scope: the queues and sites this supervisor sees and acts on (omitted: all).
+    queues: list[Identifier] | None = None
+    sites: list[Identifier] | None = None
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_is_sip(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"sips?:[^\s;,]+", v):
+            raise ValueError("must be a SIP URI such as sip:sup1@192.0.2.10:5060")
+        return v
+
+    @model_validator(mode="after")
+    def _phone(self) -> SupervisorConfig:
+        if (self.contact is not None or self.password_env is not None) \
+                and self.endpoint is None:
+            raise ValueError("a supervisor's phone needs endpoint: <PJSIP endpoint>")
+        return self
+
+
+class SupervisionConfig(_Model):
+    """Supervisors: the console, scopes, and listen / whisper / barge."""
+
+    #: The AMI account that originates the calls to supervisors' phones.
+    ami: SpyAMIConfig = SpyAMIConfig()
+    #: Seconds the supervisor's phone rings before a listen is given up.
+    ring_timeout: int = Field(default=20, ge=5, le=120)
+    supervisors: list[SupervisorConfig] = Field(default_factory=list)
+
+    def supervisor(self, supervisor_id: str) -> SupervisorConfig | None:
+        return next((s for s in self.supervisors if s.id == supervisor_id), None)
+
+
 class Config(_Model):
     asterisk: AsteriskConfig = AsteriskConfig()
     fastagi: FastAGIConfig = FastAGIConfig()
@@ -929,6 +1076,10 @@ class Config(_Model):
     ha: HAConfig | None = None
     #: Call history, reports and recordings (a database); absent: nothing is kept.
     history: HistoryConfig | None = None
+    #: The agent desktop and the phone feature codes (defaults apply when absent).
+    desktop: DesktopConfig = DesktopConfig()
+    #: Supervisors (console sign-in, scopes, listen/whisper/barge); absent: none.
+    supervision: SupervisionConfig | None = None
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -965,6 +1116,14 @@ class Config(_Model):
     def agent_server(self, agent: AgentConfig) -> str:
         """The name of the Asterisk server an agent's phone is on."""
         return agent.server or self.asterisk.server_list[0].name
+
+    def supervisor_server(self, supervisor: SupervisorConfig) -> str:
+        """The name of the Asterisk server a supervisor's phone is on."""
+        return supervisor.server or self.asterisk.server_list[0].name
+
+    @property
+    def supervisors(self) -> list[SupervisorConfig]:
+        return self.supervision.supervisors if self.supervision is not None else []
 
     def queue(self, queue_id: str) -> QueueConfig:
         for q in self.queues:

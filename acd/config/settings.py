@@ -20,6 +20,7 @@ from acd.domain.settings import (
     AreaCodePrompt,
     ClosedAction,
     ClosedSettings,
+    DeskSettings,
     EngineSettings,
     EntrySettings,
     ExitAction,
@@ -105,7 +106,12 @@ def settings_from(config: Config) -> Settings:
             pause_reasons=tuple(engine.pause_reasons),
             unreachable_retry=engine.unreachable_retry, explain_offers=engine.explain_offers),
         servers=tuple(s.name for s in config.asterisk.server_list),
-        timezone=tz)
+        timezone=tz,
+        desk=DeskSettings(
+            wrap_up_extend=config.desktop.wrap_up_extend,
+            wrap_up_max=config.desktop.wrap_up_max,
+            dispositions=tuple(d.code for d in config.desktop.dispositions),
+            note_max=config.desktop.note_max))
 
 
 def _action(a: ExitActionConfig | None) -> ExitAction | None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from acd.domain.effects import Effect, StartTimer
-from acd.domain.errors import UnknownAgent, UnknownPauseReason
+from acd.domain.errors import NotInWrapUp, UnknownAgent, UnknownPauseReason, WrapUpLimit
 from acd.domain.events import DeviceSnapshot, PhoneRecheck, WrapUpDone
 from acd.domain.facts import AgentChanged
 from acd.domain.records import Agent, AgentState, AgentStatus
-from acd.domain.settings import AgentSettings, EngineSettings, RonaAction
+from acd.domain.settings import AgentSettings, DeskSettings, EngineSettings, RonaAction
 from routing import Router
 
 #: Asterisk device states that may count as free (UNKNOWN only without device state).
@@ -34,9 +34,11 @@ class AgentBook(Mapping[str, Agent]):
     inbox step."""
 
     def __init__(self, agents: Iterable[AgentSettings], router: Router,
-                 engine: EngineSettings, *, device_state_servers: Iterable[str] = ()) -> None:
+                 engine: EngineSettings, *, device_state_servers: Iterable[str] = (),
+                 desk: DeskSettings | None = None) -> None:
         self.router = router
         self.engine = engine
+        self.desk = desk if desk is not None else DeskSettings()
         #: Servers whose device state comes over AMI: until it is lost, an UNKNOWN device
         #: there is not free (the engine learns every agent's device at each resync).
         self.device_state_known: set[str] = set(device_state_servers)
@@ -72,7 +74,8 @@ class AgentBook(Mapping[str, Agent]):
     def fact(self, agent: Agent) -> AgentChanged:
         return AgentChanged(agent.agent_id, agent.status.value, agent.reason,
                             agent.state.value, agent.device_shown, agent.call_id,
-                            agent.site_open)
+                            agent.site_open, agent.status_since, agent.state_since,
+                            agent.wrap_ends if agent.state is AgentState.WRAP_UP else None)
 
     # -- own sites' hours --------------------------------------------------------------
 
@@ -160,15 +163,18 @@ class AgentBook(Mapping[str, Agent]):
                       out: list[Effect]) -> None:
         if agent.status is AgentStatus.LOGGED_OUT and status is not AgentStatus.LOGGED_OUT:
             agent.idle_since = now
+        reason = reason if status is AgentStatus.PAUSED else ""
+        if (agent.status, agent.reason) != (status, reason):
+            agent.status_since = now
         agent.status = status
-        agent.reason = reason if status is AgentStatus.PAUSED else ""
+        agent.reason = reason
         self._changed(agent, out)
 
     # -- the engine's state ------------------------------------------------------------
 
-    def ring(self, agent: Agent, call_id: str, out: list[Effect]) -> None:
+    def ring(self, agent: Agent, call_id: str, now: float, out: list[Effect]) -> None:
         """The router matched the agent with a call: its phone rings."""
-        agent.move(AgentState.RINGING)
+        agent.move(AgentState.RINGING, now)
         agent.call_id = call_id
         out.append(self.fact(agent))  # the router already took it out of its rings
 
@@ -177,13 +183,14 @@ class AgentBook(Mapping[str, Agent]):
         if agent.state is not AgentState.RINGING:
             return
         agent.call_id = None
-        agent.move(AgentState.IDLE)
+        agent.move(AgentState.IDLE, now)
         agent.idle_since = now
         self._changed(agent, out)
 
-    def connect(self, agent: Agent, out: list[Effect]) -> None:
+    def connect(self, agent: Agent, now: float, out: list[Effect]) -> None:
         """The agent picked up."""
-        agent.move(AgentState.ON_CALL)
+        agent.move(AgentState.ON_CALL, now)
+        agent.last_call_id = agent.call_id
         agent.answered += 1
         agent.consecutive_missed = 0
         out.append(self.fact(agent))
@@ -194,30 +201,66 @@ class AgentBook(Mapping[str, Agent]):
         agent.call_id = None
         agent.wrap_token += 1
         if wrap_up > 0:
-            agent.move(AgentState.WRAP_UP)
+            agent.move(AgentState.WRAP_UP, now)
+            agent.wrap_started = now
             agent.wrap_ends = now + wrap_up
             out.append(StartTimer(wrap_up, WrapUpDone(agent.agent_id, agent.wrap_token,
                                                       now + wrap_up)))
             out.append(self.fact(agent))
         else:
-            agent.move(AgentState.IDLE)
+            agent.move(AgentState.IDLE, now)
             agent.idle_since = now
             self._changed(agent, out)
 
     def wrap_up_done(self, ev: WrapUpDone, out: list[Effect]) -> None:
         agent = self._agents.get(ev.agent_id)
         if agent is None or agent.wrap_token != ev.token or agent.state is not AgentState.WRAP_UP:
-            return  # a timer of an earlier wrap-up
-        agent.move(AgentState.IDLE)
+            return  # a timer of an earlier wrap-up (ended early, or extended)
+        agent.move(AgentState.IDLE, ev.now)
         agent.idle_since = ev.now
         self._changed(agent, out)
+
+    def _wrapping(self, agent_id: str) -> Agent:
+        """Check first: the agent exists and is in wrap-up."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise UnknownAgent(f"unknown agent {agent_id!r}")
+        if agent.state is not AgentState.WRAP_UP:
+            raise NotInWrapUp(f"agent {agent_id} is {agent.state.value}, not in wrap-up")
+        return agent
+
+    def end_wrap_up(self, agent_id: str, now: float, out: list[Effect]) -> None:
+        """The agent ends its wrap-up now: idle (its pending timer no longer counts)."""
+        agent = self._wrapping(agent_id)
+        agent.wrap_token += 1
+        agent.wrap_ends = now
+        agent.move(AgentState.IDLE, now)
+        agent.idle_since = now
+        self._changed(agent, out)
+
+    def extend_wrap_up(self, agent_id: str, seconds: float, now: float,
+                       out: list[Effect]) -> None:
+        """``seconds`` more wrap-up (``desk.wrap_up_extend`` when 0), never past
+        ``desk.wrap_up_max`` from its start: refused once that is reached."""
+        agent = self._wrapping(agent_id)
+        step = seconds if seconds > 0 else self.desk.wrap_up_extend
+        limit = agent.wrap_started + self.desk.wrap_up_max
+        ends = min(max(agent.wrap_ends, now) + step, limit)
+        if ends <= agent.wrap_ends + 1e-6:
+            raise WrapUpLimit(f"agent {agent_id}: a wrap-up lasts at most "
+                              f"{self.desk.wrap_up_max:g} s")
+        agent.wrap_token += 1
+        agent.wrap_ends = ends
+        out.append(StartTimer(max(0.0, ends - now),
+                              WrapUpDone(agent.agent_id, agent.wrap_token, ends)))
+        out.append(self.fact(agent))
 
     def no_answer(self, agent: Agent, now: float, out: list[Effect]) -> None:
         """Ring-no-answer: back to idle; after ``rona_limit`` in a row the ``rona_action``
         (pause with its reason) unless the person changed its own status meanwhile."""
         agent.missed += 1
         agent.call_id = None
-        agent.move(AgentState.IDLE)
+        agent.move(AgentState.IDLE, now)
         agent.idle_since = now
         agent.consecutive_missed += 1
         engine = self.engine
@@ -231,7 +274,7 @@ class AgentBook(Mapping[str, Agent]):
     def unreachable(self, agent: Agent, now: float, out: list[Effect]) -> None:
         """The phone could not be reached: unavailable until it comes back, no pause."""
         agent.call_id = None
-        agent.move(AgentState.IDLE)
+        agent.move(AgentState.IDLE, now)
         agent.idle_since = now
         agent.unreachable = True
         agent.recheck_token += 1

@@ -34,9 +34,13 @@ from acd.domain.effects import CloseCall, Effect, ExitCall, Offer, StartTimer
 from acd.domain.errors import (
     CallNotWaiting,
     InvalidCommand,
+    NotYourCall,
     QueueClosed,
+    SiteUnavailable,
+    UnknownAgent,
     UnknownCall,
     UnknownQueue,
+    UnknownSite,
 )
 from acd.domain.events import (
     AgentLogin,
@@ -49,14 +53,18 @@ from acd.domain.events import (
     DeviceStateChanged,
     DeviceStateLost,
     DialFinished,
+    EndWrapUp,
     Event,
+    ExtendWrapUp,
     HoursDue,
     OfferFailed,
     PartnerChannels,
     PartnerDue,
     PhoneRecheck,
+    SendToPartner,
     SetAgentStatus,
     SetCallPriority,
+    SetDisposition,
     StageDue,
     TransferCall,
     WaitLimit,
@@ -71,6 +79,7 @@ from acd.domain.facts import (
     CallClosed,
     CallCompleted,
     CallConnected,
+    CallDisposed,
     CallExited,
     CallOffered,
     CallOverflowed,
@@ -136,7 +145,8 @@ class EngineCore:
         self.router = Router(*self.servers.router_specs(
             [q.spec for q in settings.queues.values()], settings.agents.values()))
         self.agents = AgentBook(settings.agents.values(), self.router, settings.engine,
-                                device_state_servers=device_state_servers)
+                                device_state_servers=device_state_servers,
+                                desk=settings.desk)
         self.partners = PartnerDesk(settings.sites.values(), settings.regions,
                                     {q.id: q.partner_stages for q in settings.queues.values()})
         #: Own sites' hours: an agent is offered calls only while one of its own sites
@@ -213,6 +223,14 @@ class EngineCore:
                 self._transfer(event, out)
             case SetCallPriority():
                 self._set_priority(event, out)
+            case EndWrapUp():
+                self.agents.end_wrap_up(event.agent_id, event.now, out)
+            case ExtendWrapUp():
+                self.agents.extend_wrap_up(event.agent_id, event.seconds, event.now, out)
+            case SetDisposition():
+                self._set_disposition(event, out)
+            case SendToPartner():
+                self._send_to_partner(event, out)
             case StageDue():
                 self._stage_due(event, out)
             case PartnerDue():
@@ -570,7 +588,7 @@ class EngineCore:
         agent = self.agents.by_id[call.agent_id]
         out.append(CallConnected(call.call_id, call.queue_id, agent.agent_id, call.wait,
                                  call.offers))
-        self.agents.connect(agent, out)
+        self.agents.connect(agent, now, out)
 
     def _answered(self, call: Call, answered_at: float) -> None:
         """The call is connected (to an agent or a partner site)."""
@@ -701,6 +719,44 @@ class EngineCore:
         self.router.add_call(call.waiting)
         out.append(CallPriorityChanged(call.call_id, call.priority))
 
+    def _set_disposition(self, ev: SetDisposition, out: list[Effect]) -> None:
+        """Check first: the agent talked to this call last (or talks to it now), the code
+        is one of the configured ones (when there is a list), the note is not too long."""
+        agent = self.agents.get(ev.agent_id)
+        if agent is None:
+            raise UnknownAgent(f"unknown agent {ev.agent_id!r}")
+        if ev.call_id not in (agent.last_call_id, agent.call_id) or not ev.call_id:
+            raise NotYourCall(f"call {ev.call_id!r} is not agent {ev.agent_id}'s last call")
+        desk = self.settings.desk
+        if desk.dispositions and ev.disposition and ev.disposition not in desk.dispositions:
+            raise InvalidCommand(f"disposition {ev.disposition!r} is not configured (one "
+                                 f"of: {', '.join(desk.dispositions)})")
+        if len(ev.note) > desk.note_max:
+            raise InvalidCommand(f"a note has at most {desk.note_max} characters")
+        out.append(CallDisposed(ev.call_id, ev.agent_id, ev.disposition, ev.note))
+
+    def _send_to_partner(self, ev: SendToPartner, out: list[Effect]) -> None:
+        """Check first: the call waits; the site (named, or the best one) is a partner
+        that is open, has room and offers the call's queue. Then it is offered now."""
+        call = self._waiting_call(ev.call_id)
+        if not self.routing:
+            raise SiteUnavailable("this engine is not the active one")
+        if ev.site_id:
+            site = self.settings.sites.get(ev.site_id)
+            if site is None or site.partner is None:
+                raise UnknownSite(f"no partner site {ev.site_id!r}")
+            why = self.partners.refusal(site.partner, call.queue_id, ev.now)
+            if why is not None:
+                raise SiteUnavailable(f"partner site {ev.site_id!r}: {why}")
+            chosen = site.partner
+        else:
+            best = self.partners.best_any(call, ev.now)
+            if best is None:
+                raise SiteUnavailable("no partner site is open with room for this call's "
+                                      "service")
+            chosen = best
+        self._offer_partner(call, chosen, out)
+
     # -- waiting and stages --------------------------------------------------------------
 
     def _enqueue(self, call: Call, now: float, out: list[Effect]) -> None:
@@ -764,7 +820,7 @@ class EngineCore:
                                    call.decision.get("excluded")))
             out.append(Offer(call.call_id, agent.agent_id, agent.device, ring_timeout,
                              moh_class=self.queues[call.queue_id].moh_class))
-            self.agents.ring(agent, call.call_id, out)
+            self.agents.ring(agent, call.call_id, self._now, out)
 
     # -- partner sites -----------------------------------------------------------------
 

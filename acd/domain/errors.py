@@ -10,6 +10,13 @@
     ├── UnknownQueue          unknown_queue
     ├── CallNotWaiting        call_not_waiting
     ├── QueueClosed           queue_closed
+    ├── NotInWrapUp           not_in_wrap_up (end or extend a wrap-up that is not running)
+    ├── WrapUpLimit           wrap_up_limit (an extension past desktop.wrap_up_max)
+    ├── NotYourCall           not_your_call (a disposition for a call the agent did not
+    │                         talk to last)
+    ├── UnknownSite           unknown_site
+    ├── SiteUnavailable       site_unavailable (a partner closed, full, or not offering
+    │                         the call's service)
     └── InvalidCommand        invalid_command (a value out of range)
 
     IllegalTransition         a state change the transition tables do not allow: a bug in
@@ -54,6 +61,26 @@ class QueueClosed(DomainError):
 
 class InvalidCommand(DomainError):
     code = "invalid_command"
+
+
+class NotInWrapUp(DomainError):
+    code = "not_in_wrap_up"
+
+
+class WrapUpLimit(DomainError):
+    code = "wrap_up_limit"
+
+
+class NotYourCall(DomainError):
+    code = "not_your_call"
+
+
+class UnknownSite(DomainError):
+    code = "unknown_site"
+
+
+class SiteUnavailable(DomainError):
+    code = "site_unavailable"
 
 
 class IllegalTransition(RuntimeError):

@@ -182,6 +182,46 @@ class SetCallPriority:
 
 
 @dataclass(frozen=True, slots=True)
+class EndWrapUp:
+    """The agent ends its wrap-up now (ready for the next call sooner)."""
+
+    agent_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendWrapUp:
+    """The agent needs more time after its call: ``seconds`` more, bounded by
+    ``desktop.wrap_up_max`` from the start of the wrap-up."""
+
+    agent_id: str
+    seconds: float
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetDisposition:
+    """The agent's disposition code and note for the call it talked to last (or now)."""
+
+    agent_id: str
+    call_id: str
+    disposition: str
+    note: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SendToPartner:
+    """A supervisor sends a waiting call to a partner site now: ``site_id``, or the best
+    open partner with room that offers the call's service (covering its region first)
+    when empty."""
+
+    call_id: str
+    site_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class StageDue:
     """A waiting call may have reached its queue's next escalation stage."""
 
@@ -241,5 +281,6 @@ Event = (
     | CallerKey | WaitLimit
     | DeviceStateChanged | DeviceSnapshot | DeviceStateLost | PhoneRecheck
     | SetAgentStatus | AgentLogin | TransferCall | SetCallPriority
+    | EndWrapUp | ExtendWrapUp | SetDisposition | SendToPartner
     | StageDue | PartnerDue | WrapUpDone | PartnerChannels | ChannelGone | HoursDue
 )

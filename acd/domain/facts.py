@@ -228,6 +228,23 @@ class AgentChanged(Fact):
     call_id: str | None
     #: False while every own site the agent works at is closed (its hours).
     site_open: bool = True
+    #: Since when (engine time) the status and the state are what they are; when the
+    #: running wrap-up ends (absent when not in wrap-up).
+    status_since: float = 0.0
+    state_since: float = 0.0
+    wrap_up_ends: float | None = _omit_none()
+
+
+@dataclass(frozen=True, slots=True)
+class CallDisposed(Fact):
+    """The agent gave the call it talked to a disposition code and a note (saved with the
+    call's record)."""
+
+    name: ClassVar[str] = "call_disposed"
+    call_id: str
+    agent: str
+    disposition: str
+    note: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,28 @@ class PartnerDesk:
             active=self._active(), tried=call.tried_sites)
         return candidates[0] if candidates else None
 
+    def refusal(self, site: PartnerSite, queue_id: str, now: float) -> str | None:
+        """Why the site cannot take a call of ``queue_id`` now (None: it can): a
+        supervisor's explicit send still respects hours, capacity and services."""
+        if not self.is_open(site.site_id, now):
+            return "closed now (its hours)"
+        active = self.stats[site.site_id].active
+        if active >= site.capacity:
+            return f"full ({active}/{site.capacity})"
+        if not site.offers(queue_id):
+            return f"does not take {queue_id}"
+        return None
+
+    def best_any(self, call: Call, now: float) -> PartnerSite | None:
+        """The best partner for a supervisor's send: any open one with room offering the
+        call's service, those covering the caller's region first, then by preference."""
+        candidates = partner_candidates(
+            self.partners, region=call.region, queue_id=call.queue_id,
+            waited=now - call.entry_time,
+            rule=RegionRule(primary=True, overflow_after=0.0, any_after=0.0),
+            open_sites=self.open_sites(now), active=self._active())
+        return candidates[0] if candidates else None
+
     def why_not_others(self, call: Call, chosen: str, now: float) -> list[tuple[str, str]]:
         """Why each other site did not get the call (partner sites are few: a walk)."""
         return partner_exclusions(

@@ -97,8 +97,15 @@ class Agent:
     missed: int = 0
     consecutive_missed: int = 0
     wrap_token: int = 0
-    #: When the current wrap-up ends (engine time; meaningful in WRAP_UP).
+    #: When the current wrap-up ends (engine time; meaningful in WRAP_UP), and when it
+    #: started (its extensions are bounded from there).
     wrap_ends: float = 0.0
+    wrap_started: float = 0.0
+    #: Since when the status (with its reason) and the state are what they are.
+    status_since: float = 0.0
+    state_since: float = 0.0
+    #: The last call the agent talked to (its wrap-up, disposition and note are about it).
+    last_call_id: str | None = None
     #: A dial found the phone unreachable (CHANUNAVAIL/CONGESTION) and Asterisk has not
     #: said it came back since; ``recheck_token`` tells the current retry timer.
     unreachable: bool = False
@@ -118,11 +125,13 @@ class Agent:
         """The device state for people: UNAVAILABLE while a dial found it unreachable."""
         return "UNAVAILABLE" if self.unreachable else self.device_state
 
-    def move(self, state: AgentState) -> None:
-        """Change the engine-driven state, as the table allows."""
+    def move(self, state: AgentState, now: float | None = None) -> None:
+        """Change the engine-driven state, as the table allows (``now``: since when)."""
         if state not in AGENT_TRANSITIONS[self.state]:
             raise IllegalTransition("agent", self.agent_id, self.state.value, state.value)
         self.state = state
+        if now is not None:
+            self.state_since = now
 
 
 @dataclass(slots=True)

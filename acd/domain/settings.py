@@ -234,6 +234,19 @@ class EngineSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DeskSettings:
+    """What agents may do after a call (the desktop's wrap-up tools)."""
+
+    #: Seconds one extension adds; a wrap-up never lasts longer than ``wrap_up_max``
+    #: from its start, its extensions included.
+    wrap_up_extend: float = 30.0
+    wrap_up_max: float = 300.0
+    #: The disposition codes an agent may give (empty: any code, or none).
+    dispositions: tuple[str, ...] = ()
+    note_max: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     #: Queue id → settings, in configuration order.
     queues: Mapping[str, QueueSettings]
@@ -247,6 +260,7 @@ class Settings:
     #: Asterisk server names; the first is the default.
     servers: tuple[str, ...] = ("main",)
     timezone: str = "Asia/Shanghai"
+    desk: DeskSettings = DeskSettings()
 
     def __post_init__(self) -> None:
         for name in ("queues", "agents", "sites"):

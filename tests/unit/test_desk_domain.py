@@ -1,0 +1,106 @@
+"""The desktop's domain commands (issue 13): wrap-up end/extend, disposition, PIN hashes."""
+
+from __future__ import annotations
+
+import pytest
+
+from acd.config import passwords
+from acd.domain import (
+    AgentState,
+    AgentStatus,
+    CallAnswered,
+    CallArrived,
+    DialFinished,
+    EngineCore,
+    Offer,
+    SetAgentStatus,
+    StartTimer,
+)
+from acd.domain.errors import InvalidCommand, NotInWrapUp, NotYourCall, WrapUpLimit
+from acd.domain.events import EndWrapUp, ExtendWrapUp, SetDisposition
+from acd.domain.facts import AgentChanged, CallDisposed
+from tests.unit.conftest import core_of
+
+CONFIG = """
+queues:
+  - {id: consult, skills: {consult: 1}, wrap_up: 10}
+agents:
+  - {id: a1, endpoint: agent1, skills: {consult: 1}, contact: "sip:agent1@127.0.0.1:6001"}
+desktop:
+  wrap_up_extend: 20
+  wrap_up_max: 45
+  note_max: 10
+  dispositions: [{code: solved, name: 已解决}]
+"""
+
+
+@pytest.fixture
+def core() -> EngineCore:
+    c = core_of(CONFIG)
+    c.initial_effects(0.0)
+    return c
+
+
+def _talk_and_hang_up(core: EngineCore) -> None:
+    eff = core.apply(CallArrived("c1", "consult", "1", 1.0, 1.0))
+    assert [e.agent_id for e in eff if isinstance(e, Offer)] == ["a1"]
+    core.apply(CallAnswered("c1", "a1", 2.0))
+    core.apply(DialFinished("c1", "a1", "ANSWER", 30.0, 28.0))
+    assert core.agents["a1"].state is AgentState.WRAP_UP
+
+
+def test_status_and_state_carry_since_when(core: EngineCore) -> None:
+    eff = core.apply(SetAgentStatus("a1", AgentStatus.PAUSED, 5.0, "lunch"))
+    fact = next(e for e in eff if isinstance(e, AgentChanged))
+    assert (fact.status_since, fact.reason) == (5.0, "lunch")
+    core.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, 7.0))
+    core.apply(CallArrived("c1", "consult", "1", 8.0, 8.0))
+    assert core.agents["a1"].state_since == 8.0
+
+
+def test_end_wrap_up_early_makes_the_agent_idle_and_the_old_timer_stale(
+        core: EngineCore) -> None:
+    with pytest.raises(NotInWrapUp):
+        core.apply(EndWrapUp("a1", 0.5))
+    _talk_and_hang_up(core)
+    core.apply(EndWrapUp("a1", 32.0))
+    agent = core.agents["a1"]
+    assert agent.state is AgentState.IDLE and agent.state_since == 32.0
+
+
+def test_extend_wrap_up_is_bounded_by_wrap_up_max(core: EngineCore) -> None:
+    _talk_and_hang_up(core)  # wrap-up 30 → 40, max until 75
+    eff = core.apply(ExtendWrapUp("a1", 0, 31.0))
+    assert [e.delay for e in eff if isinstance(e, StartTimer)] == [29.0]  # ends 60
+    eff = core.apply(ExtendWrapUp("a1", 0, 32.0))
+    assert core.agents["a1"].wrap_ends == 75.0  # capped
+    with pytest.raises(WrapUpLimit):
+        core.apply(ExtendWrapUp("a1", 0, 33.0))
+    fact = next(e for e in eff if isinstance(e, AgentChanged))
+    assert fact.wrap_up_ends == 75.0
+
+
+def test_disposition_only_for_the_agents_last_call_and_a_known_code(
+        core: EngineCore) -> None:
+    _talk_and_hang_up(core)
+    with pytest.raises(NotYourCall):
+        core.apply(SetDisposition("a1", "c9", "solved", "", 31.0))
+    with pytest.raises(InvalidCommand):
+        core.apply(SetDisposition("a1", "c1", "nope", "", 31.0))
+    with pytest.raises(InvalidCommand):
+        core.apply(SetDisposition("a1", "c1", "solved", "x" * 11, 31.0))
+    eff = core.apply(SetDisposition("a1", "c1", "solved", "好的", 31.0))
+    assert CallDisposed("c1", "a1", "solved", "好的") in eff
+
+
+def test_pin_hashes_verify_and_never_hold_the_pin() -> None:
+    h = passwords.hash_password("2468", n=1024)
+    assert "2468" not in h and passwords.verify("2468", h)
+    assert not passwords.verify("2469", h)
+    assert not passwords.verify_or_dummy("2468", None)
+    with pytest.raises(passwords.BadHash):
+        passwords.parse("2468")
+    with pytest.raises(passwords.BadHash):
+        passwords.parse(h.replace("$1024$", "$1000$"))
+    with pytest.raises(ValueError):
+        passwords.hash_password("12")
