@@ -16,6 +16,7 @@ and the security headers on every response.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -33,12 +34,13 @@ from acd.config import ApiConfig, ApiRole, Config
 from acd.domain import DomainError
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
-from api import reports
+from api import desk, reports
 from api.auth import Principal, TokenStore
 from api.errors import EngineUnavailable, status_for
 from api.guards import ApiCollector, BodyLimit, FailedAuth, SecurityHeaders
 from api.models import ErrorBody, Health, Readiness
 from api.routes import allow, api_state, router
+from api.sessions import scope_map
 from api.state import ApiState
 from api.views import LiveViews
 from api.ws import events_endpoint
@@ -78,7 +80,8 @@ def create_app(engine: Engine, config: Config, *,
     registry.register(ApiCollector(failed_auth))
     state = ApiState(
         engine=engine, config=config,
-        tokens=tokens if tokens is not None else TokenStore.from_config(api_cfg, environ),
+        tokens=tokens if tokens is not None else TokenStore.from_config(
+            api_cfg, environ, scopes=scope_map(config)),
         registry=registry, collector=collector,
         views=LiveViews(engine), command_timeout=api_cfg.command_timeout,
         metrics_auth=api_cfg.metrics_auth, failed_auth=failed_auth,
@@ -87,10 +90,13 @@ def create_app(engine: Engine, config: Config, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.attach()
+        engine.fact_hooks.append(app.state.desk_memory.observe)
         try:
             log.info("API ready (%d tokens)", len(state.tokens))
             yield
         finally:
+            with contextlib.suppress(ValueError):
+                engine.fact_hooks.remove(app.state.desk_memory.observe)
             state.detach()
 
     docs = api_cfg.docs_enabled
@@ -167,6 +173,7 @@ def create_app(engine: Engine, config: Config, *,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     app.include_router(router)
+    desk.install(app, state)  # sign-in, agent desktop, supervisor console, audit
     app.include_router(reports.routes)  # history: reports, records, recordings, page
     app.add_api_websocket_route("/api/v1/events", events_endpoint)
     return app

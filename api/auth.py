@@ -32,15 +32,37 @@ _SUBPROTOCOL_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's name (never its value), role and bound agent."""
+    """Who is calling: the token's name (never its value), role and bound agent; for a
+    supervisor, its id and scope (``None``: everything)."""
 
     name: str
     role: ApiRole
     agent_id: str | None = None
+    supervisor: str | None = None
+    queues: frozenset[str] | None = None
+    sites: frozenset[str] | None = None
+    agents: frozenset[str] | None = None
+    #: Signed in on a page (a session cookie) rather than a bearer token.
+    session: bool = False
 
     @property
     def is_agent(self) -> bool:
         return self.role is ApiRole.AGENT
+
+    @property
+    def scoped(self) -> bool:
+        return self.queues is not None or self.sites is not None
+
+    def sees_queue(self, queue_id: str) -> bool:
+        return self.queues is None or queue_id in self.queues
+
+    def sees_agent(self, agent_id: str) -> bool:
+        if self.is_agent:
+            return agent_id == self.agent_id
+        return self.agents is None or agent_id in self.agents
+
+    def sees_site(self, site_id: str) -> bool:
+        return self.sites is None or site_id in self.sites
 
 
 class TokenStore:
@@ -57,7 +79,8 @@ class TokenStore:
 
     @classmethod
     def from_config(cls, api: ApiConfig | None,
-                    environ: Mapping[str, str] | None = None) -> TokenStore:
+                    environ: Mapping[str, str] | None = None, *,
+                    scopes: Mapping[str, Principal] | None = None) -> TokenStore:
         """Read each configured token from its environment variable. A missing or too
         short token is left out with a warning naming the variable (not the value): the
         engine keeps taking calls rather than refusing to start over one token."""
@@ -83,7 +106,11 @@ class TokenStore:
                             "Sec-WebSocket-Protocol; the wallboard cannot use it",
                             cfg.name, cfg.env)
             seen.add(_digest(value))
-            entries.append((value, Principal(cfg.name, cfg.role, cfg.agent)))
+            scope = (scopes or {}).get(cfg.supervisor or "")
+            entries.append((value, Principal(
+                cfg.name, cfg.role, cfg.agent, supervisor=cfg.supervisor,
+                queues=scope.queues if scope else None, sites=scope.sites if scope else None,
+                agents=scope.agents if scope else None)))
         return cls(entries)
 
     def authenticate(self, token: str | None) -> Principal | None:

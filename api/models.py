@@ -106,6 +106,14 @@ class AgentView(_Out):
     queues: list[str]
     answered: int
     missed: int
+    status_seconds: float | None = Field(
+        default=None, description="Seconds in the current status (and pause reason).")
+    state_seconds: float | None = Field(
+        default=None, description="Seconds in the current state (idle, on_call …).")
+    wrap_up_left: float | None = Field(
+        default=None, description="Seconds of wrap-up left (null unless in wrap-up).")
+    last_call_id: str | None = Field(
+        default=None, description="The call the agent talked to last (its disposition).")
 
 
 class CallView(_Out):

@@ -57,6 +57,7 @@ from api.models import (
     SiteView,
     ValidationErrors,
 )
+from api.sessions import COOKIE, CSRF_HEADER, SAFE_METHODS, csrf_ok
 from api.state import ApiState
 
 log = logging.getLogger("acd.api")
@@ -87,11 +88,26 @@ async def principal(
                             headers={"Retry-After": str(retry)})
     token = creds.credentials if creds else None
     found = state.tokens.authenticate(token)
+    if found is None and token is None:
+        found = session_principal(state, request)
     if found is None:
         state.failed_auth.failed(client, "invalid" if token else "missing", where)
         raise HTTPException(401, "missing or invalid bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = found
     return found
+
+
+def session_principal(state: ApiState, request: Request) -> Principal | None:
+    """The principal of the page's session cookie; a state-changing request must carry
+    the session's CSRF token (``api.sessions``), else 403."""
+    session = state.sessions.lookup(request.cookies.get(COOKIE))
+    if session is None:
+        return None
+    if request.method not in SAFE_METHODS and not csrf_ok(
+            session, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, "missing or wrong X-CSRF-Token for this session")
+    return session.principal
 
 
 def allow(*roles: ApiRole) -> Any:

@@ -11,6 +11,7 @@ from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
 from api.auth import TokenStore
 from api.guards import FailedAuth
+from api.sessions import SessionStore
 from api.views import LiveViews
 
 
@@ -25,6 +26,8 @@ class ApiState:
     command_timeout: float = 5.0
     metrics_auth: bool = False
     failed_auth: FailedAuth = field(default_factory=FailedAuth)
+    #: Sign-ins on the desktop and console pages (``api.sessions``).
+    sessions: SessionStore = field(default_factory=SessionStore)
     attached: bool = field(default=False, init=False)
 
     def attach(self) -> None:

@@ -60,11 +60,12 @@ class LiveViews:
         return None if q is None else queue_view(q)
 
     def agents(self) -> list[AgentView]:
-        return [agent_view(a) for a in self.view.agents()]
+        now = self.now()
+        return [agent_view(a, now) for a in self.view.agents()]
 
     def agent(self, agent_id: str) -> AgentView | None:
         a = self.view.agent(agent_id)
-        return None if a is None else agent_view(a)
+        return None if a is None else agent_view(a, self.now())
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -115,11 +116,16 @@ def queue_view(q: QueueRead) -> QueueView:
         ewt_seconds=None if q.ewt is None else round(q.ewt, 1))
 
 
-def agent_view(a: AgentRead) -> AgentView:
+def agent_view(a: AgentRead, now: float | None = None) -> AgentView:
     return AgentView(
         id=a.id, name=a.name, status=a.status, reason=a.reason, state=a.state,
         presence=Presence(a.presence), device=a.device, call_id=a.call_id,
-        queues=list(a.queues), answered=a.answered, missed=a.missed)
+        queues=list(a.queues), answered=a.answered, missed=a.missed,
+        status_seconds=None if now is None else round(max(0.0, now - a.status_since), 1),
+        state_seconds=None if now is None else round(max(0.0, now - a.state_since), 1),
+        wrap_up_left=None if now is None or a.wrap_up_ends is None
+        else round(max(0.0, a.wrap_up_ends - now), 1),
+        last_call_id=a.last_call_id)
 
 
 def call_view(c: CallRead) -> CallView:

@@ -2,6 +2,9 @@
 
 Authentication (the token never travels in the URL, so it never reaches an access log):
 
+* the desktop's or console's session cookie (``api.sessions``), from the same origin
+  (``Origin`` must match ``Host``), or
+
 * ``Authorization: Bearer <token>`` on the upgrade request (programs), or
 * subprotocols ``["acd.v1", "bearer.<token>"]`` (browsers: ``new WebSocket(url,
   ["acd.v1", "bearer." + token])``); the server selects ``acd.v1``.
@@ -20,6 +23,8 @@ Messages (JSON text frames, server → client):
   (``call_waiting``, ``call_offered``, ``call_connected``, ``call_completed``,
   ``call_abandoned``, ``call_requeued``, ``call_overflowed``, ``partner_rejected``,
   ``agent_no_answer``, ``agent`` …);
+* ``{"type": "pop", "time", "call"}`` — to an agent, the call just offered to it (as
+  ``GET /calls/{id}``), sent just before that ``call_offered`` event;
 * ``{"type": "summary", "time", "queues", "calls", "sites", "regions"}`` — per-queue
   figures, call counts, partner sites and calls by region, at most ``SUMMARY_DELAY``
   after a change and every ``HEARTBEAT`` seconds otherwise.
@@ -46,6 +51,7 @@ from api.auth import (
     bearer_from_subprotocols,
 )
 from api.guards import client_of
+from api.sessions import COOKIE
 
 if TYPE_CHECKING:
     from acd.domain import Fact
@@ -132,6 +138,8 @@ async def events_endpoint(websocket: WebSocket) -> None:
                       "too many failed authentications from this client")
         return
     principal = state.tokens.authenticate(token)
+    if principal is None and token is None:
+        principal = _session_principal(state, websocket)
     if principal is None:
         state.failed_auth.failed(client, "invalid" if token else "missing",
                                  "WebSocket /api/v1/events")
@@ -147,6 +155,17 @@ async def events_endpoint(websocket: WebSocket) -> None:
             await websocket.send_text(_dump(first))
             await _pump(websocket, state, principal, queue)
     log.info("events stream closed for %s", principal.name)
+
+
+def _session_principal(state: ApiState, websocket: WebSocket) -> Principal | None:
+    """A page's session cookie, from the same origin only (a cross-site page could make
+    the browser send the cookie on its own WebSocket: the Origin tells it)."""
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host", "")
+    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+        return None
+    session = state.sessions.lookup(websocket.cookies.get(COOKIE))
+    return None if session is None else session.principal
 
 
 async def _refuse(websocket: WebSocket, subprotocol: str | None, close_code: int,
@@ -180,6 +199,16 @@ async def _drain_incoming(websocket: WebSocket) -> None:
             return
 
 
+async def _send_pop(websocket: WebSocket, state: ApiState, ev: Fact) -> None:
+    """The agent's screen pop: the offered call as ``GET /calls/{id}`` shows it (caller,
+    region and how it was found, segment, DID, IVR choice, queue, stage, wait, EWT),
+    sent the moment the offer is published — before the phone rings."""
+    view = state.views.call(getattr(ev, "call_id", ""))
+    if view is not None:
+        await websocket.send_text(_dump({"type": "pop", "time": state.views.now(),
+                                         "call": view.model_dump(mode="json")}))
+
+
 async def _send_events(websocket: WebSocket, state: ApiState, principal: Principal,
                        queue: asyncio.Queue[Fact]) -> None:
     loop = asyncio.get_running_loop()
@@ -191,6 +220,8 @@ async def _send_events(websocket: WebSocket, state: ApiState, principal: Princip
         with contextlib.suppress(TimeoutError):
             ev = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
         if ev is not None and _visible(ev, principal):
+            if principal.is_agent and ev.name == "call_offered":
+                await _send_pop(websocket, state, ev)
             await websocket.send_text(_dump({"type": "event", "time": state.views.now(),
                                              "name": ev.name,
                                              "data": _data_for(ev, principal)}))

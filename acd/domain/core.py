@@ -327,6 +327,8 @@ class EngineCore:
     def initial_effects(self, now: float) -> list[Effect]:
         """Each agent's configured start status; the hours' gates and timers."""
         effects = self.hours_effects(now)
+        for agent in self.agents.values():  # the times in status count from the start
+            agent.status_since = agent.state_since = now
         for a in self.settings.agents.values():
             if a.starts_available:
                 effects += self.apply(SetAgentStatus(a.id, AgentStatus.AVAILABLE, now))

@@ -78,6 +78,12 @@ class AgentRead:
     queues: tuple[str, ...]
     answered: int
     missed: int
+    #: Since when (engine time) the status and the state are what they are; when the
+    #: running wrap-up ends; the call the agent talked to last.
+    status_since: float = 0.0
+    state_since: float = 0.0
+    wrap_up_ends: float | None = None
+    last_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +311,9 @@ class LiveView:
             status=a.status.value, reason=a.reason, state=a.state.value,
             presence=presence_of(a), device=a.device_shown, call_id=a.call_id,
             queues=tuple(self.queues_of.get(a.agent_id, ())), answered=a.answered,
-            missed=a.missed)
+            missed=a.missed, status_since=a.status_since, state_since=a.state_since,
+            wrap_up_ends=a.wrap_ends if a.state.value == "wrap_up" else None,
+            last_call_id=a.last_call_id)
 
     # -- calls ---------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from acd.domain.facts import (
     CallClosed,
     CallCompleted,
     CallConnected,
+    CallDisposed,
     CallExited,
     CallOffered,
     CallOverflowed,
@@ -468,6 +469,19 @@ class RecordBuilder:
                                                  cur.reason, cur.state, cur.call_id))
         self._agents[f.agent] = _AgentNow(f.status, f.reason, f.state, f.call_id, now)
 
+    def _disposed(self, f: CallDisposed, now: float) -> None:
+        """The agent's disposition and note: on the open record, or on the one whose
+        wrap-up runs (the desktop gives them during the call or its wrap-up)."""
+        rec = self.calls.get(f.call_id)
+        if rec is None:
+            wrapping = self._wrapping.get(f.agent)
+            rec = wrapping if wrapping is not None and wrapping.call_id == f.call_id \
+                else None
+        if rec is None:
+            return
+        rec.disposition, rec.note = f.disposition or None, f.note or None
+        self._mark(rec, now)
+
     def knows(self, call_id: str) -> bool:
         """Whether this builder has the call open or saw it end (then its record is
         its own doing, not an orphan's)."""
@@ -505,4 +519,5 @@ _HANDLERS: dict[type[Fact], Callable[[RecordBuilder, Any, float], None]] = {
     CallStageReached: RecordBuilder._stage,
     CallPriorityChanged: RecordBuilder._priority,
     AgentChanged: RecordBuilder._agent,
+    CallDisposed: RecordBuilder._disposed,
 }
