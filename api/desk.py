@@ -35,7 +35,7 @@ from acd.domain import Fact, UnknownAgent
 from acd.domain.events import EndWrapUp, ExtendWrapUp, SetDisposition
 from acd.domain.facts import CallOffered, CallWaiting
 from api.auth import Principal
-from api.models import AgentView, CallView, QueueView
+from api.models import AgentView, CallView, ErrorBody, QueueView, ValidationErrors
 from api.routes import allow, api_state, principal, run_command
 from api.sessions import COOKIE, Credentials, SessionStore
 from api.state import ApiState
@@ -45,7 +45,25 @@ audit_log = logging.getLogger("acd.audit")
 
 STATIC = Path(__file__).with_name("static")
 
-router = APIRouter(prefix="/api/v1", tags=["desktop"])
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+router = APIRouter(prefix="/api/v1", tags=["desktop"], responses={
+    400: _error("The body is not valid JSON."),
+    401: _error("Not signed in (no session cookie or bearer token), or a wrong id or "
+                "PIN/password."),
+    403: _error("The role or scope may not do this, no `X-CSRF-Token` with a session "
+                "cookie, or a sign-in that is not JSON from the same origin."),
+    404: _error("No such agent or call (or not this agent's)."),
+    409: _error("The state does not allow it now (`not_in_wrap_up`, `wrap_up_limit`, "
+                "`not_your_call`, `signed_in_elsewhere`)."),
+    413: _error("The body is larger than `api.limits.max_body_bytes`."),
+    422: {"model": ErrorBody | ValidationErrors, "description": "Invalid body or query."},
+    429: _error("Too many failed sign-ins or tokens from this client."),
+    503: _error("The engine did not take the command in time, or the history database "
+                "did not answer."),
+})
 pages = APIRouter(include_in_schema=False)
 
 State = Annotated[ApiState, Depends(api_state)]
