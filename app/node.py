@@ -44,6 +44,7 @@ from acd.runtime.asterisk import AMISettings, AsteriskLink, asterisk_links
 from acd.runtime.call_flow import handle_call
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
+from acd.runtime.features import agi_handler
 from acd.runtime.ha import HotStandby, Lease
 from acd.runtime.history.service import History
 from acd.runtime.store import RedisStore, make_store, store_client
@@ -169,7 +170,8 @@ class Node:
                         "free); for tests and demos only")
         max_age = config.fastagi.max_entry_age
         self.agi = FastAGIServer(
-            lambda session: handle_call(engine, session, max_entry_age=max_age),
+            agi_handler(engine, config,  # /feature: agents' phone codes; else a caller
+                        lambda session: handle_call(engine, session, max_entry_age=max_age)),
             config.fastagi.host, config.fastagi.port,
             env_timeout=config.fastagi.env_timeout, guard=self.agi_guard,
             max_sessions=config.fastagi.max_sessions)

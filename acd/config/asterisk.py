@@ -176,6 +176,34 @@ def _transfer_context(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _features_context(config: Config) -> str:
+    """``[acd-features]``: the agents' phone codes (``desktop.feature_codes``), included in
+    ``[acd-agents]``. The engine identifies the agent by its channel's endpoint; each
+    engine of ``ACD_AGI_URLS`` is tried in turn until one takes the code."""
+    lines = [
+        "; Agents' phone feature codes: *<code> -> the engine (FastAGI /feature), which finds",
+        "; the agent by the endpoint of the calling channel and confirms with a prompt.",
+        "[acd-features]",
+    ]
+    for action, code in config.desktop.feature_codes.codes().items():
+        lines += [f"exten => *{code},1,Set(ACD_FEATURE={action})",
+                  " same => n,Goto(acd-features,acd-feature,1)"]
+    lines += [
+        'exten => acd-feature,1,ExecIf($["${ACD_FEATURE}" = ""]?Hangup(21))',
+        " same => n,Set(ACD_N=${FIELDQTY(ACD_AGI_URLS,&)})",
+        " same => n,Set(ACD_I=1)",
+        " same => n(try),GotoIf($[${ACD_I} > ${ACD_N}]?fail)",
+        " same => n,AGI(${CUT(ACD_AGI_URLS,&,${ACD_I})}/feature,${ACD_FEATURE})",
+        ' same => n,GotoIf($["${ACD_FEATURE_RESULT}" != ""]?done)',
+        " same => n,Set(ACD_I=$[${ACD_I} + 1])",
+        " same => n,Goto(try)",
+        " same => n(fail),Answer()",
+        f" same => n,Playback({config.desktop.feature_sounds.refused})",
+        " same => n(done),Hangup()",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _language_context(config: Config) -> str:
     """``[acd-language]``: ``[hotline-acd]`` calls it (Gosub) with the DID before the
     engine: ``s`` sets the hotline's language, an extension per form of each DID with a
@@ -223,7 +251,7 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
             "queues_acd.conf": _HEADER + ("autofill = yes\n" if fallback_autofill else "")
             + _members(config, agents, fallback_wrapup),
             "extensions_acd.conf": _HEADER + _transfer_context(config) + "\n"
-            + _language_context(config),
+            + _language_context(config) + "\n" + _features_context(config),
             "voicemail_acd.conf": _HEADER + _mailboxes(config)}
 
 

@@ -453,7 +453,8 @@ def test_include_mode_writes_only_acd_files_and_the_lines_to_add() -> None:
     ext = files["extensions_acd.conf"]
     contexts = re.findall(r"^\[([^\]]+)\]", ext, re.M)
     assert contexts == ["globals", "hotline", "hotline-acd", "hotline-fallback", "acd-answered",
-                        "acd-agents", "acd-partners", "acd-transfer", "acd-language"]
+                        "acd-agents", "acd-partners", "acd-transfer", "acd-language",
+                        "acd-features"]
     assert "\n[globals](+)\n" in ext and "#include" not in ext.replace(
         ";   #include extensions_acd.conf", "")
     queues = files["queues_acd.conf"]

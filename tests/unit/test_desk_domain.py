@@ -104,3 +104,31 @@ def test_pin_hashes_verify_and_never_hold_the_pin() -> None:
         passwords.parse(h.replace("$1024$", "$1000$"))
     with pytest.raises(ValueError):
         passwords.hash_password("12")
+
+
+def test_feature_codes_render_and_map_to_the_domain_commands() -> None:
+    from acd.config import parse_config
+    from acd.config.asterisk import render
+    from acd.domain import AgentLogin, SetAgentStatus
+    from acd.runtime.features import FeatureCodes
+
+    cfg = parse_config(CONFIG + "  feature_codes: {login: \"70\", ready: null}\n")
+    ext = render(cfg, {})["extensions_acd.conf"]
+    assert "exten => *70,1,Set(ACD_FEATURE=login)" in ext
+    assert "exten => *51,1,Set(ACD_FEATURE=logout)" in ext
+    assert "ACD_FEATURE=ready" not in ext  # turned off
+    assert "AGI(${CUT(ACD_AGI_URLS,&,${ACD_I})}/feature,${ACD_FEATURE})" in ext
+    codes = FeatureCodes(cfg)
+    assert codes.agents == {"agent1": "a1"}  # by endpoint, never by what is dialled
+    assert isinstance(codes.event("login", "a1", 1.0), AgentLogin)
+    pause = codes.event("pause", "a1", 1.0)
+    assert isinstance(pause, SetAgentStatus) and pause.reason == "break"
+    assert codes.event("bogus", "a1", 1.0) is None
+    assert codes.sound("pause", False) == "beeperr"
+
+
+def test_a_feature_code_may_not_be_a_transfer_code() -> None:
+    from acd.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="transfer_code"):
+        parse_config("queues: [{id: q, transfer_code: \"50\"}]\n")
