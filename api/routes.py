@@ -165,6 +165,20 @@ router = APIRouter(prefix="/api/v1", responses=_AUTH)
 def _own(who: Principal, agent_id: str) -> None:
     if who.is_agent and who.agent_id != agent_id:
         raise HTTPException(403, "an agent token acts only for its own agent")
+    if not who.sees_agent(agent_id):
+        raise HTTPException(403, "agent outside this supervisor's scope")
+
+
+def _in_scope(who: Principal, state: ApiState, call_id: str, *queues: str) -> None:
+    """A scoped supervisor acts only on calls of its queues (and moves them only to
+    its queues)."""
+    if who.queues is None:
+        return
+    view = state.views.call(call_id)
+    if view is None:
+        raise UnknownCall(f"unknown call {call_id!r}")
+    if not all(who.sees_queue(q) for q in (view.queue, *queues)):
+        raise HTTPException(403, "call or queue outside this supervisor's scope")
 
 
 async def run_command(state: ApiState, event: Event) -> None:
@@ -180,13 +194,13 @@ async def run_command(state: ApiState, event: Event) -> None:
 
 @router.get("/queues", tags=["queues"], summary="Every queue, live and per window")
 async def list_queues(who: Staff, state: State) -> list[QueueView]:
-    return state.views.queues()
+    return [q for q in state.views.queues() if who.sees_queue(q.id)]
 
 
 @router.get("/queues/{queue_id}", tags=["queues"], responses=_404, summary="One queue")
 async def get_queue(queue_id: QueueId, who: Staff, state: State) -> QueueView:
     view = state.views.queue(queue_id)
-    if view is None:
+    if view is None or not who.sees_queue(queue_id):
         raise UnknownQueue(f"unknown queue {queue_id!r}")
     return view
 
@@ -196,7 +210,7 @@ async def get_queue(queue_id: QueueId, who: Staff, state: State) -> QueueView:
 
 @router.get("/agents", tags=["agents"], summary="Every agent")
 async def list_agents(who: Staff, state: State) -> list[AgentView]:
-    return state.views.agents()
+    return [a for a in state.views.agents() if who.sees_agent(a.id)]
 
 
 @router.get("/agents/{agent_id}", tags=["agents"], responses=_404, summary="One agent")
@@ -261,11 +275,16 @@ async def list_calls(who: Anyone, state: State,
                      limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
                      ) -> CallsView:
     try:
-        return state.views.calls(who.agent_id if who.is_agent else None, queue=queue,
+        page = state.views.calls(who.agent_id if who.is_agent else None, queue=queue,
                                  state=CallState(call_state.value) if call_state else None,
                                  cursor=cursor, limit=limit)
     except BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
+    if who.queues is not None:
+        page = page.model_copy(update={
+            "waiting": [c for c in page.waiting if who.sees_queue(c.queue)],
+            "active": [c for c in page.active if who.sees_queue(c.queue)]})
+    return page
 
 
 @router.get("/calls/{call_id}", tags=["calls"], responses=_404, summary="One live call",
@@ -273,7 +292,8 @@ async def list_calls(who: Anyone, state: State,
                         "answers exactly as a call that does not exist (404).")
 async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
     view = state.views.call(call_id)
-    if view is None or (who.is_agent and view.agent != who.agent_id):
+    if view is None or (who.is_agent and view.agent != who.agent_id) \
+            or not who.sees_queue(view.queue):
         raise UnknownCall(f"unknown call {call_id!r}")
     return view
 
@@ -324,6 +344,7 @@ def _without_colleagues(view: CallExplanation) -> CallExplanation:
                 "(409 `call_not_waiting` while it rings an agent or talks).",
 )
 async def move_call(call_id: CallId, body: CallMove, who: Staff, state: State) -> CallView:
+    _in_scope(who, state, call_id, body.queue)
     await run_command(state, TransferCall(call_id, body.queue, state.engine.clock()))
     log.info("call %s: moved to %s by %s", call_id, body.queue, who.name)
     return _live_call(state, call_id)
@@ -337,6 +358,7 @@ async def move_call(call_id: CallId, body: CallMove, who: Staff, state: State) -
 )
 async def set_call_priority(call_id: CallId, body: CallPriority, who: Staff,
                             state: State) -> CallView:
+    _in_scope(who, state, call_id)
     await run_command(state, SetCallPriority(call_id, body.priority, state.engine.clock()))
     log.info("call %s: priority %d by %s", call_id, body.priority, who.name)
     return _live_call(state, call_id)

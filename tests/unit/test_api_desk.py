@@ -22,6 +22,7 @@ PIN = passwords.hash_password("2468", n=1024)
 PW = passwords.hash_password("sup-pass", n=1024)
 ADMIN_PW = passwords.hash_password("admin-pass", n=1024)
 JSON = {"Content-Type": "application/json"}
+ZT = "zhang-token-0123456789abcdef"
 
 
 def config(second: str = "replace") -> Config:
@@ -41,13 +42,14 @@ def config(second: str = "replace") -> Config:
         "supervision": {"supervisors": [
             {"id": "zhang", "password_hash": PW, "queues": ["consult"]},
             {"id": "boss", "role": "admin", "password_hash": ADMIN_PW}]},
-        "api": {},
+        "api": {"tokens": [{"name": "zhang-tool", "role": "supervisor", "env": "ZT",
+                            "supervisor": "zhang"}]},
     })
 
 
 @pytest.fixture
 async def rig() -> AsyncIterator[ApiRig]:
-    async with ApiRig(config()) as r:
+    async with ApiRig(config(), environ={"ZT": ZT}) as r:
         yield r
 
 
@@ -206,3 +208,24 @@ async def test_the_offer_pops_on_the_agents_page_stream_with_the_caller(
     assert h == {"caller": "13912345678", "source": "live", "contacts": []}
     assert (await rig.http.get("/api/v1/desk/history",
                                params={"call": "other"})).status_code == 404
+
+
+async def test_a_token_bound_to_a_supervisor_has_its_scope(rig: ApiRig) -> None:
+    h = {"Authorization": f"Bearer {ZT}"}
+    assert [q["id"] for q in (await rig.http.get("/api/v1/queues", headers=h)).json()] \
+        == ["consult"]
+    assert [a["id"] for a in (await rig.http.get("/api/v1/agents", headers=h)).json()] \
+        == ["1001"]
+    assert (await rig.http.get("/api/v1/agents/1002", headers=h)).status_code == 403
+    rig.arrive("r1", queue="repair")
+    rig.arrive("c1", queue="consult")
+    await rig.settle()
+    calls = (await rig.http.get("/api/v1/calls", headers=h)).json()
+    assert [c["id"] for c in calls["waiting"]] == ["c1"]
+    assert (await rig.http.get("/api/v1/calls/r1", headers=h)).status_code == 404
+    move = await rig.http.post("/api/v1/calls/c1/move", json={"queue": "repair"}, headers=h)
+    assert move.status_code == 403  # not into a queue outside the scope
+    prio = await rig.http.post("/api/v1/calls/r1/priority", json={"priority": 5}, headers=h)
+    assert prio.status_code == 403
+    ok = await rig.http.post("/api/v1/calls/c1/priority", json={"priority": 5}, headers=h)
+    assert ok.status_code == 200
