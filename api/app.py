@@ -173,7 +173,7 @@ def create_app(engine: Engine, config: Config, *,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     app.include_router(router)
-    desk.install(app, state)  # sign-in, agent desktop, supervisor console, audit
+    desk.install(app, state, environ)  # sign-in, agent desktop, supervisor console, audit
     app.include_router(reports.routes)  # history: reports, records, recordings, page
     app.add_api_websocket_route("/api/v1/events", events_endpoint)
     return app

@@ -146,7 +146,8 @@ class AuditMiddleware(BaseHTTPMiddleware):
             who: Principal | None = getattr(request.state, "principal", None)
             audit: AuditLog | None = getattr(request.app.state, "audit", None)
             if who is not None and audit is not None and not who.is_agent:
-                audit.record(who, request.method, request.url.path, response.status_code)
+                audit.record(who, request.method, request.url.path, response.status_code,
+                             getattr(request.state, "audit_detail", ""))
         return response
 
 
@@ -352,6 +353,44 @@ def _db_contacts(history: Any, caller: str, but: str) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(q)]
 
 
+# -- listen / whisper / barge -------------------------------------------------------
+
+
+class SpyBody(BaseModel):
+    mode: Literal["listen", "whisper", "barge"] = "listen"
+
+
+@router.post("/calls/{call_id}/spy",
+             summary="Listen, whisper or barge on an agent's live call from your phone",
+             description="Supervisor command (a signed-in supervisor, or a token bound to "
+                         "one, with `endpoint` configured): the engine originates a call to "
+                         "the supervisor's own phone that runs ChanSpy on the agent's "
+                         "channel (`listen`: hear both sides; `whisper`: the agent hears "
+                         "you, the caller does not; `barge`: both hear you). Only a "
+                         "connected call in the supervisor's scope; audited (who, which "
+                         "call, agent, mode, when).")
+async def spy_on_call(call_id: str, body: SpyBody, who: Staff, request: Request,
+                      state: State) -> dict[str, str]:
+    from acd.runtime.spy import SpyFailed, originate_spy
+
+    view = state.views.call(call_id)
+    if view is None or not who.sees_queue(view.queue):
+        raise HTTPException(404, f"unknown call {call_id!r}")
+    if view.state != "connected" or view.agent is None:
+        raise HTTPException(409, "only a call in conversation with an agent")
+    if not who.sees_agent(view.agent):
+        raise HTTPException(403, "agent outside this supervisor's scope")
+    if who.supervisor is None:
+        raise HTTPException(403, "this principal is not a supervisor with a phone")
+    request.state.audit_detail = f"{body.mode} call {call_id} agent {view.agent}"
+    try:
+        action = await originate_spy(state.config, who.supervisor, view.agent, body.mode,
+                                     request.app.state.environ)
+    except SpyFailed as exc:
+        raise HTTPException(503, str(exc)) from None
+    return {"call_id": call_id, "agent": view.agent, "mode": body.mode, "action": action}
+
+
 # -- the console -----------------------------------------------------------------------
 
 
@@ -425,7 +464,7 @@ for _name, _media in (("desk.js", "text/javascript; charset=utf-8"),
     pages.add_api_route(f"/static/{_name}", _asset(_name, _media), methods=["GET"])
 
 
-def install(app: Any, state: ApiState) -> None:
+def install(app: Any, state: ApiState, environ: Any = None) -> None:
     """Wire the desktop into an app: sessions from the config, credentials, the live
     memory (a fact hook while the app lives), the audit log and its middleware."""
     desk_cfg = state.config.desktop
@@ -434,6 +473,7 @@ def install(app: Any, state: ApiState) -> None:
     app.state.credentials = Credentials(state.config)
     app.state.desk_memory = DeskMemory()
     app.state.audit = AuditLog()
+    app.state.environ = environ  # the spy account's secret (None: the process's)
     app.add_middleware(AuditMiddleware)
     app.include_router(router)
     app.include_router(pages)

@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from acd.config import spy
 from acd.config.errors import ConfigError
 from acd.config.schema import AgentConfig, CarrierConfig, Config, SiteConfig
 from routing.numbers import normalise_did
@@ -247,12 +248,23 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
     if config.carriers:
         pjsip += ("\n; ---- carriers: who may send calls in (identified by source address)\n"
                   + "\n".join(_carrier(c, config.language) for c in config.carriers))
-    return {"pjsip_acd.conf": pjsip,
-            "queues_acd.conf": _HEADER + ("autofill = yes\n" if fallback_autofill else "")
-            + _members(config, agents, fallback_wrapup),
-            "extensions_acd.conf": _HEADER + _transfer_context(config) + "\n"
-            + _language_context(config) + "\n" + _features_context(config),
-            "voicemail_acd.conf": _HEADER + _mailboxes(config)}
+    extensions = (_HEADER + _transfer_context(config) + "\n" + _language_context(config)
+                  + "\n" + _features_context(config))
+    files = {"pjsip_acd.conf": pjsip,
+             "queues_acd.conf": _HEADER + ("autofill = yes\n" if fallback_autofill else "")
+             + _members(config, agents, fallback_wrapup),
+             "extensions_acd.conf": extensions,
+             "voicemail_acd.conf": _HEADER + _mailboxes(config)}
+    if spy.enabled(config):  # listen / whisper / barge: its own account and context
+        phones = [spy.supervisor_endpoint(s, config.language, env)
+                  for s in config.supervisors
+                  if s.endpoint and config.supervisor_server(s) == name]
+        files["pjsip_acd.conf"] += ("\n; ---- supervisors' phones (listen, whisper, "
+                                    "barge)\n" + "\n".join(phones))
+        files["extensions_acd.conf"] += "\n" + spy.spy_context()
+        files["manager_spy_acd.conf"] = _HEADER + spy.manager_account(
+            config, env, spy.default_permit(config))
+    return files
 
 
 def _mailboxes(config: Config) -> str:

@@ -132,3 +132,31 @@ def test_a_feature_code_may_not_be_a_transfer_code() -> None:
 
     with pytest.raises(ConfigError, match="transfer_code"):
         parse_config("queues: [{id: q, transfer_code: \"50\"}]\n")
+
+
+def test_spy_renders_its_own_ami_account_and_a_closed_context() -> None:
+    from acd.config import parse_config
+    from acd.config.asterisk import render, render_full
+
+    cfg = parse_config(CONFIG + """supervision:
+  supervisors:
+    - {id: zhang, endpoint: sup1, contact: "sip:sup1@127.0.0.1:7000", queues: [consult]}
+""")
+    env = {"ACD_AMI_SPY_SECRET": "spy-secret", "ACD_AMI_SECRET": "engine-secret"}
+    files = render(cfg, env)
+    spy = files["manager_spy_acd.conf"]
+    assert "[acd-spy]" in spy and "write = originate" in spy and "read =\n" in spy
+    ext = files["extensions_acd.conf"]
+    assert "exten => whisper,1," in ext and "ChanSpy(${ACD_SPY_TARGET},qEw)" in ext
+    assert "ChanSpy(${ACD_SPY_TARGET},qEB)" in ext
+    assert "[sup1]" in files["pjsip_acd.conf"] and "context=acd-supervisors" in \
+        files["pjsip_acd.conf"]
+    # the engine's own account is unchanged: still no originate
+    full = render_full(cfg, env)
+    engine_user = full["manager.conf"].split("\n[acd]\n", 1)[1].split("\n[", 1)[0]
+    grants = [line for line in engine_user.splitlines()
+              if line.startswith(("read =", "write ="))]
+    assert grants == ["read = system,call,dtmf,cdr", "write = call,reporting"]
+    assert "#tryinclude manager_spy_acd.conf" in full["manager.conf"]
+    # no phone, no spy account
+    assert "manager_spy_acd.conf" not in render(parse_config(CONFIG), env)
