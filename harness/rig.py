@@ -240,8 +240,10 @@ class Rig:
 
     @property
     def _sip_env(self) -> dict[str, str]:
-        """The SIP password of the phones that register (one for all, per rig)."""
-        return {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name}
+        """The SIP password of the phones that register (one for all, per rig), and the
+        listen/whisper/barge AMI account's secret (per rig)."""
+        return {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name,
+                "ACD_AMI_SPY_SECRET": "spy-" + self.name}
 
     async def reload_agents(self) -> None:
         """Render the Asterisk side of every agent (``acd asterisk-config``) and ``core
