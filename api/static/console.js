@@ -71,10 +71,23 @@
     }));
   }
 
+  function renderActive(v) {
+    $("active").replaceChildren(...v.active.filter((c) => c.state === "connected").map((c) =>
+      el("tr", { "data-call": c.id }, el("td", {}, c.queue), el("td", {}, c.caller),
+        el("td", {}, c.agent || c.site || ""), el("td", {}, duration(c.talk_seconds)),
+        el("td", {}, ...[["listen", "监听 Listen"], ["whisper", "耳语 Whisper"], ["barge", "强插 Barge"]]
+          .map(([mode, label]) => button(label, "", { "data-action": mode }, async () => {
+            await call("POST", "/api/v1/calls/" + encodeURIComponent(c.id) + "/spy", { mode });
+            notice("正在呼叫您的话机 Ringing your phone (" + mode + ")");
+          }))))));
+  }
+
   async function refresh() {
     pending = null;
     try {
-      render(await call("GET", "/api/v1/console"));
+      const view = await call("GET", "/api/v1/console");
+      render(view);
+      renderActive(view);
       if (me && me.role === "admin") {
         const rows = await call("GET", "/api/v1/audit?limit=50");
         $("audit").replaceChildren(...rows.map((r) => el("tr", {},
