@@ -391,6 +391,35 @@ async def spy_on_call(call_id: str, body: SpyBody, who: Staff, request: Request,
     return {"call_id": call_id, "agent": view.agent, "mode": body.mode, "action": action}
 
 
+class PartnerSend(BaseModel):
+    site: str = Field(default="", max_length=64,
+                      description="A partner site id; empty: the best open partner with "
+                                  "room that offers the call's service.")
+
+
+@router.post("/calls/{call_id}/partner",
+             summary="Send a waiting call to a partner site now",
+             description="Supervisor command: the call is offered to the named partner "
+                         "site (or the best one) at once, if it is open, has room and "
+                         "offers the call's service (409 `site_unavailable` otherwise); "
+                         "refused outside the supervisor's scope. Audited.")
+async def send_to_partner(call_id: str, body: PartnerSend, who: Staff, request: Request,
+                          state: State) -> CallView:
+    from acd.domain.events import SendToPartner
+
+    view = state.views.call(call_id)
+    if view is None or not who.sees_queue(view.queue):
+        raise HTTPException(404, f"unknown call {call_id!r}")
+    if body.site and not who.sees_site(body.site):
+        raise HTTPException(403, "site outside this supervisor's scope")
+    request.state.audit_detail = f"call {call_id} to {body.site or 'the best partner'}"
+    await run_command(state, SendToPartner(call_id, body.site, state.engine.clock()))
+    after = state.views.call(call_id)
+    if after is None:
+        raise HTTPException(404, f"unknown call {call_id!r}")
+    return after
+
+
 # -- the console -----------------------------------------------------------------------
 
 

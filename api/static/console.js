@@ -67,7 +67,9 @@
             call("POST", "/api/v1/calls/" + encodeURIComponent(c.id) + "/move", { queue: target.value })),
           button("设优先级 Set priority", "", { "data-action": "priority" }, () =>
             call("POST", "/api/v1/calls/" + encodeURIComponent(c.id) + "/priority",
-              { priority: parseInt(prio.value, 10) || 0 }))));
+              { priority: parseInt(prio.value, 10) || 0 })),
+          button("转合作方 To partner", "", { "data-action": "partner" }, () =>
+            call("POST", "/api/v1/calls/" + encodeURIComponent(c.id) + "/partner", {}))));
     }));
   }
 

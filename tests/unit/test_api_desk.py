@@ -229,3 +229,24 @@ async def test_a_token_bound_to_a_supervisor_has_its_scope(rig: ApiRig) -> None:
     assert prio.status_code == 403
     ok = await rig.http.post("/api/v1/calls/c1/priority", json={"priority": 5}, headers=h)
     assert ok.status_code == 200
+
+
+async def test_a_supervisor_sends_a_waiting_call_to_a_partner() -> None:
+    from acd.config import parse_config
+    from tests.unit.test_api_partners import CONFIG as PARTNERS
+
+    cfg = parse_config(PARTNERS + """api:
+  tokens: [{name: sup, role: supervisor, env: ST}]
+""")
+    async with ApiRig(cfg, environ={"ST": ZT}) as rig:
+        h = {"Authorization": f"Bearer {ZT}"}
+        rig.arrive("c1", caller="02812345678", region="CN-SC", session=True)
+        await rig.settle()
+        assert (await rig.http.get("/api/v1/calls/c1", headers=h)).json()["state"] == \
+            "waiting"
+        bad = await rig.http.post("/api/v1/calls/c1/partner", json={"site": "bj"},
+                                  headers=h)
+        assert bad.status_code == 404 and bad.json()["error"] == "unknown_site"
+        r = await rig.http.post("/api/v1/calls/c1/partner", json={"site": "gd"}, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "offered" and r.json()["site"] == "gd"
