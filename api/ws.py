@@ -138,8 +138,10 @@ async def events_endpoint(websocket: WebSocket) -> None:
                       "too many failed authentications from this client")
         return
     principal = state.tokens.authenticate(token)
+    cookie: str | None = None
     if principal is None and token is None:
         principal = _session_principal(state, websocket)
+        cookie = websocket.cookies.get(COOKIE) if principal is not None else None
     if principal is None:
         state.failed_auth.failed(client, "invalid" if token else "missing",
                                  "WebSocket /api/v1/events")
@@ -153,7 +155,7 @@ async def events_endpoint(websocket: WebSocket) -> None:
         first = snapshot_message(state, principal)
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await websocket.send_text(_dump(first))
-            await _pump(websocket, state, principal, queue)
+            await _pump(websocket, state, principal, queue, cookie)
     log.info("events stream closed for %s", principal.name)
 
 
@@ -177,9 +179,9 @@ async def _refuse(websocket: WebSocket, subprotocol: str | None, close_code: int
 
 
 async def _pump(websocket: WebSocket, state: ApiState, principal: Principal,
-                queue: asyncio.Queue[Fact]) -> None:
+                queue: asyncio.Queue[Fact], cookie: str | None = None) -> None:
     receiver = asyncio.create_task(_drain_incoming(websocket))
-    sender = asyncio.create_task(_send_events(websocket, state, principal, queue))
+    sender = asyncio.create_task(_send_events(websocket, state, principal, queue, cookie))
     try:
         await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -210,7 +212,9 @@ async def _send_pop(websocket: WebSocket, state: ApiState, ev: Fact) -> None:
 
 
 async def _send_events(websocket: WebSocket, state: ApiState, principal: Principal,
-                       queue: asyncio.Queue[Fact]) -> None:
+                       queue: asyncio.Queue[Fact], cookie: str | None = None) -> None:
+    """``cookie``: the page session the stream was opened with; once it ends (sign-out,
+    a supervisor, a sign-in elsewhere, expiry) the stream closes with 4401."""
     loop = asyncio.get_running_loop()
     last_summary = loop.time()
     dirty = False
@@ -219,6 +223,9 @@ async def _send_events(websocket: WebSocket, state: ApiState, principal: Princip
         ev: Fact | None = None
         with contextlib.suppress(TimeoutError):
             ev = await asyncio.wait_for(queue.get(), max(0.0, due - loop.time()))
+        if cookie is not None and state.sessions.lookup(cookie) is None:
+            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="session ended")
+            return
         if ev is not None and _visible(ev, principal):
             if principal.is_agent and ev.name == "call_offered":
                 await _send_pop(websocket, state, ev)

@@ -250,3 +250,18 @@ async def test_a_supervisor_sends_a_waiting_call_to_a_partner() -> None:
         r = await rig.http.post("/api/v1/calls/c1/partner", json={"site": "gd"}, headers=h)
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "offered" and r.json()["site"] == "gd"
+
+
+async def test_a_revoked_session_closes_its_event_stream(rig: ApiRig) -> None:
+    await sign_in(rig.http, "agent", "1001", "2468")
+    cookie = rig.http.cookies.get("acd_session")
+    async with serving(rig.app) as server:
+        url = f"ws://127.0.0.1:{server.port}/api/v1/events"
+        async with connect(url, additional_headers={"Cookie": f"acd_session={cookie}"}) \
+                as ws:
+            assert json.loads(await ws.recv())["type"] == "snapshot"
+            assert rig.app.state.acd.sessions.end_for("agent:1001")
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:  # the next heartbeat or event finds the session gone
+                    await asyncio.wait_for(ws.recv(), 7)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
