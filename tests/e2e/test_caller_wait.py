@@ -141,7 +141,15 @@ async def test_the_queues_hold_music_plays_while_the_agent_rings_too(
         assert len(dial) == 1 and "m(calm)" in dial[0]
         music = log_lines(rig, "Started music on hold, class")
         assert music and all("class 'calm'" in ln for ln in music), music
-        assert any(stamp(ln) >= stamp(dial[0]) for ln in music)  # while ringing
+        # while ringing: 'calm' is on when Dial starts and stops only at the answer
+        answered = log_lines(rig, "answered PJSIP/carrier")
+        stopped = log_lines(rig, "Stopped music on hold on PJSIP/carrier")
+        assert len(answered) == 1 and stopped
+        assert max(stamp(ln) for ln in music) <= stamp(dial[0]) + 0.1
+        ringing = [ln for ln in stopped
+                   if stamp(dial[0]) <= stamp(ln) < stamp(answered[0]) - 0.05]
+        assert not ringing, ringing
+        assert any(stamp(ln) >= stamp(answered[0]) - 0.05 for ln in stopped)
 
 
 def next_boundary(now: float, at_least: float = 15.0) -> float:
