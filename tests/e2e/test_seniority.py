@@ -1,5 +1,5 @@
 """Seniority survives an engine that dies (issue 11.6), through the real Asterisk and
-SIPp: 2 agents busy, 7 callers waiting, SIGKILL.
+SIPp: 2 agents busy, 15 callers waiting, SIGKILL.
 
 (a) No restart: every caller falls back to app_queue, which serves them in the order
     they first called (``QUEUE_PRIO`` from ``ACD_ENTRY``), whatever the order in which
@@ -21,7 +21,7 @@ from tests.e2e.test_calls import numbers
 
 pytestmark = pytest.mark.e2e
 
-#: Long enough that the 7 waiting callers are back in line (fallback or new engine)
+#: Long enough that the 15 waiting callers are back in line (fallback or new engine)
 #: before an agent is free again.
 TALK_MS = (4500, 5000)
 
@@ -49,19 +49,19 @@ async def test_without_the_engine_app_queue_serves_callers_in_entry_order(
     plans = [AgentPlan("7101", talk_ms=TALK_MS), AgentPlan("7102", talk_ms=TALK_MS)]
     async with Rig(artifacts, plans, engine="process", agi_retries=2,
                    agi_retry_pause=1) as rig:
-        callers = numbers(9, "0571")  # in the order they call: 10 a second
-        calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=120))
-        await asyncio.sleep(1.6)  # 2 talking, 7 waiting in the engine
+        callers = numbers(17, "0571")  # in the order they call: 10 a second
+        calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=150))
+        await asyncio.sleep(2.4)  # 2 talking, 15 waiting in the engine
         await rig.kill_engine_process()
         result = await calls
         assert result.failed == 0, result.errors_text()
-        assert result.successful == 9
+        assert result.successful == 17
         at = answered_at(rig)
         assert sorted(at) == sorted(callers)
-        assert out_of_turn(callers[2:], at) == []  # the 7 waiting: oldest first
+        assert out_of_turn(callers[2:], at) == []  # the 15 waiting: oldest first
         assert rig.asterisk is not None
         log = rig.asterisk.log_path.read_text(errors="replace")
-        assert log.count("Executing [s@hotline-fallback:1]") == 7  # each waiting caller
+        assert log.count("Executing [s@hotline-fallback:1]") == 15  # each waiting caller
 
 
 async def test_a_restarted_engine_without_a_store_serves_reentries_in_entry_order(
@@ -69,15 +69,15 @@ async def test_a_restarted_engine_without_a_store_serves_reentries_in_entry_orde
     plans = [AgentPlan("7201", talk_ms=TALK_MS), AgentPlan("7202", talk_ms=TALK_MS)]
     async with Rig(artifacts, plans, engine="process", agi_retries=12,
                    agi_retry_pause=1) as rig:
-        callers = numbers(9, "0572")
-        calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=120))
-        await asyncio.sleep(1.6)
+        callers = numbers(17, "0572")
+        calls = asyncio.create_task(rig.call(callers, rate=10, time_limit=150))
+        await asyncio.sleep(2.4)
         await rig.kill_engine_process()
         await asyncio.sleep(3.0)  # the callers retry the dead engine meanwhile
         await rig.start_engine_process()
         result = await calls
         assert result.failed == 0, result.errors_text()
-        assert result.successful == 9
+        assert result.successful == 17
         at = answered_at(rig)
         assert sorted(at) == sorted(callers)
         assert out_of_turn(callers[2:], at) == []
