@@ -224,6 +224,16 @@ def _log_to(path: Path) -> logging.Handler:
     return handler
 
 
+def _unlog(handler: logging.Handler) -> None:
+    """Give the loggers back as they were (the demo also runs inside the test process)."""
+    for name in ("acd", "api"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+    handler.close()
+
+
 def _free_port(preferred: int) -> int:
     import socket
 
@@ -249,87 +259,87 @@ async def run(calls: int, rate: float, stay: bool, base: Path | None = None) -> 
     provision()
     art = artifacts_dir(base)
     handler = _log_to(art / "engine.log")
-    token = secrets.token_urlsafe(24)
-    environ = {TOKEN_ENV: token}
-    plans = [AgentPlan(a, skills={"consult": 1, "repair": 1}, talk_ms=(1500, 3000))
-             for a in ("1001", "1002", "1003")]
-    plans.append(AgentPlan(NO_ANSWER_AGENT, "agent_noanswer"))  # never picks up
-    sites = [SitePlan(PARTNER, ["CN-GD"], capacity=2, talk_ms=(1500, 2500))]
-    print("Starting Asterisk 22 (sandbox), the ACD engine with its API, 4 agent phones and "
-          f"a partner site for Guangdong …\n(everything this run writes: {art})")
-    rig = Rig(art, plans, sites=sites, name="demo", ring_timeout=4, wrap_up=0.5,
-              extra_config=demo_config(_free_port(8080)))
-    async with rig:
-        assert rig.asterisk is not None and rig.engine is not None and rig.config is not None
-        print(rig.asterisk.cli("core show version").strip())
-        app = create_app(rig.engine, rig.config, registry=CollectorRegistry(),
-                         environ=environ)
-        async with serving(app, "127.0.0.1", rig.config.api.port if rig.config.api
-                           else 0) as server:
-            base_url = f"http://127.0.0.1:{server.port}"
-            numbers = [f"13{800138001 + i * 7919:09d}" for i in range(calls)]
-            # Guangdong callers last: they wait longest, so they reach the partner
-            numbers[-len(GUANGDONG):] = GUANGDONG
-            impatient = [f"1370000111{i}" for i in range(2)]
-            ivr = dtmf_caller_scenario("2", art, delay_ms=1000)
-            print(f"\nCalling {DID}: {len(numbers)} callers at {rate:g}/s (three from "
-                  f"Guangdong), 2 impatient callers who hang up after "
-                  f"{IMPATIENT_PATIENCE_MS / 1000:g} s, then a VIP ({VIP}); and "
-                  f"{IVR_CALLER} dials {IVR_DID} and presses 2 in the menu …")
-            done = await asyncio.gather(
-                rig.call(numbers, rate=rate, time_limit=120),
-                rig.call(impatient, scenario="caller_abandon",
-                         patience_ms=[IMPATIENT_PATIENCE_MS] * 2, name="impatient",
-                         rate=rate, time_limit=60),
-                _later(1.5, rig.call([VIP], name="vip", time_limit=90)),
-                _later(0.5, rig.call([IVR_CALLER], scenario=ivr, service=IVR_DID,
-                                     name="ivr", time_limit=90)),
-            )
-            await asyncio.sleep(1.0)
-            rows = stories(rig.events)
-            print()
-            print(render(rows, set(impatient)))
-            print()
-            for q in rig.config.queues:
-                st = rig.engine.core.figures.total(q.id)
-                asa = st.wait_answered / st.answered if st.answered else 0.0
-                print(f"queue {q.id}: offered {st.offered}, answered {st.answered}, "
-                      f"abandoned {st.abandoned}, ring-no-answer {st.rona}, ASA {asa:.2f} s")
-            for line in agent_lines(rig):
-                print(line)
-            partner = rig.partners[PARTNER].result().by_event("answered")
-            print(f"partner {PARTNER}: took {len(partner)} call(s) from Guangdong")
-            for r in done:
-                print(r.summary())
-            handler.flush()
-            print(f"\nEverything from this run: {art}")
-            print("  engine.log          the engine's log: acd.events (every state change) "
-                  "and acd.decision (why each call went where it went)")
-            print(f"  {rig.asterisk.name}/log/        Asterisk's messages.log, CDRs, "
-                  f"queue_log; {rig.asterisk.name}/etc/: its config")
-            print("  *.log.txt, *.csv    the SIPp phones' and callers' traces")
-            wall = f"{base_url}/#token={token}"
-            if stay:
-                print(f"\nThe hotline stays up (Ctrl-C ends it):\n"
-                      f"  wallboard   {wall}\n"
-                      f"  API         curl -H 'Authorization: Bearer {token}' "
-                      f"{base_url}/api/v1/queues\n"
-                      f"  agent 1004  curl -X POST -H 'Authorization: Bearer {token}' -H "
-                      f"'Content-Type: application/json' -d '{{\"action\": \"ready\"}}' "
-                      f"{base_url}/api/v1/agents/1004/state\n"
-                      f"  a call      scripts/sandbox call --name {rig.asterisk.name} "
-                      f"--from 13926012345 --to {IVR_DID} --digits 1")
-                await _wait_for_stop()
-            else:
-                print("\nNext: `scripts/demo --stay` keeps this hotline up with its "
-                      "wallboard and API (URLs printed) for your own calls "
-                      "(`scripts/sandbox call`); docs/asterisk.md puts it on a real "
-                      "Asterisk.")
-            ok = all(r.failed == 0 for r in done)
-    for name in ("acd", "api"):
-        logging.getLogger(name).handlers = []
-        logging.getLogger(name).propagate = True
-    handler.close()
+    ok = False
+    try:
+        token = secrets.token_urlsafe(24)
+        environ = {TOKEN_ENV: token}
+        plans = [AgentPlan(a, skills={"consult": 1, "repair": 1}, talk_ms=(1500, 3000))
+                 for a in ("1001", "1002", "1003")]
+        plans.append(AgentPlan(NO_ANSWER_AGENT, "agent_noanswer"))  # never picks up
+        sites = [SitePlan(PARTNER, ["CN-GD"], capacity=2, talk_ms=(1500, 2500))]
+        print("Starting Asterisk 22 (sandbox), the ACD engine with its API, 4 agent phones and "
+              f"a partner site for Guangdong …\n(everything this run writes: {art})")
+        rig = Rig(art, plans, sites=sites, name="demo", ring_timeout=4, wrap_up=0.5,
+                  extra_config=demo_config(_free_port(8080)))
+        async with rig:
+            assert rig.asterisk is not None and rig.engine is not None and rig.config is not None
+            print(rig.asterisk.cli("core show version").strip())
+            app = create_app(rig.engine, rig.config, registry=CollectorRegistry(),
+                             environ=environ)
+            async with serving(app, "127.0.0.1", rig.config.api.port if rig.config.api
+                               else 0) as server:
+                base_url = f"http://127.0.0.1:{server.port}"
+                numbers = [f"13{800138001 + i * 7919:09d}" for i in range(calls)]
+                # Guangdong callers last: they wait longest, so they reach the partner
+                numbers[-len(GUANGDONG):] = GUANGDONG
+                impatient = [f"1370000111{i}" for i in range(2)]
+                ivr = dtmf_caller_scenario("2", art, delay_ms=1000)
+                print(f"\nCalling {DID}: {len(numbers)} callers at {rate:g}/s (three from "
+                      f"Guangdong), 2 impatient callers who hang up after "
+                      f"{IMPATIENT_PATIENCE_MS / 1000:g} s, then a VIP ({VIP}); and "
+                      f"{IVR_CALLER} dials {IVR_DID} and presses 2 in the menu …")
+                done = await asyncio.gather(
+                    rig.call(numbers, rate=rate, time_limit=120),
+                    rig.call(impatient, scenario="caller_abandon",
+                             patience_ms=[IMPATIENT_PATIENCE_MS] * 2, name="impatient",
+                             rate=rate, time_limit=60),
+                    _later(1.5, rig.call([VIP], name="vip", time_limit=90)),
+                    _later(0.5, rig.call([IVR_CALLER], scenario=ivr, service=IVR_DID,
+                                         name="ivr", time_limit=90)),
+                )
+                await asyncio.sleep(1.0)
+                rows = stories(rig.events)
+                print()
+                print(render(rows, set(impatient)))
+                print()
+                for q in rig.config.queues:
+                    st = rig.engine.core.figures.total(q.id)
+                    asa = st.wait_answered / st.answered if st.answered else 0.0
+                    print(f"queue {q.id}: offered {st.offered}, answered {st.answered}, "
+                          f"abandoned {st.abandoned}, ring-no-answer {st.rona}, ASA {asa:.2f} s")
+                for line in agent_lines(rig):
+                    print(line)
+                partner = rig.partners[PARTNER].result().by_event("answered")
+                print(f"partner {PARTNER}: took {len(partner)} call(s) from Guangdong")
+                for r in done:
+                    print(r.summary())
+                handler.flush()
+                print(f"\nEverything from this run: {art}")
+                print("  engine.log          the engine's log: acd.events (every state change) "
+                      "and acd.decision (why each call went where it went)")
+                print(f"  {rig.asterisk.name}/log/        Asterisk's messages.log, CDRs, "
+                      f"queue_log; {rig.asterisk.name}/etc/: its config")
+                print("  *.log.txt, *.csv    the SIPp phones' and callers' traces")
+                wall = f"{base_url}/#token={token}"
+                if stay:
+                    print(f"\nThe hotline stays up (Ctrl-C ends it):\n"
+                          f"  wallboard   {wall}\n"
+                          f"  API         curl -H 'Authorization: Bearer {token}' "
+                          f"{base_url}/api/v1/queues\n"
+                          f"  agent 1004  curl -X POST -H 'Authorization: Bearer {token}' -H "
+                          f"'Content-Type: application/json' -d '{{\"action\": \"ready\"}}' "
+                          f"{base_url}/api/v1/agents/1004/state\n"
+                          f"  a call      scripts/sandbox call --name {rig.asterisk.name} "
+                          f"--from 13926012345 --to {IVR_DID} --digits 1")
+                    await _wait_for_stop()
+                else:
+                    print("\nNext: `scripts/demo --stay` keeps this hotline up with its "
+                          "wallboard and API (URLs printed) for your own calls "
+                          "(`scripts/sandbox call`); docs/asterisk.md puts it on a real "
+                          "Asterisk.")
+                ok = all(r.failed == 0 for r in done)
+    finally:
+        _unlog(handler)
     return 0 if ok else 1
 
 

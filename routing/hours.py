@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_RANGE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_RANGE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?-(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +28,16 @@ class Interval:
 
 
 def parse_interval(text: str) -> Interval:
+    """``"08:30-20:00"``; seconds are allowed (``"08:30-17:59:30"``), 24:00 ends a day."""
     m = _RANGE.match(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not an interval like 08:30-20:00")
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
-        raise ValueError(f"{text!r}: hour or minute out of range")
-    start = time(h1, m1)
-    end = time.max if h2 == 24 else time(h2, m2)
+    h1, m1, s1, h2, m2, s2 = (int(g or 0) for g in m.groups())
+    if (h1 > 23 or m1 > 59 or s1 > 59 or m2 > 59 or s2 > 59 or h2 > 24
+            or (h2 == 24 and (m2 or s2))):
+        raise ValueError(f"{text!r}: hour, minute or second out of range")
+    start = time(h1, m1, s1)
+    end = time.max if h2 == 24 else time(h2, m2, s2)
     if end <= start:
         raise ValueError(f"{text!r}: the end must be after the start")
     return Interval(start, end)
@@ -99,7 +101,7 @@ class Schedule:
         return any(i.contains(t) for i in self.weekly.get(local.weekday(), ()))
 
     def next_open(self, at: datetime, horizon_days: int = 14) -> datetime | None:
-        """The next instant (minute resolution) the schedule opens, within the horizon."""
+        """The next instant the schedule opens, within the horizon."""
         if self.is_open(at):
             return at
         local = at.astimezone(ZoneInfo(self.tz))

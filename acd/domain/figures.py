@@ -129,8 +129,11 @@ class Counts:
     exits: int = 0
 
     def add(self, other: Counts) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name in _COUNT_NAMES:  # not fields() per call: it runs for every event
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_COUNT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Counts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,7 @@ class AGISession:
         self._quiet = asyncio.Event()  # no reply outstanding (abandoned ones included)
         self._quiet.set()
         self._closed_reason: str | None = None
+        self._music_class = ""  # the CHANNEL(musicclass) this session last set
         self._reader_task = asyncio.create_task(
             self._read_loop(), name=f"agi-reader {env.channel or env.uniqueid}"
         )
@@ -233,9 +234,15 @@ class AGISession:
         return await self._ok(f"EXEC {app} {quote(args)}", timeout)
 
     async def set_music(self, on: bool, moh_class: str | None = None) -> None:
+        """Hold music on or off. A class is also made the channel's ``musicclass``:
+        res_musiconhold prefers a channel's class to the one asked for (its
+        ``preferchannelclass``), and the dialplan sets one on every hotline call."""
         if not on:
             await self._ok("SET MUSIC OFF")
         elif moh_class:
+            if moh_class != self._music_class:
+                await self.set_variable("CHANNEL(musicclass)", moh_class)
+                self._music_class = moh_class
             await self._ok(f"SET MUSIC ON {quote(moh_class)}")
         else:
             await self._ok("SET MUSIC ON")

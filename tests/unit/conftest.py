@@ -89,7 +89,7 @@ class ApiRig:
                                      region_known=bool(region)))
 
     async def offer(self, call_id: str) -> SessionItem:
-        return await asyncio.wait_for(self.sessions[call_id].get(), 1)
+        return await asyncio.wait_for(self.sessions[call_id].get(), 5)
 
     async def get(self, path: str, headers: Mapping[str, str] | None = None) -> Any:
         r = await self.http.get(path, headers=dict(headers if headers is not None

@@ -147,7 +147,7 @@ async def test_replays_the_inbound_transcript_with_the_helpers(agi: Harness) -> 
     with pytest.raises(AGICommandError) as usage:
         await session.set_music(False)  # answered with the 520 usage block
     assert usage.value.response.code == 520
-    await session.set_music(True, "default")
+    await session.command('SET MUSIC ON "default"')
     await session.set_music(False)
     assert (await session.command('STREAM FILE no-such-sound ""')).fields["endpos"] == "0"
     await session.command("WAIT FOR DIGIT 50")

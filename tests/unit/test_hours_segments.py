@@ -43,7 +43,18 @@ def test_empty_schedule_is_always_open_and_24h_interval() -> None:
     assert s.is_open(at(2026, 1, 1, 23, 59))
 
 
-@pytest.mark.parametrize("bad", ["8-20", "20:00-08:00", "09:00-25:00", "09:60-10:00"])
+def test_intervals_may_end_on_a_second() -> None:
+    from datetime import UTC, datetime
+
+    s = Schedule.build("UTC", {"daily": "08:30-17:59:30"})
+    day = datetime(2026, 3, 2, 17, 59, 29, 999000, tzinfo=UTC)
+    assert s.is_open(day) and not s.is_open(day.replace(second=30, microsecond=0))
+    assert s.next_change(day) == day.replace(second=30, microsecond=0)
+    assert parse_interval("08:00:15-09:00").start.second == 15
+
+
+@pytest.mark.parametrize("bad", ["8-20", "20:00-08:00", "09:00-25:00", "09:60-10:00",
+                                 "09:00:60-10:00", "09:00-24:00:01", "09:00:5-10:00"])
 def test_bad_intervals(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_interval(bad)
