@@ -79,6 +79,26 @@ def demo_config(api_port: int) -> dict[str, Any]:
     }
 
 
+#: The demo's sign-ins (printed with --stay): every agent's PIN, the supervisor's password.
+DEMO_PIN = "1234"
+DEMO_PASSWORD = "demo-console"
+
+
+def with_demo_sign_ins(config: Any) -> Any:
+    """The rig's config with PIN hashes for the agents and one supervisor (admin) who can
+    sign in on the console: the desktop and console pages of the demo."""
+    from acd.config import passwords
+    from acd.config.schema import SupervisionConfig
+
+    pin = passwords.hash_password(DEMO_PIN)
+    supervision = SupervisionConfig.model_validate({"supervisors": [
+        {"id": "demo", "name": "演示主管", "role": "admin",
+         "password_hash": passwords.hash_password(DEMO_PASSWORD)}]})
+    return config.model_copy(update={
+        "agents": [a.model_copy(update={"pin_hash": pin}) for a in config.agents],
+        "supervision": supervision})
+
+
 # --------------------------------------------------------------------------- the story
 
 
@@ -274,7 +294,8 @@ async def run(calls: int, rate: float, stay: bool, base: Path | None = None) -> 
         async with rig:
             assert rig.asterisk is not None and rig.engine is not None and rig.config is not None
             print(rig.asterisk.cli("core show version").strip())
-            app = create_app(rig.engine, rig.config, registry=CollectorRegistry(),
+            app = create_app(rig.engine, with_demo_sign_ins(rig.config),
+                             registry=CollectorRegistry(),
                              environ=environ)
             async with serving(app, "127.0.0.1", rig.config.api.port if rig.config.api
                                else 0) as server:
@@ -324,6 +345,9 @@ async def run(calls: int, rate: float, stay: bool, base: Path | None = None) -> 
                 if stay:
                     print(f"\nThe hotline stays up (Ctrl-C ends it):\n"
                           f"  wallboard   {wall}\n"
+                          f"  agent desk  {base_url}/desk      (agent 1004, PIN {DEMO_PIN})\n"
+                          f"  console     {base_url}/console   (supervisor demo, "
+                          f"password {DEMO_PASSWORD})\n"
                           f"  API         curl -H 'Authorization: Bearer {token}' "
                           f"{base_url}/api/v1/queues\n"
                           f"  agent 1004  curl -X POST -H 'Authorization: Bearer {token}' -H "

@@ -61,6 +61,17 @@ async def test_the_demo_stays_up_with_its_wallboard(
                                   headers={"Authorization": f"Bearer {token}"})
         assert queues.status_code == 200
         assert {q["id"] for q in queues.json()} == {"consult", "repair"}
+        # the printed demo sign-ins open the agent desktop and the console
+        desk = re.search(r"agent desk\s+(\S+)/desk\s+\(agent (\d+), PIN (\d+)\)", seen)
+        console = re.search(r"console\s+\S+/console\s+\(supervisor (\w+), password (\S+)\)",
+                            seen)
+        assert desk and console, seen
+        signed = await client.post(base + "/api/v1/session", json={
+            "kind": "agent", "id": desk.group(2), "secret": desk.group(3)})
+        assert signed.status_code == 200 and signed.json()["agent"] == desk.group(2)
+        sup = await client.post(base + "/api/v1/session", json={
+            "kind": "supervisor", "id": console.group(1), "secret": console.group(2)})
+        assert sup.status_code == 200 and sup.json()["role"] == "admin"
     assert "scripts/sandbox call --name demo-" in seen
     os.kill(os.getpid(), signal.SIGINT)
     assert await asyncio.wait_for(task, 60) == 0
