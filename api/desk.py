@@ -18,6 +18,7 @@ one script each, no inline script or style, a strict CSP.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -121,10 +122,24 @@ class DeskMemory:
 
 
 class AuditLog:
-    """Every supervisor and admin action (API and console): who, what, when, answer."""
+    """Every supervisor and admin action (API and console): who, what, when, answer.
 
-    def __init__(self, size: int = 10_000) -> None:
+    Kept in memory (the last ``size``) and, with ``desktop.audit_file``, appended to that
+    file as JSON lines (flushed at each entry; the last ``size`` are read back at start,
+    so ``GET /audit`` survives a restart)."""
+
+    def __init__(self, size: int = 10_000, path: str | None = None) -> None:
         self.entries: deque[dict[str, Any]] = deque(maxlen=size)
+        self.path = Path(path) if path else None
+        if self.path is not None and self.path.exists():
+            with self.path.open(encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line after a crash
+                    if isinstance(entry, dict):
+                        self.entries.append(entry)
 
     def record(self, who: Principal, method: str, path: str, status: int,
                detail: str = "") -> None:
@@ -133,6 +148,12 @@ class AuditLog:
         self.entries.append(entry)
         audit_log.info("%s (%s): %s %s → %d %s", who.name, who.role.value, method, path,
                        status, detail)
+        if self.path is not None:
+            try:
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            except OSError as exc:
+                log.warning("audit file %s: %s (the entry is in the log)", self.path, exc)
 
 
 class AuditMiddleware(BaseHTTPMiddleware):
@@ -501,7 +522,7 @@ def install(app: Any, state: ApiState, environ: Any = None) -> None:
                                   second_sign_in=desk_cfg.second_sign_in)
     app.state.credentials = Credentials(state.config)
     app.state.desk_memory = DeskMemory()
-    app.state.audit = AuditLog()
+    app.state.audit = AuditLog(path=desk_cfg.audit_file)
     app.state.environ = environ  # the spy account's secret (None: the process's)
     app.add_middleware(AuditMiddleware)
     app.include_router(router)

@@ -978,6 +978,9 @@ class DesktopConfig(_Model):
     note_max: int = Field(default=2000, ge=0, le=20_000)
     feature_codes: FeatureCodesConfig = FeatureCodesConfig()
     feature_sounds: FeatureSoundsConfig = FeatureSoundsConfig()
+    #: Where the audit log of supervisor and admin actions is appended (JSON lines); the
+    #: last entries are read back at start. None: kept in memory only.
+    audit_file: str | None = None
 
 
 class SpyAMIConfig(_Model):

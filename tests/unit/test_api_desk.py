@@ -265,3 +265,20 @@ async def test_a_revoked_session_closes_its_event_stream(rig: ApiRig) -> None:
                 while True:  # the next heartbeat or event finds the session gone
                     await asyncio.wait_for(ws.recv(), 7)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_the_audit_file_survives_a_restart(tmp_path: Any) -> None:
+    path = tmp_path / "audit.jsonl"
+    cfg = config().model_copy(update={"desktop": config().desktop.model_copy(
+        update={"audit_file": str(path)})})
+    async with ApiRig(cfg, environ={"ZT": ZT}) as rig:
+        r = await rig.http.post("/api/v1/agents/1001/state", json={"action": "ready"},
+                                headers={"Authorization": f"Bearer {ZT}"})
+        assert r.status_code == 200
+    assert json.loads(path.read_text().splitlines()[0])["who"] == "zhang-tool"
+    async with ApiRig(cfg, environ={"ZT": ZT}) as rig:
+        admin = client(rig)
+        await sign_in(admin, "supervisor", "boss", "admin-pass")
+        entries = (await admin.get("/api/v1/audit")).json()
+        assert [e["action"] for e in entries] == ["POST /api/v1/agents/1001/state"]
+        await admin.aclose()
