@@ -240,6 +240,8 @@ async def sign_in(body: SignIn, request: Request, state: State) -> JSONResponse:
     session_id, session = state.sessions.create(who)
     log.info("%s signed in on the %s page", who.name,
              "desktop" if who.is_agent else "console")
+    if not who.is_agent:  # a supervisor's or admin's sign-in is an action too
+        request.app.state.audit.record(who, "POST", "/api/v1/session", 200, "signed in")
     response = JSONResponse(_info(who, session.csrf, state.sessions.ttl).model_dump())
     response.set_cookie(COOKIE, session_id, max_age=int(state.sessions.ttl), path="/",
                         httponly=True, samesite="strict",

@@ -80,7 +80,7 @@ async def test_supervisor_moves_a_waiting_caller_forces_agent_state_and_is_audit
             assert result.failed == 0, result.errors_text()
             assert rig.published("call_completed")[0]["agent"] == "8001"
             # the audit log (this supervisor is an admin): newest first
-            await dom_until(cdp, "document.querySelectorAll('#audit tr').length", 4, 5)
+            await dom_until(cdp, "document.querySelectorAll('#audit tr').length", 5, 5)
             actions = await cdp.eval(
                 "[...document.querySelectorAll('#audit tr')].map(r => "
                 "r.children[1].textContent + ' ' + r.children[2].textContent + ' ' + "
@@ -89,4 +89,5 @@ async def test_supervisor_moves_a_waiting_caller_forces_agent_state_and_is_audit
                 "supervisor:boss POST /api/v1/agents/8001/state 200",
                 "supervisor:boss POST /api/v1/agents/8001/state 200",
                 f"supervisor:boss POST /api/v1/calls/{call_id}/move 200",
-                f"supervisor:boss POST /api/v1/calls/{call_id}/move 200"]
+                f"supervisor:boss POST /api/v1/calls/{call_id}/move 200",
+                "supervisor:boss POST /api/v1/session 200"]

@@ -145,9 +145,11 @@ async def test_console_is_scoped_and_supervisor_actions_are_audited(rig: ApiRig)
     admin = client(rig)
     await sign_in(admin, "supervisor", "boss", "admin-pass")
     entries = (await admin.get("/api/v1/audit")).json()
-    assert [(e["who"], e["action"], e["status"]) for e in entries][:2] == [
+    assert [(e["who"], e["action"], e["status"]) for e in entries][:4] == [
+        ("supervisor:boss", "POST /api/v1/session", 200),
         ("supervisor:zhang", "POST /api/v1/agents/1002/sign-out", 403),
-        ("supervisor:zhang", "POST /api/v1/agents/1001/state", 200)]
+        ("supervisor:zhang", "POST /api/v1/agents/1001/state", 200),
+        ("supervisor:zhang", "POST /api/v1/session", 200)]
     await sup.aclose()
     await admin.aclose()
 
@@ -280,5 +282,6 @@ async def test_the_audit_file_survives_a_restart(tmp_path: Any) -> None:
         admin = client(rig)
         await sign_in(admin, "supervisor", "boss", "admin-pass")
         entries = (await admin.get("/api/v1/audit")).json()
-        assert [e["action"] for e in entries] == ["POST /api/v1/agents/1001/state"]
+        assert [e["action"] for e in entries] == ["POST /api/v1/session",  # boss, now
+                                                  "POST /api/v1/agents/1001/state"]
         await admin.aclose()
