@@ -1,11 +1,12 @@
 """``acd simulate --config acd.yaml --scenario day.yaml [--replications N] [--seed N]
-[--json] [--verbose]``."""
+[--date YYYY-MM-DD] [--json] [--verbose]`` (docs/simulate.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from datetime import date as Date
 from typing import Any
 
 from acd.config import ConfigError, load_config
@@ -22,6 +23,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(line, file=sys.stderr)
         return 2
+    if args.date is not None:
+        scenario = scenario.model_copy(update={"date": args.date})
     reps = replicate(config, scenario, replications=args.replications, seed=args.seed)
     if args.json:
         print(json.dumps(reps.to_dict(verbose=args.verbose), indent=2, allow_nan=False,
@@ -36,6 +39,13 @@ def _replications(text: str) -> int:
     if not 1 <= n <= 1000:
         raise argparse.ArgumentTypeError("between 1 and 1000")
     return n
+
+
+def _date(text: str) -> Date:
+    try:
+        return Date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def add_simulate_parser(sub: Any) -> None:
@@ -53,6 +63,9 @@ def add_simulate_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the first day (default: the scenario's seed); day k "
                         "uses seed + k")
+    p.add_argument("--date", type=_date, default=None,
+                   help="simulate this date instead of the scenario's (YYYY-MM-DD: the "
+                        "queues', sites' and partners' hours and holidays of that day)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="also engine-internal figures (core events, wall time)")

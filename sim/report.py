@@ -282,12 +282,17 @@ def _hours_table(reps: Replications) -> list[str]:
     rows = []
     for h in ids:
         f = reps.hour(h)
+        if not _any(f["callers"]):
+            continue  # no caller in that hour on any day (agents finishing the last calls)
         rows.append([hour_label(h), *_tally_cells(f, partners), _hours(f["agents"]),
                      _pct(f["occupancy"], ci=False)])
     head = [("时段", "hour"), *_tally_head(partners), ("在线坐席", "agents"),
             ("占用率", "occupancy")]
+    if not rows:
+        return []
     return ["按小时 by hour (来电时刻 hour of arrival; 在线坐席: 平均在线人数 "
-            "agents: mean number staffed)", *_table(head, rows)]
+            "agents: mean number staffed; 无来电的小时不列 hours without callers left out)",
+            *_table(head, rows)]
 
 
 def _agents_table(reps: Replications) -> list[str]:
