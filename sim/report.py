@@ -153,7 +153,7 @@ def _caller_rows(f: Figures, target: str, erl: ErlangFigures | None) -> list[Row
         rows.append(("关闭/送走 closed or sent away", _num(f["sent_away"]), ""))
         rows.append((f"服务水平 service level (≤ {target}), 全部来电 all callers",
                      _pct(f["service_level_all"]), ""))
-        rows.append(("  仅排队来电 callers in line only (ACD_SPEC §5)",
+        rows.append(("  仅排队来电 callers in line only (as the wallboard counts)",
                      _pct(f["service_level"]), erl_sl))
     else:
         rows.append((f"服务水平 service level (≤ {target})", _pct(f["service_level"]),
