@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,9 +50,9 @@ class ErlangFigures:
 
 
 def single_skill_queues(pools: Mapping[str, tuple[str, ...]],
-                        scenario: Scenario) -> set[str]:
+                        with_callers: Iterable[str]) -> set[str]:
     """Queues with callers whose agents take no other queue's callers (Erlang applies)."""
-    busy = [q for q in scenario.queues if q in pools]
+    busy = [q for q in with_callers if q in pools]
     out: set[str] = set()
     for q in busy:
         mine = set(pools[q])

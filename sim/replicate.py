@@ -28,6 +28,7 @@ TALLY_FIGURES: dict[str, Callable[[QueueFigures], float | None]] = {
     "closed": lambda f: f.closed,
     "exits": lambda f: f.exits,
     "exits_ended": lambda f: f.exits_ended,
+    "transferred_in": lambda f: f.transferred_in,
     "sent_away": lambda f: f.sent_away,
     "overflowed": lambda f: f.overflowed,
     "answered_by_partner": lambda f: f.answered_by_partner,

@@ -18,7 +18,7 @@ from routing.regions import REGION_NAMES
 from sim.erlang import ErlangFigures
 from sim.replicate import Figures, Replications
 from sim.scenario import fmt_clock
-from sim.simulator import EXITS, NO_AGENTS, PARTNERS, SHARED_AGENTS, QueueResult
+from sim.simulator import EXITS, NO_AGENTS, PARTNERS, SHARED_AGENTS, TRANSFERS, QueueResult
 from sim.stats import Estimate
 
 _WEEKDAYS = (("周一", "Mon"), ("周二", "Tue"), ("周三", "Wed"), ("周四", "Thu"),
@@ -28,7 +28,8 @@ _NO_ERLANG = {
     NO_AGENTS: "无坐席可接 no agent can take its calls",
     SHARED_AGENTS: "坐席兼顾其他队列 agents shared with other queues",
     PARTNERS: "合作网点也接此队列 partner sites take its calls",
-    EXITS: "有离队规则 callers leave by its exits (max_wait …)",
+    EXITS: "有离队规则 callers may leave by its exits",
+    TRANSFERS: "来电也来自其他队列的离队 callers also come from other queues' exits",
 }
 
 
@@ -143,8 +144,11 @@ def _caller_rows(f: Figures, target: str, erl: ErlangFigures | None) -> list[Row
     rows.append(("放弃 abandoned", _num(f["abandoned"]), ""))
     if _any(f["exits"]):
         rows.append(("离队 left by an exit", _num(f["exits"]), ""))
-    if _any(f["exits_ended"]):
-        rows.append(("  其中结束 of which ended (voicemail, message)",
+        if _any(f["exits_ended"]):
+            rows.append(("  其中结束 of which ended (voicemail, message)",
+                         _num(f["exits_ended"]), ""))
+    elif _any(f["exits_ended"]):  # a tally of callers: an exit to another queue is no end
+        rows.append(("离队结束 ended by an exit (voicemail, message)",
                      _num(f["exits_ended"]), ""))
     if _any(f["unanswered_at_end"]):
         rows.append(("结束时仍在等 still waiting at the end", _num(f["unanswered_at_end"]), ""))
@@ -201,6 +205,9 @@ def _queue_block(reps: Replications, qid: str) -> list[str]:
     target = "—" if q.figures.sl_target is None else f"{q.figures.sl_target:g} s"
     e = q.erlang
     rows = _caller_rows(f, target, e)
+    if _any(f["transferred_in"]):
+        rows.insert(1, ("  由其他队列转入 moved in by other queues' exits",
+                        _num(f["transferred_in"]), ""))
     rows.append(("平均处理 AHT (talk + wrap-up)", _sec(f["aht"]), ""))
     rows.append(("占用率 occupancy", _pct(f["occupancy"]),
                  "" if e is None else _plain_pct(e.occupancy)))

@@ -266,6 +266,8 @@ def occupancy(t: AgentTime) -> float | None:
 
 #: Why no Erlang figure is given for a queue (codes; the report words them).
 NO_AGENTS, SHARED_AGENTS, PARTNERS, EXITS = "no_agents", "shared_agents", "partners", "exits"
+#: … callers also come from other queues' exits (``to: queue``): not Poisson arrivals.
+TRANSFERS = "transfers"
 
 
 @dataclass(slots=True)
@@ -841,11 +843,17 @@ class Simulation:
         for a in self.config.agents:
             for g in a.groups:
                 groups.setdefault(g, AgentTime()).add(agents[a.id])
-        single = single_skill_queues(self.pools, self.scenario)
-        partnered = {qid for qid in self.scenario.queues
+        # The scenario's queues, and those only other queues' exits sent callers to.
+        shown = [*self.scenario.queues,
+                 *(q.id for q in self.config.queues if q.id not in self.scenario.queues
+                   and (self._figures[q.id].callers or self._figures[q.id].transferred_in))]
+        single = single_skill_queues(self.pools, shown)
+        partnered = {qid for qid in shown
                      if any(p.offers(qid) for p in self.core.partners.partners)}
+        targets = {a.queue for qid in shown
+                   for a in (self.config.queue(qid).exits.action,) if a is not None}
         queues: dict[str, QueueResult] = {}
-        for qid in self.scenario.queues:
+        for qid in shown:
             pool_time = AgentTime()
             for aid in self.pools[qid]:
                 pool_time.add(agents[aid])
@@ -853,12 +861,14 @@ class Simulation:
             if not self.pools[qid]:
                 why: str | None = NO_AGENTS
             elif qid not in single:
-                why = SHARED_AGENTS
+                why = SHARED_AGENTS if qid in self.scenario.queues else TRANSFERS
             elif qid in partnered:
                 why = PARTNERS
             elif any(v is not None for v in (exits.max_wait, exits.max_waiting,
                                              exits.max_ewt)):
                 why = EXITS
+            elif qid in targets:
+                why = TRANSFERS
             else:
                 why = None
             erl = erlang_figures(self.config, self.scenario, qid, self.pools[qid],

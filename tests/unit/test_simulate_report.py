@@ -294,3 +294,91 @@ def test_cli_date_override_and_verbose(capsys: pytest.CaptureFixture[str]) -> No
     assert "is not a date" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*args, "-n", "0"])
+
+
+# -- exits, the end of the clock, the warm-up ------------------------------------------
+
+EXITS_CONFIG = """
+queues:
+  - id: sales
+    skills: {sales: 1}
+    sl_target: 20
+    wrap_up: 0
+    exits:
+      max_wait: 60
+      action: {to: voicemail, mailbox: "100@default"}
+  - id: busy
+    skills: {busy: 1}
+    wrap_up: 0
+    exits:
+      max_waiting: 2
+      action: {to: queue, queue: overflow}
+  - {id: overflow, skills: {overflow: 1}, wrap_up: 0}
+agents:
+  - {id: a1, skills: {sales: 1}}
+  - {id: a2, skills: {sales: 1}}
+  - {id: b1, skills: {busy: 1}}
+  - {id: o1, skills: {overflow: 1}}
+  - {id: o2, skills: {overflow: 1}}
+"""
+
+EXITS_SCENARIO = """
+ring_time: 1
+replications: 3
+queues:
+  sales:
+    arrivals: [{from: "09:00", to: "11:00", calls_per_hour: 60}]
+    handle_time: {mean: 150}
+  busy:
+    arrivals: [{from: "09:00", to: "11:00", calls_per_hour: 40}]
+    handle_time: {mean: 120}
+"""
+
+
+def test_exits_are_counted_as_exits_and_voicemail_as_sent_away() -> None:
+    config = parse_config(EXITS_CONFIG)
+    scenario = parse_scenario(EXITS_SCENARIO, config=config)
+    reps = replicate(config, scenario)
+    for r in reps.results:
+        sales, busy = r.queues["sales"], r.queues["busy"]
+        s, b = sales.figures, busy.figures
+        # Overloaded (60/h × 150 s on 2 agents): callers past 60 s go to voicemail.
+        assert s.exits == s.exits_ended > 10 and s.abandoned == 0
+        assert s.sent_away == s.exits_ended and s.closed == 0
+        assert s.offered == s.answered + s.exits + s.unanswered_at_end
+        assert s.service_level_all is not None and s.service_level is not None
+        assert s.service_level_all < s.service_level
+        assert sales.erlang is None and sales.no_erlang == "exits"
+        # The third caller in line of "busy" is moved to "overflow": an exit, not sent
+        # away, and it is answered there.
+        assert b.exits > 0 and b.exits_ended == 0 and b.sent_away == 0
+        assert r.queues["overflow"].figures.transferred_in == b.exits
+        assert r.callers.sent_away == s.exits_ended
+    text = render(reps)
+    assert "离队 left by an exit" in text
+    assert "其中结束 of which ended (voicemail, message)" in text
+    assert "有离队规则 callers may leave by its exits" in text
+    # The queue only exits send callers to is reported too, and says where they came from.
+    moved = reps.queue("overflow")["transferred_in"]
+    assert moved is not None and moved.half_width is not None
+    assert "队列 queue overflow — 2 名坐席 agents (来电也来自其他队列的离队 callers also " \
+           "come from other queues' exits: 无 Erlang 值 no Erlang figure)" in text
+    assert re.search(rf"由其他队列转入 moved in by other queues' exits +{moved.mean:.1f} ± ",
+                     text)
+    everyone = text.split("\n\n")[1]
+    assert everyone.startswith("全部来电 all callers")
+    assert "离队结束 ended by an exit (voicemail, message)" in everyone
+
+
+def test_until_stops_the_clock_and_warmup_is_not_counted() -> None:
+    config = parse_config(EXITS_CONFIG)
+    scenario = parse_scenario(EXITS_SCENARIO + 'until: "10:30"\nwarmup: 1800\n',
+                              config=config)
+    reps = replicate(config, scenario)
+    for r in reps.results:
+        assert r.end == 10.5 * 3600 and r.measure_from == 9.5 * 3600
+        assert min(r.hours) == 9  # 09:30-10:00 counted, under hour 9
+        f = r.queues["busy"].figures
+        assert f.offered == f.answered + f.abandoned + f.exits + f.unanswered_at_end
+    text = render(reps)
+    assert "日期 date 2025-03-03 周一 Mon, 09:00–10:30，计入自 counted from 09:30" in text
