@@ -336,24 +336,27 @@ def render(reps: Replications, title: str = "", *, verbose: bool = False) -> str
                  f"{fmt_clock(first.start)}–{fmt_clock(end)}{counted}")
     seeds = reps.seeds
     seed_text = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    notes = ["说明 notes"]
     if reps.n > 1:
-        lines.append(f"{reps.n} 个独立模拟日 independent simulated days "
-                     f"(种子 seeds {seed_text})")
-        lines.append(f"方法: 每个数字按天计算，取 {reps.n} 天的平均值 ± 95 % 置信区间的半宽"
+        lines.append(f"{reps.n} 个独立模拟日 independent simulated days (种子 seeds "
+                     f"{seed_text}): 平均值 ± 95 % 置信区间 mean ± 95 % confidence interval "
+                     f"(见文末说明 see the notes at the end)")
+        notes.append(f"  方法: 每个数字按天计算，取 {reps.n} 天的平均值 ± 95 % 置信区间的半宽"
                      f"（t 分布，自由度 {reps.n - 1}；百分比的 ± 为百分点）")
-        lines.append(f"method: each figure is computed per simulated day; shown: the mean "
+        notes.append(f"  method: each figure is computed per simulated day; shown: the mean "
                      f"over {reps.n} days ± the half-width of its 95 % confidence interval "
                      f"(Student's t, {reps.n - 1} degrees of freedom; ± of a percentage in "
-                     f"percentage points)")
+                     f"percentage points). Counts in the tables without their interval: "
+                     f"--json has them all")
     else:
         lines.append(f"1 个模拟日 one simulated day (种子 seed {seed_text}): 无置信区间 "
                      f"no confidence interval (use --replications 10)")
     if any(q.erlang is not None for q in first.queues.values()):
-        lines.append("Erlang: 单技能队列的解析值，按到达率和人数分段稳态计算 the analytic "
+        notes.append("  Erlang: 单技能队列的解析值，按到达率和人数分段稳态计算 the analytic "
                      "figure of a single-skill queue, piecewise steady states")
     if verbose:
         eng = reps.engine()
-        lines.append(f"引擎 engine: {eng['events']} core events in "
+        notes.append(f"  引擎 engine: {eng['events']} core events in "
                      f"{eng['wall_seconds']:.2f} s ({reps.n} days)")
     sections: list[list[str]] = []
     if len(first.queues) > 1:
@@ -361,6 +364,8 @@ def render(reps: Replications, title: str = "", *, verbose: bool = False) -> str
     sections += [_queue_block(reps, qid) for qid in first.queues]
     sections += [_sites_table(reps), _regions_table(reps), _hours_table(reps),
                  _agents_table(reps)]
+    if len(notes) > 1:
+        sections.append(notes)
     for section in sections:
         if section:
             lines.append("")
