@@ -843,15 +843,11 @@ class Simulation:
         for a in self.config.agents:
             for g in a.groups:
                 groups.setdefault(g, AgentTime()).add(agents[a.id])
-        # The scenario's queues, and those only other queues' exits sent callers to.
-        shown = [*self.scenario.queues,
-                 *(q.id for q in self.config.queues if q.id not in self.scenario.queues
-                   and (self._figures[q.id].callers or self._figures[q.id].transferred_in))]
+        shown = reported_queues(self.config, self.scenario)
         single = single_skill_queues(self.pools, shown)
         partnered = {qid for qid in shown
                      if any(p.offers(qid) for p in self.core.partners.partners)}
-        targets = {a.queue for qid in shown
-                   for a in (self.config.queue(qid).exits.action,) if a is not None}
+        targets = {t for qid in shown if (t := _exit_target(self.config, qid)) is not None}
         queues: dict[str, QueueResult] = {}
         for qid in shown:
             pool_time = AgentTime()
@@ -882,6 +878,23 @@ class Simulation:
                          self._all, dict(sorted(self._by_region.items())),
                          dict(sorted(self._by_hour.items())),
                          dict(sorted(self._hour_time.items())), self._sites)
+
+
+def _exit_target(config: Config, queue_id: str) -> str | None:
+    """The queue a queue's exit (``exits.action``: ``to: queue``) moves callers to."""
+    action = config.queue(queue_id).exits.action
+    return None if action is None else action.queue
+
+
+def reported_queues(config: Config, scenario: Scenario) -> list[str]:
+    """The scenario's queues, then those their exits can move callers to (every day the
+    same list, so the days' results line up)."""
+    out = list(scenario.queues)
+    for qid in out:  # grows while it is walked: targets of targets
+        target = _exit_target(config, qid)
+        if target is not None and target not in out:
+            out.append(target)
+    return out
 
 
 def simulate(config: Config, scenario: Scenario, *, seed: int | None = None,

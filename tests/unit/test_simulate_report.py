@@ -354,6 +354,7 @@ def test_exits_are_counted_as_exits_and_voicemail_as_sent_away() -> None:
         assert b.exits > 0 and b.exits_ended == 0 and b.sent_away == 0
         assert r.queues["overflow"].figures.transferred_in == b.exits
         assert r.callers.sent_away == s.exits_ended
+        assert list(r.queues) == ["sales", "busy", "overflow"]
     text = render(reps)
     assert "离队 left by an exit" in text
     assert "其中结束 of which ended (voicemail, message)" in text
@@ -368,6 +369,21 @@ def test_exits_are_counted_as_exits_and_voicemail_as_sent_away() -> None:
     everyone = text.split("\n\n")[1]
     assert everyone.startswith("全部来电 all callers")
     assert "离队结束 ended by an exit (voicemail, message)" in everyone
+
+
+def test_a_queue_exits_can_reach_is_reported_every_day_even_without_callers() -> None:
+    config = parse_config(EXITS_CONFIG)
+    quiet = parse_scenario(EXITS_SCENARIO.replace("calls_per_hour: 40", "calls_per_hour: 1"),
+                           config=config)
+    reps = replicate(config, quiet)
+    for r in reps.results:  # nobody is ever third in line of "busy"
+        assert list(r.queues) == ["sales", "busy", "overflow"]
+        assert r.queues["busy"].figures.exits == 0
+        assert r.queues["overflow"].figures.transferred_in == 0
+        assert r.queues["overflow"].no_erlang == "transfers"
+    moved = reps.queue("overflow")["transferred_in"]
+    assert moved is not None and moved.mean == 0
+    assert "由其他队列转入" not in render(reps)
 
 
 def test_until_stops_the_clock_and_warmup_is_not_counted() -> None:
