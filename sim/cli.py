@@ -35,9 +35,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _replications(text: str) -> int:
-    n = int(text)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if not 1 <= n <= 1000:
-        raise argparse.ArgumentTypeError("between 1 and 1000")
+        raise argparse.ArgumentTypeError(f"{n} days: between 1 and 1000")
     return n
 
 

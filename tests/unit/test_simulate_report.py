@@ -294,6 +294,10 @@ def test_cli_date_override_and_verbose(capsys: pytest.CaptureFixture[str]) -> No
     assert "is not a date" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*args, "-n", "0"])
+    assert "0 days: between 1 and 1000" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "-n", "ten"])
+    assert "'ten' is not a whole number" in capsys.readouterr().err
 
 
 # -- exits, the end of the clock, the warm-up ------------------------------------------
