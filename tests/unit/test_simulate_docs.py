@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from acd.config import load_config
+from acd.config import check_text, load_config
 from app.cli import main
 from sim import parse_scenario
 from sim.scenario import Scenario
@@ -70,6 +70,12 @@ def test_the_scenario_example_is_the_shipped_file() -> None:
         encoding="utf-8"), config=config)
     for text in examples:
         assert parse_scenario(text, "docs/simulate.md", config) == shipped
+
+
+def test_the_example_config_passes_check_config() -> None:
+    path = ROOT / "config" / "acd.beijing.yaml"
+    report = check_text(path.read_text(encoding="utf-8"), str(path))
+    assert report.errors == [] and report.warnings == []
 
 
 def test_the_commands_shown_run() -> None:
