@@ -78,14 +78,16 @@ def test_the_example_config_passes_check_config() -> None:
     assert report.errors == [] and report.warnings == []
 
 
-def test_the_commands_shown_run() -> None:
-    commands = [shlex.split(line.removeprefix("$ "))
+def test_the_commands_shown_run(capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    commands = [shlex.split(line.removeprefix("$ acd "))
                 for b in blocks("console") for line in b.splitlines()
                 if line.startswith("$ acd simulate")]
     assert len(commands) >= 3
+    monkeypatch.chdir(ROOT)
     for argv in commands:
-        paths = [argv[i + 1] for i, a in enumerate(argv) if a in ("-c", "-s")]
-        assert all((ROOT / p).is_file() for p in paths), argv
+        assert main([*argv, "--replications", "2"]) == 0, argv  # the last -n wins
+        assert "日期 date" in capsys.readouterr().out
 
 
 def _shape(text: str) -> list[str]:
