@@ -4,9 +4,19 @@
 ``erlang`` (Erlang C/A where it applies), ``report`` (the text), ``cli``.
 """
 
+from sim.replicate import Replications, replicate
 from sim.report import render
 from sim.scenario import Scenario, load_scenario, parse_scenario
 from sim.simulator import SimResult, Simulation, simulate
 
-__all__ = ["Scenario", "SimResult", "Simulation", "load_scenario", "parse_scenario",
-           "render", "simulate"]
+__all__ = [
+    "Replications",
+    "Scenario",
+    "SimResult",
+    "Simulation",
+    "load_scenario",
+    "parse_scenario",
+    "render",
+    "replicate",
+    "simulate",
+]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from acd.config import Config
+from acd.config import Config, SiteKind
 from routing.erlang import (
     ErlangA,
     average_speed_of_answer,
@@ -50,9 +50,9 @@ class ErlangFigures:
 
 
 def single_skill_queues(pools: Mapping[str, tuple[str, ...]],
-                        scenario: Scenario) -> set[str]:
+                        with_callers: Iterable[str]) -> set[str]:
     """Queues with callers whose agents take no other queue's callers (Erlang applies)."""
-    busy = [q for q in scenario.queues if q in pools]
+    busy = [q for q in with_callers if q in pools]
     out: set[str] = set()
     for q in busy:
         mine = set(pools[q])
@@ -102,13 +102,34 @@ def _erlang_a_extras(ea: ErlangA, abandon_target: float) -> tuple[float, float, 
     return answered, asa, min(max(short, 0.0), 1.0)
 
 
-def _staffed(scenario: Scenario, pool: Sequence[str], at: float) -> int:
-    n = 0
-    for aid in pool:
-        shifts = scenario.shifts.get(aid)
-        if shifts is None or any(s.start <= at < s.end for s in shifts):
+class _Duty:
+    """Who of a pool can take calls at a time of day: on shift (the scenario's shifts,
+    group shifts resolved) and at an own site that is open (its hours gate its agents)."""
+
+    def __init__(self, config: Config, scenario: Scenario, pool: Sequence[str]) -> None:
+        shifts = scenario.agent_shifts(config)
+        self.epoch0 = day_epoch(config, scenario.date)
+        own = {s.id: config.site_schedule(s) for s in config.sites
+               if s.kind is SiteKind.OWN}
+        groups = {a.id: a.groups for a in config.agents}
+        self.agents = [(shifts.get(aid), [own[g] for g in groups.get(aid, ()) if g in own])
+                       for aid in pool]
+        #: Some agent's own site has hours: the day is cut by the minute.
+        self.gated = any(not sch.always_open for _, sites in self.agents for sch in sites)
+
+    def cuts(self) -> set[float]:
+        return {t for shifts, _ in self.agents for s in shifts or () for t in (s.start, s.end)}
+
+    def staffed(self, at: float) -> int:
+        moment = datetime.fromtimestamp(self.epoch0 + at, UTC)
+        n = 0
+        for shifts, sites in self.agents:
+            if shifts is not None and not any(s.start <= at < s.end for s in shifts):
+                continue
+            if sites and not any(sch.is_open(moment) for sch in sites):
+                continue
             n += 1
-    return n
+        return n
 
 
 def erlang_figures(config: Config, scenario: Scenario, queue_id: str,
@@ -122,14 +143,13 @@ def erlang_figures(config: Config, scenario: Scenario, queue_id: str,
     handle = ring + qs.handle_time.mean + q.wrap_up
     target = float(q.sl_target)
     patience = None if qs.patience is None else qs.patience.mean
+    duty = _Duty(config, scenario, pool)
     cuts = {w.start for w in qs.arrivals} | {w.end for w in qs.arrivals} | {measure_from}
-    for aid in pool:
-        for s in scenario.shifts.get(aid, ()):
-            cuts |= {s.start, s.end}
+    cuts |= duty.cuts()
     first = max(measure_from, min(w.start for w in qs.arrivals))
     last = max(w.end for w in qs.arrivals)
     schedule = config.schedule(queue_id)
-    if not schedule.always_open:  # opening hours: cut the day by the minute
+    if not schedule.always_open or duty.gated:  # opening hours: cut the day by the minute
         cuts |= {60.0 * m for m in range(int(first // 60), int(last // 60) + 1)}
     points = sorted(t for t in cuts if first <= t <= last)
     epoch0 = day_epoch(config, scenario.date)
@@ -139,7 +159,7 @@ def erlang_figures(config: Config, scenario: Scenario, queue_id: str,
     cache: dict[tuple[int, float], tuple[ErlangA, float, float, float]] = {}
     for a, b in itertools.pairwise(points):
         mid = (a + b) / 2.0
-        c = _staffed(scenario, pool, mid)
+        c = duty.staffed(mid)
         c_seen.append(c)
         staffed += c * (b - a)
         rate = sum(w.calls_per_hour for w in qs.arrivals if w.start <= mid < w.end) / 3600.0

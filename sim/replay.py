@@ -248,7 +248,7 @@ class _Replay(Simulation):
             km = self._patience_km.get(rec.queue)
             patience = km.draw_beyond(rec.wait, self._rng) if km is not None else None
         segment = self._segments.classify(rec.caller) if rec.caller else None
-        self._calls[call_id] = _SimCall(queue, now, talk, True)
+        self._calls[call_id] = _SimCall(queue, now, talk, True, region=rec.region)
         effects = self._apply(CallArrived(
             call_id, queue, rec.caller, clock, clock,
             priority_boost=segment.priority if segment else 0,

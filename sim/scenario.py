@@ -35,6 +35,8 @@ from pydantic import (
 from acd.config import Config, ConfigError, yaml_where
 
 DAY = 86_400.0
+#: A ``shifts`` key naming a group of agents rather than one agent: ``group:beijing``.
+GROUP_PREFIX = "group:"
 #: A Monday.
 DEFAULT_DATE = Date(2025, 3, 3)
 
@@ -172,9 +174,14 @@ class Scenario(_Model):
     warmup: float = Field(default=0.0, ge=0)
     #: Stop the clock here (default: when the last call is done).
     until: Clock | None = None
+    #: Independent days simulated (seeds ``seed`` … ``seed + replications − 1``); the
+    #: report gives each figure's mean and 95 % confidence interval over them.
+    replications: int = Field(default=10, ge=1, le=1000)
     #: Queue id → its callers. Queues left out get no calls.
     queues: dict[str, QueueScenario] = Field(min_length=1)
-    #: Agent id → shifts. Agents left out are available all day.
+    #: Agent id, or ``group:<group>`` (every agent in that group), → shifts: when the
+    #: agent is logged in. An agent's own entry wins over its groups'; an agent in several
+    #: groups with shifts works the union of them. Agents left out are logged in all day.
     shifts: dict[str, list[Shift]] = Field(default_factory=dict)
 
     @field_validator("shifts")
@@ -199,14 +206,45 @@ class Scenario(_Model):
                                  f"unknown queue {qid!r} (the config has "
                                  f"{', '.join(queue_ids)})"))
         agent_ids = {a.id for a in config.agents}
+        groups = {g for a in config.agents for g in a.groups}
         for aid in self.shifts:
-            if aid not in agent_ids:
+            if aid.startswith(GROUP_PREFIX):
+                group = aid.removeprefix(GROUP_PREFIX)
+                if group not in groups:
+                    problems.append((("shifts", aid),
+                                     f"no agent is in group {group!r} (agents' groups: "
+                                     f"{', '.join(sorted(groups)) or 'none'})"))
+            elif aid not in agent_ids:
                 problems.append((("shifts", aid), f"unknown agent {aid!r}"))
         if self.ring_time >= config.engine.ring_timeout:
             problems.append((("ring_time",),
                              f"{self.ring_time:g} s is not below the engine's ring_timeout "
                              f"({config.engine.ring_timeout} s): no call would be answered"))
         return problems
+
+
+    def agent_shifts(self, config: Config) -> dict[str, list[Shift] | None]:
+        """Every agent of ``config`` → its shifts, earliest first (``None``: all day): its
+        own entry, else the union of its groups' entries."""
+        out: dict[str, list[Shift] | None] = {}
+        for a in config.agents:
+            own = self.shifts.get(a.id)
+            if own is not None:
+                out[a.id] = sorted(own, key=lambda s: s.start)
+                continue
+            spans = [(s.start, s.end) for g in a.groups
+                     for s in self.shifts.get(GROUP_PREFIX + g, ())]
+            if not any(GROUP_PREFIX + g in self.shifts for g in a.groups):
+                out[a.id] = None
+                continue
+            merged: list[tuple[float, float]] = []
+            for start, end in sorted(spans):
+                if merged and start <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+                else:
+                    merged.append((start, end))
+            out[a.id] = [Shift.model_construct(start=start, end=end) for start, end in merged]
+        return out
 
 
 class _Loader(yaml.SafeLoader):

@@ -56,6 +56,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from datetime import date as Date
 from typing import Any
 
@@ -74,6 +75,7 @@ from acd.domain import (
     Effect,
     EngineCore,
     Event,
+    ExitCall,
     Fact,
     HoursDue,
     Offer,
@@ -87,8 +89,10 @@ from acd.domain.facts import (
     CallClosed,
     CallCompleted,
     CallConnected,
+    CallExited,
     CallOverflowed,
     CallWaiting,
+    PartnerRejected,
 )
 from routing import AgentSpec
 from sim.erlang import ErlangFigures, erlang_figures, single_skill_queues
@@ -99,9 +103,12 @@ from sim.scenario import ArrivalWindow, Scenario, day_epoch
 
 @dataclass(slots=True)
 class QueueFigures:
-    """What happened to one queue's callers (those counted: after the warm-up)."""
+    """What happened to the callers counted (those after the warm-up) of one queue — or,
+    as a tally of callers, of one region, one hour of arrival, or all of them."""
 
-    sl_target: float
+    #: The queue's service-level target (``None`` for a tally across queues: each call
+    #: is then judged by its own queue's target).
+    sl_target: float | None
     offered: int = 0
     answered: int = 0
     answered_within_target: int = 0
@@ -120,15 +127,45 @@ class QueueFigures:
     #: Calls offered to a partner site (once per call), and answered there.
     overflowed: int = 0
     answered_by_partner: int = 0
-    #: Callers who reached the queue outside its hours (not counted as offered).
+    #: Callers who reached the queue outside its hours: the closed action (not offered).
     closed: int = 0
+    #: Callers who left the line by a queue exit (``exits.max_wait`` …, the queue closing
+    #: with ``on_close: closed``): never counted as abandoned.
+    exits: int = 0
+    #: … of which the exit ended the call (voicemail, a message): sent away.
+    exits_ended: int = 0
+    #: Callers moved here by another queue's exit (``to: queue``).
+    transferred_in: int = 0
 
     # The figures' one definition (acd.domain.figures), as the live view and reports.
 
     @property
     def service_level(self) -> float | None:
+        """ACD_SPEC §5: answered within T ÷ (answered + abandoned after T) — over the
+        callers who reached an open queue and stayed in line."""
         return formulas.service_level(self.answered_within_target, self.answered,
                                       self.abandoned_after_target)
+
+    @property
+    def service_level_all(self) -> float | None:
+        """The same, every caller counted: those sent away (closed, or ended by an exit)
+        count as not answered within T."""
+        return formulas.service_level(self.answered_within_target, self.answered,
+                                      self.abandoned_after_target + self.sent_away)
+
+    @property
+    def callers(self) -> int:
+        """Everyone who called: put in line (offered) or sent away at once (closed)."""
+        return self.offered + self.closed
+
+    @property
+    def sent_away(self) -> int:
+        """Callers nobody answered because the queue was closed or an exit ended it."""
+        return self.closed + self.exits_ended
+
+    @property
+    def sent_away_rate(self) -> float | None:
+        return self.sent_away / self.callers if self.callers else None
 
     @property
     def asa(self) -> float | None:
@@ -148,15 +185,55 @@ class QueueFigures:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "offered": self.offered, "answered": self.answered,
+            "callers": self.callers, "offered": self.offered, "answered": self.answered,
             "answered_within_target": self.answered_within_target,
             "abandoned": self.abandoned, "abandoned_after_target": self.abandoned_after_target,
             "unanswered_at_end": self.unanswered_at_end, "rona": self.rona,
             "sl_target": self.sl_target, "service_level": self.service_level,
+            "service_level_all": self.service_level_all,
             "asa": self.asa, "p_wait": self.p_wait, "abandon_rate": self.abandon_rate,
             "aht": self.aht, "handled": self.handled, "overflowed": self.overflowed,
             "answered_by_partner": self.answered_by_partner, "closed": self.closed,
+            "exits": self.exits, "exits_ended": self.exits_ended,
+            "transferred_in": self.transferred_in, "sent_away": self.sent_away,
+            "sent_away_rate": self.sent_away_rate,
         }
+
+
+@dataclass(slots=True)
+class SiteFigures:
+    """One partner site over the counted part of the day."""
+
+    capacity: int
+    #: Offers to the site (a call tried twice counts twice), answered there, and not
+    #: taken (busy, no answer, unreachable).
+    offered: int = 0
+    answered: int = 0
+    rejected: int = 0
+    handled: int = 0
+    talk_total: float = 0.0
+    #: Seconds × calls the site's capacity was held (from the offer to the hang-up).
+    busy: float = 0.0
+    peak: int = 0
+    #: Seconds the site was open.
+    open_seconds: float = 0.0
+
+    @property
+    def utilisation(self) -> float | None:
+        """Capacity held ÷ capacity open."""
+        room = self.capacity * self.open_seconds
+        return self.busy / room if room > 0 else None
+
+    @property
+    def mean_talk(self) -> float | None:
+        return self.talk_total / self.handled if self.handled else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "offered": self.offered,
+                "answered": self.answered, "rejected": self.rejected,
+                "handled": self.handled, "talk_s": self.talk_total, "busy_s": self.busy,
+                "peak": self.peak, "open_s": self.open_seconds,
+                "utilisation": self.utilisation}
 
 
 @dataclass(slots=True)
@@ -187,6 +264,12 @@ def occupancy(t: AgentTime) -> float | None:
     return t.busy / t.available if t.available > 0 else None
 
 
+#: Why no Erlang figure is given for a queue (codes; the report words them).
+NO_AGENTS, SHARED_AGENTS, PARTNERS, EXITS = "no_agents", "shared_agents", "partners", "exits"
+#: … callers also come from other queues' exits (``to: queue``): not Poisson arrivals.
+TRANSFERS = "transfers"
+
+
 @dataclass(slots=True)
 class QueueResult:
     queue_id: str
@@ -196,6 +279,8 @@ class QueueResult:
     single_skill: bool
     erlang: ErlangFigures | None = None
     occupancy: AgentTime = field(default_factory=AgentTime)
+    #: Why there is no Erlang figure (``None`` when there is one).
+    no_erlang: str | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +296,16 @@ class SimResult:
     events: int
     wall_seconds: float
     core_stats: dict[str, dict[str, Any]]
+    #: Every counted caller, whatever the queue.
+    callers: QueueFigures = field(default_factory=lambda: QueueFigures(None))
+    #: Callers by province (the scenario's ``regions`` shares; else the default region).
+    regions: dict[str, QueueFigures] = field(default_factory=dict)
+    #: Callers by hour of arrival (hours from the day's local midnight: 8 is 08:00–09:00).
+    hours: dict[int, QueueFigures] = field(default_factory=dict)
+    #: All agents' time by hour (staffed, busy, paused).
+    hour_agents: dict[int, AgentTime] = field(default_factory=dict)
+    #: Partner sites.
+    sites: dict[str, SiteFigures] = field(default_factory=dict)
 
     @property
     def overall(self) -> AgentTime:
@@ -229,9 +324,15 @@ class SimResult:
                 qid: {"simulated": {**q.figures.to_dict(),
                                     "occupancy": occupancy(q.occupancy)},
                       "pool": list(q.pool), "single_skill": q.single_skill,
+                      "no_erlang": q.no_erlang,
                       "erlang": None if q.erlang is None else q.erlang.to_dict()}
                 for qid, q in self.queues.items()
             },
+            "callers": self.callers.to_dict(),
+            "regions": {r: f.to_dict() for r, f in self.regions.items()},
+            "hours": {str(h): f.to_dict() for h, f in self.hours.items()},
+            "hour_agents": {str(h): t.to_dict() for h, t in self.hour_agents.items()},
+            "sites": {s: f.to_dict() for s, f in self.sites.items()},
             "agents": {aid: t.to_dict() for aid, t in self.agents.items()},
             "groups": {g: t.to_dict() for g, t in self.groups.items()},
             "overall": self.overall.to_dict(),
@@ -247,6 +348,9 @@ _ARRIVE, _APPLY, _ANSWER, _PATIENCE, _RECOVER, _SHIFT_ON, _SHIFT_OFF = range(7)
 #: Called after every ``EngineCore.apply``: (core, event, effects). For tests.
 ApplyHook = Callable[[EngineCore, Event, list[Effect]], None]
 
+#: Exit actions after which the call is over (the caller was sent away).
+_ENDING_EXITS = frozenset({"voicemail", "message"})
+
 
 @dataclass(slots=True)
 class _SimCall:
@@ -257,6 +361,8 @@ class _SimCall:
     #: When a partner site picked up (the core learns it only when the call ends).
     partner_answered: float | None = None
     overflowed: bool = False
+    #: The caller's province.
+    region: str = ""
 
 
 @dataclass(slots=True)
@@ -264,6 +370,7 @@ class _AgentTrack:
     status: AgentStatus
     state: AgentState
     since: float
+    site_open: bool = True
     wrap_queue: str | None = None  # queue of the agent's last completed (counted) call
     wrap_since: float = 0.0
     time: AgentTime = field(default_factory=AgentTime)
@@ -309,6 +416,16 @@ def queue_pools(core: EngineCore) -> dict[str, tuple[str, ...]]:
     return pools
 
 
+def _hour_pieces(start: float, end: float) -> Iterator[tuple[int, float]]:
+    """(hour index, seconds) of the span [start, end) cut at whole hours."""
+    t = start
+    while t < end:
+        hour = int(t // 3600.0)
+        nxt = min(end, (hour + 1) * 3600.0)
+        yield hour, nxt - t
+        t = nxt
+
+
 class Simulation:
     """One simulated day. ``run()`` once; ``on_apply`` sees the core after every event."""
 
@@ -330,6 +447,10 @@ class Simulation:
         self._call_ids = itertools.count(1)
         self._figures = {q.id: QueueFigures(float(q.sl_target)) for q in config.queues}
         self._targets = {q.id: float(q.sl_target) for q in config.queues}
+        self._all = QueueFigures(None)
+        self._by_region: dict[str, QueueFigures] = {}
+        self._by_hour: dict[int, QueueFigures] = {}
+        self._hour_time: dict[int, AgentTime] = {}
         self._rona_rng = random.Random(f"{self.seed}/rona")
         #: The core's clock: epoch seconds; the simulator's: seconds from local midnight.
         self.epoch0 = day_epoch(config, scenario.date)
@@ -346,14 +467,19 @@ class Simulation:
                 else _exponential(call_rng, qs.patience.mean)
             self._region[qid] = _regions(qs.regions, config.regions.default,
                                          random.Random(f"{self.seed}/{qid}/regions"))
+        self.shifts = scenario.agent_shifts(config)
         starts = [w.start for qs in scenario.queues.values() for w in qs.arrivals]
-        starts += [s.start for shifts in scenario.shifts.values() for s in shifts]
+        starts += [s.start for shifts in self.shifts.values() for s in shifts or ()]
         self.start = min(starts) if starts else 0.0
         self.measure_from = self.start + scenario.warmup
         self._on_shift: set[str] = set()
         self._agents = self.core.agents.by_id
-        self._tracks = {aid: _AgentTrack(a.status, a.state, self.start)
+        self._tracks = {aid: _AgentTrack(a.status, a.state, self.start, a.site_open)
                         for aid, a in self._agents.items()}
+        self._sites = {p.site_id: SiteFigures(p.capacity)
+                       for p in self.core.partners.partners}
+        self._site_active = dict.fromkeys(self._sites, 0)
+        self._site_since = dict.fromkeys(self._sites, self.start)
         self._busy = 0
         self._pending_arrivals = 0
         self._ran = False
@@ -367,7 +493,7 @@ class Simulation:
         # the own sites' and queues' hours: the gates now, then their own timers
         self._push(self.start, _APPLY, HoursDue(HOURS_START, "", self._clock(self.start)))
         for aid in self._agents:
-            shifts = self.scenario.shifts.get(aid)
+            shifts = self.shifts.get(aid)
             if shifts is None:
                 self._push(self.start, _SHIFT_ON, aid)
                 continue
@@ -436,8 +562,10 @@ class Simulation:
         agent_id = getattr(event, "agent_id", None)
         if isinstance(agent_id, str) and agent_id in agents:
             touched.add(agent_id)
+        facts = False
         for eff in effects:
             if isinstance(eff, Fact):
+                facts = True
                 agent = getattr(eff, "agent", None)
                 if isinstance(agent, str) and agent in agents:
                     touched.add(agent)
@@ -450,6 +578,8 @@ class Simulation:
                 self._push(now + eff.delay, _APPLY, eff.event)
         for aid in touched:
             self._observe(aid)
+        if facts and self._sites:
+            self._observe_sites()
         return effects
 
     def _arrive(self, queue_id: str) -> None:
@@ -467,16 +597,17 @@ class Simulation:
             self._push(nxt, _ARRIVE, queue_id)
         # The core admits the caller as the engine does (acd.domain.admission): closed
         # outside hours, unless an open partner covering the region takes it first.
-        self._calls[call_id] = _SimCall(queue_id, now, talk, measured)
+        sim = self._calls[call_id] = _SimCall(queue_id, now, talk, measured, region=region)
         effects = self._apply(CallArrived(call_id, queue_id, "simulated", clock, clock,
                                           region=region, region_known=known,
                                           region_source="lookup" if known else "default"))
-        if any(isinstance(e, CloseCall) for e in effects):
+        if any(isinstance(e, CloseCall | ExitCall) for e in effects):
             self._calls.pop(call_id, None)
             return
         if measured and not any(isinstance(e, Offer) and e.call_id == call_id
                                 for e in effects):
-            self._figures[queue_id].queued_on_arrival += 1
+            for f in (self._figures[queue_id], *self._tallies(sim)):
+                f.queued_on_arrival += 1
         if wait_for is not None and call_id in self.core.calls:
             self._push(now + wait_for, _PATIENCE, call_id)
 
@@ -518,59 +649,119 @@ class Simulation:
 
     # -- observing the core --------------------------------------------------------------
 
+    def _tallies(self, sim: _SimCall) -> tuple[QueueFigures, QueueFigures, QueueFigures]:
+        """The caller-level tallies a call counts in: all callers, its region, its hour."""
+        region = self._by_region.get(sim.region)
+        if region is None:
+            region = self._by_region[sim.region] = QueueFigures(None)
+        hour_of = int(sim.arrived // 3600.0)
+        hour = self._by_hour.get(hour_of)
+        if hour is None:
+            hour = self._by_hour[hour_of] = QueueFigures(None)
+        return self._all, region, hour
+
     def _observe_fact(self, fact: Fact) -> None:
-        """The per-queue figures of the measured callers, from the core's facts."""
+        """The figures of the measured callers — per queue, and per caller by region and
+        hour of arrival — and of the partner sites, from the core's facts."""
         match fact:
             case CallConnected(call_id=call_id, queue=queue, wait=wait, agent=agent,
                                site=site):
-                if self._calls[call_id].measured:
-                    f = self._figures[queue]
-                    f.answered += 1
-                    f.wait_answered_total += wait
-                    if wait <= f.sl_target:
-                        f.answered_within_target += 1
+                sim = self._calls[call_id]
+                if sim.measured:
+                    within = formulas.answered_within(wait, self._targets[queue])
+                    by_partner = agent not in self._tracks and bool(site)
+                    for f in (self._figures[queue], *self._tallies(sim)):
+                        f.answered += 1
+                        f.wait_answered_total += wait
+                        f.answered_within_target += within
+                        f.answered_by_partner += by_partner
                     if agent in self._tracks:
                         self._tracks[agent].time.answered += 1
-                    elif site:
-                        f.answered_by_partner += 1
+                    elif site and site in self._sites:
+                        self._sites[site].answered += 1
             case CallWaiting(call_id=call_id, queue=queue, reentry=reentry):
-                if not reentry and self._calls[call_id].measured:
-                    self._figures[queue].offered += 1
+                sim = self._calls[call_id]
+                if not reentry and sim.measured:
+                    for f in (self._figures[queue], *self._tallies(sim)):
+                        f.offered += 1
             case CallClosed(call_id=call_id, queue=queue):
-                sim = self._calls.get(call_id)
-                if sim is not None and sim.measured:
-                    self._figures[queue].closed += 1
-            case CallCompleted(call_id=call_id, queue=queue, agent=agent, talk=talk):
+                sim_or_none = self._calls.get(call_id)
+                if sim_or_none is not None and sim_or_none.measured:
+                    for f in (self._figures[queue], *self._tallies(sim_or_none)):
+                        f.closed += 1
+            case CallCompleted(call_id=call_id, queue=queue, agent=agent, site=site,
+                               talk=talk):
                 sim = self._calls.pop(call_id)
                 if sim.measured:
                     f = self._figures[queue]
                     f.handled += 1
                     f.talk_total += talk
+                    if site and site in self._sites:
+                        self._sites[site].handled += 1
+                        self._sites[site].talk_total += talk
                 if agent in self._tracks:
                     self._tracks[agent].wrap_queue = queue if sim.measured else None
             case CallAbandoned(call_id=call_id, queue=queue, wait=wait):
                 sim = self._calls.pop(call_id)
                 if sim.measured:
-                    f = self._figures[queue]
-                    f.abandoned += 1
-                    f.wait_abandoned_total += wait
-                    if wait > f.sl_target:
-                        f.abandoned_after_target += 1
+                    after = formulas.abandoned_after(wait, self._targets[queue])
+                    for f in (self._figures[queue], *self._tallies(sim)):
+                        f.abandoned += 1
+                        f.wait_abandoned_total += wait
+                        f.abandoned_after_target += after
+            case CallExited(call_id=call_id, queue=queue, action=action, target=target):
+                ends = action in _ENDING_EXITS
+                sim = self._calls.pop(call_id) if ends else self._calls[call_id]
+                if sim.measured:
+                    self._figures[queue].exits += 1
+                    if ends:
+                        for f in (self._figures[queue], *self._tallies(sim)):
+                            f.exits_ended += 1
+                    elif target is not None and target in self._figures:
+                        self._figures[target].transferred_in += 1
+                if target is not None and not ends:
+                    sim.queue_id = target
             case AgentNoAnswer(call_id=call_id):
                 sim = self._calls[call_id]
                 if sim.measured:
                     self._figures[sim.queue_id].rona += 1
-            case CallOverflowed(call_id=call_id):
+            case CallOverflowed(call_id=call_id, site=site):
                 sim = self._calls[call_id]
-                if sim.measured and not sim.overflowed:
-                    self._figures[sim.queue_id].overflowed += 1
+                if sim.measured:
+                    if not sim.overflowed:
+                        for f in (self._figures[sim.queue_id], *self._tallies(sim)):
+                            f.overflowed += 1
+                    if site in self._sites:
+                        self._sites[site].offered += 1
                 sim.overflowed = True
+            case PartnerRejected(call_id=call_id, site=site):
+                sim_or_none = self._calls.get(call_id)
+                if sim_or_none is not None and sim_or_none.measured and site in self._sites:
+                    self._sites[site].rejected += 1
+
+    def _observe_sites(self) -> None:
+        """Capacity held at each partner site (calls × seconds), from the core's counts."""
+        stats, now = self.core.partners.stats, self._now
+        for sid, tally in self._sites.items():
+            active = stats[sid].active
+            last = self._site_active[sid]
+            if active == last:
+                continue
+            start = max(self._site_since[sid], self.measure_from)
+            if now > start:
+                tally.busy += last * (now - start)
+            self._site_since[sid] = now
+            self._site_active[sid] = active
+            if now >= self.measure_from:
+                tally.peak = max(tally.peak, active)
 
     def _observe(self, agent_id: str) -> None:
-        """Account the agent's time since its last change, if its status or state moved."""
+        """Account the agent's time since its last change, if its status, state or site's
+        hours moved."""
         agent = self._agents[agent_id]
         track = self._tracks[agent_id]
-        if agent.status is track.status and agent.state is track.state:
+        if agent.status is track.status and agent.state is track.state \
+                and agent.site_open is track.site_open:
             return
         now = self._now
         self._accrue(track, now)
@@ -587,24 +778,48 @@ class Simulation:
                 and agent.reason == self.config.engine.rona_pause_reason:
             # Paused by the engine for ring-no-answer: back after a while, as people are.
             self._push(now + self.scenario.rona_recovery, _RECOVER, agent_id)
-        track.status, track.state = agent.status, agent.state
+        track.status, track.state, track.site_open = agent.status, agent.state, agent.site_open
 
     def _accrue(self, track: _AgentTrack, now: float) -> None:
+        """Staffed: logged in while an own site of the agent's is open (or it works at
+        none), or busy with a call; of which paused (idle) and busy."""
         start = max(track.since, self.measure_from)
         track.since = now
-        span = now - start
-        if span <= 0:
+        if now <= start:
             return
         busy = track.state is not AgentState.IDLE
+        on_duty = track.status is not AgentStatus.LOGGED_OUT and track.site_open
+        if not busy and not on_duty:
+            return
+        paused = not busy and track.status is AgentStatus.PAUSED
         t = track.time
-        if busy or track.status is not AgentStatus.LOGGED_OUT:
-            t.staffed += span
-        if busy:
-            t.busy += span
-        elif track.status is AgentStatus.PAUSED:
-            t.paused += span
+        hours = self._hour_time
+        for hour, span in _hour_pieces(start, now):
+            h = hours.get(hour)
+            if h is None:
+                h = hours[hour] = AgentTime()
+            for x in (t, h):
+                x.staffed += span
+                if busy:
+                    x.busy += span
+                elif paused:
+                    x.paused += span
 
     # -- the result ------------------------------------------------------------------------
+
+    def _open_seconds(self, site_id: str, start: float, end: float) -> float:
+        """Seconds of [start, end) the site is open (by the minute)."""
+        site = next(s for s in self.config.sites if s.id == site_id)
+        schedule = self.config.site_schedule(site)
+        if schedule.always_open:
+            return max(0.0, end - start)
+        total, t = 0.0, start
+        while t < end:
+            nxt = min(end, (t // 60.0 + 1.0) * 60.0)
+            if schedule.is_open(datetime.fromtimestamp(self.epoch0 + t, UTC)):
+                total += nxt - t
+            t = nxt
+        return total
 
     def _result(self, end: float, wall: float) -> SimResult:
         self._now = end
@@ -614,33 +829,75 @@ class Simulation:
             sim = self._calls.get(call.call_id)
             if sim is not None and sim.measured \
                     and call.state in (CallState.WAITING, CallState.OFFERED):
-                self._figures[call.queue_id].unanswered_at_end += 1
+                for f in (self._figures[call.queue_id], *self._tallies(sim)):
+                    f.unanswered_at_end += 1
+        measured_from = max(self.start, self.measure_from)
+        for sid, tally in self._sites.items():
+            self._now = end
+            start = max(self._site_since[sid], self.measure_from)
+            if end > start:
+                tally.busy += self._site_active[sid] * (end - start)
+            tally.open_seconds = self._open_seconds(sid, measured_from, end)
         agents = {aid: tr.time for aid, tr in self._tracks.items()}
         groups: dict[str, AgentTime] = {}
         for a in self.config.agents:
             for g in a.groups:
                 groups.setdefault(g, AgentTime()).add(agents[a.id])
-        single = single_skill_queues(self.pools, self.scenario) - {
-            qid for qid in self.scenario.queues
-            if any(p.offers(qid) for p in self.core.partners.partners)}
+        shown = reported_queues(self.config, self.scenario)
+        single = single_skill_queues(self.pools, shown)
+        partnered = {qid for qid in shown
+                     if any(p.offers(qid) for p in self.core.partners.partners)}
+        targets = {t for qid in shown if (t := _exit_target(self.config, qid)) is not None}
         queues: dict[str, QueueResult] = {}
-        for qid in self.scenario.queues:
+        for qid in shown:
             pool_time = AgentTime()
             for aid in self.pools[qid]:
                 pool_time.add(agents[aid])
+            exits = self.config.queue(qid).exits
+            if not self.pools[qid]:
+                why: str | None = NO_AGENTS
+            elif qid not in single:
+                why = SHARED_AGENTS if qid in self.scenario.queues else TRANSFERS
+            elif qid in partnered:
+                why = PARTNERS
+            elif any(v is not None for v in (exits.max_wait, exits.max_waiting,
+                                             exits.max_ewt)):
+                why = EXITS
+            elif qid in targets:
+                why = TRANSFERS
+            else:
+                why = None
             erl = erlang_figures(self.config, self.scenario, qid, self.pools[qid],
-                                 self.measure_from) if qid in single else None
-            queues[qid] = QueueResult(qid, self._figures[qid], self.pools[qid], qid in single,
-                                      erl, pool_time)
+                                 self.measure_from) if why is None else None
+            queues[qid] = QueueResult(qid, self._figures[qid], self.pools[qid], why is None,
+                                      erl, pool_time, why)
         core_stats = {qid: asdict(self.core.figures.total(qid))
                       for qid in self.core.settings.queues}
         return SimResult(self.seed, self.scenario.date, self.start, end, self.measure_from,
-                         queues, agents, groups, self._events, wall, core_stats)
+                         queues, agents, groups, self._events, wall, core_stats,
+                         self._all, dict(sorted(self._by_region.items())),
+                         dict(sorted(self._by_hour.items())),
+                         dict(sorted(self._hour_time.items())), self._sites)
+
+
+def _exit_target(config: Config, queue_id: str) -> str | None:
+    """The queue a queue's exit (``exits.action``: ``to: queue``) moves callers to."""
+    action = config.queue(queue_id).exits.action
+    return None if action is None else action.queue
+
+
+def reported_queues(config: Config, scenario: Scenario) -> list[str]:
+    """The scenario's queues, then those their exits can move callers to (every day the
+    same list, so the days' results line up)."""
+    out = list(scenario.queues)
+    for qid in out:  # grows while it is walked: targets of targets
+        target = _exit_target(config, qid)
+        if target is not None and target not in out:
+            out.append(target)
+    return out
 
 
 def simulate(config: Config, scenario: Scenario, *, seed: int | None = None,
              on_apply: ApplyHook | None = None) -> SimResult:
     """Run one simulated day of ``scenario`` through the routing core of ``config``."""
     return Simulation(config, scenario, seed=seed, on_apply=on_apply).run()
-
-

@@ -403,17 +403,26 @@ until: 13:00:30
 
 
 def test_cli_prints_a_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["simulate", "--config", str(SAMPLE_CONFIG), "--scenario", str(SAMPLE_SCENARIO)]
+    args = ["simulate", "--config", str(SAMPLE_CONFIG), "--scenario", str(SAMPLE_SCENARIO),
+            "--replications", "3"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "queue consult: single-skill" in out and "Erlang A" in out
+    assert "queue consult — 单技能 single-skill" in out and "Erlang A" in out
     assert "service level (≤ 20 s)" in out
+    assert "3 个独立模拟日 independent simulated days (种子 seeds 42–44)" in out
+    assert "core events" not in out
     assert main([*args, "--json", "--seed", "5"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["seed"] == 5
+    assert data["seeds"] == [5, 6, 7] and data["replications"] == 3
+    assert "engine" not in data
     q = data["queues"]["consult"]
     assert q["single_skill"] and q["erlang"]["model"] == "Erlang A"
-    assert q["simulated"]["offered"] == q["simulated"]["answered"] + q["simulated"]["abandoned"]
+    sim = q["simulated"]
+    assert sim["offered"]["n"] == 3
+    assert sim["offered"]["mean"] == pytest.approx(sim["answered"]["mean"]
+                                                   + sim["abandoned"]["mean"])
+    sl = sim["service_level"]
+    assert sl["low"] < sl["mean"] < sl["high"]
 
 
 def test_cli_reports_scenario_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
