@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,8 @@ async def test_agent_signs_in_gets_the_pop_within_100ms_and_sees_the_callers_his
             shot = await cdp.send("Page.captureScreenshot", format="png")
             png = base64.b64decode(shot["data"])
             (artifacts / "agent-desktop.png").write_bytes(png)
-            (REPO_ROOT / "docs" / "images").mkdir(exist_ok=True)
-            (REPO_ROOT / "docs" / "images" / "agent-desktop.png").write_bytes(png)
+            if os.environ.get("ACD_DOCS_SCREENSHOTS"):  # refresh the guides' picture
+                (REPO_ROOT / "docs" / "images" / "agent-desktop.png").write_bytes(png)
             result = await second
             assert result.failed == 0, result.errors_text()
             timings: dict[str, Any] = {"offer_to_pop_ms": [round(latency * 1000, 1),
