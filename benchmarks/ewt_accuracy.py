@@ -26,20 +26,29 @@ busy share of their available time.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from acd.config import parse_config
-from acd.domain import CallState, Effect, EngineCore, Event
+from acd.domain import CallArrived, CallState, Effect, EngineCore, Event
 from acd.domain.ewt import naive_estimate
-from acd.domain.facts import CallConnected, CallWaiting
+from acd.domain.facts import CallAbandoned, CallConnected, CallOffered, CallWaiting
 from acd.domain.records import AgentStatus
+from benchmarks.ewt_oracle import (
+    Clairvoyant,
+    Model,
+    Snapshot,
+    oracle_waits,
+    replay,
+    statistics_of,
+)
 from sim import parse_scenario
 from sim.simulator import Simulation
 
@@ -99,48 +108,102 @@ queues:
 
 
 @dataclass
-class Tally:
-    """Pairs (estimate, actual wait) of answered callers, for both estimators."""
+class Caller:
+    """One caller who waited: what each estimator said at its entry, what happened."""
 
-    ewt: list[tuple[float, float]] = field(default_factory=list)
-    naive: list[tuple[float, float]] = field(default_factory=list)
-    unsure: int = 0
-    answered: int = 0
+    queue: str
+    ewt: float | None
+    naive: float | None
+    #: The oracle's statistics of its drawn waits (None: not sampled).
+    oracle: dict[str, float] | None = None
+    #: The clairvoyant replay's wait (inf: gives up), when checked.
+    check: float | None = None
+    wait: float | None = None
+    abandoned: bool = False
+
+
+@dataclass
+class Tally:
+    """Every caller who waited, over the days of one load."""
+
+    callers: list[Caller] = field(default_factory=list)
     busy: float = 0.0
     available: float = 0.0
+    #: Seconds spent in the oracle's replays.
+    oracle_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class OracleSpec:
+    """Which callers the oracle replays, and how often."""
+
+    rounds: int = 512
+    every: int = 1
+    check: bool = False
 
 
 class Watch:
     """The simulation's on_apply hook: estimates at entry, actual waits at answer."""
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, sim: Simulation, oracle: OracleSpec | None,
+                 seed: int) -> None:
         self.tally = tally
-        self.pending: dict[str, tuple[float | None, float | None]] = {}
-        self.aht: dict[str, tuple[float, int]] = {}
+        self.pending: dict[str, Caller] = {}
+        self.oracle = oracle
+        self.seed = seed
+        core = sim.core
+        self.model = None if oracle is None else Model.of(core, sim.scenario, sim.epoch0)
+        self.clairvoyant = None if oracle is None or not oracle.check or self.model is None \
+            else Clairvoyant(self.model, sim.scenario, sim.seed, sim.epoch0)
+        self.arrivals: dict[str, int] = {}
+        self.offered_at: dict[str, float] = {}
+        self.waited = 0
 
     def __call__(self, core: EngineCore, event: Event, effects: list[Effect]) -> None:
+        if isinstance(event, CallArrived) and self.clairvoyant is not None:
+            i = self.arrivals.get(event.queue_id, 0)
+            self.arrivals[event.queue_id] = i + 1
+            self.clairvoyant.index[event.call_id] = (event.queue_id, i)
         for eff in effects:
-            if isinstance(eff, CallWaiting) and not eff.reentry:
+            if isinstance(eff, CallOffered):
+                self.offered_at[eff.call_id] = event.now
+            elif isinstance(eff, CallWaiting) and not eff.reentry:
                 call = core.calls.get(eff.call_id)
                 if call is None or call.state is not CallState.WAITING:
                     continue  # offered at once: nothing to tell, nothing to measure
-                sweep = core.estimator.sweep(event.now)
-                est = sweep.calls.get(eff.call_id)
-                ewt = est.seconds if est is not None and est.sure else None
-                position = est.position if est is not None else 1
-                self.pending[eff.call_id] = (ewt, self._naive(core, eff.queue, position))
+                self.pending[eff.call_id] = self._entry(core, event.now, eff.call_id,
+                                                        eff.queue)
             elif isinstance(eff, CallConnected) and eff.agent is not None:
-                pair = self.pending.pop(eff.call_id, None)
-                if pair is None:
-                    continue
-                ewt, naive = pair
-                self.tally.answered += 1
-                if ewt is None:
-                    self.tally.unsure += 1
-                else:
-                    self.tally.ewt.append((ewt, eff.wait))
-                    if naive is not None:
-                        self.tally.naive.append((naive, eff.wait))
+                caller = self.pending.pop(eff.call_id, None)
+                if caller is not None:
+                    caller.wait = eff.wait
+                    self.tally.callers.append(caller)
+            elif isinstance(eff, CallAbandoned):
+                caller = self.pending.pop(eff.call_id, None)
+                if caller is not None:
+                    caller.abandoned = True
+                    self.tally.callers.append(caller)
+
+    def _entry(self, core: EngineCore, now: float, call_id: str, queue: str) -> Caller:
+        sweep = core.estimator.sweep(now)
+        est = sweep.calls.get(call_id)
+        ewt = est.seconds if est is not None and est.sure else None
+        position = est.position if est is not None else 1
+        caller = Caller(queue, ewt, self._naive(core, queue, position))
+        if self.oracle is None or self.model is None:
+            return caller
+        snap = Snapshot.of(core, now, call_id, self.offered_at)
+        if self.clairvoyant is not None:
+            caller.check = replay(self.model, snap, self.clairvoyant,
+                                  target_patience=True) - now
+        self.waited += 1
+        if (self.waited - 1) % self.oracle.every == 0:
+            started = time.perf_counter()
+            waits = oracle_waits(self.model, snap, self.oracle.rounds,
+                                 hash((self.seed, self.waited)))
+            caller.oracle = statistics_of(waits, self.model.queues[queue].patience)
+            self.tally.oracle_seconds += time.perf_counter() - started
+        return caller
 
     def _naive(self, core: EngineCore, queue: str, position: int) -> float | None:
         totals = core.figures.total(queue)
@@ -151,6 +214,11 @@ class Watch:
         return naive_estimate(position, aht, view_agents)
 
 
+#: (median |error| s, median over callers of |error| / wait for waits ≥ 20 s, share
+#: within ±30 %, share within ±30 s, median |error| ÷ median wait, callers)
+Errors = tuple[float, float, float, float, float, int]
+
+
 @dataclass(frozen=True)
 class Row:
     centre: str
@@ -158,38 +226,98 @@ class Row:
     occupancy: float
     answered: int
     unsure: float
-    ewt: tuple[float, float, float, float, float]
-    naive: tuple[float, float, float, float, float]
+    ewt: Errors
+    naive: Errors
+    #: On the callers the oracle replayed: the oracle's, the estimator's, naive's.
+    oracle: Errors
+    ewt_sampled: Errors
+    naive_sampled: Errors
+    #: The oracle's other statistics (per caller |err|/wait), by name.
+    oracle_told: dict[str, float]
+    #: Clairvoyant replays that did not reproduce the actual outcome, of how many.
+    check: tuple[int, int]
+    oracle_seconds: float
 
 
-def errors(pairs: Sequence[tuple[float, float]]) -> tuple[float, float, float, float, float]:
+def errors(pairs: Sequence[tuple[float, float]]) -> Errors:
     """(median |error| s, median over callers of |error| / their wait for waits ≥ 20 s,
-    share within ±30 %, share within ±30 s, median |error| ÷ median wait)."""
+    share within ±30 %, share within ±30 s, median |error| ÷ median wait, callers)."""
     if not pairs:
-        return (math.nan,) * 5
+        return (math.nan,) * 5 + (0,)
     abs_err = [abs(e - w) for e, w in pairs]
     rel = [abs(e - w) / w for e, w in pairs if w >= 20]
     within_rel = sum(1 for e, w in pairs if abs(e - w) <= 0.3 * max(w, 1e-9)) / len(pairs)
     within_abs = sum(1 for e, w in pairs if abs(e - w) <= 30) / len(pairs)
     median_wait = statistics.median(w for _, w in pairs)
     return (statistics.median(abs_err), statistics.median(rel) if rel else math.nan,
-            within_rel, within_abs, statistics.median(abs_err) / median_wait)
+            within_rel, within_abs, statistics.median(abs_err) / median_wait, len(pairs))
 
 
-def run(centre: str, config_text: str, scenario_text: str, days: int, seed: int) -> Row:
+def row_of(centre: str, load: str, tally: Tally) -> Row:
+    answered = [c for c in tally.callers if c.wait is not None]
+    sure = [c for c in answered if c.ewt is not None]
+    ewt = [(c.ewt, c.wait) for c in sure if c.ewt is not None and c.wait is not None]
+    naive = [(c.naive, c.wait) for c in sure if c.naive is not None and c.wait is not None]
+    sampled = [c for c in sure if c.oracle is not None and c.naive is not None]
+    told = {}
+    for name in ("median", "inverse", "stayers", "stayers_inverse"):
+        told[name] = errors([(c.oracle[name], c.wait) for c in sampled
+                             if c.oracle is not None and c.wait is not None])[1]
+    checked = [c for c in tally.callers if c.check is not None]
+    wrong = sum(1 for c in checked if c.check is not None and not (
+        (c.abandoned and c.check == math.inf)
+        or (c.wait is not None and abs(c.check - c.wait) < 1e-3)))
+    return Row(centre, load,
+               tally.busy / tally.available if tally.available else math.nan,
+               len(answered), (len(answered) - len(sure)) / len(answered) if answered else math.nan,
+               errors(ewt), errors(naive),
+               errors([(c.oracle["median"], c.wait) for c in sampled
+                       if c.oracle is not None and c.wait is not None]),
+               errors([(c.ewt, c.wait) for c in sampled
+                       if c.ewt is not None and c.wait is not None]),
+               errors([(c.naive, c.wait) for c in sampled
+                       if c.naive is not None and c.wait is not None]),
+               told, (wrong, len(checked)), tally.oracle_seconds)
+
+
+def run(centre: str, load: str, config_text: str, scenario_text: str, days: int, seed: int,
+        oracle: OracleSpec | None = None, dump: list[dict[str, object]] | None = None) -> Row:
     config = parse_config(config_text)
     scenario = parse_scenario(scenario_text, config=config)
     tally = Tally()
     for day in range(days):
-        watch = Watch(tally)
-        result = Simulation(config, scenario, seed=seed + day, on_apply=watch).run()
+        sim = Simulation(config, scenario, seed=seed + day)
+        first = len(tally.callers)
+        sim.on_apply = Watch(tally, sim, oracle, seed + day)
+        result = sim.run()
         overall = result.overall
         tally.busy += overall.busy
         tally.available += overall.available
-    occupancy = tally.busy / tally.available if tally.available else math.nan
-    return Row(centre, "", occupancy, tally.answered,
-               tally.unsure / tally.answered if tally.answered else math.nan,
-               errors(tally.ewt), errors(tally.naive))
+        if dump is not None:
+            dump.extend({"centre": centre, "load": load, "day": day, **asdict(c)}
+                        for c in tally.callers[first:])
+    return row_of(centre, load, tally)
+
+
+SINGLE_LOADS = (300, 340, 370, 390)  # 20 agents, AHT ≈ 188 s: ~ 0.78 … 0.97 offered load
+MULTI_LOADS = (0.85, 1.0, 1.1, 1.2)
+
+
+def loads(only: str | None) -> list[tuple[str, str, str, str]]:
+    """(centre, load, config, scenario) of every load, or of those ``only`` names
+    (comma-separated ``single:340``, ``multi:1.1``)."""
+    out = [("single skill", f"{rate}/h", SINGLE, single_scenario(rate))
+           for rate in SINGLE_LOADS]
+    out += [("multi-skill", f"×{scale:g}", MULTI, multi_scenario(scale))
+            for scale in MULTI_LOADS]
+    if only is None:
+        return out
+    wanted = set()
+    for word in only.split(","):
+        centre, _, load = word.partition(":")
+        wanted.add(("single skill" if centre == "single" else "multi-skill",
+                    f"{load}/h" if centre == "single" else f"×{float(load):g}"))
+    return [x for x in out if (x[0], x[1]) in wanted]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,22 +325,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 days per load")
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--append", type=Path, help="append the table to this file")
+    parser.add_argument("--only", help="some loads: single:340,multi:1.1")
+    parser.add_argument("--oracle-rounds", type=int, default=512,
+                        help="futures the oracle replays per caller (0: no oracle)")
+    parser.add_argument("--oracle-every", type=int, default=1,
+                        help="the oracle replays every N-th caller who waits")
+    parser.add_argument("--check", action="store_true",
+                        help="check the oracle's replay against the day's actual draws")
+    parser.add_argument("--dump", type=Path, help="every caller's figures as JSON")
+    parser.add_argument("--append", type=Path, help="append the tables to this file")
     args = parser.parse_args(argv)
     days = 2 if args.quick else args.days
+    oracle = None if args.oracle_rounds <= 0 else \
+        OracleSpec(args.oracle_rounds, args.oracle_every, args.check)
     started = time.perf_counter()
     rows: list[Row] = []
-    for rate in (300, 340, 370, 390):  # 20 agents, AHT ≈ 188 s: ~ 0.78 … 0.97 offered load
-        row = run("single skill", SINGLE, single_scenario(rate), days, args.seed)
-        rows.append(Row(row.centre, f"{rate}/h", row.occupancy, row.answered, row.unsure,
-                        row.ewt, row.naive))
+    dump: list[dict[str, object]] | None = [] if args.dump else None
+    for centre, load, config, scenario in loads(args.only):
+        rows.append(run(centre, load, config, scenario, days, args.seed, oracle, dump))
         print(_line(rows[-1]), flush=True)
-    for scale in (0.85, 1.0, 1.1, 1.2):
-        row = run("multi-skill", MULTI, multi_scenario(scale), days, args.seed)
-        rows.append(Row(row.centre, f"×{scale:g}", row.occupancy, row.answered, row.unsure,
-                        row.ewt, row.naive))
-        print(_line(rows[-1]), flush=True)
-    table = render(rows, days, time.perf_counter() - started,
+    if args.dump and dump is not None:
+        args.dump.write_text(json.dumps(dump, allow_nan=True))
+    table = render(rows, days, time.perf_counter() - started, oracle,
                    " ".join(["python -m benchmarks.ewt_accuracy", *(argv or sys.argv[1:])]))
     print(table)
     if args.append:
@@ -225,27 +359,62 @@ def _pct(x: float) -> str:
     return "–" if math.isnan(x) else f"{100 * x:.0f} %"
 
 
+def _s(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:.1f} s"
+
+
 def _line(r: Row) -> str:
-    return (f"{r.centre} {r.load}: occupancy {_pct(r.occupancy)}, answered {r.answered}, "
-            f"EWT median |err| {r.ewt[0]:.1f} s ({_pct(r.ewt[1])}), naive "
-            f"{r.naive[0]:.1f} s ({_pct(r.naive[1])})")
+    line = (f"{r.centre} {r.load}: occupancy {_pct(r.occupancy)}, answered {r.answered}, "
+            f"EWT median |err| {_s(r.ewt[0])} ({_pct(r.ewt[1])}), naive "
+            f"{_s(r.naive[0])} ({_pct(r.naive[1])})")
+    if r.oracle[5]:
+        line += (f"; on {r.oracle[5]} sampled: oracle {_pct(r.oracle[1])}, EWT "
+                 f"{_pct(r.ewt_sampled[1])}, naive {_pct(r.naive_sampled[1])}; oracle told "
+                 + ", ".join(f"{k} {_pct(v)}" for k, v in r.oracle_told.items())
+                 + f" ({r.oracle_seconds:.0f} s)")
+    if r.check[1]:
+        line += f"; clairvoyant check: {r.check[0]} of {r.check[1]} differ"
+    return line
 
 
-def render(rows: Sequence[Row], days: int, seconds: float, command: str) -> str:
+def render(rows: Sequence[Row], days: int, seconds: float, oracle: OracleSpec | None,
+           command: str) -> str:
     out = [f"### Expected wait accuracy (acd simulate, {days} day(s) per load)", "",
            f"`{command}` — {platform.python_implementation()} "
            f"{platform.python_version()}, {seconds:.0f} s.", "",
-           "| centre | arrivals | occupancy | waited | unsure | EWT median \\|err\\| | "
-           "per caller \\|err\\|/wait | \\|err\\| ÷ median wait | within ±30 % | within "
-           "±30 s | naive median \\|err\\| | naive per caller | naive ÷ median wait | naive "
-           "±30 % | naive ±30 s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "Every caller who waited and was answered:", "",
+           "| centre | arrivals | occupancy | answered | unsure | EWT median \\|err\\| | "
+           "**EWT per caller \\|err\\|/wait** | EWT \\|err\\| ÷ median wait | "
+           "EWT within ±30 % | EWT within ±30 s | naive median \\|err\\| | "
+           "**naive per caller** | naive ÷ median wait | naive ±30 % | naive ±30 s |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         e, n = r.ewt, r.naive
         out.append(f"| {r.centre} | {r.load} | {_pct(r.occupancy)} | {r.answered} | "
-                   f"{_pct(r.unsure)} | {e[0]:.1f} s | {_pct(e[1])} | {_pct(e[4])} | "
-                   f"{_pct(e[2])} | {_pct(e[3])} | {n[0]:.1f} s | {_pct(n[1])} | "
+                   f"{_pct(r.unsure)} | {_s(e[0])} | **{_pct(e[1])}** | {_pct(e[4])} | "
+                   f"{_pct(e[2])} | {_pct(e[3])} | {_s(n[0])} | **{_pct(n[1])}** | "
                    f"{_pct(n[4])} | {_pct(n[2])} | {_pct(n[3])} |")
+    if oracle is not None and any(r.oracle[5] for r in rows):
+        every = "every caller" if oracle.every == 1 else f"every {oracle.every}th caller"
+        out += ["", f"The oracle ({oracle.rounds} futures from the exact state under the "
+                f"true model; {every} who waited), on the same callers:", "",
+                "| centre | arrivals | callers | **oracle per caller \\|err\\|/wait** | "
+                "EWT per caller | naive per caller | oracle median \\|err\\| | "
+                "EWT median \\|err\\| | oracle ±30 % | EWT ±30 % | oracle ±30 s | "
+                "EWT ±30 s | oracle told 1/wait-weighted | oracle told stayers' median |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            o, e, n = r.oracle, r.ewt_sampled, r.naive_sampled
+            out.append(f"| {r.centre} | {r.load} | {o[5]} | **{_pct(o[1])}** | "
+                       f"{_pct(e[1])} | {_pct(n[1])} | {_s(o[0])} | {_s(e[0])} | "
+                       f"{_pct(o[2])} | {_pct(e[2])} | {_pct(o[3])} | {_pct(e[3])} | "
+                       f"{_pct(r.oracle_told['inverse'])} | "
+                       f"{_pct(r.oracle_told['stayers'])} |")
+    checks = [r.check for r in rows if r.check[1]]
+    if checks:
+        out += ["", f"Clairvoyant check: {sum(c[0] for c in checks)} of "
+                f"{sum(c[1] for c in checks)} callers' replays with the day's actual draws "
+                "differ from what happened."]
     return "\n".join(out) + "\n"
 
 
