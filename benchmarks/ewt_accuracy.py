@@ -45,6 +45,8 @@ from benchmarks.ewt_oracle import (
     Clairvoyant,
     Model,
     Snapshot,
+    bound,
+    coverage,
     oracle_waits,
     replay,
     statistics_of,
@@ -116,6 +118,8 @@ class Caller:
     naive: float | None
     #: The oracle's statistics of its drawn waits (None: not sampled).
     oracle: dict[str, float] | None = None
+    #: The oracle's coverage (see ``benchmarks.ewt_oracle.coverage``).
+    coverage: tuple[float, list[float]] | None = None
     #: The clairvoyant replay's wait (inf: gives up), when checked.
     check: float | None = None
     wait: float | None = None
@@ -201,7 +205,9 @@ class Watch:
             started = time.perf_counter()
             waits = oracle_waits(self.model, snap, self.oracle.rounds,
                                  hash((self.seed, self.waited)))
-            caller.oracle = statistics_of(waits, self.model.queues[queue].patience)
+            patience = self.model.queues[queue].patience
+            caller.oracle = statistics_of(waits, patience)
+            caller.coverage = coverage(waits, patience)
             self.tally.oracle_seconds += time.perf_counter() - started
         return caller
 
@@ -234,6 +240,9 @@ class Row:
     naive_sampled: Errors
     #: The oracle's other statistics (per caller |err|/wait), by name.
     oracle_told: dict[str, float]
+    #: No estimator's per-caller median relative error can be below this (the oracle's
+    #: coverage bound, on the callers it replayed).
+    bound: float
     #: Clairvoyant replays that did not reproduce the actual outcome, of how many.
     check: tuple[int, int]
     oracle_seconds: float
@@ -260,7 +269,7 @@ def row_of(centre: str, load: str, tally: Tally) -> Row:
     naive = [(c.naive, c.wait) for c in sure if c.naive is not None and c.wait is not None]
     sampled = [c for c in sure if c.oracle is not None and c.naive is not None]
     told = {}
-    for name in ("median", "inverse", "stayers", "stayers_inverse"):
+    for name in ("median", "cover20", "inverse", "stayers", "stayers_inverse"):
         told[name] = errors([(c.oracle[name], c.wait) for c in sampled
                              if c.oracle is not None and c.wait is not None])[1]
     checked = [c for c in tally.callers if c.check is not None]
@@ -277,7 +286,8 @@ def row_of(centre: str, load: str, tally: Tally) -> Row:
                        if c.ewt is not None and c.wait is not None]),
                errors([(c.naive, c.wait) for c in sampled
                        if c.naive is not None and c.wait is not None]),
-               told, (wrong, len(checked)), tally.oracle_seconds)
+               told, bound([c.coverage for c in tally.callers if c.coverage is not None]),
+               (wrong, len(checked)), tally.oracle_seconds)
 
 
 def run(centre: str, load: str, config_text: str, scenario_text: str, days: int, seed: int,
@@ -371,7 +381,7 @@ def _line(r: Row) -> str:
         line += (f"; on {r.oracle[5]} sampled: oracle {_pct(r.oracle[1])}, EWT "
                  f"{_pct(r.ewt_sampled[1])}, naive {_pct(r.naive_sampled[1])}; oracle told "
                  + ", ".join(f"{k} {_pct(v)}" for k, v in r.oracle_told.items())
-                 + f" ({r.oracle_seconds:.0f} s)")
+                 + f"; bound {_pct(r.bound)} ({r.oracle_seconds:.0f} s)")
     if r.check[1]:
         line += f"; clairvoyant check: {r.check[0]} of {r.check[1]} differ"
     return line
@@ -398,14 +408,16 @@ def render(rows: Sequence[Row], days: int, seconds: float, oracle: OracleSpec | 
         every = "every caller" if oracle.every == 1 else f"every {oracle.every}th caller"
         out += ["", f"The oracle ({oracle.rounds} futures from the exact state under the "
                 f"true model; {every} who waited), on the same callers:", "",
-                "| centre | arrivals | callers | **oracle per caller \\|err\\|/wait** | "
+                "| centre | arrivals | callers | **bound** | "
+                "**oracle per caller \\|err\\|/wait** | "
                 "EWT per caller | naive per caller | oracle median \\|err\\| | "
                 "EWT median \\|err\\| | oracle ±30 % | EWT ±30 % | oracle ±30 s | "
                 "EWT ±30 s | oracle told 1/wait-weighted | oracle told stayers' median |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
             o, e, n = r.oracle, r.ewt_sampled, r.naive_sampled
-            out.append(f"| {r.centre} | {r.load} | {o[5]} | **{_pct(o[1])}** | "
+            out.append(f"| {r.centre} | {r.load} | {o[5]} | **{_pct(r.bound)}** | "
+                       f"**{_pct(o[1])}** | "
                        f"{_pct(e[1])} | {_pct(n[1])} | {_s(o[0])} | {_s(e[0])} | "
                        f"{_pct(o[2])} | {_pct(e[2])} | {_pct(o[3])} | {_pct(e[3])} | "
                        f"{_pct(r.oracle_told['inverse'])} | "

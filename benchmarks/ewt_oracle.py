@@ -407,6 +407,74 @@ def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
     return pairs[-1][0]
 
 
+#: Relative errors at which the bound is worked out (0.10, 0.11 … 0.50).
+BOUND_GRID = tuple(round(0.10 + 0.01 * i, 2) for i in range(41))
+#: Only callers who waited at least this long count in the per-caller relative error.
+MIN_WAIT = 20.0
+
+
+def coverage(waits: Sequence[float], patience: float | None,
+             min_wait: float = MIN_WAIT) -> tuple[float, list[float]]:
+    """For the bound on *any* estimator's median relative error.
+
+    Returns ``(den, [num(r) for r in BOUND_GRID])`` from the drawn waits: ``den`` the
+    chance the caller is counted (answered — it stays: exp(−wait / mean patience) —
+    after waiting at least ``min_wait``), ``num(r)`` the largest chance, over every value
+    an estimator could tell, that it is counted *and* within ±r of its wait. Summed over
+    callers, Σ num(r) / Σ den is the largest share of counted callers within ±r that any
+    estimator could expect; below one half, no estimator's median relative error can be
+    r or less.
+    """
+    counted = sorted(w for w in waits if min_wait <= w < math.inf)
+    weight = {w: 1.0 if patience is None else math.exp(-w / patience) for w in counted}
+    n = len(waits)
+    den = sum(weight.values()) / n
+    nums = []
+    for r in BOUND_GRID:
+        # telling e covers the waits in [e/(1+r), e/(1−r)]: a window of width
+        # log((1+r)/(1−r)) in log-wait; slide it over the sorted waits
+        ratio = (1 + r) / (1 - r)
+        best = acc = 0.0
+        j = 0
+        for w in counted:
+            acc += weight[w]
+            while counted[j] * ratio < w:
+                acc -= weight[counted[j]]
+                j += 1
+            best = max(best, acc)
+        nums.append(best / n)
+    return den, nums
+
+
+def bound(pairs: Sequence[tuple[float, list[float]]]) -> float:
+    """The smallest relative error r (of ``BOUND_GRID``) at which an estimator could
+    have half the counted callers within ±r (nan: none of the grid)."""
+    den = sum(d for d, _ in pairs)
+    if den <= 0:
+        return math.nan
+    for i, r in enumerate(BOUND_GRID):
+        if sum(nums[i] for _, nums in pairs) / den >= 0.5:
+            return r
+    return math.nan
+
+
+def covering_pick(waits: Sequence[float], weights: Sequence[float], r: float) -> float:
+    """The value whose ±r holds the most weight of the drawn waits (a wait W is within
+    ±r of e when |e − W| ≤ r·W, i.e. e/(1+r) ≤ W ≤ e/(1−r))."""
+    pairs = sorted(zip(waits, weights, strict=True))
+    ratio = (1 + r) / (1 - r)
+    best, pick, acc, j = -1.0, pairs[0][0], 0.0, 0
+    for w, wt in pairs:
+        acc += wt
+        while pairs[j][0] * ratio < w:
+            acc -= pairs[j][1]
+            j += 1
+        if acc > best:
+            # any e in [(1−r)·w, (1+r)·low] covers the window low … w: its middle
+            best, pick = acc, ((1 - r) * w + (1 + r) * pairs[j][0]) / 2
+    return pick
+
+
 def statistics_of(waits: Sequence[float], patience: float | None) -> dict[str, float]:
     """What could be told from the drawn waits:
 
@@ -423,6 +491,7 @@ def statistics_of(waits: Sequence[float], patience: float | None) -> dict[str, f
     stay = [1.0 if patience is None else math.exp(-w / patience) for w in finite]
     return {
         "median": statistics.median(waits),
+        "cover20": covering_pick(finite, stay, 0.2),
         "inverse": weighted_median(finite, inv),
         "stayers": weighted_median(finite, stay),
         "stayers_inverse": weighted_median(finite, [a * b for a, b in zip(inv, stay,
