@@ -197,11 +197,11 @@ class EntryWatch:
             self._pending[fact.call_id] = told
         elif isinstance(fact, CallConnected):
             self._pending.pop(fact.call_id, None)
-            told = self.told.get(fact.call_id)
-            if told is not None:
-                told.wait = fact.wait
+            known = self.told.get(fact.call_id)
+            if known is not None:
+                known.wait = fact.wait
                 call = self.engine.core.calls.get(fact.call_id)
-                told.caller = call.caller if call is not None else ""
+                known.caller = call.caller if call is not None else ""
         elif isinstance(fact, AgentChanged):
             self.agent_states.append((now, fact.agent, fact.state))
         elif isinstance(fact, CallOffered):

@@ -262,13 +262,24 @@ class Clairvoyant(Draws):
         return (times[i], f"{queue}:{i}") if i < len(times) else None
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """A waiting call in one replay: where it stands, its stage, when it gives up."""
+
+    key: tuple[int, float, int]
+    queue: str
+    stage: int
+    gone: float
+
+
 def replay(model: Model, snap: Snapshot, draws: Draws, *, target_patience: bool = False,
            ) -> float:
     """One future from the snapshot: when the target caller is answered (inf: it gave up
     — only with ``target_patience`` — or waited beyond ``LIMIT``)."""
     now, target, ring = snap.now, snap.target, model.ring
     queues, admitted = model.queues, model.admitted
-    heap: list[tuple[float, int, int, object]] = []
+    #: (time, order, kind, agent / queue / call id, call id of an arrival, stage)
+    heap: list[tuple[float, int, int, str, str, int]] = []
     push, pop = heapq.heappush, heapq.heappop
     n = 0
     free = dict(snap.free)
@@ -283,24 +294,23 @@ def replay(model: Model, snap: Snapshot, draws: Draws, *, target_patience: bool 
         else:
             t = now + draws.left(call_id, queue, now - t0) + queues[queue].wrap_up
         n += 1
-        push(heap, (t, n, _FREE, agent))
-    #: call id → [order key, queue, stage, deadline]
-    waiting: dict[str, list[object]] = {}
+        push(heap, (t, n, _FREE, agent, "", 0))
+    waiting: dict[str, _Waiting] = {}
     for key, call_id, queue, stage, clock, entry in snap.waiting:
         gone = draws.deadline(call_id, queue, entry, now) \
             if call_id != target or target_patience else math.inf
-        waiting[call_id] = [key, queue, stage, gone]
+        waiting[call_id] = _Waiting(key, queue, stage, gone)
         for j in range(stage + 1, len(queues[queue].after)):
             n += 1
-            push(heap, (max(now, clock + queues[queue].after[j]), n, _STAGE, (call_id, j)))
+            push(heap, (max(now, clock + queues[queue].after[j]), n, _STAGE, call_id, "", j))
         if gone < math.inf:
             n += 1
-            push(heap, (gone, n, _GIVEUP, call_id))
+            push(heap, (gone, n, _GIVEUP, call_id, "", 0))
     for qid in queues:
         nxt = draws.arrival(qid, now)
         if nxt is not None:
             n += 1
-            push(heap, (nxt[0], n, _ARRIVE, (qid, nxt[1])))
+            push(heap, (nxt[0], n, _ARRIVE, qid, nxt[1], 0))
     seq = 1 << 40
     limit = now + LIMIT
 
@@ -312,80 +322,73 @@ def replay(model: Model, snap: Snapshot, draws: Draws, *, target_patience: bool 
                 best = (since, agent)
         return None if best is None else best[1]
 
-    def offer(call_id: str, queue: str, gone: float, agent: str, t: float) -> float | None:
+    def offer(call_id: str, w: _Waiting, agent: str, t: float) -> float | None:
         nonlocal n
         free.pop(agent, None)
         answer = t + ring
         if call_id == target:
-            return math.inf if gone < answer else answer
+            return math.inf if w.gone < answer else answer
         n += 1
-        if gone < answer:  # hangs up while the phone rings: the agent is free at once
-            push(heap, (gone, n, _FREE, agent))
+        if w.gone < answer:  # hangs up while the phone rings: the agent is free at once
+            push(heap, (w.gone, n, _FREE, agent, "", 0))
         else:
-            push(heap, (answer + draws.talk(call_id, queue) + queues[queue].wrap_up,
-                        n, _FREE, agent))
+            push(heap, (answer + draws.talk(call_id, w.queue) + queues[w.queue].wrap_up,
+                        n, _FREE, agent, "", 0))
         return None
 
     while heap:
-        t, _, kind, x = pop(heap)
+        t, _, kind, name, arriving, j = pop(heap)
         if t > limit:
             return math.inf
         if kind == _FREE:
-            agent = x
-            assert isinstance(agent, str)
             best_id: str | None = None
-            best_key: object = None
+            best: _Waiting | None = None
             for call_id, w in waiting.items():
-                if agent in admitted[(w[1], w[2])] and (  # type: ignore[index]
-                        best_id is None or w[0] < best_key):  # type: ignore[operator]
-                    best_id, best_key = call_id, w[0]
-            if best_id is None:
-                free[agent] = t
+                if name in admitted[(w.queue, w.stage)] and (best is None or w.key < best.key):
+                    best_id, best = call_id, w
+            if best_id is None or best is None:
+                free[name] = t
                 continue
-            w = waiting.pop(best_id)
-            done = offer(best_id, w[1], w[3], agent, t)  # type: ignore[arg-type]
+            del waiting[best_id]
+            done = offer(best_id, best, name, t)
             if done is not None:
                 return done
         elif kind == _ARRIVE:
-            queue, call_id = x  # type: ignore[misc]
-            nxt = draws.arrival(queue, t)
+            nxt = draws.arrival(name, t)
             if nxt is not None:
                 n += 1
-                push(heap, (nxt[0], n, _ARRIVE, (queue, nxt[1])))
-            qt = queues[queue]
+                push(heap, (nxt[0], n, _ARRIVE, name, nxt[1], 0))
+            qt = queues[name]
             seq += 1
-            call_id = call_id or f"new{seq}"
-            gone = draws.deadline(call_id, queue, t, t)
-            agent_free = pick(queue, 0)
+            call_id = arriving or f"new{seq}"
+            w = _Waiting((-qt.priority[0], t, seq), name, 0, draws.deadline(call_id, name, t, t))
+            agent_free = pick(name, 0)
             if agent_free is not None:
-                offer(call_id, queue, gone, agent_free, t)
+                offer(call_id, w, agent_free, t)
                 continue
-            waiting[call_id] = [(-qt.priority[0], t, seq), queue, 0, gone]
-            for j in range(1, len(qt.after)):
+            waiting[call_id] = w
+            for stage in range(1, len(qt.after)):
                 n += 1
-                push(heap, (t + qt.after[j], n, _STAGE, (call_id, j)))
-            if gone < math.inf:
+                push(heap, (t + qt.after[stage], n, _STAGE, call_id, "", stage))
+            if w.gone < math.inf:
                 n += 1
-                push(heap, (gone, n, _GIVEUP, call_id))
+                push(heap, (w.gone, n, _GIVEUP, call_id, "", 0))
         elif kind == _STAGE:
-            call_id, j = x  # type: ignore[misc]
-            w = waiting.get(call_id)
-            if w is None or w[2] >= j:  # type: ignore[operator]
+            found = waiting.get(name)
+            if found is None or found.stage >= j:
                 continue
-            queue = w[1]
-            prio = queues[queue].priority  # type: ignore[index]
-            key = w[0]
-            w[0] = (key[0] + prio[w[2]] - prio[j], key[1], key[2])  # type: ignore[index]
-            w[2] = j
-            agent_free = pick(queue, j)  # type: ignore[arg-type]
+            prio = queues[found.queue].priority
+            found.key = (found.key[0] + prio[found.stage] - prio[j], found.key[1],
+                         found.key[2])
+            found.stage = j
+            agent_free = pick(found.queue, j)
             if agent_free is not None:
-                del waiting[call_id]
-                done = offer(call_id, queue, w[3], agent_free, t)  # type: ignore[arg-type]
+                del waiting[name]
+                done = offer(name, found, agent_free, t)
                 if done is not None:
                     return done
-        else:  # _GIVEUP
-            if waiting.pop(x, None) is not None and x == target:  # type: ignore[arg-type]
-                return math.inf
+        elif waiting.pop(name, None) is not None and name == target:  # _GIVEUP
+            return math.inf
     return math.inf
 
 
