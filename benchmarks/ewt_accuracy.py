@@ -76,35 +76,36 @@ agents:
     + "".join(f"  - {{id: k{i:02d}, skills: {{complaint: 2}}}}\n" for i in range(6))
 
 
-def single_scenario(rate: float) -> str:
+def single_scenario(rate: float, hours: int = 8) -> str:
     return f"""seed: 1
 ring_time: 3
 no_answer_probability: 0
 warmup: 3600
 queues:
   consult:
-    arrivals: [{{from: "08:00", to: "16:00", calls_per_hour: {rate:g}}}]
+    arrivals: [{{from: "08:00", to: "{8 + hours:02d}:00", calls_per_hour: {rate:g}}}]
     handle_time: {{distribution: lognormal, mean: 180, sd: 120}}
     patience: {{distribution: exponential, mean: 300}}
 """
 
 
-def multi_scenario(scale: float) -> str:
+def multi_scenario(scale: float, hours: int = 8) -> str:
+    end = f"{8 + hours:02d}:00"
     return f"""seed: 1
 ring_time: 3
 no_answer_probability: 0
 warmup: 3600
 queues:
   consult:
-    arrivals: [{{from: "08:00", to: "16:00", calls_per_hour: {150 * scale:g}}}]
+    arrivals: [{{from: "08:00", to: "{end}", calls_per_hour: {150 * scale:g}}}]
     handle_time: {{distribution: lognormal, mean: 150, sd: 100}}
     patience: {{distribution: exponential, mean: 300}}
   repair:
-    arrivals: [{{from: "08:00", to: "16:00", calls_per_hour: {80 * scale:g}}}]
+    arrivals: [{{from: "08:00", to: "{end}", calls_per_hour: {80 * scale:g}}}]
     handle_time: {{distribution: lognormal, mean: 240, sd: 160}}
     patience: {{distribution: exponential, mean: 300}}
   complaint:
-    arrivals: [{{from: "08:00", to: "16:00", calls_per_hour: {60 * scale:g}}}]
+    arrivals: [{{from: "08:00", to: "{end}", calls_per_hour: {60 * scale:g}}}]
     handle_time: {{distribution: lognormal, mean: 300, sd: 200}}
     patience: {{distribution: exponential, mean: 300}}
 """

@@ -345,7 +345,10 @@ class Handoff:
         return (self.dial - self.hangup) * 1000
 
 
-def handoffs(log: AsteriskLog, watch: EntryWatch | None) -> list[Handoff]:
+def handoffs(log: AsteriskLog, agent_states: Sequence[tuple[float, str, str]] = (),
+             offers: Sequence[tuple[float, str, str]] = ()) -> list[Handoff]:
+    """Every agent hang-up with a caller waiting, and that agent's next Dial; with the
+    engine's agent changes and offers (engine clock), the engine's side of each."""
     by_agent: dict[str, list[tuple[float, str]]] = {}
     for t, cid, agent in log.dials:
         by_agent.setdefault(agent, []).append((t, cid))
@@ -361,17 +364,15 @@ def handoffs(log: AsteriskLog, watch: EntryWatch | None) -> list[Handoff]:
             continue
         h = Handoff(agent, t0, t1, cid, log.in_prompt(cid, t0),
                     log.prompt_started(cid, t0, t1))
-        if watch is not None:
-            agent_id = agent.removeprefix("agent")
-            e0, e1 = t0 + log.offset, t1 + log.offset
-            freed = next((t for t, a, s in watch.agent_states
-                          if a == agent_id and s == "idle" and e0 - 0.05 <= t <= e1 + 0.05),
-                         None)
-            if freed is not None:
-                h.freed = freed - e0
-                offer = next((t for t, _, a in watch.offers
-                              if a == agent_id and freed <= t <= e1 + 0.05), None)
-                h.offered = None if offer is None else offer - e0
+        agent_id = agent.removeprefix("agent")
+        e0, e1 = t0 + log.offset, t1 + log.offset
+        freed = next((t for t, a, s in agent_states
+                      if a == agent_id and s == "idle" and e0 - 0.05 <= t <= e1 + 0.05), None)
+        if freed is not None:
+            h.freed = freed - e0
+            offer = next((t for t, _, a in offers
+                          if a == agent_id and freed <= t <= e1 + 0.05), None)
+            h.offered = None if offer is None else offer - e0
         out.append(h)
     return out
 
@@ -454,29 +455,31 @@ async def run_mode(mode: Mode, load: Load, out: Path) -> dict[str, Any]:
     phones = list(rig.phones.values())
     agent_events = await asyncio.to_thread(
         lambda: [ev for p in phones for ev in p.result().events])
-    run = figures(mode, load, setup, watch, log_text, metric, agent_events,
-                  result.events, result.failed)
+    run = figures(mode, load, setup.callers, list(watch.told.values()), log_text, metric,
+                  agent_events, result.events, result.failed, watch.agent_states,
+                  watch.offers)
     run["seconds"], run["replays"] = time.monotonic() - started, replays
     await asyncio.to_thread((setup.out / "run.json").write_text,
                             json.dumps(run, indent=1, default=str))
     return run
 
 
-def figures(mode: Mode, load: Load, setup: Setup, watch: EntryWatch, log_text: str,
-            metric: dict[str, float], agent_events: Sequence[SippEvent],
-            caller_events: Sequence[SippEvent], sipp_failed: int) -> dict[str, Any]:
+def figures(mode: Mode, load: Load, callers: Sequence[str], told: Sequence[Told],
+            log_text: str, metric: dict[str, float], agent_events: Sequence[SippEvent],
+            caller_events: Sequence[SippEvent], sipp_failed: int,
+            agent_states: Sequence[tuple[float, str, str]] = (),
+            offers: Sequence[tuple[float, str, str]] = ()) -> dict[str, Any]:
     """Every figure of one run, from what the engine told and Asterisk's log."""
-    records = build_records(setup.callers, caller_events, agent_events)
+    records = build_records(callers, caller_events, agent_events)
     log = AsteriskLog.parse(log_text)
-    told = list(watch.told.values())
     sipp_wait = {c: r.wait for c, r in records.items()}
     waited = [t for t in told if t.wait is not None and t.position is not None]
     sure = [t for t in waited if t.ewt is not None]
     min_wait = SIM_MIN_WAIT * load.handle / SIM_HANDLE
     within = SIM_WITHIN * load.handle / SIM_HANDLE
-    hand = handoffs(log, watch)
+    hand = handoffs(log, agent_states, offers)
     return {
-        "mode": mode.name, "calls": len(setup.callers),
+        "mode": mode.name, "calls": len(callers),
         "answered": sum(1 for t in told if t.wait is not None),
         "sipp_failed": sipp_failed,
         "fallback": sum("app_queue fallback" in ln for ln in log_text.splitlines()),
