@@ -241,6 +241,9 @@ def errors(pairs: Sequence[tuple[float, float]], min_wait: float,
         "n": len(pairs), "n_rel": len(rel),
         "median_abs_s": statistics.median(abs_err),
         "per_caller_rel": statistics.median(rel) if rel else math.nan,
+        "p90_rel": percentile(rel, 90) if rel else math.nan,
+        "within_20pct_rel": sum(1 for r in rel if r <= 0.2) / len(rel) if rel else math.nan,
+        "within_20pct": sum(1 for e, w in pairs if abs(e - w) <= 0.2 * w) / len(pairs),
         "abs_over_median_wait": statistics.median(abs_err)
         / statistics.median(w for _, w in pairs),
         "within_30pct": sum(1 for e, w in pairs if abs(e - w) <= 0.3 * w) / len(pairs),
@@ -622,6 +625,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"| **per caller \\|error\\| ÷ wait** (waits ≥ {r['min_wait_s']:.1f} s: "
             f"{e.get('n_rel', 0)}) | **{_pct(e.get('per_caller_rel'))}** | "
             f"**{_pct(n.get('per_caller_rel'))}** |",
+            f"| **p90 per caller \\|error\\| ÷ wait** (the same callers) | "
+            f"**{_pct(e.get('p90_rel'))}** | **{_pct(n.get('p90_rel'))}** |",
+            f"| **within ±20 %** (the same callers) | **{_pct(e.get('within_20pct_rel'))}** | "
+            f"**{_pct(n.get('within_20pct_rel'))}** |",
+            f"| within ±20 % (every caller who waited) | {_pct(e.get('within_20pct'))} | "
+            f"{_pct(n.get('within_20pct'))} |",
             f"| median \\|error\\| ÷ median wait | {_pct(e.get('abs_over_median_wait'))} | "
             f"{_pct(n.get('abs_over_median_wait'))} |",
             f"| within ±30 % | {_pct(e.get('within_30pct'))} | "

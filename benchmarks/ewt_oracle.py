@@ -461,6 +461,16 @@ def bound(pairs: Sequence[tuple[float, list[float]]]) -> float:
     return math.nan
 
 
+def best_share(pairs: Sequence[tuple[float, list[float]]], r: float) -> float:
+    """The largest share of the counted callers any estimator could expect within ±r
+    (``r`` on ``BOUND_GRID``; nan: nobody counted)."""
+    den = sum(d for d, _ in pairs)
+    if den <= 0:
+        return math.nan
+    i = BOUND_GRID.index(round(r, 2))
+    return sum(nums[i] for _, nums in pairs) / den
+
+
 def covering_pick(waits: Sequence[float], weights: Sequence[float], r: float) -> float:
     """The value whose ±r holds the most weight of the drawn waits (a wait W is within
     ±r of e when |e − W| ≤ r·W, i.e. e/(1+r) ≤ W ≤ e/(1−r))."""
