@@ -3,7 +3,7 @@
 # (4573); the engine reaches Asterisk over AMI and serves the API/wallboard on 8080.
 #
 #   docker build -t hotline-acd .
-#   docker run --env-file acd.env -v ./acd.yaml:/etc/acd/acd.yaml:ro hotline-acd
+#   docker run --env-file engine.env -v ./acd.yaml:/etc/acd/acd.yaml:ro hotline-acd
 #
 # See docs/deployment.md. Base images are pinned to a release line, never :latest.
 # PYTHON_IMAGE overrides the base (a registry mirror, or the offline stand-in that

@@ -7,8 +7,11 @@ the metrics hooks and detaches them on the way out.
 
 Routes: ``/healthz`` and ``/readyz`` (no auth), ``/metrics`` (no auth unless
 ``api.metrics_auth``), ``/`` the wallboard page, ``/api/v1/...`` (bearer tokens,
-``api.routes``), the WebSocket ``/api/v1/events`` (``api.ws``), ``/docs`` and
-``/openapi.json``.
+``api.routes``), the WebSocket ``/api/v1/events`` (``api.ws``), ``/docs``, ``/redoc``
+and ``/openapi.json`` (``api.docs``; by default only on a loopback bind).
+
+In front of the router (``api.guards``): the body limit (413 before routing and auth)
+and the security headers on every response.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from acd.config import ApiConfig, ApiRole, Config
 from acd.domain import DomainError
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
+from api import reports
 from api.auth import Principal, TokenStore
 from api.errors import EngineUnavailable, status_for
+from api.guards import ApiCollector, BodyLimit, FailedAuth, SecurityHeaders
 from api.models import ErrorBody, Health, Readiness
 from api.routes import allow, api_state, router
 from api.state import ApiState
@@ -43,7 +48,8 @@ log = logging.getLogger("acd.api")
 STATIC = Path(__file__).with_name("static")
 
 _ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 503: "unavailable"}
+                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                429: "too_many_requests", 503: "unavailable"}
 
 #: The wallboard's page: only its own script, its own WebSocket, no referrer (a token in
 #: the URL stays on this page).
@@ -67,12 +73,15 @@ def create_app(engine: Engine, config: Config, *,
     registry = registry if registry is not None else CollectorRegistry()
     collector = EngineCollector(engine)
     registry.register(collector)
+    limits = api_cfg.limits
+    failed_auth = FailedAuth(limits.auth_failures, limits.auth_failure_refill)
+    registry.register(ApiCollector(failed_auth))
     state = ApiState(
         engine=engine, config=config,
         tokens=tokens if tokens is not None else TokenStore.from_config(api_cfg, environ),
         registry=registry, collector=collector,
         views=LiveViews(engine), command_timeout=api_cfg.command_timeout,
-        metrics_auth=api_cfg.metrics_auth,
+        metrics_auth=api_cfg.metrics_auth, failed_auth=failed_auth,
     )
 
     @asynccontextmanager
@@ -84,13 +93,25 @@ def create_app(engine: Engine, config: Config, *,
         finally:
             state.detach()
 
+    docs = api_cfg.docs_enabled
     app = FastAPI(
         title="Hotline ACD", version=_version(), lifespan=lifespan,
         summary="Live queue state, agent state changes and supervisor commands.",
         description="Bearer tokens with roles agent, supervisor and admin (see docs/api.md)."
                     " WebSocket event stream at /api/v1/events.",
+        docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.acd = state
+
+    def body_refused() -> None:
+        failed_auth.refused["body_too_large"] += 1
+
+    # Before routing and before any token is checked.
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, on_refused=body_refused)
+    # Outside even Starlette's ServerErrorMiddleware, so a 500 gets the headers too.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: SecurityHeaders(build_stack())  # type: ignore[method-assign]
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -146,6 +167,7 @@ def create_app(engine: Engine, config: Config, *,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     app.include_router(router)
+    app.include_router(reports.routes)  # history: reports, records, recordings, page
     app.add_api_websocket_route("/api/v1/events", events_endpoint)
     return app
 

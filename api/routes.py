@@ -9,9 +9,9 @@ state (see ``api.views``) and sends commands through the engine's inbox.
 | ``GET /agents`` | 403 | ✓ | ✓ |
 | ``GET /agents/{id}``, ``POST /agents/{id}/state`` | its own (else 403) | ✓ | ✓ |
 | ``GET /calls`` | the calls it holds | ✓ | ✓ |
-| ``GET /calls/{id}`` | a call it holds (else 403) | ✓ | ✓ |
+| ``GET /calls/{id}`` | a call it holds (else 404, as for no such call) | ✓ | ✓ |
 | ``POST /calls/{id}/move``, ``POST /calls/{id}/priority`` | 403 | ✓ | ✓ |
-| ``GET /calls/{id}/explanation`` | a call it holds (else 403) | ✓ | ✓ |
+| ``GET /calls/{id}/explanation`` | a call it holds (else 404) | ✓ | ✓ |
 | ``GET /sites``, ``GET /sites/{id}``, ``GET /regions`` | 403 | ✓ | ✓ |
 | ``GET /config`` | 403 | 403 | ✓ |
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -40,6 +41,7 @@ from acd.domain import (
 from acd.domain.views import BadCursor
 from api.auth import Principal
 from api.errors import EngineUnavailable, UnknownCall, UnknownQueue, UnknownSite
+from api.guards import client_of
 from api.models import (
     AgentAction,
     AgentStateChange,
@@ -74,8 +76,19 @@ async def principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
-    found = api_state(request).tokens.authenticate(creds.credentials if creds else None)
+    """The token's principal. A client that presented too many unknown tokens gets 429
+    and its token is not looked at (api.guards.FailedAuth)."""
+    state = api_state(request)
+    client = client_of(request.client)
+    where = f"{request.method} {request.url.path}"
+    if state.failed_auth.retry_after(client) > 0:
+        retry = state.failed_auth.throttled(client, where)
+        raise HTTPException(429, "too many failed authentications from this client",
+                            headers={"Retry-After": str(retry)})
+    token = creds.credentials if creds else None
+    found = state.tokens.authenticate(token)
     if found is None:
+        state.failed_auth.failed(client, "invalid" if token else "missing", where)
         raise HTTPException(401, "missing or invalid bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
     return found
@@ -118,10 +131,14 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _AUTH: Responses = {401: _error("No or unknown bearer token."),
-                    403: _error("The token's role may not do this.")}
+                    403: _error("The token's role may not do this."),
+                    429: _error("Too many unknown tokens from this client: the token is "
+                                "not looked at; try again after `Retry-After` seconds.")}
 _404: Responses = {404: _error("No such resource.")}
 _503: Responses = {503: _error("The engine did not take the command in time.")}
-_400: Responses = {400: _error("The body is not valid JSON.")}
+_400: Responses = {400: _error("The body is not valid JSON."),
+                   413: _error("The body is larger than `api.limits.max_body_bytes` "
+                               "(refused before routing and authentication).")}
 _422_PAUSE: Responses = {422: {"model": ErrorBody | ValidationErrors,
                                "description": "Invalid body, or `unknown_pause_reason`."}}
 _409: Responses = {409: _error("The call is not waiting (ringing an agent or talking).")}
@@ -235,13 +252,13 @@ async def list_calls(who: Anyone, state: State,
         raise HTTPException(422, str(exc)) from None
 
 
-@router.get("/calls/{call_id}", tags=["calls"], responses=_404, summary="One live call")
+@router.get("/calls/{call_id}", tags=["calls"], responses=_404, summary="One live call",
+            description="An agent token sees only a call it holds: another agent's call "
+                        "answers exactly as a call that does not exist (404).")
 async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
     view = state.views.call(call_id)
-    if view is None:
+    if view is None or (who.is_agent and view.agent != who.agent_id):
         raise UnknownCall(f"unknown call {call_id!r}")
-    if who.is_agent and view.agent != who.agent_id:
-        raise HTTPException(403, "an agent token sees only the calls it holds")
     return view
 
 
@@ -254,12 +271,14 @@ async def get_call(call_id: CallId, who: Anyone, state: State) -> CallView:
                 "the agent or partner site, and `excluded`: why the other agents did not "
                 "get the call, counted by reason when the offer was made (missing skill, "
                 "level too low, paused, phone busy, ranked below …) with up to five named "
-                "runners-up. An agent token sees only a call it holds, and no runners-up.",
+                "runners-up. An agent token sees only a call it holds (any other call "
+                "answers 404, as one that does not exist), and no runners-up.",
 )
 async def explain_call(call_id: CallId, who: Anyone, state: State) -> CallExplanation:
-    call = state.views.call(call_id)
-    if call is not None and who.is_agent and call.agent != who.agent_id:
-        raise HTTPException(403, "an agent token sees only the calls it holds")
+    if who.is_agent:
+        call = state.views.call(call_id)
+        if call is None or call.agent != who.agent_id:
+            raise UnknownCall(f"unknown call {call_id!r}")
     view = state.views.explanation(call_id)
     if view is None:
         raise UnknownCall(f"unknown call {call_id!r}")
@@ -342,6 +361,32 @@ async def list_regions(who: Staff, state: State) -> list[RegionView]:
 # -- admin --------------------------------------------------------------------------------
 
 
-@router.get("/config", tags=["admin"], summary="The running configuration (no secrets)")
+@router.get("/config", tags=["admin"], summary="The running configuration (no secrets)",
+            description="Secrets are never in the file (only the names of the environment "
+                        "variables that hold them); a password written into a URL anyway "
+                        "(`store.url`) is shown as `***`.")
 async def get_config(who: Admin, state: State) -> dict[str, Any]:
-    return state.config.model_dump(mode="json")
+    redacted: dict[str, Any] = redact(state.config.model_dump(mode="json"))
+    return redacted
+
+
+#: ``scheme://user:password@host...``: the authority of a URL.
+_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)")
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every password inside a URL's user info replaced by ``***``."""
+    if isinstance(value, str):
+        match = _AUTHORITY.match(value)
+        if match is None or "@" not in match["authority"]:
+            return value
+        userinfo, _, host = match["authority"].rpartition("@")
+        if ":" not in userinfo:
+            return value
+        user = userinfo.split(":", 1)[0]
+        return f"{match['scheme']}{user}:***@{host}{value[match.end():]}"
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value

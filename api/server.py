@@ -60,22 +60,29 @@ class ApiServer(uvicorn.Server):
 
 
 def make_server(app: Any, host: str = "127.0.0.1", port: int = 8080, *,
-                access_log: bool = True) -> ApiServer:
+                access_log: bool = True, tls_cert: str | None = None,
+                tls_key: str | None = None) -> ApiServer:
+    """uvicorn on ``host:port``; HTTPS (uvicorn's own TLS) with ``tls_cert`` and
+    ``tls_key`` (PEM files: ``api.tls_cert``, ``api.tls_key``)."""
     install_log_redaction()
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together")
     config = uvicorn.Config(
         app, host=host, port=port, lifespan="on", ws="websockets-sansio",
         log_config=None, access_log=access_log, server_header=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key,
     )
     return ApiServer(config)
 
 
 @contextlib.asynccontextmanager
 async def serving(app: Any, host: str = "127.0.0.1", port: int = 0, *,
-                  access_log: bool = False,
+                  access_log: bool = False, tls_cert: str | None = None,
+                  tls_key: str | None = None,
                   start_within: float = 10.0) -> AsyncIterator[ApiServer]:
     """Run the app in this loop for the duration of the block (tests, benchmarks)."""
-    server = make_server(app, host, port, access_log=access_log)
+    server = make_server(app, host, port, access_log=access_log, tls_cert=tls_cert,
+                         tls_key=tls_key)
     task = asyncio.create_task(server.serve(), name="acd-api")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + start_within

@@ -10,6 +10,7 @@ from acd.config import Config
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
 from api.auth import TokenStore
+from api.guards import FailedAuth
 from api.views import LiveViews
 
 
@@ -23,6 +24,7 @@ class ApiState:
     views: LiveViews
     command_timeout: float = 5.0
     metrics_auth: bool = False
+    failed_auth: FailedAuth = field(default_factory=FailedAuth)
     attached: bool = field(default=False, init=False)
 
     def attach(self) -> None:

@@ -7,7 +7,8 @@ Authentication (the token never travels in the URL, so it never reaches an acces
   ["acd.v1", "bearer." + token])``); the server selects ``acd.v1``.
 
 A missing or unknown token: the socket is accepted, then closed with code **4401**
-(a browser cannot read the status of a refused handshake, it can read a close code).
+(a browser cannot read the status of a refused handshake, it can read a close code);
+**4429** when the client presented too many unknown tokens (as HTTP 429).
 4403 is reserved for a role that may not subscribe; today every role may, and an agent
 sees only its own events.
 
@@ -44,6 +45,7 @@ from api.auth import (
     bearer_from_header,
     bearer_from_subprotocols,
 )
+from api.guards import client_of
 
 if TYPE_CHECKING:
     from acd.domain import Fact
@@ -59,6 +61,8 @@ HEARTBEAT = 5.0
 MAX_LAG = 5000
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+#: Too many unknown tokens from this client (HTTP 429's counterpart).
+CLOSE_THROTTLED = 4429
 
 
 def _dump(message: dict[str, Any]) -> str:
@@ -120,9 +124,17 @@ async def events_endpoint(websocket: WebSocket) -> None:
     offered = list(websocket.scope.get("subprotocols") or [])
     token = (bearer_from_header(websocket.headers.get("authorization"))
              or bearer_from_subprotocols(offered))
-    principal = state.tokens.authenticate(token)
     subprotocol = WS_PROTOCOL if WS_PROTOCOL in offered else None
+    client = client_of(websocket.client)
+    if state.failed_auth.retry_after(client) > 0:
+        state.failed_auth.throttled(client, "WebSocket /api/v1/events")
+        await _refuse(websocket, subprotocol, CLOSE_THROTTLED,
+                      "too many failed authentications from this client")
+        return
+    principal = state.tokens.authenticate(token)
     if principal is None:
+        state.failed_auth.failed(client, "invalid" if token else "missing",
+                                 "WebSocket /api/v1/events")
         await _refuse(websocket, subprotocol, CLOSE_UNAUTHORIZED,
                       "missing or invalid bearer token")
         return

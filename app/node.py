@@ -10,6 +10,7 @@ in reverse, so a failure half way through start-up releases what was taken::
 
     enter                                       exit (reverse order)
     1. the engine's inbox loop                  timers and the inbox loop cancelled
+    1b. the history writer (config history:)    records flushed to the database
     2. the store (Redis client or memory)       store closed
     3. the lease's Redis client (hot standby)   client closed
     4. one AMI link per Asterisk server         AMI logged off
@@ -38,12 +39,14 @@ from prometheus_client.registry import CollectorRegistry
 
 from acd.config import Config, ConfigError
 from acd.config.settings import settings_from
+from acd.runtime.agi_guard import AGICollector, AGIGuard
 from acd.runtime.asterisk import AMISettings, AsteriskLink, asterisk_links
 from acd.runtime.call_flow import handle_call
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
-from acd.runtime.store import RedisStore, make_store, redis_client
+from acd.runtime.history.service import History
+from acd.runtime.store import RedisStore, make_store, store_client
 from api.app import create_app
 from routing.regions import preload as preload_regions
 
@@ -67,6 +70,17 @@ def ami_secrets_from_env(config: Config, environ: Mapping[str, str] | None = Non
     return secrets
 
 
+def agi_guard(config: Config, environ: Mapping[str, str] | None = None) -> AGIGuard:
+    """The FastAGI guard of ``config.fastagi``; ``ConfigError`` when ``secret_env`` names
+    a variable that is not set."""
+    agi = config.fastagi
+    secret = agi.secret(environ)
+    return AGIGuard(agi.allow, peer_rate=agi.limits.peer_rate,
+                    peer_burst=agi.limits.peer_burst,
+                    secret=secret.get_secret_value() if secret is not None else None,
+                    secret_env=agi.secret_env or "ACD_AGI_SECRET")
+
+
 class Node:
     """Engine + FastAGI + AMI + store (+ lease) + API app, owned by one exit stack.
 
@@ -86,14 +100,25 @@ class Node:
         servers = [s.name for s in config.asterisk.server_list]
         store_cfg = config.store
         self.engine = Engine(
-            self.settings, clock=clock, store=make_store(store_cfg),
+            self.settings, clock=clock, store=make_store(store_cfg, environ),
             device_state_servers=servers if self.ami_secrets is not None else (),
             store_load_timeout=3 * store_cfg.timeout, restore_grace=store_cfg.restore_grace)
+        #: Who may open a FastAGI session (fastagi.allow, limits, the shared secret).
+        self.agi_guard = agi_guard(config, environ)
+        self.agi: FastAGIServer | None = None
+        self.registry.register(AGICollector(self.agi_guard, lambda: self.agi,
+                                            lambda: self.engine.refused_sessions))
+        self.history: History | None = None
+        if config.history is not None:
+            self.history = History.from_config(config, self.engine, environ=environ,
+                                               clock=clock)
+            self.engine.fact_hooks.append(self.history.observe)
+            self.engine.recording_hook = self.history.recording_for
         self.app: FastAPI | None = None
         if config.api is not None:
             self.app = create_app(self.engine, config, registry=self.registry,
                                   environ=environ)
-        self.agi: FastAGIServer | None = None
+            self.app.state.history = self.history  # api.reports reads it
         self.links: Mapping[str, AsteriskLink] = {}
         self.standby: HotStandby | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -119,10 +144,14 @@ class Node:
         # The number geocoder loads its data (~0.3 s) on first use: not on a caller's time.
         await asyncio.to_thread(preload_regions)
         await stack.enter_async_context(engine.running())
+        if self.history is not None:
+            # Call records and agent history (a database behind a durable spool); left
+            # last, so the calls' final facts are in when it flushes.
+            await stack.enter_async_context(self.history.running())
         stack.push_async_callback(_quietly, engine.store.close)
         lease: Lease | None = None
         if config.ha is not None:
-            lease = Lease(redis_client(config.store.url, config.store.timeout),
+            lease = Lease(store_client(config.store, self.environ),
                           config.ha.node_id, config.ha.lease_ttl, config.store.key_prefix)
             stack.push_async_callback(_quietly, lease.client.aclose)
         if self.ami_secrets is not None:
@@ -132,13 +161,18 @@ class Node:
                 server.ami.action_timeout, server.ami.ping_interval,
                 server.ami.reconnect_max) for server in config.asterisk.server_list]
             self.links = await stack.enter_async_context(asterisk_links(engine, amis))
+            if self.history is not None:
+                for link in self.links.values():
+                    link.observers.append(self.history.on_ami)
         else:
             log.warning("running without AMI: no device state (every phone counts as "
                         "free); for tests and demos only")
-        self.agi = FastAGIServer(lambda session: handle_call(engine, session),
-                                 config.fastagi.host, config.fastagi.port,
-                                 env_timeout=config.fastagi.env_timeout,
-                                 max_sessions=config.fastagi.max_sessions)
+        max_age = config.fastagi.max_entry_age
+        self.agi = FastAGIServer(
+            lambda session: handle_call(engine, session, max_entry_age=max_age),
+            config.fastagi.host, config.fastagi.port,
+            env_timeout=config.fastagi.env_timeout, guard=self.agi_guard,
+            max_sessions=config.fastagi.max_sessions)
         await self.agi.start()
         stack.push_async_callback(self.agi.close, config.engine.drain_timeout)
         if lease is None:

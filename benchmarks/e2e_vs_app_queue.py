@@ -7,9 +7,10 @@ Two runs, one after the other, on one machine, each with a fresh :class:`harness
   over FastAGI; the engine answers, queues, picks the agent and dials it.
 * ``app_queue`` — ``Rig(engine="none", agi_urls="")``: ``ACD_AGI_URLS`` is empty, so the
   dialplan answers and sends every caller straight to ``Queue(hotline-fallback)``
-  (strategy leastrecent, ringinuse=no, the same agents as members; its ``timeout`` is the
-  engine's ring_timeout and its ``wrapuptime`` the queue's wrap_up, both rendered by
-  ``acd.config.asterisk``).
+  (strategy leastrecent, ringinuse=no, autofill=yes — its fastest; the hotline's own
+  fallback runs autofill=no for strict seniority —, the same agents as members; its
+  ``timeout`` is the engine's ring_timeout and its ``wrapuptime`` the queue's wrap_up,
+  both rendered by ``acd.config.asterisk``).
 
 Same agents, same SIPp scenarios, same wrap-up, same ring time, the *same caller arrival
 schedule* and the *same talk time per caller* in both runs (common random numbers: only
@@ -452,7 +453,7 @@ async def run_mode(mode: Mode, plan: LoadPlan, out: Path,
                                else {"engine": "none", "agi_urls": ""})
     engine_connected: int | None = None
     async with Rig(out, setup.agents, ring_timeout=plan.ring_timeout, wrap_up=plan.wrap_up,
-                   app_queue_wrapup=plan.app_queue_wrapup,
+                   app_queue_wrapup=plan.app_queue_wrapup, app_queue_autofill=True,
                    fallback_timeout=600, name=f"bench-{mode}", ports_size=600,
                    **mode_kw) as rig:
         ast = rig.asterisk

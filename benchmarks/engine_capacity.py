@@ -571,7 +571,10 @@ def engine_config(opts: Options, agents: int, ports: dict[str, int],
                                    "username": "acd", "secret_env": secret_envs[name],
                                    "ping_interval": 10}}
             for name in servers]},
-        "fastagi": {"host": "127.0.0.1", "port": 0, "env_timeout": opts.env_timeout},
+        # No per-peer rate limit: the load generators connect from loopback thousands
+        # of times a second; what is measured is the engine.
+        "fastagi": {"host": "127.0.0.1", "port": 0, "env_timeout": opts.env_timeout,
+                    "limits": {"peer_rate": 0}},
         "engine": {"ring_timeout": 15, "explain_offers": opts.explain_offers},
         "queues": [{"id": qid, "name": qid.title(), "skills": {skill: level},
                     "sl_target": 20, "wrap_up": opts.wrap_up,

@@ -468,6 +468,8 @@ class Caller(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.vars: dict[str, str] = {}
+        #: The caller-channel variable the dialplan stamps when the agent answers.
+        self.answer_var = ""
         self.agent: Agent | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.dead = False  # the channel hung up (HANGUP sent)
@@ -557,6 +559,12 @@ class Caller(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
+    def _expand(self, expression: str) -> str:
+        """One ``${…}`` of GET FULL VARIABLE: a variable, or the clock (STRFTIME)."""
+        if expression.startswith("STRFTIME("):
+            return f"{time.time():.3f}"
+        return self.vars.get(expression, "")
+
     def _command(self, line: str) -> None:
         """Answer one AGI command as res_agi does (``511`` on a dead channel, except
         ``GET VARIABLE``)."""
@@ -565,8 +573,7 @@ class Caller(asyncio.Protocol):
         counts = self.gen.stats.counts
         if verb == "GET FULL" and len(words) > 3:
             # allowed on a dead channel; ${NAME}s expanded, unset ones empty
-            full = re.sub(r"\$\{(\w+)\}", lambda m: self.vars.get(m.group(1), ""),
-                          words[3])
+            full = re.sub(r"\$\{([^}]*)\}", lambda m: self._expand(m.group(1)), words[3])
             self._reply(f"200 result=1 ({full})\n".encode())
             return
         if verb == "GET VARIABLE":
@@ -642,6 +649,8 @@ class Caller(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
         target = args.split(",", 1)[0]
+        stamp = re.search(r"U\(acd-answered\^(\d+)\)", args)
+        self.answer_var = f"ACD_ANSWERED_{stamp.group(1)}" if stamp else ""
         agent = self.server.agents.get(target.upper())
         if agent is not None and agent.freed_at is not None:
             gen.stats.add("free_to_dial", now - agent.freed_at)
@@ -695,6 +704,8 @@ class Caller(asyncio.Protocol):
                           for ch in (self.channel, agent.channel)))
         self.gen.stats.counts["answered_by_agent"] += 1
         talk = self.gen.talk_time()
+        if self.answer_var:  # the dialplan's [acd-answered] on the caller's channel
+            self.vars[self.answer_var] = f"{time.time():.3f}"
         self.vars["ANSWEREDTIME"] = str(int(talk))
         self.vars["DIALEDTIME"] = str(int(talk + 1))
         self.timer = asyncio.get_running_loop().call_later(talk, self._hang_up_call)

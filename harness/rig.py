@@ -62,6 +62,8 @@ class AgentPlan:
     #: 1000}`` for ``agent_transfer``.
     variables: Mapping[str, str | int | float] = field(default_factory=dict)
     in_asterisk: bool = True
+    #: The agent's groups (its own site's id among them, for the site's hours).
+    groups: Sequence[str] = ()
 
     @property
     def endpoint(self) -> str:
@@ -90,8 +92,11 @@ class Rig:
                  agi_retries: int = 3, agi_retry_pause: int = 1,
                  fallback_timeout: int = 120, name: str = "rig",
                  ports_size: int | None = None, agi_urls: str | None = None,
-                 app_queue_wrapup: int | None = None,
-                 extra_config: Mapping[str, Any] | None = None) -> None:
+                 app_queue_wrapup: int | None = None, app_queue_autofill: bool = False,
+                 extra_config: Mapping[str, Any] | None = None,
+                 agi_secret: str | None = None,
+                 asterisk_env: Mapping[str, str] | None = None,
+                 asterisk_files: Mapping[str, str] | None = None) -> None:
         self.artifacts = artifacts
         self.plans = list(agents)
         self.site_plans = list(sites)
@@ -106,11 +111,21 @@ class Rig:
         self.name = f"{name}-{os.getpid()}"
         self.ports = SandboxPorts.free(ports_size) if ports_size else SandboxPorts.free()
         self.extra_config = dict(extra_config or {})
+        #: The FastAGI shared secret (``fastagi.secret_env: ACD_AGI_SECRET``): given to
+        #: the engine and, unless ``asterisk_env`` says otherwise, to Asterisk.
+        self.agi_secret = agi_secret
+        #: More files for Asterisk's etc directory (e.g. musiconhold_local.conf).
+        self.asterisk_files = dict(asterisk_files or {})
+        self.asterisk_env = dict(asterisk_env) if asterisk_env is not None else (
+            {"ACD_AGI_SECRET": agi_secret} if agi_secret else {})
         #: ``""`` sends every caller straight to the app_queue fallback (baseline runs).
         self.agi_urls = agi_urls
         #: The fallback queue's ``wrapuptime`` (whole seconds) in ``queues_acd.conf``;
         #: ``None``: the queue's ``wrap_up``, rounded (as ``acd asterisk-config``).
         self.app_queue_wrapup = app_queue_wrapup
+        #: The fallback queue rings as many agents as callers wait (app_queue's fastest
+        #: setting, for benchmarks against it); off, it serves strictly oldest first.
+        self.app_queue_autofill = app_queue_autofill
         self.phones: dict[str, SippProcess] = {}
         self.asterisk: AsteriskInstance | None = None
         self.engine: Engine | None = None
@@ -133,6 +148,8 @@ class Rig:
         for p in self.plans:
             a: dict[str, Any] = {"id": p.agent_id, "endpoint": p.endpoint,
                                  "skills": dict(p.skills), "status": p.status}
+            if p.groups:
+                a["groups"] = list(p.groups)
             if p.agent_id in contacts:
                 a["contact"] = contacts[p.agent_id]
             else:
@@ -146,7 +163,8 @@ class Rig:
                 "agi_retries": self.agi_retries, "agi_retry_pause": self.agi_retry_pause,
                 "fallback_timeout": self.fallback_timeout,
             },
-            "fastagi": {"host": "127.0.0.1", "port": self.ports.agi},
+            "fastagi": {"host": "127.0.0.1", "port": self.ports.agi,
+                        **({"secret_env": "ACD_AGI_SECRET"} if self.agi_secret else {})},
             "engine": {"ring_timeout": self.ring_timeout, "drain_timeout": 2},
             "queues": [{"id": "consult", "name": "Consultation", "skills": {"consult": 1},
                         "wrap_up": self.wrap_up, "sl_target": 20}],
@@ -162,6 +180,8 @@ class Rig:
             ],
         }
         for key, value in self.extra_config.items():
+            if key == "fastagi" and isinstance(value, Mapping):  # keep the rig's port
+                value = {**cfg["fastagi"], **value}
             cfg[key] = value
         return cfg
 
@@ -194,20 +214,29 @@ class Rig:
         at_start = self.config.model_copy(update={
             "agents": [a for a in self.config.agents if a.id not in late]})
         files = asterisk_config.render(at_start, self._sip_env,
-                                       fallback_wrapup=self.app_queue_wrapup)
+                                       fallback_wrapup=self.app_queue_wrapup,
+                                       fallback_autofill=self.app_queue_autofill)
         self.asterisk = AsteriskInstance(
             self.name, self.ports,
             {"ACD_RETRIES": str(self.agi_retries),
              "ACD_RETRY_PAUSE": str(self.agi_retry_pause),
              "FALLBACK_TIMEOUT": str(self.fallback_timeout),
              **({"ACD_AGI_URLS": self.agi_urls} if self.agi_urls is not None else {})},
-            extra_files=files)
+            extra_files={**files, **self.asterisk_files}, **self._asterisk_kwargs())
         await asyncio.to_thread(self.asterisk.start)
         if self.engine_mode == "inline":
             await self.start_engine()
         elif self.engine_mode == "process":
             await self.start_engine_process()
         return self
+
+    def _asterisk_kwargs(self) -> dict[str, Any]:
+        """Asterisk's own environment, when the rig gives it one (ACD_AGI_SECRET)."""
+        return {"environ": self.asterisk_env} if self.asterisk_env else {}
+
+    @property
+    def _engine_env(self) -> dict[str, str]:
+        return {"ACD_AGI_SECRET": self.agi_secret} if self.agi_secret else {}
 
     @property
     def _sip_env(self) -> dict[str, str]:
@@ -219,7 +248,8 @@ class Rig:
         reload``: agents planned with ``in_asterisk=False`` appear in Asterisk."""
         assert self.config is not None and self.asterisk is not None
         files = asterisk_config.render(self.config, self._sip_env,
-                                       fallback_wrapup=self.app_queue_wrapup)
+                                       fallback_wrapup=self.app_queue_wrapup,
+                                       fallback_autofill=self.app_queue_autofill)
         self.asterisk.update_files(files)
         await asyncio.to_thread(self.asterisk.reload)
 
@@ -255,7 +285,8 @@ class Rig:
         assert self.config is not None and self.asterisk is not None
         secret = self.asterisk.ami_secret
         self.node = Node(self.config, ami_secrets={
-            s.name: secret for s in self.config.asterisk.server_list})
+            s.name: secret for s in self.config.asterisk.server_list},
+            environ={**os.environ, **self._engine_env})
         self.engine = self.node.engine
         self._sub_cm = self.engine.subscribe()
         queue = await self._sub_cm.__aenter__()
@@ -283,7 +314,7 @@ class Rig:
         ``overrides`` (top-level sections) and its own FastAGI ``port``."""
         assert self.asterisk is not None
         env = dict(os.environ, ACD_AMI_SECRET=self.asterisk.ami_secret,
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", **self._engine_env)
         config_path, port = self.config_path, port or self.ports.agi
         if name != "engine" or overrides:
             raw = yaml.safe_load(self.config_path.read_text())

@@ -377,7 +377,8 @@ class AsteriskInstance:
 
     def __init__(self, name: str, ports: SandboxPorts, conf_vars: Mapping[str, str],
                  extra_files: Mapping[str, str] | None = None, chroot: Path | None = None,
-                 conf_dir: Path = CONF_DIR, test_callers: bool = True) -> None:
+                 conf_dir: Path = CONF_DIR, test_callers: bool = True,
+                 environ: Mapping[str, str] | None = None) -> None:
         if not _NAME.match(name):
             raise ValueError(f"bad instance name {name!r} (letters, digits, _ . -)")
         self.name = name
@@ -386,6 +387,9 @@ class AsteriskInstance:
         self.conf_dir = conf_dir
         self._layout = _Layout(self.chroot, name)
         self.extra_files: dict[str, str] = dict(extra_files or {})
+        #: Asterisk's process environment on top of a clean one (``ACD_AGI_SECRET``,
+        #: read by the engine's secret check through ``${ENV()}``).
+        self.environ: dict[str, str] = dict(environ or {})
         self.vars = self._variables(conf_vars)
         self.test_callers = test_callers
         self._proc: subprocess.Popen[bytes] | None = None
@@ -531,7 +535,8 @@ class AsteriskInstance:
         with self.console_log_path.open("ab") as out:
             self._proc = subprocess.Popen(
                 [*self._base_cmd(), "-f"], stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, env=_CLEAN_ENV, start_new_session=True)
+                stderr=subprocess.STDOUT, env={**self.environ, **_CLEAN_ENV},
+                start_new_session=True)
         self._pid = self._proc.pid
         self._write_metadata()
         try:

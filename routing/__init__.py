@@ -1,8 +1,8 @@
 """Routing policy (pure: no I/O, no clock): who takes which call, and staffing maths.
 
-* :mod:`routing.model` — queues, escalation stages, targets, agents, waiting calls;
+* :mod:`routing.model` — queues, escalation stages, agents, waiting calls;
 * :mod:`routing.router` — the indexed router the engine drives;
-* :mod:`routing.decision` — what it answers (match, overflow, an offer's exclusions,
+* :mod:`routing.decision` — what it answers (a match, an offer's exclusions,
   explanation);
 * :mod:`routing.reference` — the same rules by full scans, for tests and benchmarks;
 * :mod:`routing.erlang` — Erlang B, C and A.
@@ -13,23 +13,17 @@ from routing.decision import (
     Exclusions,
     Explanation,
     Match,
-    Overflow,
     PassedOver,
     Reason,
     RunnerUp,
     Why,
 )
 from routing.model import (
-    ActionTarget,
     AgentSpec,
-    AgentsTarget,
-    ExternalTarget,
-    PartnerTarget,
     QueueSpec,
     Stage,
     StageSpec,
     Strategy,
-    TargetSpec,
     WaitingCall,
     is_eligible,
     resolve_stages,
@@ -38,16 +32,11 @@ from routing.reference import ReferenceRouter
 from routing.router import Router
 
 __all__ = [
-    "ActionTarget",
     "AgentSpec",
-    "AgentsTarget",
     "Decision",
     "Exclusions",
     "Explanation",
-    "ExternalTarget",
     "Match",
-    "Overflow",
-    "PartnerTarget",
     "PassedOver",
     "QueueSpec",
     "Reason",
@@ -57,7 +46,6 @@ __all__ = [
     "Stage",
     "StageSpec",
     "Strategy",
-    "TargetSpec",
     "WaitingCall",
     "Why",
     "is_eligible",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from routing.model import AgentsTarget, ExternalTarget, Strategy
+from routing.model import Strategy
 
 
 class Why(StrEnum):
@@ -161,35 +161,8 @@ class Match:
     stage: int = 0
     strategy: Strategy = Strategy.LONGEST_IDLE
 
-    @property
-    def target(self) -> AgentsTarget:
-        return AgentsTarget()
 
-
-@dataclass(frozen=True, slots=True)
-class Overflow:
-    """No own agent can take the call, but its stage offers other targets.
-
-    ``targets`` are the stage's partner sites covering the caller's region and its
-    last-resort actions, in order of preference; ``target`` is the first. The engine tries
-    them in order (a full or failing partner → the next one).
-    """
-
-    call_id: str
-    queue_id: str
-    stage: int
-    targets: tuple[ExternalTarget, ...]
-
-    @property
-    def target(self) -> ExternalTarget:
-        return self.targets[0]
-
-    @property
-    def candidates(self) -> int:
-        return len(self.targets)
-
-
-Decision = Match | Overflow
+Decision = Match
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +192,6 @@ class Explanation:
         match self.decision:
             case Match(agent_id=agent):
                 head = f"→ agent {agent}"
-            case Overflow(target=target):
-                head = f"→ {target!r}"
             case None:
                 head = "→ keeps waiting"
         out = [f"call {self.call_id} in {self.queue_id} stage {self.stage} {head} "

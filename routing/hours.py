@@ -114,3 +114,27 @@ class Schedule:
                 if start > local:
                     return start
         return None
+
+    def next_change(self, at: datetime, horizon_days: int = 15) -> datetime | None:
+        """The next instant after ``at`` at which the schedule opens or closes (None:
+        never within the horizon, e.g. always open)."""
+        if self.always_open:
+            return None
+        zone = ZoneInfo(self.tz)
+        local = at.astimezone(zone)
+        state = self.is_open(at)
+        candidates: list[datetime] = []
+        for offset in range(horizon_days + 1):
+            day = (local + timedelta(days=offset)).date()
+            midnight = datetime.combine(day, time(0, 0), zone)
+            candidates.append(midnight)
+            intervals = (self.workday_hours if day in self.workdays
+                         else self.weekly.get(day.weekday(), ()))
+            for iv in intervals:
+                candidates.append(datetime.combine(day, iv.start, zone))
+                if iv.end != time.max:
+                    candidates.append(datetime.combine(day, iv.end, zone))
+        for moment in sorted(candidates):
+            if moment > local and self.is_open(moment) != state:
+                return moment
+        return None

@@ -8,13 +8,12 @@ required skill at the queue's minimum level (levels run 1–5). A call that wait
 * stage 0 is the queue's base requirement (skills, levels, admitted groups);
 * each later stage starts after a number of seconds of waiting and may lower every
   required level (``min_level_delta``, never below 1), replace the required skills by a
-  subset, admit more agent groups (other own sites), raise the call's priority, and offer
-  targets beyond own agents: a partner site dialled over a trunk, then a last-resort action
-  such as voicemail or a callback.
+  subset, admit more agent groups (other own sites) and raise the call's priority.
 
-A stage never narrows: every agent and every target offered at one stage stays offered at
-the next. :func:`resolve_stages` checks this when the queue is built, so a wrong config is
-refused before the router ever sees it.
+A stage never narrows: every agent admitted at one stage stays admitted at the next.
+:func:`resolve_stages` checks this when the queue is built, so a wrong config is refused
+before the router ever sees it. (The partner sites and the last-resort action a queue's
+stages may add are the engine's: :mod:`routing.partners` orders the sites.)
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
 
 MIN_LEVEL = 1
 MAX_LEVEL = 5
@@ -37,55 +35,6 @@ class Strategy(StrEnum):
     MOST_SKILLED = "most_skilled"
     #: The fewest calls handled today, then longest idle (evens out the day's load).
     FEWEST_CALLS = "fewest_calls"
-
-
-# -- targets: what a stage offers a call --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AgentsTarget:
-    """Own agents who meet the stage's skill and group rules.
-
-    Every stage offers them, first: listing it in :attr:`StageSpec.targets` is allowed
-    (first only) but changes nothing.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerTarget:
-    """A partner site: the call is dialled out over a trunk instead of to an own agent.
-
-    The router only names it in an :class:`~routing.decision.Overflow`; the engine dials
-    ``dial``, counts the calls in progress against ``capacity`` and tries the next target
-    when the site is full or the dial fails.
-    """
-
-    site_id: str
-    dial: str
-    capacity: int
-    #: Caller regions (ISO 3166-2, e.g. ``CN-GD``) the site covers; ``None`` covers all.
-    regions: frozenset[str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"partner {self.site_id!r}: capacity must be at least 1")
-
-    def covers(self, region: str) -> bool:
-        return self.regions is None or region in self.regions
-
-
-@dataclass(frozen=True, slots=True)
-class ActionTarget:
-    """A last resort when nobody can take the call: voicemail or a callback request."""
-
-    action: Literal["voicemail", "callback"]
-    #: The mailbox, announcement or callback queue the action uses, if any.
-    argument: str = ""
-
-
-TargetSpec = AgentsTarget | PartnerTarget | ActionTarget
-#: Targets other than own agents, which the engine acts on itself.
-ExternalTarget = PartnerTarget | ActionTarget
 
 
 # -- config --------------------------------------------------------------------------------
@@ -104,8 +53,6 @@ class StageSpec:
     groups: frozenset[str] | None = None
     #: Added to the call's priority while it is in this stage.
     priority_boost: int = 0
-    #: What the stage offers besides own agents, in order of preference.
-    targets: tuple[TargetSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +138,6 @@ class Stage:
     requirement: tuple[tuple[str, int], ...]
     groups: frozenset[str] | None
     priority_boost: int
-    #: Non-agent targets in order of preference.
-    targets: tuple[ExternalTarget, ...]
 
     def admits(self, agent: AgentSpec) -> bool:
         """True when the agent may take a call in this stage (ignoring routability)."""
@@ -235,12 +180,12 @@ def resolve_stages(queue: QueueSpec) -> tuple[Stage, ...]:
 
     Raises ``ValueError`` naming the queue and stage when a level is out of range, a stage
     starts before the previous one, requires a skill or level the previous stage did not,
-    admits fewer groups, drops a target, or lists own agents after another target.
+    or admits fewer groups.
     """
     qid = queue.queue_id
     _check_levels(f"queue {qid!r}", queue.required_skills)
     base = tuple(sorted(queue.required_skills.items()))
-    stages = [Stage(0, 0.0, base, queue.groups, 0, ())]
+    stages = [Stage(0, 0.0, base, queue.groups, 0)]
     for index, spec in enumerate(queue.stages, start=1):
         where = f"queue {qid!r} stage {index}"
         if spec.min_level_delta < 0:
@@ -251,18 +196,10 @@ def resolve_stages(queue: QueueSpec) -> tuple[Stage, ...]:
             sorted((s, max(MIN_LEVEL, lvl - spec.min_level_delta)) for s, lvl in skills.items())
         )
         stage = Stage(index, float(spec.after), requirement, spec.groups,
-                      spec.priority_boost, _external_targets(where, spec.targets))
+                      spec.priority_boost)
         _check_widens(where, stages[-1], stage)
         stages.append(stage)
     return tuple(stages)
-
-
-def _external_targets(where: str, targets: tuple[TargetSpec, ...]) -> tuple[ExternalTarget, ...]:
-    for i, t in enumerate(targets):
-        if isinstance(t, AgentsTarget) and i != 0:
-            raise ValueError(f"{where}: own agents are always offered first "
-                             "(partner-first routing is not supported yet)")
-    return tuple(t for t in targets if not isinstance(t, AgentsTarget))
 
 
 def _check_widens(where: str, prev: Stage, cur: Stage) -> None:
@@ -280,9 +217,6 @@ def _check_widens(where: str, prev: Stage, cur: Stage) -> None:
     if cur.groups is not None and (prev.groups is None or not prev.groups <= cur.groups):
         raise ValueError(f"{where}: admits fewer agent groups than stage {prev.index} "
                          "(stages only widen)")
-    dropped = [t for t in prev.targets if t not in cur.targets]
-    if dropped:
-        raise ValueError(f"{where}: no longer offers {dropped[0]!r} (stages only widen)")
 
 
 def is_eligible(agent: AgentSpec, queue: QueueSpec, stage: int = 0) -> bool:

@@ -56,11 +56,9 @@ from dataclasses import dataclass, field
 from itertools import filterfalse
 
 from routing.decision import (
-    Decision,
     Exclusions,
     Explanation,
     Match,
-    Overflow,
     PassedOver,
     Reason,
     RunnerUp,
@@ -69,7 +67,6 @@ from routing.decision import (
 from routing.model import (
     AgentSpec,
     CallKey,
-    PartnerTarget,
     QueueSpec,
     Stage,
     Strategy,
@@ -593,19 +590,6 @@ class Router:
             return None
         return self._match(best[3], self._call_slot[best[3]], agent_id)
 
-    def decide(self, call_id: str) -> Decision | None:
-        """An agent for the call; else what its stage offers instead; else None (wait)."""
-        match = self.match_call(call_id)
-        if match is not None:
-            return match
-        call = self._calls.get(call_id)
-        if call is None:
-            return None
-        stage = self._call_slot[call_id].stage
-        targets = tuple(t for t in stage.targets
-                        if not isinstance(t, PartnerTarget) or t.covers(call.region))
-        return Overflow(call_id, call.queue_id, stage.index, targets) if targets else None
-
     def dispatch(self) -> list[Match]:
         """Every agent match possible now; matched calls and agents are taken out.
 
@@ -823,8 +807,8 @@ class Router:
         call = self._calls[call_id]
         slot = self._call_slot[call_id]
         stage, strategy = slot.stage, slot.strategy
-        decision = self.decide(call_id)
-        chosen = decision.agent_id if isinstance(decision, Match) else None
+        decision = self.match_call(call_id)
+        chosen = decision.agent_id if decision is not None else None
         ranked: list[tuple[tuple[int, float, str], PassedOver]] = []
         others: list[PassedOver] = []
         for agent_id, agent in self._agents.items():

@@ -62,6 +62,7 @@ from typing import Any
 from acd.config import Config
 from acd.config.settings import settings_from
 from acd.domain import (
+    HOURS_START,
     AgentState,
     AgentStatus,
     CallAnswered,
@@ -74,6 +75,7 @@ from acd.domain import (
     EngineCore,
     Event,
     Fact,
+    HoursDue,
     Offer,
     SetAgentStatus,
     StartTimer,
@@ -362,6 +364,8 @@ class Simulation:
         heapq.heappush(self._heap, (at, next(self._seq), kind, payload))
 
     def _schedule_day(self) -> None:
+        # the own sites' and queues' hours: the gates now, then their own timers
+        self._push(self.start, _APPLY, HoursDue(HOURS_START, "", self._clock(self.start)))
         for aid in self._agents:
             shifts = self.scenario.shifts.get(aid)
             if shifts is None:

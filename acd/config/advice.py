@@ -3,6 +3,7 @@ secrets it names are missing from the environment. Used by ``acd check-config``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import phonenumbers
@@ -72,6 +73,12 @@ def warnings(config: Config) -> list[Problem]:
             found.append((("regions", "overrides", number),
                           f"caller numbers are matched in national form: write "
                           f"{normalise_number(number)!r}"))
+    covered = {r for s in config.partners() for r in s.regions}
+    for region, policy in config.regions.policies.items():
+        if policy.mode.value == "primary" and region not in covered:
+            found.append((("regions", "policies", region, "mode"),
+                          f"{region} is primary (partner first), but no partner site "
+                          "covers it: its callers go to own agents only"))
     for i, a in enumerate(config.agents):
         if a.contact is None and a.password_env is None:
             found.append((("agents", i), f"agent {a.id} has neither contact nor "
@@ -83,8 +90,49 @@ def warnings(config: Config) -> list[Problem]:
 # --------------------------------------------------------------------------- environment
 
 
+#: What a secret left as the example's looks like: change-me…, changeme, replace-me,
+#: secret, password, example, xxx, <…>.
+PLACEHOLDER = re.compile(
+    r"^(change[-_ ]?me|replace[-_ ]?me|secret|password|example|todo|x{3,}|<.*>)",
+    re.IGNORECASE)
+
+
+def secret_names(config: Config) -> list[tuple[str, str]]:
+    """(environment variable, what it holds) of every secret the config names."""
+    names: list[tuple[str, str]] = []
+    for server in config.asterisk.server_list:
+        names.append((server.ami.secret_env, f"AMI secret of Asterisk server "
+                      f"{server.name!r}, user {server.ami.username!r}"))
+    if config.fastagi.secret_env is not None:
+        names.append((config.fastagi.secret_env, "FastAGI secret shared with Asterisk"))
+    if config.store.password_env is not None:
+        names.append((config.store.password_env, "Redis password"))
+    if config.store.sentinel is not None and config.store.sentinel.password_env:
+        names.append((config.store.sentinel.password_env, "Redis Sentinel password"))
+    if config.api is not None:
+        for token in config.api.tokens:
+            names.append((token.env, f"API token {token.name!r}, role {token.role.value}"))
+    for agent in config.agents:
+        if agent.password_env:
+            names.append((agent.password_env, f"SIP password of agent {agent.id}"))
+    return names
+
+
+def placeholder_secrets(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """One line per secret still set to a placeholder (``change-me``…): ``acd serve``
+    refuses them, ``acd check-config`` reports them."""
+    lines: list[str] = []
+    for name, what in dict(secret_names(config)).items():
+        value = environ.get(name)
+        if value and PLACEHOLDER.match(value.strip()):
+            lines.append(f"environment: {name} is a placeholder ({what}): set a real "
+                         "secret")
+    return lines
+
+
 def missing_environment(config: Config, environ: Mapping[str, str]) -> list[str]:
-    """One line per secret the config names that the environment lacks."""
+    """One line per secret the config names that the environment lacks, or that is
+    still a placeholder."""
     lines: list[str] = []
     asked: set[str] = set()
 
@@ -93,13 +141,6 @@ def missing_environment(config: Config, environ: Mapping[str, str]) -> list[str]
             lines.append(f"environment: {name} is not set ({what})")
         asked.add(name)
 
-    for server in config.asterisk.server_list:
-        need(server.ami.secret_env,
-             f"AMI secret of Asterisk server {server.name!r}, user {server.ami.username!r}")
-    if config.api is not None:
-        for token in config.api.tokens:
-            need(token.env, f"API token {token.name!r}, role {token.role.value}")
-    for agent in config.agents:
-        if agent.password_env:
-            need(agent.password_env, f"SIP password of agent {agent.id}")
-    return lines
+    for name, what in secret_names(config):
+        need(name, what)
+    return lines + placeholder_secrets(config, environ)

@@ -65,6 +65,11 @@ _ANY = ("0.0.0.0", "::", "")
 # --------------------------------------------------------------------------- includes
 
 
+#: What a secret rendered into an Asterisk file must not hold: control characters
+#: (a newline starts a new line, a new [section]) and ';' (starts a comment).
+_UNSAFE_SECRET = re.compile(r"[\x00-\x1f\x7f;]")
+
+
 def _agent_block(agent: AgentConfig, config: Config, environ: Mapping[str, str]) -> str:
     ep = agent.sip_endpoint
     lines = [
@@ -91,6 +96,10 @@ def _agent_block(agent: AgentConfig, config: Config, environ: Mapping[str, str])
         if not password:
             raise ConfigError([f"environment: {agent.password_env} is not set "
                                f"(SIP password of agent {agent.id})"])
+        if _UNSAFE_SECRET.search(password) or password != password.strip():
+            raise ConfigError([f"environment: {agent.password_env} (SIP password of agent "
+                               f"{agent.id}) has a control character, ';' or spaces at "
+                               "its ends: it would break pjsip_acd.conf"])
         lines += [f"auth={ep}-auth", "", f"[{ep}-auth]", "type=auth",
                   "auth_type=userpass", f"username={ep}", f"password={password}"]
     lines += ["", f"[{ep}]", "type=aor"]
@@ -189,13 +198,17 @@ def _language_context(config: Config) -> str:
 
 
 def render(config: Config, environ: Mapping[str, str] | None = None,
-           server: str | None = None, *, fallback_wrapup: int | None = None) -> dict[str, str]:
+           server: str | None = None, *, fallback_wrapup: int | None = None,
+           fallback_autofill: bool = False) -> dict[str, str]:
     """File name → content for the generated Asterisk include files of one Asterisk
     server (``None``: the first; with one server, every agent).
 
     The fallback queue's ``wrapuptime`` is the default queue's ``wrap_up`` rounded to
     whole seconds (app_queue takes an integer), unless ``fallback_wrapup`` overrides it
-    (benchmarks compare app_queue and the engine at different wrap-ups)."""
+    (benchmarks compare app_queue and the engine at different wrap-ups).
+    ``fallback_autofill`` rings as many agents as callers wait at once (app_queue's
+    fastest setting, for the benchmark against it; the fallback serves oldest first
+    without it)."""
     env = os.environ if environ is None else environ
     name = _server_name(config, server)
     agents = [a for a in config.agents if config.agent_server(a) == name]
@@ -207,7 +220,8 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
         pjsip += ("\n; ---- carriers: who may send calls in (identified by source address)\n"
                   + "\n".join(_carrier(c, config.language) for c in config.carriers))
     return {"pjsip_acd.conf": pjsip,
-            "queues_acd.conf": _HEADER + _members(config, agents, fallback_wrapup),
+            "queues_acd.conf": _HEADER + ("autofill = yes\n" if fallback_autofill else "")
+            + _members(config, agents, fallback_wrapup),
             "extensions_acd.conf": _HEADER + _transfer_context(config) + "\n"
             + _language_context(config),
             "voicemail_acd.conf": _HEADER + _mailboxes(config)}
@@ -260,12 +274,20 @@ def write(config: Config, out_dir: Path, environ: Mapping[str, str] | None = Non
     return write_files(render(config, environ, server), out_dir)
 
 
+#: The rendered files hold SIP passwords and the AMI secret: owner and group only.
+FILE_MODE = 0o640
+
+
 def write_files(files: Mapping[str, str], out_dir: Path) -> list[Path]:
+    """Write each file 0640 (created so: never readable by others, even for a moment)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
         path = out_dir / name
-        path.write_text(text, encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        path.chmod(FILE_MODE)  # an older file keeps its mode through O_TRUNC
         written.append(path)
     return written
 

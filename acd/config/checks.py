@@ -162,16 +162,28 @@ def cross_problems(data: Mapping[str, Any]) -> list[Problem]:
                 problems.append((("queues", i, "transfer_code"),
                                  f"transfer code {code!r} used twice"))
             codes.add(code)
+    partner_ids = [sid for _, site in _items(raw, "sites")
+                   if site.get("kind") == "partner" and (sid := _str(site.get("id")))]
     for i, q in _items(raw, "queues"):
         exits = q.get("exits")
-        for key in ("action", "key_action"):
-            act = exits.get(key) if isinstance(exits, dict) else None
+        actions: list[tuple[tuple[str | int, ...], Any]] = [(("queues", i, "exits", key),
+                    exits.get(key) if isinstance(exits, dict) else None)
+                   for key in ("action", "key_action")]
+        for j, stage in _items(q, "stages"):
+            actions.append((("queues", i, "stages", j, "action"), stage.get("action")))
+            named = stage.get("partners")
+            for k, sid in enumerate(named if isinstance(named, list) else []):
+                if isinstance(sid, str) and sid not in partner_ids:
+                    problems.append((("queues", i, "stages", j, "partners", k),
+                                     f"unknown partner site {sid!r}"
+                                     f"{near(sid, partner_ids)}"))
+        for where, act in actions:
             if isinstance(act, dict) and act.get("to") == "queue" and act.get("queue"):
                 if act.get("queue") == q.get("id"):
-                    problems.append((("queues", i, "exits", key, "queue"),
+                    problems.append(((*where, "queue"),
                                      "a queue cannot send its callers to itself"))
                 else:
-                    unknown_queue(("queues", i, "exits", key, "queue"), act.get("queue"))
+                    unknown_queue((*where, "queue"), act.get("queue"))
     seen_segments: set[str] = set()
     for i, seg in _items(raw, "segments"):
         sid = _str(seg.get("id"))
@@ -197,6 +209,8 @@ def cross_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append((("agents", i, "server"),
                              f"unknown Asterisk server {server!r} (one of: "
                              f"{', '.join(servers)}){near(server, servers)}"))
+    for qid in _dict(raw, "history", "recording"):
+        unknown_queue(("history", "recording", qid), qid)
     if raw.get("ha") is not None:
         backend = _dict(raw, "store").get("backend", "memory")
         if backend != "redis":

@@ -46,10 +46,37 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _as_written)
 _Loader.add_constructor("tag:yaml.org,2002:float", _as_written)
 
 
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """The same key twice in one mapping (YAML keeps the last silently: a typo'd second
+    ``agents:`` would drop every agent above it)."""
+
+
+def _refuse_duplicate_keys(node: yaml.Node) -> None:
+    """Walk the composed tree; raise at the second occurrence of a key in a mapping."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, yaml.Node] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen and key.value != "<<":
+                        first = seen[key.value].start_mark.line + 1
+                        raise DuplicateKeyError(
+                            None, None, f"duplicate key {key.value!r} (first on line "
+                            f"{first}; YAML would keep only the last)", key.start_mark)
+                    seen[key.value] = key
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
 def read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     """The data (numbers as written) and the composed tree (for line numbers) of a YAML
     document; raises ``yaml.YAMLError``."""
     root = yaml.compose(text, Loader=_Loader)
+    if root is not None:
+        _refuse_duplicate_keys(root)
     data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     return data, root
 

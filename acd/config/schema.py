@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,7 +34,7 @@ from pydantic import (
 
 from acd.config.checks import Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
-from acd.domain.settings import ClosedAction, ExitTo, RonaAction, SiteKind
+from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
 from routing.numbers import normalise_did, normalise_number
@@ -122,6 +123,16 @@ class AsteriskConfig(_Model):
         return list(self.servers) or [AsteriskServerConfig(name="main", ami=self.ami)]
 
 
+class FastAGILimits(_Model):
+    """How much the FastAGI server takes from the peers it allows (docs/security.md;
+    the cap on sessions open at once is ``fastagi.max_sessions``)."""
+
+    #: New connections a second from one peer, with up to ``peer_burst`` at once (after
+    #: an engine restart every waiting caller's retry arrives together); 0: no limit.
+    peer_rate: float = Field(default=1000.0, ge=0)
+    peer_burst: int = Field(default=5000, ge=1)
+
+
 class FastAGIConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(default=4573, ge=0, le=65535)
@@ -129,6 +140,41 @@ class FastAGIConfig(_Model):
     #: Most caller sessions at once (unset: what the open-file limit leaves room for);
     #: one more is refused at once and its Asterisk falls back.
     max_sessions: int | None = Field(default=None, ge=1)
+    #: Who may connect: addresses or networks (CIDR). Anyone else is refused at once
+    #: (one log line naming the peer). Default: this host only.
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+                             min_length=1)
+    #: Name of the environment variable holding a secret shared with Asterisk: the
+    #: engine asks each new session for ``${ENV(<name>)}`` (Asterisk's own environment
+    #: must have the same variable) and refuses a session that does not know it.
+    #: Omitted: no secret is asked (the ``allow`` list is the only check).
+    secret_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: An entry time (``ACD_ENTRY``) further back than this is clamped to it (and one in
+    #: the future to now): nobody jumps the queue with a forged old time. Keep it at
+    #: least the dialplan's ACD_MAX_CALL_TIME (4 h).
+    max_entry_age: float = Field(default=14_400.0, ge=60)
+    limits: FastAGILimits = FastAGILimits()
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is no IP address or network (CIDR)") from None
+        return v
+
+    def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        """The shared secret (None when ``secret_env`` is not set); ConfigError when the
+        variable it names is not set."""
+        if self.secret_env is None:
+            return None
+        value = (os.environ if environ is None else environ).get(self.secret_env)
+        if not value:
+            raise ConfigError([f"environment: {self.secret_env} is not set (the FastAGI "
+                               "secret named by fastagi.secret_env)"])
+        return SecretStr(value)
 
 
 
@@ -141,7 +187,7 @@ class ClosedConfig(_Model):
     #: the mailbox's own unavailable greeting and Asterisk's instructions).
     sound: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
     #: ``box@context`` of voicemail.conf, for ``action: voicemail``.
-    mailbox: str | None = None
+    mailbox: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+$")
 
     @model_validator(mode="after")
     def _mailbox_for_voicemail(self) -> ClosedConfig:
@@ -233,8 +279,26 @@ class AnnounceConfig(_Model):
         return v
 
 
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f";,\[\]<>\\]')
+
+
+def _safe_name(value: str) -> str:
+    """A name rendered into Asterisk's files (comments, caller ids, queue members,
+    mailboxes): any script, but no control character (a newline would start a new
+    [section]) and none of  " ; , [ ] < > \\  (quotes, comments, separators)."""
+    bad = _UNSAFE_NAME.search(value)
+    if bad is not None:
+        raise ValueError(f"{bad.group()!r} is not allowed in a name: it is written into "
+                         "Asterisk's files (no control characters, quotes, ; , [ ] < > \\)")
+    return value
+
+
+SafeName = Annotated[str, Field(max_length=80), AfterValidator(_safe_name)]
+
+
 class StageConfig(_Model):
-    """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen."""
+    """One ring of a queue's bullseye: after ``after`` seconds of waiting, widen — to
+    more agents, to partner sites, and at last to a last-resort action."""
 
     after: float = Field(gt=0)
     #: Lower every required minimum level by this much (never below 1).
@@ -245,11 +309,22 @@ class StageConfig(_Model):
     groups: list[Identifier] | None = None
     #: Raise the call's priority while it is in this stage.
     priority_boost: int = Field(default=0, ge=0, le=100)
+    #: Partner sites the stage adds: ``covering`` (those covering the caller's region),
+    #: ``any`` (any offering the service), or a list of partner site ids.
+    partners: Literal["covering", "any"] | list[Identifier] | None = None
+    #: The last resort (the last stage only): the caller leaves the line this way.
+    action: ExitActionConfig | None = None
+
+    @property
+    def widens_agents(self) -> bool:
+        """The stage admits more agents or raises the priority (a router stage)."""
+        return bool(self.min_level_delta or self.skills is not None
+                    or self.groups is not None or self.priority_boost)
 
 
 class QueueConfig(_Model):
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     #: Skill → minimum level an agent needs to take calls of this queue.
     skills: dict[Identifier, SkillLevel] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=0, le=100)
@@ -265,6 +340,9 @@ class QueueConfig(_Model):
     #: Weekend days worked to make up for a holiday bridge (open with Monday's hours).
     workdays: list[date] = Field(default_factory=list)
     closed: ClosedConfig = ClosedConfig()
+    #: Callers already waiting when the queue closes: ``stay`` (served by whoever is
+    #: still open: other own sites, partners) or ``closed`` (its closed action).
+    on_close: OnClose = OnClose.STAY
     #: Agent groups (sites, teams) whose agents take this queue's calls at stage 0;
     #: omitted: every group.
     groups: list[Identifier] | None = None
@@ -287,7 +365,16 @@ class QueueConfig(_Model):
     @field_validator("stages")
     @classmethod
     def _stages_widen(cls, v: list[StageConfig], info: ValidationInfo) -> list[StageConfig]:
-        """A stage that narrows (or bad levels): an error at ``stages``."""
+        """A stage that narrows (or bad levels), a last resort before the last stage, a
+        kind of partners added twice: an error at ``stages``."""
+        last = max((st.after for st in v), default=0.0)
+        for st in v:
+            if st.action is not None and st.after < last:
+                raise ValueError(f"the stage after {st.after:g} s has an action, but a "
+                                 "later stage follows: only the last stage has one")
+        for kind in ("covering", "any"):
+            if sum(1 for st in v if st.partners == kind) > 1:
+                raise ValueError(f"partners: {kind} is added by more than one stage")
         d = info.data
         if not {"id", "skills", "priority", "strategy", "groups"} <= d.keys():
             return v  # a field before it is wrong: reported on its own
@@ -315,12 +402,14 @@ class QueueConfig(_Model):
 
 
 def _stage_specs(stages: list[StageConfig]) -> tuple[StageSpec, ...]:
+    """The router's stages: those that admit more agents (a stage adding only partners or
+    the last resort is the engine's, not the router's)."""
     return tuple(
         StageSpec(st.after, st.min_level_delta,
                   None if st.skills is None else dict(st.skills),
                   None if st.groups is None else frozenset(st.groups),
                   st.priority_boost)
-        for st in sorted(stages, key=lambda st: st.after)
+        for st in sorted(stages, key=lambda st: st.after) if st.widens_agents
     )
 
 
@@ -331,7 +420,7 @@ class InitialStatus(StrEnum):
 
 class AgentConfig(_Model):
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     #: PJSIP endpoint of the agent's softphone (defaults to the agent id).
     endpoint: Identifier | None = None
     skills: dict[Identifier, SkillLevel] = Field(default_factory=dict)
@@ -441,6 +530,19 @@ class ApiTokenConfig(_Model):
         return SecretStr(value) if value else None
 
 
+class ApiLimitsConfig(_Model):
+    """What the API takes from a client (docs/security.md)."""
+
+    #: Largest request body in bytes: a bigger one is refused (413) before routing and
+    #: before the token is checked, whether it announces its length or streams it.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Unknown tokens one client (address) may present in a burst; after that it gets
+    #: 429 (its token is not even looked at) and one more try every
+    #: ``auth_failure_refill`` seconds.
+    auth_failures: int = Field(default=10, ge=1, le=10_000)
+    auth_failure_refill: float = Field(default=6.0, gt=0, le=3600)
+
+
 class ApiConfig(_Model):
     """The HTTP API, WebSocket, /metrics and wallboard served by ``acd serve``."""
 
@@ -451,6 +553,35 @@ class ApiConfig(_Model):
     metrics_auth: bool = False
     #: How long an API command waits for the engine's inbox before answering 503.
     command_timeout: float = Field(default=5.0, gt=0, le=60)
+    #: ``/docs``, ``/redoc`` and ``/openapi.json``; omitted: served only when the API
+    #: listens on a loopback address.
+    docs: bool | None = None
+    #: HTTPS: the certificate (PEM, chain included) and its private key; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    limits: ApiLimitsConfig = ApiLimitsConfig()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("api.tls_cert and api.tls_key go together")
+        return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        if self.docs is not None:
+            return self.docs
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is loopback only (``127.0.0.1``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class TrunkConfig(_Model):
@@ -473,7 +604,7 @@ class SiteConfig(_Model):
     """An own centre or a partner service site."""
 
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     kind: SiteKind = SiteKind.OWN
     #: Provinces covered (ISO 3166-2:CN, e.g. CN-GD). Partners only; empty: none.
     regions: list[Annotated[str, Field(pattern=r"^CN-[A-Z]{2}$")]] = Field(
@@ -484,8 +615,12 @@ class SiteConfig(_Model):
     capacity: int = Field(default=1, ge=1, le=10_000)
     #: Higher first among partners that could take a call.
     preference: int = 0
+    #: Opening hours, as a queue's: an own site's agents are offered calls only while
+    #: it is open; a partner is dialled only while it is open.
     hours: dict[str, str | list[str]] = Field(default_factory=dict)
     holidays: list[date] = Field(default_factory=list)
+    #: Weekend days worked to make up for a holiday bridge (open with Monday's hours).
+    workdays: list[date] = Field(default_factory=list)
     trunk: TrunkConfig | None = None
     #: The number dialled at the partner (the user part of the Request-URI).
     number: str = Field(default="", pattern=r"^[0-9*#+]*$")
@@ -496,6 +631,11 @@ class SiteConfig(_Model):
         for code in v:
             validate_region_code(code)
         return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        return QueueConfig._hours_parse(v)
 
     @model_validator(mode="after")
     def _partner_needs_a_trunk(self) -> SiteConfig:
@@ -569,10 +709,33 @@ class StoreBackend(StrEnum):
     REDIS = "redis"
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class SentinelConfig(_Model):
+    """Redis Sentinel: the engine asks the sentinels where the master named ``master``
+    is, and follows it when they fail over (store and lease alike)."""
+
+    #: The name the sentinels monitor the master under (``sentinel monitor <name> ...``).
+    master: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    #: The sentinels, ``host:port`` (26379 is Sentinel's usual port).
+    sentinels: list[Annotated[str, Field(pattern=r"^[^\s:/]+:[0-9]{1,5}$")]] = Field(
+        min_length=1)
+    #: Environment variable with the sentinels' own password, if they require one.
+    password_env: EnvName | None = None
+    db: int = Field(default=0, ge=0, le=15)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(host, int(port)) for host, _, port in
+                (entry.rpartition(":") for entry in self.sentinels)]
+
+
 class StoreConfig(_Model):
     """Where the engine keeps what must survive a restart (agent statuses, waiting
     calls' places). ``memory``: nothing survives; ``redis``: ``url`` is
-    ``redis://host:port/db`` or ``unix:///path/redis.sock``."""
+    ``redis://host:port/db``, ``rediss://host:port/db`` (TLS) or
+    ``unix:///path/redis.sock``; or ``sentinel`` instead of ``url``."""
 
     backend: StoreBackend = StoreBackend.MEMORY
     url: str = "redis://127.0.0.1:6379/0"
@@ -582,6 +745,42 @@ class StoreConfig(_Model):
     #: After a restart or takeover, arrivals are held until every stored waiting call
     #: is back (or this many seconds), then applied oldest first: the order holds.
     restore_grace: float = Field(default=4.0, ge=0, le=60)
+    #: Environment variable holding Redis's password (``requirepass``, or the ACL
+    #: user's with ``username``); never a password in ``url``.
+    password_env: EnvName | None = None
+    #: Redis ACL user (e.g. one limited to ``~<key_prefix>:*``: docs/security.md).
+    username: str | None = Field(default=None, pattern=r"^[^\s:@/]{1,128}$")
+    #: ``rediss://``: the CA certificate (PEM) to verify Redis's certificate with;
+    #: omitted: the system's CAs.
+    tls_ca_file: str | None = None
+    sentinel: SentinelConfig | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// (TLS) or unix://")
+        return v
+
+    def password(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        """Redis's password from ``password_env`` (ConfigError when it is not set)."""
+        return _secret_from(self.password_env, "the Redis password named by "
+                            "store.password_env", environ)
+
+    def sentinel_password(self, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+        env = self.sentinel.password_env if self.sentinel is not None else None
+        return _secret_from(env, "the sentinels' password named by "
+                            "store.sentinel.password_env", environ)
+
+
+def _secret_from(name: str | None, what: str,
+                 environ: Mapping[str, str] | None) -> SecretStr | None:
+    if name is None:
+        return None
+    value = (os.environ if environ is None else environ).get(name)
+    if not value:
+        raise ConfigError([f"environment: {name} is not set ({what})"])
+    return SecretStr(value)
 
 
 class HAConfig(_Model):
@@ -591,6 +790,76 @@ class HAConfig(_Model):
     node_id: Identifier
     #: Lease time to live (seconds); renewed every ttl/3. Takeover ≈ ttl + ttl/6.
     lease_ttl: float = Field(default=2.0, ge=0.5, le=60)
+
+
+class RecordingMode(StrEnum):
+    NONE = "none"
+    ALL = "all"
+    SAMPLE = "sample"
+
+
+class QueueRecordingConfig(_Model):
+    """Whether a queue's conversations are recorded (``MixMonitor`` on the bridged call,
+    agents and partner sites alike)."""
+
+    mode: RecordingMode = RecordingMode.NONE
+    #: With ``mode: sample``: the share of calls recorded (percent).
+    sample_percent: float = Field(default=10.0, ge=0, le=100)
+    #: A sound file played to the caller before the recording starts (e.g. "this call
+    #: may be recorded"); none: no announcement.
+    announce: str | None = None
+
+
+class RetentionConfig(_Model):
+    """How long each kind of history is kept (days; none: for ever)."""
+
+    records_days: int | None = Field(default=730, ge=1)
+    #: Caller numbers are blanked in records older than this.
+    numbers_days: int | None = Field(default=365, ge=1)
+    notes_days: int | None = Field(default=365, ge=1)
+    recordings_days: int | None = Field(default=90, ge=1)
+
+
+class HistoryConfig(_Model):
+    """Call records, agent state history, reports and recordings in a database:
+    SQLite (one file, the default) or PostgreSQL (``postgresql://user@host/db``: both
+    engines of a hot-standby pair write to one)."""
+
+    #: SQLAlchemy URL; a password belongs in ``url_env``, not here.
+    url: str = "sqlite:///acd-history.db"
+    #: Environment variable holding the URL (wins over ``url``).
+    url_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: Where record batches wait, durably, until the database has them.
+    spool_dir: str = "acd-history-spool"
+    #: The writer writes at least this often (seconds), or sooner when a batch is full.
+    flush_interval: float = Field(default=0.2, gt=0, le=60)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    #: Abandons after less than this many seconds are "short": reported apart and left
+    #: out of the reports' abandon rate (0: none; the live figures count every abandon).
+    short_abandon: float = Field(default=0.0, ge=0, le=600)
+    retention: RetentionConfig = RetentionConfig()
+    #: Seconds between two purge runs (retention).
+    purge_interval: float = Field(default=3600.0, ge=10)
+    #: Queue id → recording policy (queues not listed: not recorded).
+    recording: dict[Identifier, QueueRecordingConfig] = Field(default_factory=dict)
+    #: Where MixMonitor writes recordings, as Asterisk names it: relative to its
+    #: monitor spool directory (``<astspooldir>/monitor/``), or absolute.
+    recording_path: str = Field(default="acd", pattern=r"^[A-Za-z0-9_./-]{1,200}$")
+    #: The same directory as this engine sees it (a shared volume, or the same host):
+    #: the engine reads each file's length and serves it to supervisors.
+    recordings_dir: str = "/var/spool/asterisk/monitor/acd"
+    #: Roles that see callers' numbers in reports and records (others: masked; an agent
+    #: sees its own callers' numbers only).
+    show_numbers_to: list[ApiRole] = Field(default_factory=lambda: [ApiRole.ADMIN])
+
+    def database_url(self, environ: Mapping[str, str] | None = None) -> str:
+        if self.url_env:
+            value = (os.environ if environ is None else environ).get(self.url_env)
+            if not value:
+                raise ConfigError([f"history.url_env: environment variable "
+                                   f"{self.url_env} is not set"])
+            return value
+        return self.url
 
 
 class DidConfig(_Model):
@@ -607,7 +876,7 @@ class CarrierConfig(_Model):
     from a known source address: there is no anonymous inbound endpoint."""
 
     id: Identifier
-    name: str = ""
+    name: SafeName = ""
     #: Source addresses of its SIP signalling: IP addresses, networks (CIDR) or host
     #: names (rendered ``identify`` ``match`` lines).
     match: list[str] = Field(min_length=1)
@@ -658,6 +927,8 @@ class Config(_Model):
     store: StoreConfig = StoreConfig()
     #: Hot standby (needs ``store.backend: redis``); absent: this engine is always active.
     ha: HAConfig | None = None
+    #: Call history, reports and recordings (a database); absent: nothing is kept.
+    history: HistoryConfig | None = None
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -707,7 +978,7 @@ class Config(_Model):
                       key=lambda s: -s.preference)
 
     def site_schedule(self, site: SiteConfig) -> Schedule:
-        return Schedule.build(self.timezone, site.hours, site.holidays)
+        return Schedule.build(self.timezone, site.hours, site.holidays, site.workdays)
 
     def schedule(self, queue_id: str) -> Schedule:
         q = self.queue(queue_id)

@@ -12,6 +12,7 @@ from acd.config.schema import (
     ExitActionConfig,
     ExitsConfig,
     PartnerMode,
+    StageConfig,
 )
 from acd.domain.settings import (
     AgentSettings,
@@ -32,7 +33,7 @@ from acd.domain.settings import (
 )
 from routing.hours import Schedule
 from routing.numbers import normalise_did
-from routing.partners import PartnerSite
+from routing.partners import PartnerSite, PartnerStages
 
 
 def settings_from(config: Config) -> Settings:
@@ -47,7 +48,9 @@ def settings_from(config: Config) -> Settings:
                 _sound(q.closed.sound, q.closed.action is ClosedAction.VOICEMAIL),
                 q.closed.mailbox),
             expected_handle_time=q.expected_handle_time,
-            exits=_exits(q.exits), announce=_announce(q.announce), language=q.language)
+            exits=_exits(q.exits), announce=_announce(q.announce), language=q.language,
+            partner_stages=_partner_stages(q.stages), last_resort=_last_resort(q.stages),
+            on_close=q.on_close)
         for q in config.queues
     }
     agents = {
@@ -68,7 +71,8 @@ def settings_from(config: Config) -> Settings:
         sites[s.id] = SiteSettings(
             id=s.id, name=s.name, kind=s.kind, capacity=s.capacity,
             regions=frozenset(s.regions), services=frozenset(s.services),
-            preference=s.preference, schedule=Schedule.build(tz, s.hours, s.holidays),
+            preference=s.preference,
+            schedule=Schedule.build(tz, s.hours, s.holidays, s.workdays),
             partner=partner if s.kind.value == "partner" else None,
             trunk_device=trunk_device if s.kind.value == "partner" else "")
     regions = config.regions
@@ -108,6 +112,25 @@ def _action(a: ExitActionConfig | None) -> ExitAction | None:
     if a is None:
         return None
     return ExitAction(a.to, a.queue, a.mailbox, _sound(a.sound, a.to is ExitTo.VOICEMAIL))
+
+
+def _partner_stages(stages: list[StageConfig]) -> PartnerStages | None:
+    """When the stages add partners; None when none does (the regions' defaults)."""
+    if not any(st.partners is not None for st in stages):
+        return None
+    covering = next((st.after for st in stages if st.partners == "covering"), None)
+    any_after = next((st.after for st in stages if st.partners == "any"), None)
+    sites = tuple(sorted(((st.after, frozenset(st.partners)) for st in stages
+                          if isinstance(st.partners, list)), key=lambda step: step[0]))
+    return PartnerStages(covering, any_after, sites)
+
+
+def _last_resort(stages: list[StageConfig]) -> tuple[float, ExitAction] | None:
+    for st in stages:
+        action = _action(st.action)
+        if action is not None:
+            return st.after, action
+    return None
 
 
 def _exits(e: ExitsConfig) -> ExitSettings:

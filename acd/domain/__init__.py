@@ -6,7 +6,7 @@ adapters in ``acd.runtime`` move bytes and carry out effects; ``sim`` drives the
 core through a simulated day.
 """
 
-from acd.domain.core import EngineCore
+from acd.domain.core import HOURS_START, EngineCore
 from acd.domain.effects import CloseCall, Effect, ExitCall, Offer, SessionEffect, StartTimer
 from acd.domain.errors import (
     CallNotWaiting,
@@ -31,6 +31,7 @@ from acd.domain.events import (
     DeviceStateLost,
     DialFinished,
     Event,
+    HoursDue,
     OfferFailed,
     PartnerChannels,
     PartnerDue,
@@ -47,6 +48,7 @@ from acd.domain.records import Agent, AgentState, AgentStatus, Call, CallState
 from acd.domain.settings import Settings
 
 __all__ = [
+    "HOURS_START",
     "Agent",
     "AgentLogin",
     "AgentState",
@@ -70,6 +72,7 @@ __all__ = [
     "Event",
     "ExitCall",
     "Fact",
+    "HoursDue",
     "IllegalTransition",
     "InvalidCommand",
     "Offer",

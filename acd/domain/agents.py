@@ -48,6 +48,7 @@ class AgentBook(Mapping[str, Agent]):
             self._by_device[a.device.upper()] = agent
         for agent in self._agents.values():
             agent.phone_free = self.phone_free(agent)
+        self._sites_of: dict[str, frozenset[str]] = {}
 
     # -- lookups ---------------------------------------------------------------------
 
@@ -70,7 +71,26 @@ class AgentBook(Mapping[str, Agent]):
 
     def fact(self, agent: Agent) -> AgentChanged:
         return AgentChanged(agent.agent_id, agent.status.value, agent.reason,
-                            agent.state.value, agent.device_shown, agent.call_id)
+                            agent.state.value, agent.device_shown, agent.call_id,
+                            agent.site_open)
+
+    # -- own sites' hours --------------------------------------------------------------
+
+    def set_sites(self, sites_of: Mapping[str, frozenset[str]]) -> None:
+        """Agent → the own sites it works at (its groups that are own sites' ids)."""
+        self._sites_of = {aid: sites for aid, sites in sites_of.items() if sites}
+
+    def sites_open(self, open_sites: frozenset[str], out: list[Effect]) -> None:
+        """The own sites open now: an agent of no open site is offered no call (its
+        record says why); an agent at no own site is never gated."""
+        for agent_id, sites in self._sites_of.items():
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                continue
+            now_open = not sites.isdisjoint(open_sites)
+            if now_open != agent.site_open:
+                agent.site_open = now_open
+                self._changed(agent, out)
 
     # -- the router's view -----------------------------------------------------------
 

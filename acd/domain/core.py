@@ -25,6 +25,7 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 
 from acd.domain import admission
@@ -49,6 +50,7 @@ from acd.domain.events import (
     DeviceStateLost,
     DialFinished,
     Event,
+    HoursDue,
     OfferFailed,
     PartnerChannels,
     PartnerDue,
@@ -85,8 +87,17 @@ from acd.domain.figures import LiveStats
 from acd.domain.partners import PartnerDesk
 from acd.domain.records import LIVE_CALL_STATES, Agent, AgentStatus, Call, CallState
 from acd.domain.servers import Servers
-from acd.domain.settings import ClosedAction, ExitAction, ExitTo, QueueSettings, Settings
+from acd.domain.settings import (
+    ClosedAction,
+    ExitAction,
+    ExitTo,
+    OnClose,
+    QueueSettings,
+    Settings,
+    SiteKind,
+)
 from routing import Router, WaitingCall
+from routing.hours import Schedule
 from routing.partners import PartnerSite
 
 #: Only for a failure that must not stop routing (the core otherwise returns effects).
@@ -111,6 +122,10 @@ class RegionStats:
     overflowed: int = 0
 
 
+#: ``HoursDue.kind`` of the first look at the hours (the gates and the first timers).
+HOURS_START = "start"
+
+
 class EngineCore:
     """Calls, agents and the routing policy; mutated only through :meth:`apply`."""
 
@@ -122,7 +137,14 @@ class EngineCore:
             [q.spec for q in settings.queues.values()], settings.agents.values()))
         self.agents = AgentBook(settings.agents.values(), self.router, settings.engine,
                                 device_state_servers=device_state_servers)
-        self.partners = PartnerDesk(settings.sites.values(), settings.regions)
+        self.partners = PartnerDesk(settings.sites.values(), settings.regions,
+                                    {q.id: q.partner_stages for q in settings.queues.values()})
+        #: Own sites' hours: an agent is offered calls only while one of its own sites
+        #: (its groups that are own sites) is open.
+        self._own_sites = {s.id: s.schedule for s in settings.sites.values()
+                           if s.kind is SiteKind.OWN}
+        self.agents.set_sites({a.id: frozenset(a.groups) & self._own_sites.keys()
+                               for a in settings.agents.values()})
         self.calls: dict[str, Call] = {}
         self._by_uniqueid: dict[str, str] = {}
         #: Calls that ended (completed, abandoned, released), newest last.
@@ -201,6 +223,8 @@ class EngineCore:
                 self.partners.channels(event, out)
             case ChannelGone():
                 self.partners.channel_gone(event)
+            case HoursDue():
+                self._hours_due(event, out)
         if self.routing:
             self._dispatch(out)
             if self.partners.ready:
@@ -231,9 +255,60 @@ class EngineCore:
         elif isinstance(fact, CallReleased | CallRequeued):
             times.forget(fact.call_id)
 
+    # -- hours: own sites gate their agents; a closing queue's waiting callers ----------
+
+    def hours_effects(self, now: float) -> list[Effect]:
+        """The own sites open now (their agents gated) and the timers of the next
+        changes of the own sites' hours and of the queues that act when they close
+        (once, at start: the timers re-arm themselves)."""
+        return self.apply(HoursDue(HOURS_START, "", now))
+
+    def _start_hours(self, now: float, out: list[Effect]) -> None:
+        self.agents.sites_open(self._open_own_sites(now), out)
+        for sid, schedule in self._own_sites.items():
+            self._arm_hours("site", sid, schedule, now, out)
+        for q in self.queues.values():
+            if q.on_close is OnClose.CLOSED:
+                self._arm_hours("queue", q.id, q.schedule, now, out)
+
+    def _open_own_sites(self, now: float) -> frozenset[str]:
+        at = datetime.fromtimestamp(now, UTC)
+        return frozenset(sid for sid, schedule in self._own_sites.items()
+                         if schedule.is_open(at))
+
+    @staticmethod
+    def _arm_hours(kind: str, target: str, schedule: Schedule, now: float,
+                   out: list[Effect]) -> None:
+        nxt = schedule.next_change(datetime.fromtimestamp(now, UTC))
+        if nxt is not None:
+            at = nxt.timestamp()
+            out.append(StartTimer(max(0.0, at - now), HoursDue(kind, target, at)))
+
+    def _hours_due(self, ev: HoursDue, out: list[Effect]) -> None:
+        if ev.kind == HOURS_START:
+            self._start_hours(ev.now, out)
+            return
+        if ev.kind == "site" and ev.target_id in self._own_sites:
+            self.agents.sites_open(self._open_own_sites(ev.now), out)
+            self._arm_hours("site", ev.target_id, self._own_sites[ev.target_id], ev.now, out)
+            return
+        queue = self.queues.get(ev.target_id)
+        if ev.kind != "queue" or queue is None:
+            return
+        if not admission.is_open(queue, ev.now):
+            # its waiting callers get the closed action (they chose on_close: closed)
+            closed = queue.closed
+            action = ExitAction(ExitTo.VOICEMAIL if closed.action is ClosedAction.VOICEMAIL
+                                else ExitTo.MESSAGE, None, closed.mailbox, closed.sound)
+            for call in sorted((c for c in self.calls.values()
+                                if c.queue_id == queue.id and c.state is CallState.WAITING),
+                               key=lambda c: (c.entry_time, c.seq)):
+                self._exit(call, "queue_closed", action, ev.now, out)
+        self._arm_hours("queue", queue.id, queue.schedule, ev.now, out)
+
     def initial_effects(self, now: float) -> list[Effect]:
-        """Each agent's configured start status."""
-        effects: list[Effect] = []
+        """Each agent's configured start status; the hours' gates and timers."""
+        effects = self.hours_effects(now)
         for a in self.settings.agents.values():
             if a.starts_available:
                 effects += self.apply(SetAgentStatus(a.id, AgentStatus.AVAILABLE, now))
@@ -344,7 +419,8 @@ class EngineCore:
             self.partners.arm(call, ev.now, out)
         out.append(CallWaiting(call.call_id, call.queue_id, call.caller, call.entry_time,
                                not is_new, call.priority, call.segment, call.region,
-                               call.server))
+                               call.server, call.region_known, call.region_source, call.did,
+                               call.menu_choice))
         if existing is None and not ev.restored:
             self._check_line(call, queue, ev.now, out)
 
@@ -388,11 +464,21 @@ class EngineCore:
         if exits.key is not None and exits.key_action is not None and ev.digit == exits.key:
             self._exit(call, "caller_key", exits.key_action, ev.now, out)
 
+    def _limits(self, queue: QueueSettings) -> list[tuple[float, str, ExitAction]]:
+        """The waits at which a caller of the queue leaves the line, earliest first:
+        ``exits.max_wait`` and the last stage's action (the last resort)."""
+        out: list[tuple[float, str, ExitAction]] = []
+        if queue.exits.max_wait is not None and queue.exits.action is not None:
+            out.append((queue.exits.max_wait, "max_wait", queue.exits.action))
+        if queue.last_resort is not None:
+            out.append((queue.last_resort[0], "last_stage", queue.last_resort[1]))
+        return sorted(out, key=lambda limit: limit[0])
+
     def _arm_wait_limit(self, call: Call, now: float, out: list[Effect]) -> None:
-        limit = self.queues[call.queue_id].exits.max_wait
-        if limit is None or self.queues[call.queue_id].exits.action is None:
+        limits = self._limits(self.queues[call.queue_id])
+        if not limits:
             return
-        due = call.entry_time + limit
+        due = call.entry_time + limits[0][0]
         if call.wait_limit_at is not None and call.wait_limit_at <= due:
             return  # a timer for this moment (or earlier: it re-checks) is on its way
         call.wait_limit_at = due
@@ -403,13 +489,14 @@ class EngineCore:
         if call is None:
             return
         call.wait_limit_at = None
-        exits = self.queues[call.queue_id].exits
-        if exits.max_wait is None or exits.action is None:
+        limits = self._limits(self.queues[call.queue_id])
+        if not limits:
             return
         if call.state is not CallState.WAITING:
             return  # ringing or talking: if it comes back it is checked again
-        if ev.now + 1e-6 >= call.entry_time + exits.max_wait:
-            self._exit(call, "max_wait", exits.action, ev.now, out)
+        after, reason, action = limits[0]
+        if ev.now + 1e-6 >= call.entry_time + after:
+            self._exit(call, reason, action, ev.now, out)
         else:
             self._arm_wait_limit(call, ev.now, out)
 
@@ -675,7 +762,8 @@ class EngineCore:
                                    self._now - call.entry_time, agent.agent_id, m.stage,
                                    m.strategy.value, m.candidates,
                                    call.decision.get("excluded")))
-            out.append(Offer(call.call_id, agent.agent_id, agent.device, ring_timeout))
+            out.append(Offer(call.call_id, agent.agent_id, agent.device, ring_timeout,
+                             moh_class=self.queues[call.queue_id].moh_class))
             self.agents.ring(agent, call.call_id, out)
 
     # -- partner sites -----------------------------------------------------------------
@@ -723,7 +811,7 @@ class EngineCore:
                                   self._now - call.entry_time, call.offers, call.stage,
                                   "partner", candidates, excluded_sites))
         out.append(Offer(call.call_id, "", site.dial, self.settings.engine.ring_timeout,
-                         site_id=site.site_id))
+                         site_id=site.site_id, moh_class=self.queues[call.queue_id].moh_class))
 
     def _partner_dial_finished(self, call: Call, ev: DialFinished,
                                out: list[Effect]) -> None:

@@ -25,6 +25,8 @@ class Offer:
     timeout: int
     #: Set when the target is a partner site (``agent_id`` is then empty).
     site_id: str = ""
+    #: The caller's hold music while the phone rings (its queue's ``moh_class``).
+    moh_class: str = ""
 
 
 @dataclass(frozen=True, slots=True)

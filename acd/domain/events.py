@@ -190,6 +190,16 @@ class StageDue:
 
 
 @dataclass(frozen=True, slots=True)
+class HoursDue:
+    """An own site's or a queue's opening hours may have changed (``kind``: ``site`` or
+    ``queue``)."""
+
+    kind: str
+    target_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class PartnerDue:
     """A waiting call's wait may have made more partner sites eligible."""
 
@@ -231,5 +241,5 @@ Event = (
     | CallerKey | WaitLimit
     | DeviceStateChanged | DeviceSnapshot | DeviceStateLost | PhoneRecheck
     | SetAgentStatus | AgentLogin | TransferCall | SetCallPriority
-    | StageDue | PartnerDue | WrapUpDone | PartnerChannels | ChannelGone
+    | StageDue | PartnerDue | WrapUpDone | PartnerChannels | ChannelGone | HoursDue
 )

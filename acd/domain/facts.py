@@ -70,6 +70,12 @@ class CallWaiting(Fact):
     segment: str
     region: str
     server: str
+    #: How the region was found (lookup, ivr, override, default), the dialled number and
+    #: the IVR key pressed: for the call's record (acd.history).
+    region_known: bool = False
+    region_source: str = ""
+    did: str = ""
+    menu_choice: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +226,8 @@ class AgentChanged(Fact):
     state: str
     device: str
     call_id: str | None
+    #: False while every own site the agent works at is closed (its hours).
+    site_open: bool = True
 
 
 @dataclass(frozen=True, slots=True)

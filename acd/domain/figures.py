@@ -80,6 +80,22 @@ def abandon_rate(abandoned: float, answered: float) -> float | None:
     return abandoned / den if den else None
 
 
+def answered_within(wait: float, target: float) -> bool:
+    """An answered call counts "within target" when it waited at most T seconds."""
+    return wait <= target
+
+
+def abandoned_after(wait: float, target: float) -> bool:
+    """An abandoned call counts against the service level when it waited more than T."""
+    return wait > target
+
+
+def occupancy(busy: float, staffed: float, paused: float) -> float | None:
+    """Busy (ringing, on a call, wrap-up) ÷ available time (staffed − paused)."""
+    available = staffed - paused
+    return busy / available if available > 0 else None
+
+
 #: Rolling window: this many one-minute buckets (the current minute and the 14 before).
 ROLLING_MINUTES = 15
 _BUCKET = 60.0
@@ -186,12 +202,12 @@ class LiveStats:
                     self._bump(queue, now, offered=1)
             case CallConnected(queue=queue, wait=wait):
                 wait = _seconds(wait)
-                within = wait <= self.sl_targets.get(queue, 0.0)
+                within = answered_within(wait, self.sl_targets.get(queue, 0.0))
                 self._bump(queue, now, answered=1, answered_within_target=int(within),
                            wait_answered=wait)
             case CallAbandoned(queue=queue, wait=wait):
                 wait = _seconds(wait)
-                after = wait > self.sl_targets.get(queue, 0.0)
+                after = abandoned_after(wait, self.sl_targets.get(queue, 0.0))
                 self._bump(queue, now, abandoned=1, abandoned_after_target=int(after),
                            wait_abandoned=wait)
             case CallOverflowed(queue=queue):

@@ -12,7 +12,7 @@ The core moves the calls; this desk only keeps the sites' side of the books.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +22,13 @@ from acd.domain.facts import SiteRecovered
 from acd.domain.records import Call, CallState
 from acd.domain.settings import RegionSettings, SiteSettings
 from routing.hours import Schedule
-from routing.partners import PartnerSite, RegionRule, partner_candidates, partner_exclusions
+from routing.partners import (
+    PartnerSite,
+    PartnerStages,
+    RegionRule,
+    partner_candidates,
+    partner_exclusions,
+)
 
 
 @dataclass(slots=True)
@@ -34,9 +40,12 @@ class SiteStats:
 
 
 class PartnerDesk:
-    def __init__(self, sites: Iterable[SiteSettings], regions: RegionSettings) -> None:
+    def __init__(self, sites: Iterable[SiteSettings], regions: RegionSettings,
+                 stages: Mapping[str, PartnerStages | None] | None = None) -> None:
         sites = list(sites)
         self.regions = regions
+        #: Queue → when its stages add partners (None or absent: the regions' defaults).
+        self.stages = dict(stages or {})
         #: Partner sites, most preferred first.
         self.partners: list[PartnerSite] = [
             s.partner for s in sorted(sites, key=lambda s: -s.preference)
@@ -77,7 +86,8 @@ class PartnerDesk:
     def rule(self, call: Call) -> RegionRule:
         if call.partner_exit:  # a queue's exit: any partner offering the service, now
             return RegionRule(primary=True, overflow_after=0.0, any_after=0.0)
-        return self.regions.rule(call.region, call.partner_first)
+        return self.regions.rule(call.region, call.partner_first,
+                                 self.stages.get(call.queue_id))
 
     def _active(self) -> dict[str, int]:
         return {sid: st.active for sid, st in self.stats.items()}
@@ -105,7 +115,7 @@ class PartnerDesk:
             return
         rule = self.rule(call)
         waited = now - call.entry_time
-        if rule.covering_allowed(waited) or rule.any_allowed(waited):
+        if rule.some_allowed(waited):
             self.ready.add(call.call_id)
         later = rule.next_change(waited)
         if later is not None:

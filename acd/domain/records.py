@@ -105,11 +105,13 @@ class Agent:
     recheck_token: int = 0
     #: Whether the phone may be rung now (kept by the agent book: ``phone_free``).
     phone_free: bool = True
+    #: False while every own site the agent works at (its groups) is closed (hours).
+    site_open: bool = True
 
     @property
     def routable(self) -> bool:
         return (self.status is AgentStatus.AVAILABLE and self.state is AgentState.IDLE
-                and self.phone_free)
+                and self.phone_free and self.site_open)
 
     @property
     def device_shown(self) -> str:

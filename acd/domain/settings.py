@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from routing.hours import Schedule
 from routing.model import QueueSpec
-from routing.partners import PartnerSite, RegionRule
+from routing.partners import PartnerSite, PartnerStages, RegionRule
 from routing.segments import SegmentTable
 
 
@@ -28,6 +28,13 @@ class RonaAction(StrEnum):
 class ClosedAction(StrEnum):
     MESSAGE = "message"  # play a message, then hang up
     VOICEMAIL = "voicemail"  # leave a message in a mailbox
+
+
+class OnClose(StrEnum):
+    """What becomes of callers already waiting when their queue closes (its hours)."""
+
+    STAY = "stay"  # they stay and are served by whoever is still open (sites, partners)
+    CLOSED = "closed"  # they get the queue's closed action (message or voicemail)
 
 
 class ExitTo(StrEnum):
@@ -107,6 +114,13 @@ class QueueSettings:
     #: Asterisk's language of the queue's prompts (sounds/<language>/…, SAY NUMBER);
     #: None: the channel keeps the one the dialplan set (the DID's or the hotline's).
     language: str | None = None
+    #: When the queue's stages add partner sites; None: its stages name none (the
+    #: regions' defaults apply).
+    partner_stages: PartnerStages | None = None
+    #: The last stage's action: (seconds of waiting, what becomes of the caller).
+    last_resort: tuple[float, ExitAction] | None = None
+    #: Callers already waiting when the queue closes.
+    on_close: OnClose = OnClose.STAY
 
     @property
     def label(self) -> str:
@@ -166,12 +180,20 @@ class RegionSettings:
     #: Normalised caller number → region.
     overrides: Mapping[str, str] = field(default_factory=dict)
 
-    def rule(self, region: str, partner_first: bool = False) -> RegionRule:
-        """The partner policy for one caller (``partner_first``: the queue was closed
-        and an open partner covers the caller: partners go first)."""
-        return RegionRule(primary=partner_first or region in self.primary,
-                          overflow_after=self.overflow_waits.get(region, self.overflow_after),
-                          any_after=self.any_partner_after)
+    def rule(self, region: str, partner_first: bool = False,
+             stages: PartnerStages | None = None) -> RegionRule:
+        """The partners one caller may go to as it waits: when its queue's ``stages``
+        add them (else the defaults ``overflow_after`` and ``any_partner_after``); the
+        region's own wait, if it has one, wins for the covering partners.
+        ``partner_first``: the queue was closed and an open partner covers the caller:
+        partners go first."""
+        primary = partner_first or region in self.primary
+        if stages is None:
+            stages = PartnerStages(self.overflow_after, self.any_partner_after)
+        covering, any_after, sites = stages.covering, stages.any, stages.sites
+        return RegionRule(primary=primary,
+                          overflow_after=self.overflow_waits.get(region, covering),
+                          any_after=any_after, sites=sites)
 
 
 @dataclass(frozen=True, slots=True)

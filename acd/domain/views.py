@@ -36,21 +36,24 @@ SWEEP_EVERY = 0.25
 PRESENCES = ("ready", "ringing", "on_call", "wrap_up", "paused", "unavailable", "logged_out")
 
 
-def agent_presence(status: str, state: str, phone_free: bool) -> str:
+def agent_presence(status: str, state: str, phone_free: bool, site_open: bool = True,
+                   ) -> str:
     """One word per agent: ``ready`` (may be offered a call now), ``ringing``,
     ``on_call``, ``wrap_up``, ``paused``, ``unavailable`` (available but the phone is busy,
-    unregistered, unreachable or not heard of while AMI is up) or ``logged_out``."""
+    unregistered, unreachable or not heard of while AMI is up, or its site is closed) or
+    ``logged_out``."""
     if state in ("ringing", "on_call", "wrap_up"):
         return state
     if status == "logged_out":
         return "logged_out"
     if status == "paused":
         return "paused"
-    return "ready" if phone_free else "unavailable"
+    return "ready" if phone_free and site_open else "unavailable"
 
 
 def presence_of(agent: Agent) -> str:
-    return agent_presence(agent.status.value, agent.state.value, agent.phone_free)
+    return agent_presence(agent.status.value, agent.state.value, agent.phone_free,
+                          agent.site_open)
 
 
 def queue_members(settings: Settings) -> dict[str, tuple[str, ...]]:

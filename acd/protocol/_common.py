@@ -61,6 +61,16 @@ class LineBuffer:
     def append(self, data: bytes) -> None:
         self._buf += data
 
+    def partial_size(self) -> int:
+        """Size of the incomplete line buffered (call when :meth:`peek_line` found none).
+
+        A trailing ``\r`` is not counted: it may be the first half of the ``\r\n``
+        that ends the line, so a line of exactly the limit gets the same verdict whether
+        its terminator arrives with it or split across reads.
+        """
+        size = len(self._buf)
+        return size - 1 if size and self._buf[-1] == 0x0D else size
+
     def peek_line(self) -> tuple[bytes, int] | None:
         """Return ``(line, size)`` for the first complete line, or None.
 

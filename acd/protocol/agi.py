@@ -44,9 +44,9 @@ bytes stay buffered, so calling again raises again); the adapter is expected to 
 Illegal *local* use (a command before the environment, CR/LF in a command) raises the
 same exception without changing anything.
 
-Limits: a line may be at most :data:`MAX_LINE` bytes; an environment block or a
-multi-line response at most :data:`MAX_BLOCK` bytes. A truncated final line at EOF is
-dropped.
+Limits: a line may be at most :data:`MAX_LINE` bytes (the same verdict however the
+reads cut it and its ``\r\n``); an environment block or a multi-line response at most
+:data:`MAX_BLOCK` bytes. A truncated final line at EOF is dropped.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ class AGIConnection:
                 if self._buf.eof:
                     self._close()
                     break
-                if len(self._buf) > MAX_LINE:
+                if self._buf.partial_size() > MAX_LINE:
                     raise AGIProtocolError(f"line longer than {MAX_LINE} bytes")
                 return NEED_DATA
             raw, size = peeked

@@ -40,9 +40,10 @@ Quirks handled here:
 * A failed Login gets ``Response: Error`` / ``Message: Authentication failed`` about a
   second later, then Asterisk closes the socket.
 
-Errors follow h11: a line over :data:`MAX_LINE` bytes, a message over
-:data:`MAX_MESSAGE` bytes, a first line that is not an AMI banner, or data after EOF
-raise :class:`AMIProtocolError` and leave the connection untouched. Header injection
+Errors follow h11: a line over :data:`MAX_LINE` bytes (whatever the reads that carried
+it and its ``\r\n``), a message over :data:`MAX_MESSAGE` bytes or :data:`MAX_HEADERS`
+headers, a first line that is not an AMI banner, or data after EOF raise
+:class:`AMIProtocolError` and leave the connection untouched. Header injection
 (CR/LF/NUL in anything we send) is refused the same way. A truncated message at EOF is
 dropped.
 """
@@ -59,7 +60,9 @@ from acd.protocol._common import CLOSED, NEED_DATA, Closed, LineBuffer, NeedData
 
 __all__ = [
     "CLOSED",
+    "MAX_HEADERS",
     "MAX_LINE",
+    "MAX_LIST_EVENTS",
     "MAX_MESSAGE",
     "NEED_DATA",
     "AMIActionTracker",
@@ -78,6 +81,12 @@ __all__ = [
 
 MAX_LINE: Final = 64 * 1024
 MAX_MESSAGE: Final = 1024 * 1024
+#: Headers in one message at most (Asterisk 22's largest events carry ~60; a flood of
+#: tiny headers must not cost more memory than the bytes they came in).
+MAX_HEADERS: Final = 512
+#: List events one action may hold (``CoreShowChannels`` lists every channel: one per
+#: waiting caller); past it the action fails and the rest of its list is dropped.
+MAX_LIST_EVENTS: Final = 200_000
 
 _TOKEN_KEY: Final = re.compile(r"[^\s:]+")
 _FORBIDDEN: Final = ("\r", "\n", "\0")
@@ -235,7 +244,7 @@ class AMIConnection:
                     self._headers = []
                     self._buf.clear()
                     break
-                if len(self._buf) > MAX_LINE:
+                if self._buf.partial_size() > MAX_LINE:
                     raise AMIProtocolError(f"line longer than {MAX_LINE} bytes")
                 return NEED_DATA
             raw, size = peeked
@@ -250,6 +259,8 @@ class AMIConnection:
             if line:
                 if self._size + size > MAX_MESSAGE:
                     raise AMIProtocolError(f"message larger than {MAX_MESSAGE} bytes")
+                if len(self._headers) >= MAX_HEADERS:
+                    raise AMIProtocolError(f"message with more than {MAX_HEADERS} headers")
                 self._buf.consume(size)
                 self._headers.append(parse_header(line))
                 self._size += size
@@ -342,6 +353,8 @@ class _Pending:
     response: AMIResponse | None = None
     events: list[AMIEvent] = field(default_factory=list)
     list_complete: bool = False
+    #: List events dropped past the tracker's ``max_list_events``.
+    dropped: int = 0
 
 
 class AMIActionTracker:
@@ -355,9 +368,15 @@ class AMIActionTracker:
       unsolicited: they are the engine's business, not the caller's.
     * :meth:`fail_all` on disconnect fails every pending action. Nothing is ever
       replayed: an Originate sent twice dials twice.
+    * A list action holds at most ``max_list_events`` events: past that they are
+      dropped (still its own: never unsolicited) and the action fails when its list
+      completes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_list_events: int = MAX_LIST_EVENTS) -> None:
+        if max_list_events < 1:
+            raise ValueError("max_list_events must be >= 1")
+        self.max_list_events = max_list_events
         self._pending: dict[str, _Pending] = {}
 
     def __contains__(self, action_id: object) -> bool:
@@ -366,6 +385,11 @@ class AMIActionTracker:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    @property
+    def held_events(self) -> int:
+        """List events held for pending actions."""
+        return sum(len(p.events) for p in self._pending.values())
 
     def register(self, action_id: str, *, list_action: bool = False) -> None:
         """Start tracking an action (before its bytes are written). ValueError if taken."""
@@ -392,7 +416,10 @@ class AMIActionTracker:
                 return self._done(action_id, msg, None)
             return FeedResult([], False)
         if isinstance(msg, AMIEvent) and pending.list_action and not pending.list_complete:
-            pending.events.append(msg)
+            if len(pending.events) < self.max_list_events:
+                pending.events.append(msg)
+            else:
+                pending.dropped += 1
             if msg.completes_list:
                 pending.list_complete = True
                 if pending.response is not None:
@@ -402,6 +429,10 @@ class AMIActionTracker:
 
     def _done(self, action_id: str, response: AMIResponse, error: str | None) -> FeedResult:
         pending = self._pending.pop(action_id)
+        if pending.dropped and error is None:
+            error = (f"list of more than {self.max_list_events} events "
+                     f"({pending.dropped} dropped)")
+            return FeedResult([ActionDone(action_id, response, (), error)], False)
         return FeedResult([ActionDone(action_id, response, tuple(pending.events), error)], False)
 
     def fail_all(self, reason: str) -> list[ActionDone]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from acd.domain import (
@@ -78,6 +78,9 @@ class AsteriskLink:
         self.refreshes = 0
         self._refresh: asyncio.Task[None] | None = None
         self._refresh_again = False
+        #: Called with (server, event) for every AMI event before the link's own
+        #: handling (the call history reads ``Cdr``); one that raises is logged.
+        self.observers: list[Callable[[str, AMIEvent], None]] = []
 
     @classmethod
     def connect(cls, engine: Engine, ami: AMISettings) -> AsteriskLink:
@@ -112,6 +115,11 @@ class AsteriskLink:
         return agent is not None and agent.server == self.server
 
     def on_event(self, ev: AMIEvent) -> None:
+        for observer in self.observers:
+            try:
+                observer(self.server, ev)
+            except Exception:
+                log.exception("AMI observer %r failed", observer)
         engine = self.engine
         now = engine.clock()
         if ev.name == "DeviceStateChange":

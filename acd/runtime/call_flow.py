@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -42,8 +43,8 @@ from acd.domain.admission import entry_queue, menu_queue
 from acd.domain.ewt import spoken_minutes
 from acd.domain.settings import AreaCodePrompt, MenuSettings, QueueSettings
 from acd.protocol.agi import quote
-from acd.runtime.fastagi import AGIHangupError, AGISession
-from acd.runtime.session import Release, SessionItem, SessionQueue
+from acd.runtime.fastagi import AGIHangupError, AGISession, AGITimeoutError
+from acd.runtime.session import Release, SessionItem, SessionQueue, SessionTaken
 from routing.numbers import normalise_did, normalise_number
 from routing.regions import RegionResolver, RegionResult
 
@@ -61,7 +62,8 @@ class CallHost(Protocol):
 
     def post(self, event: Event) -> None: ...
 
-    def open_session(self, call_id: str) -> SessionQueue: ...
+    def open_session(self, call_id: str,
+                     live: Callable[[], bool] | None = None) -> SessionQueue: ...
 
     def close_session(self, call_id: str, q: SessionQueue) -> None: ...
 
@@ -76,19 +78,31 @@ class CallHost(Protocol):
         """The session plays (or stopped playing) prompts: an offer must stop them."""
         ...
 
+    def recording(self, call_id: str) -> tuple[str, str | None] | None:
+        """Record the conversation: (MixMonitor file, a sound the caller hears first),
+        asked before each dial; None: not recorded (or already being recorded)."""
+        ...
 
-def parse_entry_time(raw: str | None, now: float) -> float:
-    """The first-entry time stamped by the dialplan; bad or future values → now."""
+
+#: ``fastagi.max_entry_age``'s default: the dialplan's ACD_MAX_CALL_TIME (4 h).
+MAX_ENTRY_AGE = 14_400.0
+
+
+def parse_entry_time(raw: str | None, now: float, max_age: float = MAX_ENTRY_AGE) -> float:
+    """The first-entry time stamped by the dialplan, never trusted further than it can
+    be true: garbage → now, in the future → now, older than ``max_age`` → ``now -
+    max_age`` (a forged old time cannot jump the queue past that)."""
     try:
         value = float(raw) if raw else math.nan
     except ValueError:
         return now
-    if not math.isfinite(value) or value > now + 5 or value < now - 86_400:
+    if not math.isfinite(value):
         return now
-    return min(value, now)
+    return min(max(value, now - max_age), now)
 
 
-async def handle_call(host: CallHost, session: AGISession) -> None:
+async def handle_call(host: CallHost, session: AGISession, *,
+                      max_entry_age: float = MAX_ENTRY_AGE) -> None:
     env = session.env
     if env.script != "inbound":
         log.warning("FastAGI request for unknown script %r; refusing", env.script)
@@ -100,7 +114,7 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
     settings = host.settings
     args = env.args
     now = host.clock()
-    entry_time = parse_entry_time(args[0] if args else None, now)
+    entry_time = parse_entry_time(args[0] if args else None, now, max_entry_age)
     raw_id = (args[1] if len(args) > 1 and args[1] else env.uniqueid) or f"agi-{id(session)}"
     did = normalise_did(args[2] if len(args) > 2 else env.extension) \
         or (args[2] if len(args) > 2 else env.extension)
@@ -110,7 +124,14 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
     segment = settings.entry.segments.classify(caller) if caller else None
     region = host.regions.resolve(caller)
 
-    items = host.open_session(call_id)
+    _log_clamped(args[0] if args else "", entry_time, now, max_entry_age, session.peer)
+    try:
+        items = host.open_session(call_id, live=lambda: not session.hung_up)
+    except SessionTaken:
+        log.warning("call %s: a second FastAGI session (from %s) for a call whose session "
+                    "is live; refused, the first keeps the call", call_id, session.peer)
+        await session.close()  # no ACD_RESULT: a real retry comes back once it is gone
+        return
     reported = released = False
     try:
         await session.answer()
@@ -172,13 +193,17 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
                 if host.releasing:  # not answered while stopping: back to the dialplan
                     released = True
                     return
-                await session.set_music(True, queue.moh_class)
+                # back to waiting: the music of the queue it is in now (it may have moved)
+                await session.set_music(True, item.moh_class or queue.moh_class)
         finally:
             hangup.cancel()
             if next_item is not None:
                 next_item.cancel()
     except AGIHangupError:
         pass
+    except AGITimeoutError as exc:  # the peer went silent: one line, no traceback
+        log.warning("call %s: FastAGI peer %s stopped answering (%s); session closed",
+                    call_id, session.peer, exc)
     except Exception:
         log.exception("call %s: session failed", call_id)
     finally:
@@ -193,6 +218,21 @@ async def handle_call(host: CallHost, session: AGISession) -> None:
             host.post(CallHungUp(call_id, host.clock(), released=released))
         with contextlib.suppress(Exception):
             await session.close()
+
+
+def _log_clamped(raw: str, entry_time: float, now: float, max_age: float,
+                 peer: str) -> None:
+    """One line when the dialplan's entry time was not taken as given."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return
+    if value > now + 1:
+        log.warning("FastAGI %s: entry time %.3f is in the future; now taken instead",
+                    peer, value)
+    elif value < entry_time:
+        log.warning("FastAGI %s: entry time %.3f is more than fastagi.max_entry_age (%gs) "
+                    "ago; clamped", peer, value, max_age)
 
 
 #: No announcement when the caller's expected wait is shorter: it would only delay
@@ -334,20 +374,40 @@ async def _closed(session: AGISession, close: CloseCall | ExitCall) -> None:
     await session.set_variable("ACD_RESULT", "DONE")
 
 
+#: Dial attempts of this process: names each answer stamp (``ACD_ANSWERED_<n>``).
+_RINGS = itertools.count(1)
+
+
 async def _ring(host: CallHost, session: AGISession, call_id: str, offer: Offer) -> bool:
     """Dial the offered agent or partner site; report the outcome. True when answered."""
     try:
-        await session.exec("Dial", f"{offer.dial},{offer.timeout},m", timeout=None)
-        # both in one round trip: the agent is released the sooner
-        outcome = await session.get_full_variable("${DIALSTATUS}|${ANSWEREDTIME}") or ""
+        record = host.recording(call_id)
+        if record is not None:
+            # MixMonitor option b: only while bridged — the conversation, not the music.
+            path, announce = record
+            if announce:
+                await session.command(f"STREAM FILE {quote(announce)} \"\"", timeout=60)
+            await session.exec("MixMonitor", f"{path},b", timeout=10)
+        # m(class): the queue's hold music goes on while the phone rings (a bare "m"
+        # would play the channel's class, which the dialplan set to "default");
+        # U(acd-answered^n) stamps the answer on the caller's channel as ACD_ANSWERED_n
+        music = f"m({offer.moh_class})" if offer.moh_class else "m"
+        ring = next(_RINGS)
+        await session.exec("Dial", f"{offer.dial},{offer.timeout},{music}"
+                           f"U(acd-answered^{ring})", timeout=None)
+        # in one round trip (the agent is released the sooner): the outcome, the answer
+        # stamp and Asterisk's clock now (ANSWEREDTIME would count from the engine's
+        # answer of the caller at entry, the whole wait included)
+        outcome = await session.get_full_variable(
+            f"${{DIALSTATUS}}|${{ACD_ANSWERED_{ring}}}|${{STRFTIME(,,%s.%3q)}}") or ""
     except AGIHangupError:
         host.post(DialFinished(call_id, offer.agent_id, "CANCEL", host.clock(),
                                site_id=offer.site_id))
         raise
-    status, _, talk_raw = outcome.partition("|")
+    status, answered, ended = [*outcome.split("|"), "", "", ""][:3]
     status = status or "CANCEL"
     try:
-        talk = float(talk_raw) if talk_raw else 0.0
+        talk = max(0.0, float(ended) - float(answered)) if answered else 0.0
     except ValueError:
         talk = 0.0
     host.post(DialFinished(call_id, offer.agent_id, status, host.clock(), talk,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import time
@@ -41,15 +42,32 @@ from acd.domain import (
     StartTimer,
 )
 from acd.domain.facts import CallOffered, CallOverflowed
+from acd.domain.figures import Counts
 from acd.domain.views import LiveView
 from acd.runtime.ami_client import AMIClient
+from acd.runtime.backoff import Backoff, ExponentialBackoff
 from acd.runtime.estimates import EstimateRefresher
-from acd.runtime.session import RELEASE, SessionQueue
+from acd.runtime.session import RELEASE, SessionQueue, SessionTaken
 from acd.runtime.store import MemoryStore, Restorer, Store, StoredState, StoreWriter
 from routing.regions import RegionResolver
 
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
+
+
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    """What the engine started with when the store could not be read: agents' (status,
+    reason) and queues' process totals, to tell later what it changed since."""
+
+    agents: dict[str, tuple[AgentStatus, str]]
+    figures: dict[str, Counts]
+
+    @classmethod
+    def of(cls, engine: Engine) -> _Baseline:
+        core = engine.core
+        return cls({a.agent_id: (a.status, a.reason) for a in core.agents.values()},
+                   {qid: copy.copy(core.figures.total(qid)) for qid in engine.settings.queues})
 
 
 @dataclass(slots=True)
@@ -83,6 +101,9 @@ class Engine:
         self.regions = RegionResolver(settings.regions.default, settings.regions.overrides)
         self.inbox: asyncio.Queue[Event | _Command] = asyncio.Queue()
         self._sessions: dict[str, SessionQueue] = {}
+        self._session_live: dict[str, Callable[[], bool]] = {}
+        #: Sessions refused because their call id already had a live one.
+        self.refused_sessions = 0
         #: Sessions playing prompts now: an offer for them stops the prompt (AMI).
         self._announcing: set[str] = set()
         self._interrupts: set[asyncio.Task[None]] = set()
@@ -110,11 +131,21 @@ class Engine:
         self.store_load_timeout = store_load_timeout
         self.restore_grace = restore_grace
         self._writer_task: asyncio.Task[None] | None = None
+        #: Whether the stored state was read since this engine last became active
+        #: (until then it writes nothing: acd_store_loaded).
+        self.store_loaded = False
+        self.store_load_backoff: Backoff = ExponentialBackoff(base=0.05, cap=1.0)
+        self.store_retry_backoff: Backoff = ExponentialBackoff(base=0.2, cap=5.0)
+        self._late_load: asyncio.Task[None] | None = None
+        self._baseline: _Baseline | None = None
         self._grace: asyncio.TimerHandle | None = None
         #: Hot standby (wired by the composition root): whether this node may still act
         #: as the active one, and how to step down from synchronous code.
         self.lease_valid: Callable[[], bool] | None = None
         self.step_down: Callable[[str], None] | None = None
+        #: Call recording (wired by the composition root when history records): call id
+        #: → (MixMonitor file, sound for the caller first) or None.
+        self.recording_hook: Callable[[str], tuple[str, str | None] | None] | None = None
 
     @property
     def ami(self) -> AMIClient | None:
@@ -154,13 +185,27 @@ class Engine:
 
     async def activate(self) -> None:
         """Become the engine that takes calls: load the store first (agent statuses
-        through the inbox, waiting calls' places for their re-entry), then accept."""
-        try:
-            state = await asyncio.wait_for(self.store.load(), self.store_load_timeout)
-        except Exception as exc:
-            log.warning("store not loaded (%s: %s): starting from the config",
-                        type(exc).__name__, exc)
+        through the inbox, waiting calls' places for their re-entry), then accept.
+
+        The load is retried with backoff for ``store_load_timeout`` (a stale pooled
+        connection after a Redis restart fails once, then works). If it still fails,
+        the engine takes calls from the config alone and **writes nothing** — the store
+        may hold what an operator or the previous engine set — while it keeps trying in
+        the background; when a load succeeds, :meth:`_merge_late` takes what this engine
+        has not changed since, and only then does the writer start.
+
+        Without a list of who waited (a store that does not survive a restart, or one
+        not loaded) the restart is blind: re-entries are held from the first one for
+        ``restore_grace`` and released in entry order."""
+        blind = not getattr(self.store, "durable", False)
+        state = await self._load_store()
+        self.store_loaded = state is not None
+        if state is None:
+            self._baseline = _Baseline.of(self)
+            self._late_load = asyncio.create_task(self._load_later(),
+                                                  name="acd-store-load")
             state = StoredState()
+            blind = True
         restored = 0
         for agent_id, rec in state.agents.items():
             try:
@@ -170,19 +215,109 @@ class Engine:
             except (ValueError, DomainError) as exc:
                 log.warning("stored status of agent %s not restored: %s", agent_id, exc)
         stats_restored = self.core.figures.restore(state.stats, self.clock())
-        self.restorer.begin(state.calls)
-        if self.restorer.holding:
+        # Blind (no list of who waited): re-entries stamped before now are held from the
+        # first one on, for the grace period, and released in entry order.
+        self.restorer.begin(state.calls, blind_since=self.clock() if blind else None)
+        if self.restorer.holding or self.restorer.blind_since is not None:
             self._grace = asyncio.get_running_loop().call_later(
                 self.restore_grace, self._release_held)
         self.releasing = False
         self.core.routing = True
+        if self.store_loaded:
+            self._start_writer()
+        self.accepting = True
+        log.info("engine active: %d agent statuses, %d waiting calls and %d queues' "
+                 "figures from the store", restored, len(state.calls), stats_restored)
+
+    def _start_writer(self) -> None:
         self.store_writer.request_resync()
         if self._writer_task is None:
             self._writer_task = asyncio.create_task(self.store_writer.run(),
                                                     name="acd-store-writer")
-        self.accepting = True
-        log.info("engine active: %d agent statuses, %d waiting calls and %d queues' "
-                 "figures from the store", restored, len(state.calls), stats_restored)
+
+    async def _load_store(self) -> StoredState | None:
+        """The stored state, retried with backoff within ``store_load_timeout``; None
+        (logged once) when it could not be read."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.store_load_timeout
+        failures = 0
+        while True:
+            try:
+                return await asyncio.wait_for(self.store.load(),
+                                              max(0.05, deadline - loop.time()))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = self.store_load_backoff.compute(failures)
+                if loop.time() + delay >= deadline:
+                    log.warning("store not loaded after %d attempt(s) (%s: %s): taking "
+                                "calls from the config; nothing is written to the store "
+                                "until it loads", failures, type(exc).__name__, exc)
+                    return None
+                await asyncio.sleep(delay)
+
+    async def _load_later(self) -> None:
+        """Keep trying to load the store; merge what it holds once it answers."""
+        failures = 0
+        while True:
+            try:
+                state = await asyncio.wait_for(self.store.load(), self.store_load_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                await asyncio.sleep(self.store_retry_backoff.compute(failures))
+                continue
+            await self._merge_late(state)
+            return
+
+    async def _merge_late(self, state: StoredState) -> None:
+        """A load that succeeded after the engine started from the config: take from it
+        what this engine has not changed since (docs/operations.md, "Redis"):
+
+        * an agent's stored status, if its status and reason are still those it started
+          with (nobody — the agent, a supervisor, a ring-no-answer — changed them);
+        * a waiting call's stored queue and priority, for calls that re-enter from now
+          on (those already in line keep what they got; their place is their entry
+          time anyway);
+        * a queue's stored figures, if it has seen no call since.
+
+        Then the writer starts and writes the merged state (a full resync)."""
+        await self.flushed()
+        baseline = self._baseline
+        now = self.clock()
+        agents = 0
+        for agent_id, rec in state.agents.items():
+            agent = self.core.agents.get(agent_id)
+            if agent is None or baseline is None or baseline.agents.get(agent_id) != (
+                    agent.status, agent.reason):
+                continue
+            try:
+                self.post(SetAgentStatus(agent_id, AgentStatus(rec.status), now, rec.reason))
+                agents += 1
+            except ValueError:
+                log.warning("stored status of agent %s not restored", agent_id)
+        untouched = {qid: dump for qid, dump in state.stats.items()
+                     if baseline is not None and qid in baseline.figures
+                     and self.core.figures.total(qid) == baseline.figures[qid]}
+        queues = self.core.figures.restore(untouched, now)
+        later = {cid: rec for cid, rec in state.calls.items() if cid not in self.core.calls}
+        self.restorer.expect(later)
+        await self.flushed()
+        self.store_loaded = True
+        self._baseline = None
+        self._start_writer()
+        log.warning("store loaded late: %d agent statuses, %d queues' figures and %d "
+                    "waiting calls' places taken (what this engine changed since it "
+                    "started stays); writing the store again", agents, queues, len(later))
+
+    async def _cancel_late_load(self) -> None:
+        task, self._late_load = self._late_load, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def deactivate(self, *, hand_over: bool = False) -> None:
         """Stop taking calls and stop writing the store (another node is active).
@@ -200,6 +335,7 @@ class Engine:
             if released:
                 log.warning("stepped down: %d waiting call(s) handed back to the dialplan "
                             "for the active engine", released)
+        await self._cancel_late_load()
         if self._writer_task is not None:
             self._writer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -255,7 +391,7 @@ class Engine:
                 event = item.event
             else:
                 event = item
-            if self.restorer.holding or self.restorer.calls:
+            if self.restorer.watching:
                 held = self.restorer.intercept(event)
                 if self.restorer.complete:
                     self._release_held()
@@ -357,6 +493,16 @@ class Engine:
         now = self.clock()
         return self.core.router.position(call_id), self.view.ewt(call_id, now)
 
+    def recording(self, call_id: str) -> tuple[str, str | None] | None:
+        """Whether to record this call's conversation (asked before each dial)."""
+        if self.recording_hook is None:
+            return None
+        try:
+            return self.recording_hook(call_id)
+        except Exception:  # a recording must never hold up a dial
+            log.exception("call %s: recording decision failed", call_id)
+            return None
+
     def announcing(self, call_id: str, on: bool) -> None:
         if on:
             self._announcing.add(call_id)
@@ -397,14 +543,29 @@ class Engine:
     def qualify_call_id(self, raw: str, server: str) -> str:
         return self.core.qualify_call_id(raw, server)
 
-    def open_session(self, call_id: str) -> SessionQueue:
+    def open_session(self, call_id: str,
+                     live: Callable[[], bool] | None = None) -> SessionQueue:
+        """The queue of a new session for ``call_id``. ``live`` tells whether the
+        session's connection is still up; a call id whose session is live (or says
+        nothing) raises :class:`SessionTaken`: a second session — a forged one reusing a
+        live call's id — never takes the call from the first."""
+        if call_id in self._sessions:
+            alive = self._session_live.get(call_id)
+            if alive is None or alive():
+                self.refused_sessions += 1
+                raise SessionTaken(call_id)
         q: SessionQueue = asyncio.Queue()
         self._sessions[call_id] = q
+        if live is None:
+            self._session_live.pop(call_id, None)
+        else:
+            self._session_live[call_id] = live
         return q
 
     def close_session(self, call_id: str, q: SessionQueue) -> None:
         if self._sessions.get(call_id) is q:
             del self._sessions[call_id]
+            self._session_live.pop(call_id, None)
 
     def has_session(self, call_id: str) -> bool:
         return call_id in self._sessions

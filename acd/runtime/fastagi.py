@@ -41,6 +41,7 @@ import logging
 import re
 import resource
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from acd.protocol.agi import (
     AGIConnection,
@@ -104,8 +105,11 @@ class AGISession:
         writer: asyncio.StreamWriter,
         conn: AGIConnection,
         env: AGIEnvironment,
+        peer: str = "",
     ) -> None:
         self.env = env
+        #: The peer's address (the Asterisk server that connected).
+        self.peer = peer
         self._reader = reader
         self._writer = writer
         self._conn = conn
@@ -330,6 +334,18 @@ def session_room() -> int:
     return max(16, soft - FD_RESERVE)
 
 
+class SessionGuard(Protocol):
+    """Who may open a session (:class:`acd.runtime.agi_guard.AGIGuard`)."""
+
+    def admit(self, host: str) -> str | None:
+        """At accept: None to go on, else why the connection is refused."""
+        ...
+
+    async def authenticate(self, session: AGISession) -> bool:
+        """After the environment: whether the peer proved it is Asterisk."""
+        ...
+
+
 class FastAGIServer:
     """Accept FastAGI connections and run ``handler(session)`` for each call.
 
@@ -342,11 +358,15 @@ class FastAGIServer:
     the API, the store and logs): one more is closed at once, so its Asterisk falls back
     (the dialplan's next engine, then app_queue) instead of a caller waiting on a
     connection nobody reads. The listen backlog (``BACKLOG``) absorbs arrival bursts.
+
+    With a ``guard`` (:class:`SessionGuard`) a connection is also refused at accept when
+    its peer is not allowed or connects too fast, and after its environment when it does
+    not know the shared secret: closed at once, as an engine that cannot be reached.
     """
 
     def __init__(
         self, handler: AGIHandler, host: str, port: int, *, env_timeout: float = 5.0,
-        max_sessions: int | None = None,
+        max_sessions: int | None = None, guard: SessionGuard | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -356,6 +376,7 @@ class FastAGIServer:
         self.refused = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.guard = guard
 
     @property
     def port(self) -> int:
@@ -391,6 +412,12 @@ class FastAGIServer:
             self._server = None
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.guard is not None:
+            peer = writer.get_extra_info("peername")
+            host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            if self.guard.admit(host) is not None:
+                writer.transport.abort()  # nothing read, nothing said: "unreachable"
+                return
         if len(self._tasks) >= self.max_sessions:
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:
@@ -414,8 +441,12 @@ class FastAGIServer:
                 async with asyncio.timeout(_CLOSE_TIMEOUT):
                     await writer.wait_closed()
             return
-        session = AGISession(reader, writer, conn=env[0], env=env[1])
+        peer = writer.get_extra_info("peername")
+        session = AGISession(reader, writer, conn=env[0], env=env[1],
+                             peer=str(peer[0]) if isinstance(peer, tuple) and peer else "")
         try:
+            if self.guard is not None and not await self.guard.authenticate(session):
+                return  # closed below without ACD_RESULT: the dialplan retries elsewhere
             await self._handler(session)
         except Exception:
             log.exception("FastAGI handler failed for %r", session)

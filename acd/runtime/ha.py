@@ -1,13 +1,23 @@
 """Hot standby: two engines, one Redis lease; only the holder takes calls.
 
 Each engine runs :class:`HotStandby`. The lease is ``SET <prefix>:lease <holder> NX PX
-<ttl>``; whoever sets it also takes a **fencing token** (``INCR <prefix>:fence``), in the
-same Lua script so both happen or neither. The active engine renews every ttl/3 with a
-script that extends the lease only if it still holds it *and* the fence is still its
-token; a renew answered "no" — or no successful renew for a whole ttl (Redis out of
-reach: the other node may already hold it) — makes it step down at once
-(``engine.accepting = False``). A passive engine tries to acquire every ttl/6, so it
-takes over at most ≈ ttl + ttl/6 after the active one died.
+<ttl>``; whoever sets it also takes a **fencing token**, in the same Lua script so both
+happen or neither: ``<n>:<epoch>``, ``n`` from ``INCR <prefix>:fence_seq`` and ``epoch``
+a random value of the acquiring node, written to ``<prefix>:fence``. The random part
+keeps tokens from ever repeating, even when Redis loses its data (a restart without
+persistence, a failover to a replica that missed the last writes) and the counter starts
+again at 1: the token of a node that held the lease before is never current again. The
+active engine renews every ttl/3 with a script that extends the lease only if it still
+holds it *and* the fence is still its token; a renew answered "no" — or no successful
+renew for a whole ttl (Redis out of reach: the other node may already hold it) — makes
+it step down at once (``engine.accepting = False``). A passive engine tries to acquire
+every ttl/6, so it takes over at most ≈ ttl + ttl/6 after the active one died.
+
+The lease's age counts from when the acquire (or renew) was **sent**, not answered: a
+slow answer must not stretch the time this node believes it holds the lease. Activating
+the engine (loading the store: up to 3 × ``store.timeout``, longer than the default
+ttl) runs in its own task while the lease keeps being renewed; stepping down before it
+finished cancels it.
 
 The token also **fences the store**: every store write checks it in the same Lua script
 that applies it (acd.runtime.store), so a node that lost the lease without noticing (paused,
@@ -30,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
@@ -43,11 +54,14 @@ log = logging.getLogger("acd.runtime.ha")
 #: as active (the rest is the margin for clock rate differences and the renew's trip).
 VALID_FRACTION = 0.8
 
+#: KEYS: lease, fence, fence sequence. ARGV: holder, ttl (ms), this acquire's epoch.
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('INCR', KEYS[2])
+  local token = redis.call('INCR', KEYS[3]) .. ':' .. ARGV[3]
+  redis.call('SET', KEYS[2], token)
+  return token
 end
-return 0
+return false
 """
 
 _RENEW = """
@@ -77,13 +91,15 @@ class Lease:
         self.ttl_ms = max(1, int(ttl * 1000))
         self.key = f"{prefix}:lease"
         self.fence_key = f"{prefix}:fence"
-        #: The fencing token of the lease we hold, or None.
-        self.token: int | None = None
+        self.fence_seq_key = f"{prefix}:fence_seq"
+        #: The fencing token (``<n>:<epoch>``) of the lease we hold, or None.
+        self.token: str | None = None
 
     async def acquire(self) -> bool:
-        token = int(await self.client.eval(_ACQUIRE, 2, self.key, self.fence_key,
-                                           self.holder, str(self.ttl_ms)))
-        self.token = token or None
+        raw = await self.client.eval(_ACQUIRE, 3, self.key, self.fence_key,
+                                     self.fence_seq_key, self.holder, str(self.ttl_ms),
+                                     secrets.token_hex(8))
+        self.token = _text(raw) if raw else None
         return self.token is not None
 
     async def renew(self) -> bool:
@@ -100,9 +116,13 @@ class Lease:
         self.token = None
         await self.client.eval(_RELEASE, 1, self.key, self.holder)
 
-    async def current_fence(self) -> int:
+    async def current_fence(self) -> str | None:
         raw = await self.client.get(self.fence_key)
-        return int(raw) if raw is not None else 0
+        return _text(raw) if raw is not None else None
+
+
+def _text(raw: bytes | str | int) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 class Activatable(Protocol):
@@ -127,9 +147,22 @@ class HotStandby:
         #: Wall-clock time of the last takeover (logged as "lease acquired ... at").
         self.acquired_at: float | None = None
         self._stepping: asyncio.Future[None] | None = None
+        #: ``engine.activate()`` after a takeover, renewed around (see the docstring).
+        self._activating: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="acd-ha")
+
+    @property
+    def activating(self) -> bool:
+        return self._activating is not None and not self._activating.done()
+
+    async def _cancel_activation(self) -> None:
+        task, self._activating = self._activating, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -137,6 +170,7 @@ class HotStandby:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._cancel_activation()
         if self.active:
             self.active = False
             try:
@@ -152,6 +186,7 @@ class HotStandby:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._cancel_activation()
         if self.active:
             self.active = False
             self.lease.token = None
@@ -162,12 +197,13 @@ class HotStandby:
             if self.active:
                 await self._renew_once()
                 await asyncio.sleep(self.ttl / 3)
+            elif await self._try_acquire():
+                await asyncio.sleep(self.ttl / 3)  # then renew, while activate() runs
             else:
-                if await self._try_acquire():
-                    continue
                 await asyncio.sleep(self.ttl / 6)
 
     async def _try_acquire(self) -> bool:
+        sent = time.monotonic()
         try:
             got = await asyncio.wait_for(self.lease.acquire(), self.ttl / 2)
         except Exception as exc:
@@ -177,12 +213,21 @@ class HotStandby:
         if not got:
             return False
         self.active = True
-        self._last_renew = time.monotonic()
+        self._last_renew = sent  # the lease's ttl runs from the send, not the answer
         self.acquired_at = time.time()
         log.info("lease acquired by %s (fence %s) at %.3f", self.lease.node_id,
                  self.lease.token, self.acquired_at)
-        await self.engine.activate()
+        self._activating = asyncio.create_task(self._activate(), name="acd-activate")
         return True
+
+    async def _activate(self) -> None:
+        try:
+            await self.engine.activate()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("activation failed")
+            self.step_down_soon(f"activation failed ({type(exc).__name__})")
 
     async def _renew_once(self) -> None:
         sent = time.monotonic()
@@ -221,6 +266,8 @@ class HotStandby:
         self.active = False
         self.lease.token = None
         log.warning("%s steps down: %s", self.lease.node_id, why)
+        if self._activating is not asyncio.current_task():
+            await self._cancel_activation()
         await self.engine.deactivate(hand_over=True)
 
     def _down(self, exc: BaseException) -> None:

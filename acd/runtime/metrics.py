@@ -278,6 +278,15 @@ class EngineCollector:
                                 value=1.0 if ami is not None and ami.connected else 0.0)
         yield GaugeMetricFamily("acd_engine_accepting", "1 when the engine takes calls.",
                                 value=1.0 if self.engine.accepting else 0.0)
+        yield GaugeMetricFamily(
+            "acd_engine_active", "1 when this engine is the active one: it routes calls "
+            "(with ha: it holds the lease). Summed over every engine it must be 1; 0 "
+            "means callers get only the dialplan's app_queue fallback.",
+            value=1.0 if self.engine.core.routing else 0.0)
+        yield GaugeMetricFamily(
+            "acd_store_loaded", "1 when the active engine has read the store; 0 while it "
+            "takes calls from the config alone and writes nothing (store unreadable).",
+            value=1.0 if self.engine.store_loaded else 0.0)
         yield GaugeMetricFamily("acd_inbox_events", "Events waiting in the engine's inbox.",
                                 value=float(self.engine.inbox.qsize()))
 

@@ -21,5 +21,12 @@ class Release:
 
 RELEASE = Release()
 
+
+
+class SessionTaken(Exception):
+    """A call id that already has a live session: a second one is refused (the first
+    keeps the call and its place)."""
+
+
 SessionItem = Offer | CloseCall | ExitCall | Release
 SessionQueue = asyncio.Queue[SessionItem]

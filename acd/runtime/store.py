@@ -19,7 +19,8 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
                             per-minute buckets of the rolling window, today, since start
 
 **Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
-the fencing token this engine's lease was granted (acd.runtime.ha). An engine that lost its lease
+the fencing token this engine's lease was granted (acd.runtime.ha: ``<n>:<random epoch>``,
+so a token never comes back even if Redis loses its data). An engine that lost its lease
 without knowing it yet (paused, partitioned) is refused (:class:`StoreFenced`) instead of
 overwriting what the new active engine wrote; it then steps down. A store with no token
 source (no hot standby: one engine) writes unconditionally, through the same script.
@@ -105,6 +106,10 @@ class StoreFenced(RuntimeError):
 
 
 class Store(Protocol):
+    #: What it holds survives a restart of the process (else a restarted engine has no
+    #: list of the callers who waited: it orders their re-entries blind).
+    durable: bool
+
     async def load(self) -> StoredState: ...
 
     async def write(self, changes: Changes) -> None: ...
@@ -118,6 +123,9 @@ class Store(Protocol):
 
 class MemoryStore:
     """The default: kept in this process only (nothing survives a restart)."""
+
+    #: What it holds survives a restart of the process.
+    durable = False
 
     def __init__(self) -> None:
         self.state = StoredState()
@@ -168,8 +176,10 @@ class RedisStore:
     ``fence`` (hot standby) returns the token of the lease this engine holds, or None when
     it holds none: then nothing is written at all."""
 
+    durable = True
+
     def __init__(self, client: aioredis.Redis, prefix: str = "acd",
-                 fence: Callable[[], int | None] | None = None) -> None:
+                 fence: Callable[[], str | int | None] | None = None) -> None:
         self.client = client
         self.fence = fence
         self.fence_key = f"{prefix}:fence"
@@ -239,24 +249,88 @@ def _mapping(raw: object) -> dict[str, Any]:
     return raw
 
 
-def redis_client(url: str, timeout: float = 1.0) -> aioredis.Redis:
+def redis_client(url: str, timeout: float = 1.0, **options: Any) -> aioredis.Redis:
     """A client that fails fast: the caller owns retries (a backoff policy), so a
-    command never hangs routing-side code for longer than ``timeout``."""
+    command never hangs routing-side code for longer than ``timeout``. ``options``:
+    ``password``, ``username``, ``ssl_ca_certs`` (``rediss://``) ..."""
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
     return aioredis.Redis.from_url(
         url, socket_timeout=timeout, socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        retry=Retry(NoBackoff(), 0), health_check_interval=0, **options)
 
 
-def make_store(config: StoreConfig) -> Store:
+def store_client(config: StoreConfig, environ: Mapping[str, str] | None = None,
+                 ) -> aioredis.Redis:
+    """The Redis client of ``config``: its URL, or the master its sentinels name (the
+    client follows a failover: on the next connection it asks them again); the password
+    from ``store.password_env``, TLS with ``rediss://``. ``ConfigError`` when a password
+    variable is not set."""
+    password = config.password(environ)
+    options: dict[str, Any] = {}
+    if password is not None:
+        options["password"] = password.get_secret_value()
+    if config.username is not None:
+        options["username"] = config.username
+    if config.sentinel is not None:
+        return _sentinel_client(config, options, environ)
+    if config.url.startswith("rediss://") and config.tls_ca_file:
+        options["ssl_ca_certs"] = config.tls_ca_file
+    return redis_client(config.url, config.timeout, **options)
+
+
+def _sentinel_client(config: StoreConfig, options: dict[str, Any],
+                     environ: Mapping[str, str] | None) -> aioredis.Redis:
+    from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import NoBackoff
+
+    sentinel_cfg = config.sentinel
+    assert sentinel_cfg is not None
+    timeouts: dict[str, Any] = {"socket_timeout": config.timeout,
+                                "socket_connect_timeout": config.timeout}
+    sentinel_password = config.sentinel_password(environ)
+    sentinel_kwargs = dict(timeouts)
+    if sentinel_password is not None:
+        sentinel_kwargs["password"] = sentinel_password.get_secret_value()
+    manager = Sentinel(sentinel_cfg.addresses,  # type: ignore[no-untyped-call]
+                       sentinel_kwargs=sentinel_kwargs)
+    client: aioredis.Redis = manager.master_for(
+        sentinel_cfg.master, redis_class=_sentinel_redis_class(), db=sentinel_cfg.db,
+        retry=Retry(NoBackoff(), 0), health_check_interval=0, **timeouts, **options)
+    client.sentinel_manager = manager  # type: ignore[attr-defined]
+    return client
+
+
+_SENTINEL_REDIS: Any = None
+
+
+def _sentinel_redis_class() -> Any:
+    """A Redis client class whose ``aclose()`` also closes its sentinels' clients."""
+    global _SENTINEL_REDIS
+    if _SENTINEL_REDIS is None:
+        import redis.asyncio as aioredis
+
+        class SentinelRedis(aioredis.Redis):
+            sentinel_manager: Any = None
+
+            async def aclose(self, close_connection_pool: bool | None = None) -> None:
+                await super().aclose(close_connection_pool)
+                manager, self.sentinel_manager = self.sentinel_manager, None
+                for sentinel in manager.sentinels if manager is not None else ():
+                    await sentinel.aclose()
+
+        _SENTINEL_REDIS = SentinelRedis
+    return _SENTINEL_REDIS
+
+
+def make_store(config: StoreConfig, environ: Mapping[str, str] | None = None) -> Store:
     from acd.config import StoreBackend
 
     if config.backend is StoreBackend.REDIS:
-        return RedisStore.from_url(config.url, prefix=config.key_prefix,
-                                   timeout=config.timeout)
+        return RedisStore(store_client(config, environ), config.key_prefix)
     return MemoryStore()
 
 
@@ -429,6 +503,11 @@ class StoreWriter:
         return True
 
 
+#: A caller stamped this long before the engine took over is a re-entry (seconds: the
+#: dialplan's clock and the engine's may differ a little).
+REENTRY_MARGIN = 0.5
+
+
 class Restorer:
     """After a restart or takeover: each stored waiting call that re-enters through the
     dialplan gets its queue and priority back (its seniority comes from ``ACD_ENTRY``),
@@ -440,22 +519,46 @@ class Restorer:
         self.calls: dict[str, CallRecord] = {}
         self.holding = False
         self._held: dict[str, CallArrived] = {}
+        #: Blind (no list of who waited: no durable store, or it could not be read):
+        #: callers stamped before this moment are re-entries; the first one starts the
+        #: hold, which the grace period ends. None: not blind.
+        self.blind_since: float | None = None
 
-    def begin(self, calls: Mapping[str, CallRecord]) -> None:
+    def begin(self, calls: Mapping[str, CallRecord], *,
+              blind_since: float | None = None) -> None:
+        """Expect the stored ``calls``; with none known, ``blind_since`` (the moment this
+        engine took over) makes re-entries stamped before it hold the line."""
         self.calls = dict(calls)
         self._held = {}
         self.holding = bool(self.calls)
+        self.blind_since = None if self.calls else blind_since
+
+    @property
+    def watching(self) -> bool:
+        """Arrivals go through :meth:`intercept`."""
+        return self.holding or bool(self.calls) or self.blind_since is not None
+
+    def expect(self, calls: Mapping[str, CallRecord]) -> None:
+        """Stored places of calls that will re-enter from now on, without holding
+        anyone (a store loaded after the engine started taking calls)."""
+        for call_id, rec in calls.items():
+            self.calls.setdefault(call_id, rec)
 
     @property
     def complete(self) -> bool:
-        """Every stored call still expected is held."""
-        return self.holding and all(c in self._held for c in self.calls)
+        """Every stored call still expected is held (never when blind: only the grace
+        period ends a blind hold)."""
+        return (self.holding and self.blind_since is None
+                and all(c in self._held for c in self.calls))
 
     def intercept(self, event: Event) -> Event | None:
         """The event to apply now, or None when it is held (or void: a held caller
         hung up before the core heard of the call)."""
         if isinstance(event, CallArrived):
             event = self._restore(event)
+            if (not self.holding and self.blind_since is not None
+                    and event.entry_time < self.blind_since - REENTRY_MARGIN):
+                self.holding = True  # a caller from before the restart: hold from here
             if self.holding:
                 self._held[event.call_id] = event
                 return None
@@ -481,4 +584,5 @@ class Restorer:
             self.calls.pop(e.call_id, None)
         self._held = {}
         self.holding = False
+        self.blind_since = None
         return held

@@ -34,6 +34,7 @@
     connecting: ["连接中…", "connecting…"],
     reconnecting: ["重连中…", "reconnecting…"],
     unauthorized: ["未授权", "unauthorized"],
+    throttled: ["已限流", "throttled"],
     notoken: ["无令牌", "no token"],
   };
   //: Provinces (ISO 3166-2:CN) by their Chinese short names.
@@ -351,6 +352,12 @@
                "The token was refused (401). Check the #token= in the address.");
         conn("down", "unauthorized");
         return retry(30000);
+      }
+      if (ev.code === 4429) {
+        notice("此地址被拒绝的令牌过多（429），一分钟后重试 · " +
+               "Too many refused tokens from this address (429): trying again in a minute.");
+        conn("down", "throttled");
+        return retry(60000);
       }
       conn("down", "reconnecting");
       retry(backoff);

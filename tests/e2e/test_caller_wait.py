@@ -124,3 +124,82 @@ async def test_max_wait_sends_a_caller_to_another_queue_keeping_its_place(
             "13900000001", "13900000002"]
         totals = rig.engine.core.figures.total("consult")
         assert (totals.exits, totals.abandoned) == (1, 0)
+
+
+async def test_the_queues_hold_music_plays_while_the_agent_rings_too(
+        chroot: Path, artifacts: Path) -> None:
+    """Issue 11.7: the queue's moh_class while waiting and while the phone rings (Dial's
+    m(class)); the dialplan's CHANNEL(musicclass)=default does not win."""
+    queues = [queue("consult", "consult", moh_class="calm")]
+    plans = [AgentPlan("8501", talk_ms=(500, 800))]
+    calm = "[calm]\nmode = files\ndirectory = moh\nsort = random\n"
+    async with Rig(artifacts, plans, extra_config={"queues": queues},
+                   asterisk_files={"musiconhold_local.conf": calm}) as rig:
+        result = await rig.call(["13800138501"], time_limit=60)
+        assert result.failed == 0 and result.successful == 1, result.errors_text()
+        dial = log_lines(rig, "Executing Application: (Dial)")
+        assert len(dial) == 1 and "m(calm)" in dial[0]
+        music = log_lines(rig, "Started music on hold, class")
+        assert music and all("class 'calm'" in ln for ln in music), music
+        assert any(stamp(ln) >= stamp(dial[0]) for ln in music)  # while ringing
+
+
+def next_boundary(now: float, at_least: float = 15.0) -> float:
+    """The next whole UTC minute at least ``at_least`` seconds away (hours are minutes)."""
+    boundary = (int(now) // 60 + 1) * 60.0
+    return boundary if boundary - now >= at_least else boundary + 60.0
+
+
+async def test_a_site_that_closes_while_callers_wait(
+        chroot: Path, artifacts: Path) -> None:
+    """Issue 11.5 through the real Asterisk: at closing time (a) the waiting caller of a
+    queue with ``on_close: closed`` hears the closed message and its call ends, (b) the
+    own site's agent finishing a call afterwards is offered nothing, (c) the waiting
+    caller of a queue that stays is served by an agent of a site still open."""
+    import time
+    from datetime import UTC, datetime
+
+    now = time.time()
+    closing = next_boundary(now)
+    until = datetime.fromtimestamp(closing, UTC).strftime("%H:%M")
+    hours = {"daily": f"00:00-{until}"} if until != "00:00" else {}
+    talk = int((closing - now + 4) * 1000)  # 8601's first call ends after closing
+    queues = [queue("consult", "consult", hours=hours, on_close="closed",
+                    closed={"action": "message", "sound": "vm-goodbye"}),
+              queue("repair", "repair")]
+    plans = [AgentPlan("8601", skills={"consult": 1, "repair": 1}, groups=["bj"],
+                       talk_ms=(talk, talk)),
+             AgentPlan("8602", skills={"repair": 1}, groups=["cd"], status="logged_out",
+                       talk_ms=(500, 800))]
+    sites = [{"id": "bj", "kind": "own", "hours": hours}, {"id": "cd", "kind": "own"}]
+    async with Rig(artifacts, plans, extra_config={
+            "timezone": "UTC", "queues": queues, "sites": sites,
+            "dids": {"4008001234": "consult", "4008009999": "repair"}}) as rig:
+        assert rig.engine is not None
+        first = asyncio.create_task(rig.call(["13900000601"], name="first",
+                                             service="4008009999", time_limit=150))
+        await rig.wait_for(lambda: bool(rig.published("call_connected")), 10)
+        consult = asyncio.create_task(rig.call(["13900000602"], name="consult",
+                                               time_limit=150))
+        repair = asyncio.create_task(rig.call(["13900000603"], name="repair",
+                                              service="4008009999", time_limit=150))
+        await rig.wait_for(lambda: len(rig.published("call_waiting")) == 3, 10)
+        # closing time: the consult caller leaves with the closed message
+        await rig.wait_for(lambda: bool(rig.published("call_exited")), closing - now + 10)
+        exited = rig.published("call_exited")[0]
+        assert (exited["reason"], exited["queue"]) == ("queue_closed", "consult")
+        assert played(rig, "vm-goodbye")
+        result = await consult
+        assert result.failed == 0, result.errors_text()
+        # 8601 hangs up after closing: its site is closed, the repair caller still waits
+        assert (await first).failed == 0
+        await asyncio.sleep(1.0)
+        offered = [o["agent"] for o in rig.published("call_offered")]
+        assert offered == ["8601"]  # the first call only
+        agent = rig.engine.core.agents["8601"]
+        assert not agent.site_open and agent.status.value == "available"
+        # an agent of a site still open takes it
+        await rig.engine.set_agent_status("8602", AgentStatus.AVAILABLE)
+        result = await repair
+        assert result.failed == 0 and result.successful == 1, result.errors_text()
+        assert answered_by(rig) == {"13900000601": "8601", "13900000603": "8602"}

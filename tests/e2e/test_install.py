@@ -263,10 +263,15 @@ async def test_include_mode_adds_the_hotline_to_an_existing_pbx(
                     "-o", str(pbx), "--bind", "127.0.0.1"]) == 0
         printed = capsys.readouterr().out
         assert sorted(p.name for p in pbx.glob("*_acd.conf")) == [
-            "extensions_acd.conf", "manager_acd.conf", "pjsip_acd.conf", "queues_acd.conf"]
+            "extensions_acd.conf", "manager_acd.conf", "pjsip_acd.conf", "queues_acd.conf",
+            "voicemail_acd.conf"]
         adds = dict(re.findall(r"^\s+(\w+\.conf):\s+(#include \S+)", printed, re.M))
         entry = re.findall(r"^\s+(exten => .*)$", printed, re.M)
-        assert len(adds) == 4 and entry
+        assert len(adds) == 5 and entry
+        # the PBX's own voicemail.conf (ours without our include line) gets the printed one
+        own = "\n".join(ln for ln in (pbx / "voicemail.conf").read_text().splitlines()
+                        if "voicemail_acd.conf" not in ln)
+        (pbx / "voicemail.conf").write_text(own + "\n" + adds["voicemail.conf"] + "\n")
         (pbx / "pjsip.conf").write_text(PBX_PJSIP + adds["pjsip.conf"] + "\n")
         (pbx / "extensions.conf").write_text(
             PBX_EXTENSIONS + "\n".join(entry) + "\n\n" + adds["extensions.conf"] + "\n")

@@ -54,6 +54,11 @@ async def test_guangdong_caller_overflows_to_the_guangdong_partner(
         assert rig.partners["zj"].result().by_event("offered") == []
         assert rig.engine is not None
         assert rig.engine.core.partners.stats["gd"].answered == 1
+        # the wait told is the wait until the partner answered (Dial's ANSWEREDTIME
+        # counts from the engine's answer of the caller: it made the wait look ~0 s)
+        connected = rig.published("call_connected")
+        assert len(connected) == 1 and connected[0]["site"] == "gd"
+        assert over[0]["wait"] <= connected[0]["wait"] <= over[0]["wait"] + 3.0
 
 
 async def test_primary_region_goes_to_the_partner_first(chroot: Path, artifacts: Path) -> None:

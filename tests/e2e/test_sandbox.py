@@ -39,7 +39,9 @@ DID = "4008001234"
 #: What the engine's AMI account may see (manager.conf eventfilter).
 ALLOWED_EVENTS = {"FullyBooted", "Shutdown", "Reload", "DeviceStateChange", "ContactStatus",
                   "PeerStatus", "Newchannel", "DialBegin", "DialEnd", "BridgeEnter",
-                  "BridgeLeave", "Hangup", "OriginateResponse", "DTMFEnd"}
+                  "BridgeLeave", "Hangup", "OriginateResponse", "DTMFEnd",
+                  # cdr_manager: the call history closes calls no engine saw end
+                  "Cdr"}
 
 
 def pjsip_agent(endpoint: str, contact: str | None) -> str:
@@ -244,11 +246,17 @@ async def test_device_states_and_list_actions_through_the_event_filter(
                 states = await asyncio.to_thread(inst.ami, "DeviceStateList")
                 channels = await asyncio.to_thread(inst.ami, "CoreShowChannels")
                 ping = await asyncio.to_thread(inst.ami, "Ping")
+                getvar = await asyncio.to_thread(inst.ami, "Getvar",
+                                                 {"Variable": "DEVICE_STATE(PJSIP/agent9)"})
+                status = await asyncio.to_thread(inst.ami, "CoreStatus")
                 originate = await asyncio.to_thread(
                     inst.ami, "Originate", {"Channel": "PJSIP/agent9", "Application": "Wait",
                                             "Data": "1", "Async": "true"})
                 hangup = await asyncio.to_thread(inst.ami, "Hangup",
                                                  {"Channel": "PJSIP/agent1-ffffffff"})
+                play_dtmf = await asyncio.to_thread(
+                    inst.ami, "PlayDTMF", {"Channel": "PJSIP/agent1-ffffffff", "Digit": "#",
+                                           "Receive": "true"})
                 command = await asyncio.to_thread(inst.ami, "Command",
                                                   {"Command": "core show uptime"})
                 # A new agent appears in PJSIP and in the fallback queue after a reload.
@@ -268,10 +276,16 @@ async def test_device_states_and_list_actions_through_the_event_filter(
     assert channels[0]["Response"] == "Success"
     assert channels[-1]["Event"] == "CoreShowChannelsComplete"
     assert ping[0]["Response"] == "Success"
-    assert originate[0]["Response"] == "Success"  # write=originate allows it
-    assert "Permission denied" not in hangup[0].get("Message", "")
+    # write = call,reporting: exactly what the engine sends; it cannot place a call or
+    # run a CLI command
+    assert (originate[0]["Response"], originate[0]["Message"]) == ("Error", "Permission denied")
     assert command[0]["Response"] == "Error"  # no "command" write class
-    assert "OriginateResponse" in tap.names()  # agent9 is unavailable: a Failure
+    # PlayDTMF (announcements stopped by an offer) needs "call", which admits Hangup too
+    assert play_dtmf[0].get("Message") != "Permission denied", play_dtmf
+    assert hangup[0].get("Message") != "Permission denied", hangup
+    assert getvar[0]["Response"] == "Success" and getvar[0]["Value"] == "UNAVAILABLE"
+    assert status[0]["Response"] == "Success"  # CoreStatus: system|reporting
+    assert "OriginateResponse" not in tap.names()  # nothing was originated
     assert "Reload" in tap.names()
     assert tap.names() <= ALLOWED_EVENTS
     assert "agent7" in endpoints

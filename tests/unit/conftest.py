@@ -109,6 +109,11 @@ def api_rig() -> Callable[..., contextlib.AbstractAsyncContextManager[ApiRig]]:
 
     @contextlib.asynccontextmanager
     async def build(config: Config, **kwargs: Any) -> AsyncIterator[ApiRig]:
+        if "store" not in config.model_fields_set:
+            # the rig's callers "waited" before the engine started (old entry times):
+            # not a restart, so no restart hold
+            config = config.model_copy(update={
+                "store": config.store.model_copy(update={"restore_grace": 0.0})})
         async with ApiRig(config, **kwargs) as rig:
             yield rig
 

@@ -122,7 +122,7 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
     why = await rig.get("/api/v1/calls/c2/explanation")
     assert isinstance(why, dict)
     assert why["state"] == "waiting" and why["decision"] is None and why["lines"]
-    assert (await rig.http.get("/api/v1/calls/c2/explanation", headers=HA)).status_code == 403
+    assert (await rig.http.get("/api/v1/calls/c2/explanation", headers=HA)).status_code == 404
     rig.engine.post(CallHungUp("c2", rig.engine.clock()))
     await rig.settle()
     assert (await rig.http.get("/api/v1/calls/c2/explanation", headers=H)).status_code == 404

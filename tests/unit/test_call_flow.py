@@ -84,10 +84,19 @@ class Caller(FakeAsterisk):
             value = known.get(name, self.variables.get(name))
             return (f"200 result=1 ({value})\n" if value is not None
                     else "200 result=0\n").encode()
-        if cmd.startswith("GET FULL VARIABLE"):  # ${NAME}s expanded, unset ones empty
-            value = re.sub(r"\$\{(\w+)\}", lambda m: known.get(
-                m.group(1), self.variables.get(m.group(1), "")), words[3])
+        if cmd.startswith("GET FULL VARIABLE"):  # ${…}s expanded, unset ones empty
+            def expand(m: re.Match[str]) -> str:
+                name = m.group(1)
+                if name.startswith("STRFTIME("):  # Asterisk's clock
+                    return f"{time.time():.3f}"
+                return known.get(name, self.variables.get(name, ""))
+            value = re.sub(r"\$\{([^}]*)\}", expand, words[3])
             return f"200 result=1 ({value})\n".encode()
+        if cmd.startswith("EXEC Dial") and dial_status == "ANSWER":
+            # the dialplan's [acd-answered] stamps the answer: a 3 s conversation
+            stamp = re.search(r"U\(acd-answered\^(\d+)\)", cmd)
+            if stamp:
+                self.variables[f"ACD_ANSWERED_{stamp.group(1)}"] = f"{time.time() - 3:.3f}"
         if cmd.startswith("SET VARIABLE"):
             self.variables[words[2]] = words[3]
             return b"200 result=1\n"
@@ -121,8 +130,14 @@ async def test_a_call_to_a_did_waits_with_music_and_is_put_through() -> None:
         assert 'SET VARIABLE "ACD_QUEUE" "consult"' in seen  # the DID chose the queue
         assert 'SET MUSIC ON "calm"' in seen  # the queue's hold music
         dial = next(c for c in seen if c.startswith("EXEC Dial"))
-        assert dial == 'EXEC Dial "PJSIP/agent1,15,m"'
+        # the queue's music, ringing too; the answer stamped on the caller's channel
+        assert re.fullmatch(r'EXEC Dial "PJSIP/agent1,15,m\(calm\)U\(acd-answered\^\d+\)"', dial)
         assert caller.variables["ACD_RESULT"] == "DONE"
+        # the talk time is the conversation's (the stamp: 3 s), not the caller's time up
+        await n.engine.flushed()
+        done = n.engine.core.finished[-1]
+        assert done.answered_at is not None and done.ended_at is not None
+        assert done.ended_at - done.answered_at == pytest.approx(3, abs=0.5)
         await caller.close()
         await n.engine.flushed()
         figures = n.engine.core.figures.total("consult")

@@ -86,7 +86,7 @@ def test_check_config_reports_every_missing_secret(
     assert main(["check-config", "--no-env", path]) == 0
     capsys.readouterr()
     for name in SECRET_VARS:
-        monkeypatch.setenv(name, "x" * 20)
+        monkeypatch.setenv(name, "k8Zq2mVt0pLw-" + name)
     assert main(["check-config", path]) == 0
     assert capsys.readouterr().out.strip() == f"{path}: OK (1 queues, 2 agents)"
 
@@ -130,3 +130,26 @@ def test_serve_without_ami_only_when_asked(
     monkeypatch.setenv("ACD_TEST_AMI_WEST", "w")
     assert main(["serve", "-c", path]) == 0
     assert started[-1] == {"east": "e", "west": "w"}
+
+
+def test_serve_refuses_placeholder_secrets_unless_told(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, SECRETS_CONFIG)
+    for name in SECRET_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ACD_TEST_AMI_EAST", "change-me-east")
+    monkeypatch.setenv("ACD_TEST_AMI_WEST", "9d2c71e04b")
+    monkeypatch.delenv("ACD_ALLOW_PLACEHOLDER_SECRETS", raising=False)
+    started: list[object] = []
+
+    async def fake_serve(config: object, secrets: object) -> None:
+        started.append(secrets)
+
+    monkeypatch.setattr("app.cli._serve", fake_serve)
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "-c", path])
+    assert exc.value.code == 2 and started == []
+    assert "ACD_TEST_AMI_EAST is a placeholder" in capsys.readouterr().err
+    monkeypatch.setenv("ACD_ALLOW_PLACEHOLDER_SECRETS", "1")  # smoke tests of examples
+    assert main(["serve", "-c", path]) == 0 and started

@@ -513,3 +513,53 @@ def test_endpoints_offer_a_law_first() -> None:
     allows = re.findall(r"^allow=(.*?)(?:\s+;.*)?$", pj, re.M)
     assert allows and all(a == "alaw,ulaw" for a in allows), allows
     assert len(allows) == 3  # agent, partner trunk, carrier
+
+
+# -- issue 10.5 and 10.10: what check-config and asterisk-config refuse ---------------------
+
+HARDENED = """
+queues: [{id: consult, skills: {consult: 1}}]
+agents:
+  - {id: a1, name: "李伟", skills: {consult: 1}, password_env: ACD_SIP_A1}
+"""
+
+
+def test_a_duplicate_key_is_refused_with_both_lines() -> None:
+    report = check_text(HARDENED + "agents:\n  - {id: a2, skills: {consult: 1}}\n")
+    assert report.config is None
+    assert any("duplicate key 'agents' (first on line 3" in e and "line 5" in e
+               for e in report.errors), report.errors
+
+
+def test_names_written_into_asterisk_files_refuse_newlines_quotes_and_separators() -> None:
+    for name, bad in (('"x\\n[evil]\\ntype=endpoint"', "'\\n'"), ('"a, b"', "','"),
+                      ('"a;b"', "';'"), ("'a\"b'", "'\"'")):
+        report = check_text(HARDENED.replace('"李伟"', name))
+        assert any(f"agents[a1].name (line 4): {bad} is not allowed" in e
+                   for e in report.errors), (name, report.errors)
+
+
+def test_a_sip_password_that_would_break_the_file_is_refused(tmp_path: Path) -> None:
+    cfg = parse_config(HARDENED)
+    for password in ("ok\n[evil]", "a;b", " padded"):
+        with pytest.raises(ConfigError, match=r"ACD_SIP_A1 .* would break pjsip_acd\.conf"):
+            render(cfg, {"ACD_SIP_A1": password})
+    from acd.config.asterisk import write_files
+
+    (tmp_path / "pjsip_acd.conf").write_text("old")
+    (tmp_path / "pjsip_acd.conf").chmod(0o644)
+    for path in write_files(render(cfg, {"ACD_SIP_A1": "s3cret-Pa55"}), tmp_path):
+        assert path.stat().st_mode & 0o777 == 0o640, path  # they hold passwords
+
+
+def test_placeholder_secrets_are_errors_with_the_environment() -> None:
+    report = check_text(HARDENED, environ={"ACD_SIP_A1": "change-me-agent1",
+                                           "ACD_AMI_SECRET": "8c1f2e0a9b7d"})
+    assert report.errors == ["environment: ACD_SIP_A1 is a placeholder (SIP password of "
+                             "agent a1): set a real secret"]
+
+
+def test_a_primary_region_no_partner_covers_is_a_warning() -> None:
+    report = check_text(HARDENED + "regions: {policies: {CN-ZJ: {mode: primary}}}\n")
+    assert any("regions.policies.CN-ZJ.mode" in w and "no partner site covers it" in w
+               for w in report.warnings), report.warnings

@@ -512,3 +512,74 @@ def test_the_callers_key_moves_it_to_another_queue_keeping_its_place() -> None:
     # it entered at 45, before "old" (50): it is served first in repair
     eff = core.apply(SetAgentStatus("r1", AgentStatus.AVAILABLE, 103.0))
     assert offers(eff) == [("c1", "r1")]
+
+
+# -- hours gate own sites and waiting callers (issue 11.5) -------------------------------
+
+HOURS = """
+timezone: Asia/Shanghai
+queues:
+  - id: consult
+    skills: {consult: 1}
+    hours: {daily: "08:00-20:00"}
+    on_close: closed
+    closed: {action: message, sound: custom/closed}
+  - {id: repair, skills: {repair: 1}, hours: {daily: "08:00-20:00"}}
+sites:
+  - {id: bj, kind: own, hours: {daily: "09:00-18:00"}}
+  - {id: cd, kind: own}
+agents:
+  - {id: a1, skills: {consult: 1, repair: 1}, groups: [bj], contact: "sip:a1@h"}
+  - {id: a2, skills: {consult: 1, repair: 1}, groups: [bj, cd], contact: "sip:a2@h",
+     status: logged_out}
+"""
+
+
+def test_an_own_site_that_closes_offers_its_agents_no_call_and_opens_them_again() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from acd.domain import HoursDue, Offer
+    from acd.domain.facts import AgentChanged
+
+    tz = ZoneInfo("Asia/Shanghai")
+    core = make_core(HOURS)
+    at = datetime(2026, 12, 7, 8, 30, tzinfo=tz).timestamp()  # bj opens at 09:00
+    eff = core.hours_effects(at)
+    timers = [e for e in eff if isinstance(e, StartTimer) and isinstance(e.event, HoursDue)]
+    assert {(t.event.kind, t.event.target_id) for t in timers} == {
+        ("site", "bj"), ("queue", "consult")}
+    site_timer = next(t for t in timers if t.event.target_id == "bj")
+    assert site_timer.delay == 30 * 60
+    assert not core.agents["a1"].site_open and core.agents["a2"].site_open  # a2: cd too
+    core.apply(CallArrived("c1", "consult", "1", at, at))
+    assert core.calls["c1"].state is CallState.WAITING  # a1 is at a closed site
+    eff = core.apply(site_timer.event)  # 09:00
+    assert [e.agent_id for e in eff if isinstance(e, Offer)] == ["a1"]
+    changed = [e for e in eff if isinstance(e, AgentChanged)]
+    assert changed and changed[0].site_open
+    nxt = next(e for e in eff if isinstance(e, StartTimer) and isinstance(e.event, HoursDue))
+    assert nxt.event.now == datetime(2026, 12, 7, 18, 0, tzinfo=tz).timestamp()
+
+
+def test_waiting_callers_of_a_closing_queue_get_its_closed_action_or_stay() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from acd.domain import ExitCall, HoursDue, SetAgentStatus
+
+    tz = ZoneInfo("Asia/Shanghai")
+    core = make_core(HOURS)
+    at = datetime(2026, 12, 7, 19, 59, tzinfo=tz).timestamp()
+    core.hours_effects(at)
+    core.apply(SetAgentStatus("a1", AgentStatus.LOGGED_OUT, at))
+    for cid, q in (("c1", "consult"), ("c2", "consult"), ("r1", "repair")):
+        core.apply(CallArrived(cid, q, "1", at, at))
+    eight = datetime(2026, 12, 7, 20, 0, tzinfo=tz).timestamp()
+    eff = core.apply(HoursDue("queue", "consult", eight))
+    assert [e for e in eff if isinstance(e, ExitCall)] == [
+        ExitCall("c1", "consult", "custom/closed", None),
+        ExitCall("c2", "consult", "custom/closed", None)]
+    assert core.calls["r1"].state is CallState.WAITING  # repair: on_close stay
+    totals = core.figures.total("consult")
+    assert (totals.exits, totals.abandoned) == (2, 0)

@@ -10,6 +10,7 @@ entrypoint's rendering (run with sh on the host against the real templates).
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import re
 import shutil
@@ -40,6 +41,10 @@ def _env(service: dict) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
+def _address(service: dict) -> str:
+    return str(service["networks"]["acd"]["ipv4_address"])
+
+
 def _shell_list(name: str) -> set[str]:
     m = re.search(rf'^{name}="([^"]*)"', ENTRYPOINT.read_text(), re.M)
     assert m, f"{name}= not found in {ENTRYPOINT}"
@@ -56,7 +61,7 @@ def test_compose_services_and_healthchecks() -> None:
         test = services[name]["healthcheck"]["test"]
         assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
         assert services[name]["restart"] in ("always", "unless-stopped"), name
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
     assert services["redis"]["image"].split(":")[1] == "7"
     assert services["asterisk"]["build"]["dockerfile"] == "deploy/asterisk/Dockerfile"
     for name in ("engine-a", "engine-b", "asterisk-config"):
@@ -69,7 +74,7 @@ def test_compose_bridge_network_no_host_mode() -> None:
     assert compose["networks"]["acd"]["driver"] == "bridge"
     for name, svc in compose["services"].items():
         assert svc.get("network_mode") != "host", name
-        assert svc["networks"] == ["acd"], name
+        assert list(svc["networks"]) == ["acd"], name
 
 
 def test_compose_engines_are_a_standby_pair() -> None:
@@ -78,7 +83,7 @@ def test_compose_engines_are_a_standby_pair() -> None:
     ids = {_env(a)["ACD_NODE_ID"], _env(b)["ACD_NODE_ID"]}
     assert len(ids) == 2
     for svc in (a, b):
-        assert svc["env_file"] == "acd.env"
+        assert svc["env_file"] == "env/engine.env"
         assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
         assert svc["depends_on"]["asterisk-config"]["condition"] == \
             "service_completed_successfully"
@@ -97,7 +102,7 @@ def test_compose_asterisk_env_and_ports() -> None:
     services = _compose()["services"]
     ast = services["asterisk"]
     env = _env(ast)
-    assert ast["env_file"] == "acd.env"  # ACD_AMI_SECRET
+    assert ast["env_file"] == "env/asterisk.env"  # ACD_AMI_SECRET, ACD_AGI_SECRET
     # every placeholder the entrypoint requires without a default is wired
     assert {"AMI_PERMIT", "ACD_AGI_URLS"} <= set(env)
     assert set(env) <= _shell_list("PLACEHOLDERS")
@@ -105,9 +110,11 @@ def test_compose_asterisk_env_and_ports() -> None:
     rtp = f"{env['RTP_START']}-{env['RTP_END']}"
     assert f"{rtp}:{rtp}/udp" in ast["ports"]
     assert f"{env['SIP_PORT']}:{env['SIP_PORT']}/udp" in ast["ports"]
-    # AMI only from the compose network
-    subnet = _compose()["networks"]["acd"]["ipam"]["config"][0]["subnet"]
-    assert env["AMI_PERMIT"].split("/")[0] == subnet.split("/")[0]
+    # AMI only from the engines' fixed addresses
+    permit = ipaddress.ip_network(env["AMI_PERMIT"])  # address/netmask
+    for name in ("engine-a", "engine-b"):
+        assert ipaddress.ip_address(_address(services[name])) in permit, name
+    assert ipaddress.ip_address(_address(ast)) not in permit
     # the generated includes: written by the one-shot service, read by Asterisk
     gen = services["asterisk-config"]
     assert "asterisk-generated:/etc/acd/asterisk" in gen["volumes"]
@@ -115,15 +122,85 @@ def test_compose_asterisk_env_and_ports() -> None:
     assert gen["command"][0] == "asterisk-config" and "/etc/acd/asterisk" in gen["command"]
 
 
-def test_env_example_covers_every_secret_the_config_names() -> None:
+def _env_names(service: str) -> set[str]:
+    path = DEPLOY / "env" / f"{service}.env.example"
+    return {line.split("=", 1)[0] for line in path.read_text().splitlines()
+            if line and not line.startswith("#")}
+
+
+def test_env_examples_cover_every_secret_the_config_names() -> None:
     config = load_config(DEPLOY / "acd.example.yaml")
-    names = {line.split("=", 1)[0] for line in (DEPLOY / "acd.env.example").read_text()
-             .splitlines() if line and not line.startswith("#")}
-    wanted = {config.asterisk.ami.secret_env}
-    assert config.api is not None
-    wanted |= {t.env for t in config.api.tokens}
-    wanted |= {a.password_env for a in config.agents if a.password_env}
-    assert wanted <= names
+    assert config.api is not None and config.fastagi.secret_env is not None
+    engine = {config.asterisk.ami.secret_env, config.fastagi.secret_env,
+              config.store.password_env, *(t.env for t in config.api.tokens)}
+    assert engine <= _env_names("engine")
+    sip = {a.password_env for a in config.agents if a.password_env}
+    assert sip and sip <= _env_names("asterisk-config")
+
+
+def test_each_service_gets_only_its_own_secrets() -> None:
+    """The internet-facing Asterisk container holds the AMI and FastAGI secrets only:
+    no API token, no Redis password, no agent's SIP password (issue 10.11)."""
+    config = load_config(DEPLOY / "acd.example.yaml")
+    services = _compose()["services"]
+    files = {name: svc["env_file"] for name, svc in services.items()}
+    assert files == {"redis": "env/redis.env", "asterisk-config": "env/asterisk-config.env",
+                     "asterisk": "env/asterisk.env", "engine-a": "env/engine.env",
+                     "engine-b": "env/engine.env"}
+    assert _env_names("asterisk") == {config.asterisk.ami.secret_env,
+                                      config.fastagi.secret_env}
+    assert _env_names("asterisk-config") == {a.password_env for a in config.agents
+                                             if a.password_env}
+    assert _env_names("redis") == {"REDIS_PASSWORD"}
+    assert not _env_names("engine") & (_env_names("asterisk-config") | {"REDIS_PASSWORD"})
+    # no secret in a service's plain environment either
+    for name, svc in services.items():
+        assert not {k for k in _env(svc) if "SECRET" in k or "PASSWORD" in k
+                    or "TOKEN" in k}, name
+    # the real files stay out of git
+    assert "env/*.env" in (DEPLOY / ".gitignore").read_text().split()
+
+
+def test_compose_hardening() -> None:
+    """Every container: no capability, no new privileges; a read-only root except
+    Asterisk's (it renders /etc/asterisk at start, writes spool, logs, astdb); Redis as
+    its own user with a password that never reaches a command line (issue 10.15, 10.6)."""
+    services = _compose()["services"]
+    for name, svc in services.items():
+        assert svc["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in svc["security_opt"], name
+        assert svc.get("privileged") is not True and "cap_add" not in svc, name
+        if name != "asterisk":
+            assert svc["read_only"] is True, name
+            assert "/tmp" in svc.get("tmpfs", []), name
+    redis = services["redis"]
+    assert redis["user"] == "999:999"
+    script = " ".join(redis["command"])
+    assert "requirepass" in script and "$$REDIS_PASSWORD" in script
+    assert "--requirepass" not in script  # not on redis-server's command line
+    assert "/tmp/redis.conf" in script and "umask 077" in script
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_compose_doors_name_each_other() -> None:
+    """Only Asterisk may open FastAGI, only the engines may log in to AMI, Redis wants a
+    password, and the fixed addresses never clash with the dynamic ones."""
+    compose = _compose()
+    services = compose["services"]
+    config = load_config(DEPLOY / "acd.example.yaml")
+    asterisk = ipaddress.ip_address(_address(services["asterisk"]))
+    assert config.fastagi.allow == [str(asterisk)]
+    assert config.fastagi.secret_env == "ACD_AGI_SECRET"
+    assert config.store.password_env == "ACD_REDIS_PASSWORD"
+    assert "@" not in config.store.url  # no password in the URL
+    ipam = compose["networks"]["acd"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(ipam["subnet"]), ipaddress.ip_network(
+        ipam["ip_range"])
+    fixed = [ipaddress.ip_address(_address(services[n]))
+             for n in ("asterisk", "engine-a", "engine-b")]
+    assert len(set(fixed)) == 3
+    for addr in fixed:
+        assert addr in subnet and addr not in dynamic
 
 
 # --------------------------------------------------------------------------- config
@@ -187,7 +264,7 @@ def test_systemd_unit(name: str, config: str) -> None:
     svc = unit["Service"]
     assert svc["Type"] == "exec"
     assert svc["User"] == "acd"
-    assert svc["EnvironmentFile"] == "/etc/acd/acd.env"
+    assert svc["EnvironmentFile"] == "/etc/acd/engine.env"
     assert svc["ExecStart"] == f"/opt/acd/.venv/bin/acd serve --config {config}"
     assert svc["KillSignal"] == "SIGTERM"
     assert svc["Restart"] == "always"
@@ -201,6 +278,30 @@ def test_systemd_unit(name: str, config: str) -> None:
     after = unit["Unit"]["After"].split()
     assert "network-online.target" in after and "redis.service" in after
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+SYSTEMD_HARDENING = {
+    "SystemCallFilter": "@system-service", "SystemCallErrorNumber": "EPERM",
+    "ProtectProc": "invisible", "ProcSubset": "pid", "PrivateMounts": "yes",
+    "RemoveIPC": "yes", "MemoryDenyWriteExecute": "yes", "NoNewPrivileges": "yes",
+}
+
+
+@pytest.mark.parametrize("name", ["acd.service", "acd@.service"])
+def test_systemd_unit_hardening(name: str) -> None:
+    text = (DEPLOY / "systemd" / name).read_text()
+    svc = _unit(name)["Service"]
+    for key, value in SYSTEMD_HARDENING.items():
+        assert re.search(rf"^{key}={re.escape(value)}$", text, re.M), key
+    assert re.search(r"^SystemCallFilter=~@privileged$", text, re.M)
+    assert svc["MemoryMax"].endswith("G") and int(svc["TasksMax"]) > 0
+    # systemd's own verdict on the unit, offline (systemd-analyze from scripts/bootstrap)
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
+                           str(DEPLOY / "systemd" / name)],
+                          capture_output=True, text=True, check=False, timeout=60)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout)
+    assert m, proc.stdout[-2000:] + proc.stderr
+    assert float(m.group(1)) <= 1.5, m.group(0)
 
 
 # --------------------------------------------------------------------------- Dockerfiles
@@ -285,7 +386,7 @@ def test_dockerignore_admits_what_the_dockerfiles_copy_and_no_secrets() -> None:
             for src in m.group(1).split()[:-1]:
                 assert admitted(src), f"{path}: COPY {src} is excluded by .dockerignore"
                 assert (ROOT / src).exists(), src
-    for never in (".venv", "deploy/acd.env", "artifacts", ".git"):
+    for never in (".venv", "deploy/env/engine.env", "deploy/env", "artifacts", ".git"):
         assert not admitted(never), never
 
 

@@ -64,7 +64,7 @@ async def test_the_holder_is_activated_and_a_lost_lease_hands_over(
         assert standby.active and standby.lease_valid()
         # another node is granted the lease (ours was taken away): the next renew sees it
         await client.set("acd:lease", "someone-else")
-        await client.incr("acd:fence")
+        await client.set("acd:fence", "2:someone-else")
         await until(lambda: "deactivate(hand_over)" in target.calls, within=2)
         assert not standby.active and not standby.lease_valid()
     finally:

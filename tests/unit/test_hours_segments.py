@@ -119,3 +119,26 @@ def test_one_normalisation_folds_full_width_digits_for_segments_too() -> None:
     table = SegmentTable([Segment("vip", numbers=frozenset({"13800138000"}))])
     seg = table.classify("＋８６ １３８００１３８０００")
     assert seg is not None and seg.segment_id == "vip"
+
+
+def test_next_change_finds_the_next_opening_or_closing() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from routing.hours import Schedule
+
+    tz = ZoneInfo("Asia/Shanghai")
+    s = Schedule.build("Asia/Shanghai", {"mon-fri": ["09:00-12:00", "13:00-18:00"],
+                                         "sat": "10:00-24:00"},
+                       holidays=[datetime(2026, 12, 8).date()])
+    at = datetime(2026, 12, 7, 11, 0, tzinfo=tz)  # a Monday, open
+    assert s.next_change(at) == datetime(2026, 12, 7, 12, 0, tzinfo=tz)
+    assert s.next_change(datetime(2026, 12, 7, 12, 0, tzinfo=tz)) == \
+        datetime(2026, 12, 7, 13, 0, tzinfo=tz)
+    # Monday 18:00 closes; Tuesday is a holiday: Wednesday 09:00 opens
+    assert s.next_change(datetime(2026, 12, 7, 18, 0, tzinfo=tz)) == \
+        datetime(2026, 12, 9, 9, 0, tzinfo=tz)
+    # Saturday open to midnight; Sunday closed: it closes at Sunday 00:00
+    assert s.next_change(datetime(2026, 12, 12, 23, 0, tzinfo=tz)) == \
+        datetime(2026, 12, 13, 0, 0, tzinfo=tz)
+    assert Schedule().next_change(at) is None  # around the clock

@@ -35,6 +35,8 @@ ALLOWED_LABELS = {"queue", "state", "status", "outcome", "presence", "event", "w
 def config() -> Config:
     return Config.model_validate({
         "fastagi": {"host": "127.0.0.1", "port": 0},
+        # synthetic callers who waited before the engine started: no restart hold
+        "store": {"restore_grace": 0},
         "queues": [{"id": "consult", "skills": {"consult": 1}, "wrap_up": 0, "sl_target": 20},
                    {"id": "repair", "skills": {"repair": 1}, "wrap_up": 0}],
         "agents": [{"id": "1001", "skills": {"consult": 2}},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+from typing import Any
+
 from acd.domain import (
     AgentStatus,
     CallArrived,
@@ -205,3 +208,128 @@ def test_a_partner_offer_records_why_the_other_sites_did_not_get_it() -> None:
     assert (d["site"], d["candidates"]) == ("gd-b", 1)
     assert d["excluded_sites"] == [{"site": "gd", "reason": "already tried for this call"}]
     assert core.explain("c1")[-1] == "  site gd: already tried for this call"
+
+
+# -- the queue's stages add partners and the last resort (one way a call widens) --------
+
+STAGED = """
+queues:
+  - id: consult
+    skills: {consult: 2}
+    stages:
+      - {after: 15, partners: covering}
+      - {after: 25, min_level_delta: 1}
+      - {after: 40, partners: [sc]}
+      - {after: 60, partners: any}
+      - {after: 90, action: {to: voicemail, mailbox: "100@default", sound: custom/sorry}}
+agents:
+  - {id: a1, skills: {consult: 1}, contact: "sip:a1@h", status: logged_out}
+sites:
+  - {id: gd, kind: partner, regions: [CN-GD], capacity: 1, number: "8000",
+     trunk: {contact: "sip:127.0.0.1:7001"}}
+  - {id: sc, kind: partner, regions: [CN-SC], capacity: 1, number: "8000",
+     trunk: {contact: "sip:127.0.0.1:7002"}}
+  - {id: zj, kind: partner, regions: [CN-ZJ], capacity: 1, number: "8000",
+     trunk: {contact: "sip:127.0.0.1:7003"}}
+regions:
+  overflow_after: 30
+  policies: {CN-HB: {after: 5}}
+"""
+
+
+class Timers:
+    """The core's timers on a virtual clock: ``feed`` the effects of an apply, ``run``
+    fires the timers due up to a moment (in time order); both return every effect."""
+
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+        self.pending: list[tuple[float, int, Any]] = []
+        self.n = 0
+
+    def feed(self, effects: list[object]) -> list[object]:
+        for e in effects:
+            if isinstance(e, StartTimer):
+                self.n += 1
+                heapq.heappush(self.pending, (e.event.now, self.n, e.event))
+        return effects
+
+    def run(self, until: float) -> list[object]:
+        seen: list[object] = []
+        while self.pending and self.pending[0][0] <= until:
+            _, _, event = heapq.heappop(self.pending)
+            seen += self.feed(list(self.core.apply(event)))
+        return seen
+
+
+def test_stages_add_covering_then_named_then_any_partners_as_the_wait_grows() -> None:
+    from acd.domain.facts import CallOverflowed
+
+    core = core_of(STAGED)
+    timers = Timers(core)
+    # a Guangdong caller: its covering partner at 15 s (the stage), not 30 (the default)
+    eff = timers.feed(arrive(core, "gd1", "CN-GD", 100.0)) + timers.run(114.9)
+    assert offers(eff) == []
+    assert offers(timers.run(115.0)) == [("gd1", "gd")]
+    core.apply(CallHungUp("gd1", 116.0))
+    # a Beijing caller is covered by nobody: sc joins by name at 40 s, any at 60 s
+    eff = timers.feed(arrive(core, "bj1", "CN-BJ", 200.0)) + timers.run(239.9)
+    assert offers(eff) == []
+    assert offers(timers.run(240.0)) == [("bj1", "sc")]
+    eff = timers.feed(list(core.apply(DialFinished("bj1", "", "NOANSWER", 245.0,
+                                                   site_id="sc"))))
+    assert offers(eff) == []  # gd and zj do not cover Beijing: it waits for any at 60 s
+    eff = timers.run(260.0)
+    assert offers(eff)[0][0] == "bj1" and offers(eff)[0][1] in {"gd", "zj"}
+    overflowed = [e for e in eff if isinstance(e, CallOverflowed)]
+    assert overflowed
+
+
+def test_a_regions_own_wait_wins_over_the_stage_for_its_callers() -> None:
+    cfg = STAGED.replace("policies: {CN-HB: {after: 5}}", "policies: {CN-GD: {after: 5}}")
+    core = core_of(cfg)
+    eff = arrive(core, "gd1", "CN-GD", 100.0)
+    timer = next(e for e in eff if isinstance(e, StartTimer)
+                 and type(e.event).__name__ == "PartnerDue")
+    assert timer.delay == 5
+
+
+def test_the_last_stages_action_is_the_last_resort_an_exit_not_an_abandon() -> None:
+    from acd.domain import ExitCall
+
+    core = core_of(STAGED.replace("      - {after: 40, partners: [sc]}\n", "")
+                   .split("sites:")[0])
+    timers = Timers(core)
+    # no partner site at all: the caller waits through the stages to the last resort
+    eff = timers.feed(arrive(core, "c1", "CN-BJ", 100.0)) + timers.run(189.9)
+    assert [e for e in eff if isinstance(e, ExitCall)] == []
+    eff = timers.run(190.0)
+    assert [e for e in eff if isinstance(e, ExitCall)] == [
+        ExitCall("c1", "consult", "custom/sorry", "100@default")]
+    totals = core.figures.total("consult")
+    assert (totals.exits, totals.abandoned) == (1, 0)
+
+
+def test_stages_that_add_only_partners_or_the_last_resort_are_not_router_stages() -> None:
+    core = core_of(STAGED)
+    stages = core.router.stages("consult")
+    assert [s.after for s in stages] == [0.0, 25.0]  # the agents' bullseye only
+
+
+def test_stage_partner_and_action_mistakes_are_config_errors_at_their_key() -> None:
+    import pytest
+
+    from acd.config import ConfigError, parse_config
+
+    bad = {
+        "      - {after: 40, partners: [sc]}": "      - {after: 40, partners: [sx]}",
+        "      - {after: 60, partners: any}": "      - {after: 60, partners: covering}",
+        "      - {after: 15, partners: covering}":
+            "      - {after: 15, partners: covering, action: {to: message}}",
+    }
+    expected = ["stages[2].partners[0] (line 8): unknown partner site 'sx'",
+                "partners: covering is added by more than one stage",
+                "the stage after 15 s has an action, but a later stage follows"]
+    for (old, new), message in zip(bad.items(), expected, strict=True):
+        with pytest.raises(ConfigError) as exc:
+            parse_config(STAGED.replace(old, new))
+        assert message in str(exc.value), str(exc.value)

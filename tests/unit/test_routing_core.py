@@ -1,4 +1,4 @@
-"""Skill-based routing: levels, escalation stages, strategies, overflow targets,
+"""Skill-based routing: levels, escalation stages, strategies,
 explanations, and the indexed router agreeing with the full-scan reference."""
 
 from __future__ import annotations
@@ -10,12 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing import (
-    ActionTarget,
     AgentSpec,
-    AgentsTarget,
     Match,
-    Overflow,
-    PartnerTarget,
     QueueSpec,
     ReferenceRouter,
     Router,
@@ -25,19 +21,14 @@ from routing import (
     resolve_stages,
 )
 
-VOICEMAIL = ActionTarget("voicemail", "consult-box")
-PARTNER_GD = PartnerTarget("partner-gd", "PJSIP/partner-gd", 5, frozenset({"CN-GD"}))
-PARTNER_ANY = PartnerTarget("partner-any", "PJSIP/partner-any", 2)
-
 QUEUES = [
     QueueSpec("consult", {"consult": 3}, groups=frozenset({"sz"}), stages=(
         StageSpec(30, min_level_delta=1, groups=frozenset({"sz", "gz"})),
-        StageSpec(60, min_level_delta=2, priority_boost=1, targets=(VOICEMAIL,)),
+        StageSpec(60, min_level_delta=2, priority_boost=1),
     )),
     QueueSpec("repair", {"repair": 4, "consult": 2}, strategy=Strategy.MOST_SKILLED, stages=(
         StageSpec(20, skills={"repair": 3}),
-        StageSpec(40, skills={"repair": 3}, min_level_delta=2,
-                  targets=(AgentsTarget(), PARTNER_GD, PARTNER_ANY)),
+        StageSpec(40, skills={"repair": 3}, min_level_delta=2),
     )),
     QueueSpec("vip", {"consult": 4}, priority=5, strategy=Strategy.FEWEST_CALLS, stages=(
         StageSpec(10, min_level_delta=1, priority_boost=2),
@@ -72,7 +63,6 @@ def test_stages_lower_levels_with_floor_one_and_replace_skills() -> None:
         (("repair", 3),),
         (("repair", 1),),
     ]
-    assert stages[2].targets == (PARTNER_GD, PARTNER_ANY)  # AgentsTarget is implicit
     assert resolve_stages(QUEUES[0])[2].requirement == (("consult", 1),)
 
 
@@ -81,16 +71,13 @@ def test_stages_lower_levels_with_floor_one_and_replace_skills() -> None:
     (StageSpec(10, skills={"repair": 5}), "requires repair at 5, above stage 0's 4"),
     (StageSpec(10, groups=frozenset({"gz"})), "admits fewer agent groups"),
     (StageSpec(10, min_level_delta=-1), "min_level_delta must be ≥ 0"),
-    (StageSpec(10, targets=(VOICEMAIL, AgentsTarget())), "own agents are always offered first"),
 ])
 def test_a_stage_that_narrows_is_refused(stage: StageSpec, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         QueueSpec("q", {"repair": 4}, groups=frozenset({"sz"}), stages=(stage,))
 
 
-def test_stages_keep_their_targets_and_their_order_in_time() -> None:
-    with pytest.raises(ValueError, match="no longer offers"):
-        QueueSpec("q", stages=(StageSpec(10, targets=(VOICEMAIL,)), StageSpec(20)))
+def test_stages_keep_their_order_in_time() -> None:
     with pytest.raises(ValueError, match="before stage 1"):
         QueueSpec("q", stages=(StageSpec(10), StageSpec(5)))
 
@@ -186,25 +173,6 @@ def test_most_skilled_scores_the_stage_requirement() -> None:
     r.add_call(call("c", "repair", 0.0, 1, stage=1))
     m = r.match_call("c")
     assert m is not None and m.agent_id == "b"
-
-
-# -- overflow targets --------------------------------------------------------------------
-
-
-def test_overflow_offers_partners_covering_the_region_then_last_resort() -> None:
-    r = Router(QUEUES, [agent("a", "sz", consult=5)])
-    r.add_call(call("gd", "repair", 0.0, 1, stage=2, region="CN-GD"))
-    r.add_call(call("bj", "repair", 0.0, 2, stage=2, region="CN-BJ"))
-    r.add_call(call("c", "consult", 0.0, 3, stage=2))
-    r.add_call(call("early", "consult", 0.0, 4))
-    gd, bj, c = r.decide("gd"), r.decide("bj"), r.decide("c")
-    assert isinstance(gd, Overflow) and gd.targets == (PARTNER_GD, PARTNER_ANY)
-    assert isinstance(bj, Overflow) and bj.target == PARTNER_ANY and bj.candidates == 1
-    assert c == Overflow("c", "consult", 2, (VOICEMAIL,))
-    assert r.decide("early") is None  # stage 0 offers nothing else: keep waiting
-    r.set_routable("a", 0.0)
-    assert isinstance(r.decide("c"), Match)  # an own agent always comes first
-    assert r.decide("missing") is None
 
 
 # -- explanation -------------------------------------------------------------------------

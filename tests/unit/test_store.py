@@ -287,6 +287,31 @@ def test_restorer_holds_arrivals_and_releases_them_oldest_first() -> None:
     assert r.intercept(ev) is ev
 
 
+def test_blind_restorer_holds_from_the_first_reentry_and_orders_by_entry() -> None:
+    """No list of who waited (memory store after a restart): callers stamped before the
+    takeover are re-entries; the first one starts the hold, the grace period ends it."""
+    r = Restorer()
+    r.begin({}, blind_since=200.0)
+    assert r.watching and not r.holding
+    fresh = CallArrived("fresh", "consult", "", 200.2, 200.2)
+    assert r.intercept(fresh) is fresh  # a new caller before any re-entry: routed at once
+    assert r.intercept(CallArrived("c15", "consult", "", 115.0, 201.0)) is None  # held
+    assert r.holding and not r.complete  # blind: only the grace period ends it
+    assert r.intercept(CallArrived("new", "consult", "", 201.1, 201.1)) is None
+    assert r.intercept(CallArrived("c02", "consult", "", 102.0, 201.2)) is None
+    assert r.intercept(CallArrived("c09", "consult", "", 109.0, 201.3)) is None
+    assert [e.call_id for e in r.release()] == ["c02", "c09", "c15", "new"]
+    assert not r.watching
+    late = CallArrived("late", "consult", "", 100.0, 230.0)
+    assert r.intercept(late) is late  # after the grace: the router orders it by entry
+
+
+def test_a_restorer_with_a_list_is_not_blind() -> None:
+    r = Restorer()
+    r.begin({"a": CallRecord(100.0, 1, "consult", 0, 0)}, blind_since=200.0)
+    assert r.blind_since is None and r.holding
+
+
 # -- the lease ------------------------------------------------------------------------
 
 
@@ -301,18 +326,20 @@ async def test_lease_is_exclusive_fenced_and_expires(client: aioredis.Redis) -> 
     assert not await b.acquire()
     await asyncio.sleep(0.7)  # a stopped renewing: expired
     assert await b.acquire()
-    assert first is not None and b.token == first + 1
+    assert first is not None and b.token is not None
+    assert int(b.token.split(":")[0]) == int(first.split(":")[0]) + 1
     assert not await a.renew()  # a lost it and knows
     assert a.token is None
     await b.release()
     assert await a.acquire()
-    assert a.token == first + 2
+    assert a.token is not None and int(a.token.split(":")[0]) == int(first.split(":")[0]) + 2
+    assert a.token != first  # a new epoch each time
 
 
 async def test_renew_fails_when_the_fence_moved(client: aioredis.Redis) -> None:
     a = Lease(client, "a", 5)
     assert await a.acquire()
-    await client.incr("acd:fence")  # another holder was granted a newer token
+    await client.set("acd:fence", "2:another")  # another holder was granted a token
     assert not await a.renew()
 
 
