@@ -452,7 +452,7 @@ def test_include_mode_writes_only_acd_files_and_the_lines_to_add() -> None:
                              "queues_acd.conf", "voicemail_acd.conf"]
     ext = files["extensions_acd.conf"]
     contexts = re.findall(r"^\[([^\]]+)\]", ext, re.M)
-    assert contexts == ["globals", "hotline", "hotline-acd", "hotline-fallback",
+    assert contexts == ["globals", "hotline", "hotline-acd", "hotline-fallback", "acd-answered",
                         "acd-agents", "acd-partners", "acd-transfer", "acd-language"]
     assert "\n[globals](+)\n" in ext and "#include" not in ext.replace(
         ";   #include extensions_acd.conf", "")
