@@ -594,6 +594,10 @@ def _s(x: float | None) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.1f} s"
 
 
+def _ratio(a: float, b: float) -> str:
+    return "–" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}×"
+
+
 def markdown(results: dict[str, Any]) -> str:
     load = Load(**results["load"])
     m = results["machine"]
@@ -659,6 +663,18 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {r['mode']}: callers in a prompt | {f['n']} | {f['n']} | "
                          f"{_ms(f['p50'])} | {_ms(f['p95'])} | {_ms(f['p99'])} | "
                          f"{_ms(f['max'])} | |")
+    off = next((r for r in results["runs"] if r["mode"] == "off"), None)
+    if off is not None and off["free_to_dial_ms"].get("n"):
+        lines += [""]
+        for r in results["runs"]:
+            if r is off or not r["free_to_dial_ms"].get("n"):
+                continue
+            f, o = r["free_to_dial_ms"], off["free_to_dial_ms"]
+            lines.append(f"Announcements {r['mode']} ÷ off, same run: p50 "
+                         f"{_ratio(f['p50'], o['p50'])}, p95 {_ratio(f['p95'], o['p95'])}, "
+                         f"p99 {_ratio(f['p99'], o['p99'])}, max "
+                         f"{_ratio(f['max'], o['max'])}, mean "
+                         f"{_ratio(f['mean'], o['mean'])}.")
     lines += ["", "| engine's side (ms, p50 / p99 / max) | hang-up → agent free | "
               "free → offer | offer → Dial | offer → Dial, caller in a prompt |",
               "|---|---:|---:|---:|---:|"]

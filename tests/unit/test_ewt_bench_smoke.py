@@ -130,5 +130,7 @@ def test_e2e_figures_and_report() -> None:
                "calls": load.calls, "started": "now", "seconds": 1.0, "runs": [run],
                "machine": {"nproc": "2", "cpu": "x", "python": "3", "sipp": "SIPp"}}
     assert "| announcements on | 1 | 1 |" in markdown(results)
+    results["runs"] = [{**run, "mode": "off"}, run]
+    assert "Announcements on ÷ off, same run: p50 1.00×" in markdown(results)
     results["kind"] = "accuracy"
     assert "**per caller" in markdown(results)
