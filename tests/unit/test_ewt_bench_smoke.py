@@ -132,5 +132,6 @@ def test_e2e_figures_and_report() -> None:
     assert "| announcements on | 1 | 1 |" in markdown(results)
     results["runs"] = [{**run, "mode": "off"}, run]
     assert "Announcements on ÷ off, same run: p50 1.00×" in markdown(results)
+    results["runs"] = [run]
     results["kind"] = "accuracy"
     assert "**per caller" in markdown(results)
