@@ -28,10 +28,8 @@ own (caller answered on entry → agent's phone answered). Reported as in
 percentile, the share within ±20 % — over the callers who waited at least the same share
 of the handle time as the simulation's 20 s of 188 s; median |error|, the shares within
 ±30 % and within ±30 s (and within the same share of the handle time as 30 s of 188 s).
-The report also gives, of each announcing mode, its free → Dial figures ÷ those with
-announcements off, in the same run. The engine's own
-``acd_ewt_error_seconds`` histogram (an ``EngineCollector`` attached for the run) is
-reported beside it.
+The engine's own ``acd_ewt_error_seconds`` histogram (an ``EngineCollector`` attached for
+the run) is reported beside it.
 
 **announce** — the same hotline three times, each on a fresh rig, with the same arrival
 schedule and talk times (common random numbers): announcements **off**; **on** as
@@ -51,6 +49,9 @@ with the engine's clock (the same host clock; Asterisk's log is placed on it wit
 ``ACD_ENTRY`` stamps it logs): hang-up → the engine frees the agent (Dial's reply, the
 ``DIALSTATUS`` read, ``DialFinished``), → the offer (dispatch), → Asterisk's Dial (the
 session: stopping the prompt with AMI ``PlayDTMF``, hold music, ``EXEC Dial``).
+
+The report gives each announcing mode's free → Dial figures ÷ those with announcements
+off, in the same run.
 
 Results (JSON, markdown, every log) land in ``--out``.
 """
