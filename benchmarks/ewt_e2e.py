@@ -597,6 +597,40 @@ def _s(x: float | None) -> str:
     return "–" if x is None or math.isnan(x) else f"{x:.1f} s"
 
 
+#: Agent free → offer beyond this: nobody was in the engine's line when the agent was
+#: free (a waiting caller is offered in the same inbox step, within a few ms); the
+#: caller dialled was still entering (answered, its session not yet in line).
+IN_LINE_S = 0.05
+
+
+def in_line_table(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """free → Dial over the hand-offs whose caller was already in the engine's line when
+    the agent was free (engine's free → offer ≤ ``IN_LINE_S``), and ÷ announcements off."""
+    rows: list[tuple[str, dict[str, float], int, int]] = []
+    for r in runs:
+        hs = r["handoffs"]
+        ok = [h for h in hs if h["freed"] is None or h["offered"] is None
+              or h["offered"] - h["freed"] <= IN_LINE_S]  # unknown: kept
+        delays = [1000 * (h["dial"] - h["hangup"]) for h in ok]
+        rows.append((r["mode"], latency(delays), len(hs) - len(ok),
+                     sum(1 for h in ok if h["in_prompt"])))
+    if not any(skipped for _, _, skipped, _ in rows):
+        return []
+    off = next((f for mode, f, _, _ in rows if mode == "off" and f.get("n")), None)
+    out = ["", f"Only the hand-offs whose caller was already in the engine's line when the "
+           f"agent was free (the engine's free → offer ≤ {1000 * IN_LINE_S:.0f} ms; the "
+           "others dialled a caller still entering):", "",
+           "| agent hung up → Dial (ms) | hand-offs | left out | in a prompt | p50 | p95 | "
+           "p99 | max | p99 ÷ off | max ÷ off |", "|---|---:|---:|---:|---:|---:|---:|---:|"
+           "---:|---:|"]
+    for mode, f, skipped, prompt in rows:
+        ratios = [_ratio(f.get(k, math.nan), off[k]) if off else "–" for k in ("p99", "max")]
+        out.append(f"| announcements {mode} | {f.get('n', 0)} | {skipped} | {prompt} | "
+                   f"{_ms(f.get('p50'))} | {_ms(f.get('p95'))} | {_ms(f.get('p99'))} | "
+                   f"{_ms(f.get('max'))} | {ratios[0]} | {ratios[1]} |")
+    return out
+
+
 def _ratio(a: float, b: float) -> str:
     return "–" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}×"
 
@@ -678,6 +712,7 @@ def markdown(results: dict[str, Any]) -> str:
                          f"p99 {_ratio(f['p99'], o['p99'])}, max "
                          f"{_ratio(f['max'], o['max'])}, mean "
                          f"{_ratio(f['mean'], o['mean'])}.")
+    lines += in_line_table(results["runs"])
     lines += ["", "| engine's side (ms, p50 / p99 / max) | hang-up → agent free | "
               "free → offer | offer → Dial | offer → Dial, caller in a prompt |",
               "|---|---:|---:|---:|---:|"]
@@ -698,7 +733,8 @@ def markdown(results: dict[str, Any]) -> str:
 def parse_args(argv: Sequence[str] | None) -> tuple[str, Load, Path]:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ewt_e2e",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=("accuracy", "announce"))
+    ap.add_argument("kind", choices=("accuracy", "announce", "report"),
+                    help="report: the report again from --out's results.json")
     ap.add_argument("--quick", action="store_true", help="a smoke run (≈ 1 min per rig)")
     ap.add_argument("--agents", type=int)
     ap.add_argument("--minutes", type=float, help="minutes of arrivals")
@@ -726,6 +762,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[str, Load, Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     kind, load, out = parse_args(argv)
+    if kind == "report":
+        results = json.loads((out / "results.json").read_text())
+        (out / "results.md").write_text(markdown(results) + "\n")
+        print(markdown(results))
+        return 0
     print(f"ewt e2e {kind}: {load.calls} callers per rig at {load.rate:.3f}/s -> {out}",
           file=sys.stderr)
     results = asyncio.run(run(kind, load, out))

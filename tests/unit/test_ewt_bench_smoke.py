@@ -132,6 +132,13 @@ def test_e2e_figures_and_report() -> None:
     assert "| announcements on | 1 | 1 |" in markdown(results)
     results["runs"] = [{**run, "mode": "off"}, run]
     assert "Announcements on ÷ off, same run: p50 1.00×" in markdown(results)
+    assert "already in the engine's line" not in markdown(results)
+    late = {**run["handoffs"][0], "freed": 0.002, "offered": 0.3,
+            "dial": run["handoffs"][0]["dial"] + 0.3}
+    results["runs"] = [{**run, "mode": "off"}, {**run, "handoffs": [*run["handoffs"], late]}]
+    table = markdown(results)
+    assert "already in the engine's line" in table
+    assert "| announcements on | 1 | 1 | 1 | 5 | 5 | 5 | 5 | 1.00× | 1.00× |" in table
     results["runs"] = [run]
     results["kind"] = "accuracy"
     assert "**per caller" in markdown(results)
