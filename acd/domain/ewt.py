@@ -11,14 +11,18 @@ with expected values alone would tell callers far too long):
 1. every *available* agent gets a time it will be free: now when idle with a free phone;
    for a call in progress, now + a remaining talk time drawn from the queue's recent talk
    times *longer than the call has lasted so far* (scaled to this agent's own pace) +
-   the queue's wrap-up; in wrap-up, when it ends. Paused and logged-out agents are not
-   counted (nobody knows when they return);
+   the queue's wrap-up; ringing, from the offer: ring + a drawn talk time + wrap-up; in
+   wrap-up, when it ends. Paused and logged-out agents are not counted (nobody knows
+   when they return);
 2. the waiting calls are taken in the router's global order (effective priority, then
    entry); each goes to the agent its stage admits who is free first — a later stage
    admits more agents, from the moment the call will reach it — and that agent is busy
    again for a drawn handle time (ring + talk + wrap-up) of that queue;
 3. the caller's EWT is the *median* over the rounds of when its agent picks up, minus
-   now (the median: what minimises the error callers hear about). Callers ahead may give
+   now (the median: what minimises the error callers hear about). At least 64 rounds,
+   more when few callers wait (up to 512, within a fixed amount of work: a replay of a
+   thousand waiting callers costs what it did, a small centre's median is not off by
+   the rounds' own noise — ``benchmarks/ewt_accuracy.py``). Callers ahead may give
    up first: with enough abandons measured, each draws a patience (exponential, its mean
    the waiting time of the queue's callers ÷ their abandons — the censored estimate) and
    takes nobody's time if it runs out first.
@@ -51,6 +55,7 @@ from acd.domain.records import Agent, AgentState, AgentStatus, Call, CallState
 from acd.domain.servers import Servers
 from acd.domain.settings import Settings
 from routing import Router
+from routing.model import Stage
 
 
 class CoreState(Protocol):
@@ -85,14 +90,19 @@ MIN_SAMPLES = 10
 AGENT_PRIOR = 8.0
 #: Waiting callers the replay walks at most (in router order); beyond: unsure.
 HORIZON = 1_000
-#: Rounds of the Monte-Carlo replay.
+#: Rounds of the Monte-Carlo replay: at least ``ROUNDS``; when few callers wait, as many
+#: as ``WORK`` placements and agents' draws allow, up to ``MAX_ROUNDS`` (the median of
+#: 64 rounds is off the median of the waits by ≈ 1/5 of their spread, of 512 by 1/14).
+#: A replay of a thousand waiting callers stays at ``ROUNDS``: its cost does not grow.
 ROUNDS = 64
+MAX_ROUNDS = 512
+WORK = 32_768
 
 
 class _Talks:
     """One queue's recent talk times, with a sorted view for conditional means."""
 
-    __slots__ = ("_dirty", "_prefix", "_sorted", "recent", "total")
+    __slots__ = ("_dirty", "_mean", "_prefix", "_sorted", "recent", "total")
 
     def __init__(self) -> None:
         self.recent: deque[float] = deque(maxlen=SAMPLES)
@@ -100,11 +110,13 @@ class _Talks:
         self._sorted: list[float] = []
         self._prefix: list[float] = [0.0]
         self._dirty = False
+        self._mean: float | None = None
 
     def add(self, talk: float) -> None:
         self.recent.append(talk)
         self.total += 1
         self._dirty = True
+        self._mean = None
 
     def _view(self) -> None:
         if self._dirty:
@@ -113,7 +125,9 @@ class _Talks:
             self._dirty = False
 
     def mean(self) -> float | None:
-        return sum(self.recent) / len(self.recent) if self.recent else None
+        if self._mean is None and self.recent:
+            self._mean = sum(self.recent) / len(self.recent)
+        return self._mean
 
     def draw(self, rng: random.Random) -> float:
         return self.recent[int(rng.random() * len(self.recent))]
@@ -159,6 +173,8 @@ class HandleTimes:
         self._exposure: dict[str, float] = {}
         self._abandons: dict[str, int] = {}
         self._offered_at: dict[str, tuple[str, float]] = {}
+        #: (queue, agent) → the agent's pace ÷ the queue's, until the next talk time.
+        self._scales: dict[tuple[str, str], float] = {}
 
     def offered(self, call_id: str, queue: str, wait: float) -> None:
         self._offered_at[call_id] = (queue, wait)
@@ -175,6 +191,11 @@ class HandleTimes:
 
     def forget(self, call_id: str) -> None:
         self._offered_at.pop(call_id, None)
+
+    def offered_wait(self, call_id: str) -> float | None:
+        """How long after its entry the call was offered (None: not offered)."""
+        offered = self._offered_at.get(call_id)
+        return None if offered is None else offered[1]
 
     def waited(self, queue: str, wait: float, *, abandoned: bool) -> None:
         """A caller of the queue stopped waiting after ``wait`` (answered or gave up)."""
@@ -198,6 +219,7 @@ class HandleTimes:
         if talks is None or talk <= 0:
             return
         talks.add(talk)
+        self._scales.clear()
         if agent is not None:
             pace = self._agents.setdefault((agent, queue), _Pace())
             pace.count += 1
@@ -252,8 +274,12 @@ class HandleTimes:
         return talks if talks is not None and talks.total >= MIN_SAMPLES else None
 
     def _scale(self, queue: str, agent: str) -> float:
-        base, mine = self.queue_talk(queue), self.talk(queue, agent)
-        return mine / base if base and mine else 1.0
+        key = (queue, agent)
+        scale = self._scales.get(key)
+        if scale is None:
+            base, mine = self.queue_talk(queue), self.talk(queue, agent)
+            scale = self._scales[key] = mine / base if base and mine else 1.0
+        return scale
 
     def draw_handle(self, queue: str, agent: str, rng: random.Random) -> float | None:
         """One call's handle time (ring + talk + wrap-up) as this agent might take it."""
@@ -385,10 +411,13 @@ class WaitEstimator:
     """EWT over one core (see the module docstring)."""
 
     def __init__(self, core: CoreState, *, horizon: int = HORIZON,
-                 rounds: int = ROUNDS) -> None:
+                 rounds: int = ROUNDS, max_rounds: int = MAX_ROUNDS,
+                 work: int = WORK) -> None:
         self.core = core
         self.horizon = horizon
         self.rounds = rounds
+        self.max_rounds = max_rounds
+        self.work = work
         self._admitted: dict[tuple[str, int], frozenset[str]] = {}
 
     # -- inputs ----------------------------------------------------------------------
@@ -424,6 +453,10 @@ class WaitEstimator:
         call = self.core.calls.get(agent.call_id or "")
         if call is None:
             return None
+        if state is AgentState.RINGING:  # since the offer
+            offered = self.core.handle_times.offered_wait(call.call_id)
+            since = now if offered is None else min(now, call.entry_time + offered)
+            return _AgentNow(agent.agent_id, state, call.queue_id, since)
         started = call.answered_at if call.answered_at is not None else now
         return _AgentNow(agent.agent_id, state, call.queue_id, started)
 
@@ -432,10 +465,11 @@ class WaitEstimator:
         if state is AgentState.IDLE or state is AgentState.WRAP_UP:
             return snap.at
         times, queue, aid = self.core.handle_times, snap.queue, snap.agent_id
-        if state is AgentState.RINGING:
+        if state is AgentState.RINGING:  # ring + talk + wrap-up from the offer
             handle = times.handle(queue, aid) if rng is None \
                 else times.draw_handle(queue, aid, rng)
-            return None if handle is None else now + handle
+            return None if handle is None else \
+                max(snap.at, now - times.ring(queue)) + handle
         elapsed = max(0.0, now - snap.at)
         left = times.remaining_talk(queue, aid, elapsed) if rng is None \
             else times.draw_remaining(queue, aid, elapsed, rng)
@@ -483,12 +517,16 @@ class WaitEstimator:
         known = {q: times.known(q) for q in core.settings.queues}
         rng = random.Random(core.version)
         patience = {q: times.patience(q) for q in core.settings.queues}
+        stages = {rq: router.stages(rq) for rq in router_queues}
+        rings = {q: times.ring(q) for q in core.settings.queues}
+        per_round = len(available) + len(calls) + len(router_queues)
+        rounds = max(self.rounds, min(self.max_rounds, self.work // max(1, per_round)))
         starts: dict[str, list[float]] = {c.call_id: [] for c in calls}
         newcomer: dict[str, list[float]] = {rq: [] for rq in router_queues}
         pools: dict[str, int] = {}
         agents_of: dict[str, int] = {}
         work = 0
-        for _ in range(self.rounds):
+        for _ in range(rounds):
             free: dict[str, float] = {}
             for snap in available:
                 t = self._free(snap, now, rng)
@@ -500,7 +538,8 @@ class WaitEstimator:
                     yield
             replay = _Replay(self, free)
             for c in calls:
-                placed = self._place(replay, c, now, rng, patience.get(c.queue_id))
+                placed = self._place(replay, c, now, rng, patience.get(c.queue_id),
+                                     stages[c.rq], rings.get(c.queue_id, 0.0))
                 if placed is not None:
                     starts[c.call_id].append(placed[0])
                     agents_of[c.call_id] = placed[1]
@@ -513,7 +552,7 @@ class WaitEstimator:
                 pools[rq] = len(h)
                 first = replay.top(h)
                 if first is not None:
-                    newcomer[rq].append(first[0] + times.ring(self._queue_of(rq)))
+                    newcomer[rq].append(first[0] + rings.get(self._queue_of(rq), 0.0))
         for c in calls:
             drawn = starts[c.call_id]
             if not drawn:
@@ -532,13 +571,14 @@ class WaitEstimator:
         return out
 
     def _place(self, replay: _Replay, call: _CallNow, now: float, rng: random.Random,
-               patience: float | None) -> tuple[float, int] | None:
+               patience: float | None, stages: tuple[Stage, ...],
+               ring: float) -> tuple[float, int] | None:
         """One round: when the call's agent picks up (and how many could take it). With
         a measured ``patience`` the caller may give up first (memoryless: its remaining
         patience is drawn afresh): it then takes nobody's time, but its own estimate
-        still counts the wait it would have had."""
+        still counts the wait it would have had. ``stages``: its router queue's;
+        ``ring``: its queue's ring time."""
         rq, stage, stage_clock = call.rq, call.stage, call.stage_clock
-        stages = self.core.router.stages(rq)
         best: tuple[float, str] | None = None
         agents = 0
         for j in range(stage, len(stages)):
@@ -551,13 +591,12 @@ class WaitEstimator:
         if best is None:
             return None
         start, agent = best
-        times = self.core.handle_times
         gives_up = patience is not None and start - now > rng.expovariate(1.0 / patience)
         if not gives_up:
-            handle = times.draw_handle(call.queue_id, agent, rng)
+            handle = self.core.handle_times.draw_handle(call.queue_id, agent, rng)
             replay.busy_until(agent, start + (handle or 0.0))
         # the caller is answered when the agent picks up: the phone rings first
-        return start + times.ring(call.queue_id), agents
+        return start + ring, agents
 
     def _queue_of(self, router_queue: str) -> str:
         return router_queue.split("@", 1)[0] if self.core.servers.split else router_queue
@@ -565,8 +604,9 @@ class WaitEstimator:
 
 def _told(drawn: list[float], now: float) -> float:
     """What to tell from the rounds: the median of the drawn waits (what minimises the
-    error callers hear about, in seconds; ``benchmarks/ewt_accuracy.py`` compared it
-    with a 1/wait-weighted median and with a ±20 %-coverage pick: no better)."""
+    error callers hear about, in seconds; ``benchmarks/ewt_accuracy.py`` compared it,
+    under the simulator's true model, with a 1/wait-weighted median, a median weighted
+    by the chance to stay that long and a ±20 %-coverage pick: none better)."""
     return max(0.0, statistics.median(drawn) - now)
 
 

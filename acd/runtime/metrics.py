@@ -116,9 +116,10 @@ class EngineCollector:
         self.waits = _Histogram(WAIT_BUCKETS)
         #: |expected wait told at entry - actual wait| of answered callers.
         self.ewt_errors = _Histogram(EWT_ERROR_BUCKETS)
-        #: Callers who joined since the last replay (their entry time), then the total
-        #: wait the first replay after their entry told them (call → seconds from entry).
-        self._joined: dict[str, float] = {}
+        #: Callers who joined since the last replay (when they joined, their entry
+        #: time), then the total wait the first replay after their entry told them
+        #: (call → seconds from entry).
+        self._joined: dict[str, tuple[float, float]] = {}
         self._entry_ewt: dict[str, float] = {}
         self.decisions = _Histogram(DECISION_BUCKETS)
         self._event_types: set[str] = set()
@@ -143,7 +144,7 @@ class EngineCollector:
     def on_fact(self, fact: Fact, now: float) -> None:
         if isinstance(fact, CallWaiting):
             if not fact.reentry and len(self._entry_ewt) + len(self._joined) < MAX_TRACKED:
-                self._joined[fact.call_id] = now
+                self._joined[fact.call_id] = (now, fact.entry_time)
             return
         if isinstance(fact, CallAbandoned | CallReleased | CallCompleted | CallConnected):
             self._joined.pop(fact.call_id, None)
@@ -165,16 +166,18 @@ class EngineCollector:
 
     def on_sweep(self, sweep: Sweep) -> None:
         """The first replay after a caller joined tells its wait (what its first
-        announcement says): kept as seconds from its entry, compared when answered."""
+        announcement says): kept as seconds from its entry — the first-entry time its
+        actual wait (``CallConnected.wait``) counts from, not the moment it joined the
+        engine's line (Asterisk answered it ≈ 0.5 s before) — compared when answered."""
         joined, self._joined = self._joined, {}
-        later: dict[str, float] = {}
-        for call_id, entered in joined.items():
-            if entered > sweep.now:  # joined while this replay ran: the next one tells
-                later[call_id] = entered
+        later: dict[str, tuple[float, float]] = {}
+        for call_id, (at, entry) in joined.items():
+            if at > sweep.now:  # joined while this replay ran: the next one tells
+                later[call_id] = (at, entry)
                 continue
             est = sweep.calls.get(call_id)
             if est is not None and est.sure and est.seconds is not None:
-                self._entry_ewt[call_id] = sweep.now - entered + est.seconds
+                self._entry_ewt[call_id] = sweep.now - entry + est.seconds
         self._joined.update(later)
 
     def on_apply(self, event: Event, seconds: float) -> None:

@@ -414,3 +414,37 @@ async def test_expected_wait_on_calls_queues_and_its_error_in_metrics(api_rig: A
         assert count == 1
         assert m[("acd_ewt_error_seconds_sum", (("direction", "over"),
                                                 ("queue", "consult")))] == pytest.approx(10, abs=1)
+
+
+async def test_the_ewt_error_counts_from_the_callers_entry_not_from_joining(
+        api_rig: Any) -> None:
+    """The told wait is kept from the caller's first entry (ACD_ENTRY), the origin of
+    its actual wait: a caller Asterisk answered 2 s before it joined the engine's line,
+    behind a call just answered (60 s expected), is told 60 s more: 62 s in all, and is
+    answered 62 s after its entry: no error."""
+    clock = [1_770_000_000.0]
+    cfg = Config.model_validate({
+        "fastagi": {"host": "127.0.0.1", "port": 0},
+        "queues": [{"id": "consult", "skills": {"consult": 1}, "wrap_up": 0,
+                    "expected_handle_time": 60}],
+        "agents": [{"id": "1001", "skills": {"consult": 1}}],
+        "api": {},
+    })
+    async with api_rig(cfg, tokens=TOKENS, clock=lambda: clock[0]) as rig:
+        rig.arrive("c1", session=True)
+        await rig.settle()
+        assert (await rig.offer("c1")).agent_id == "1001"
+        rig.engine.post(CallAnswered("c1", "1001", clock[0]))
+        rig.arrive("c2", session=True, waited=2.0)  # entered 2 s ago
+        await rig.replayed()
+        clock[0] += 60  # c1 ends when expected: c2 has waited 62 s since its entry
+        rig.engine.post(DialFinished("c1", "1001", "ANSWER", clock[0], talk=60.0))
+        await rig.settle()
+        assert (await rig.offer("c2")).agent_id == "1001"
+        rig.engine.post(CallAnswered("c2", "1001", clock[0]))
+        await rig.settle()
+        m = await rig.metrics()
+        total = sum(m.get(("acd_ewt_error_seconds_sum", (("direction", d),
+                                                         ("queue", "consult"))), 0.0)
+                    for d in ("over", "under"))
+        assert total == pytest.approx(0.0, abs=0.01)
