@@ -34,6 +34,7 @@ from pydantic import (
 
 from acd.config.checks import Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
+from acd.config.outbound import CallbacksConfig
 from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
@@ -213,9 +214,6 @@ class ExitActionConfig(_Model):
             raise ValueError("to: queue needs queue: <queue id>")
         if self.to is ExitTo.VOICEMAIL and self.mailbox is None:
             raise ValueError("to: voicemail needs mailbox: <box@context>")
-        if self.to is ExitTo.CALLBACK:
-            raise ValueError("to: callback needs outbound callbacks, which this version "
-                             "does not have yet; use voicemail or a message for now")
         return self
 
 
@@ -929,6 +927,8 @@ class Config(_Model):
     ha: HAConfig | None = None
     #: Call history, reports and recordings (a database); absent: nothing is kept.
     history: HistoryConfig | None = None
+    #: Outbound callbacks (virtual hold); absent: no exit may be ``to: callback``.
+    callbacks: CallbacksConfig | None = None
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -948,6 +948,18 @@ class Config(_Model):
             raise ValueError(f"unknown time zone {v!r} (IANA name, e.g. Asia/Shanghai)") \
                 from None
         return v
+
+    @model_validator(mode="after")
+    def _callbacks_configured(self) -> Config:
+        if self.callbacks is None:
+            for q in self.queues:
+                actions = [q.exits.action, q.exits.key_action,
+                           *(st.action for st in q.stages)]
+                if any(a is not None and a.to is ExitTo.CALLBACK for a in actions):
+                    raise ValueError(f"queue {q.id}: an exit to: callback needs the "
+                                     "callbacks section (the outbound AMI account, the "
+                                     "trunk, the numbers it may call)")
+        return self
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

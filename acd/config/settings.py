@@ -105,7 +105,8 @@ def settings_from(config: Config) -> Settings:
             pause_reasons=tuple(engine.pause_reasons),
             unreachable_retry=engine.unreachable_retry, explain_offers=engine.explain_offers),
         servers=tuple(s.name for s in config.asterisk.server_list),
-        timezone=tz)
+        timezone=tz,
+        callbacks=config.callbacks.settings() if config.callbacks is not None else None)
 
 
 def _action(a: ExitActionConfig | None) -> ExitAction | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from acd.domain.callbacks import CallbackSettings
 from routing.hours import Schedule
 from routing.model import QueueSpec
 from routing.partners import PartnerSite, PartnerStages, RegionRule
@@ -247,6 +248,8 @@ class Settings:
     #: Asterisk server names; the first is the default.
     servers: tuple[str, ...] = ("main",)
     timezone: str = "Asia/Shanghai"
+    #: Outbound callbacks (acd.domain.callbacks); None: off.
+    callbacks: CallbackSettings | None = None
 
     def __post_init__(self) -> None:
         for name in ("queues", "agents", "sites"):
