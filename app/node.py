@@ -42,6 +42,7 @@ from acd.config.settings import settings_from
 from acd.runtime.agi_guard import AGICollector, AGIGuard
 from acd.runtime.asterisk import AMISettings, AsteriskLink, asterisk_links
 from acd.runtime.call_flow import handle_call
+from acd.runtime.callbacks import CallbackDialer, closing, outbound_client
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
@@ -167,6 +168,8 @@ class Node:
         else:
             log.warning("running without AMI: no device state (every phone counts as "
                         "free); for tests and demos only")
+        if config.callbacks is not None:
+            await self._start_callbacks(stack)
         max_age = config.fastagi.max_entry_age
         self.agi = FastAGIServer(
             lambda session: handle_call(engine, session, max_entry_age=max_age),
@@ -195,6 +198,31 @@ class Node:
             log.info("hot standby: node %s waits for the lease", config.ha.node_id)
         stack.push_async_callback(engine.quiesce)
         log.info("engine started: FastAGI on %s:%s", config.fastagi.host, self.agi.port)
+
+    async def _start_callbacks(self, stack: contextlib.AsyncExitStack) -> None:
+        """The outbound dialer of callbacks and its own AMI account (write = originate
+        only), on the first Asterisk server (docs/operations.md, "Callbacks")."""
+        cb, engine = self.config.callbacks, self.engine
+        assert cb is not None and engine.settings.callbacks is not None
+        client = None
+        if self.ami_secrets is not None:
+            ami = self.config.asterisk.server_list[0].ami
+            secret = cb.ami.secret(self.environ).get_secret_value()
+            client = None
+            dialer = CallbackDialer(engine, engine.settings.callbacks, None,
+                                    per_minute=cb.trunk.per_minute)
+            client = outbound_client(ami.host, ami.port, cb.ami.username, secret,
+                                     dialer.on_event, connect_timeout=ami.connect_timeout,
+                                     action_timeout=ami.action_timeout,
+                                     ping_interval=ami.ping_interval)
+            dialer.client = client
+            await client.start()
+        else:
+            dialer = CallbackDialer(engine, engine.settings.callbacks, None,
+                                    per_minute=cb.trunk.per_minute)
+        engine.callback_dialer = dialer
+        engine.fact_hooks.append(dialer.observe)
+        stack.push_async_callback(closing, dialer)
 
     def self_running_app(self) -> FastAPI:
         """The API app with this node inside its lifespan: whoever runs the app's

@@ -32,6 +32,9 @@ class OutboundAMIConfig(_Model):
     username: str = Field(default="acd-outbound", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     #: Name of the environment variable holding its secret (never the secret itself).
     secret_env: str = "ACD_AMI_OUTBOUND_SECRET"
+    #: Who may log in with it (``addr/mask``, rendered ``permit``): the engine's address.
+    permit: str = Field(default="127.0.0.1/255.255.255.255",
+                        pattern=r"^[0-9A-Fa-f.:]+/[0-9A-Fa-f.:]+$")
 
     def secret(self, environ: Mapping[str, str] | None = None) -> SecretStr:
         env = os.environ if environ is None else environ
@@ -109,3 +112,89 @@ class CallbacksConfig(_Model):
             enter_number=self.enter_number, confirmed=self.confirmed, invalid=self.invalid,
             confirm_key=self.confirm_key, other_key=self.other_key,
             confirm_timeout=self.confirm_timeout)
+
+
+# -- the Asterisk side (rendered by acd.config.asterisk) --------------------------------
+
+#: The generated manager include with the outbound account (``#tryinclude``d by the
+#: shipped manager.conf; only written when ``callbacks`` is configured).
+MANAGER_FILE = "manager_outbound_acd.conf"
+#: Characters a secret rendered into manager.conf must not hold (newline, ';').
+_UNSAFE = frozenset("\r\n;")
+
+
+def manager_user(cb: CallbacksConfig, environ: Mapping[str, str]) -> str:
+    """The outbound AMI account: ``write = originate`` and nothing else; it reads only
+    the two events it acts on (its own ``OriginateResponse``, the dialplan's
+    ``UserEvent``s of the callbacks)."""
+    secret = cb.ami.secret(environ).get_secret_value()
+    if any(c in _UNSAFE for c in secret) or secret != secret.strip():
+        raise ConfigError([f"environment: {cb.ami.secret_env} has a newline, ';' or spaces "
+                           "at its ends: it would break manager.conf"])
+    return "\n".join([
+        "; The outbound account (callbacks): it may originate and nothing else — and only",
+        f"; into [{cb.context}], whose extensions are the allowed number patterns.",
+        f"[{cb.ami.username}]",
+        f"secret = {secret}",
+        "deny = 0.0.0.0/0.0.0.0",
+        f"permit = {cb.ami.permit}",
+        "writetimeout = 1000",
+        "read = call,user",
+        "write = originate",
+        "eventfilter(action(include),name(OriginateResponse)) =",
+        "eventfilter(action(include),name(UserEvent)) =",
+    ]) + "\n"
+
+
+def trunk_block(cb: CallbacksConfig) -> str:
+    """The customers' trunk (when ``trunk.contact`` is set): outbound only."""
+    ep, contact = cb.trunk.endpoint, cb.trunk.contact
+    return "\n".join([
+        "; ---- the callbacks' trunk: the customers' legs go out here; nothing comes in",
+        f"[{ep}]", "type=endpoint", "context=acd-partners", "disallow=all",
+        "allow=alaw,ulaw", "direct_media=no", "rtp_symmetric=yes", "dtmf_mode=rfc4733",
+        "send_pai=no", "trust_id_outbound=no", f"aors={ep}", "",
+        f"[{ep}]", "type=aor", f"contact={contact}", "",
+    ]) + "\n"
+
+
+def dialplan(cb: CallbacksConfig) -> str:
+    """The originate-only context: one extension per allowed pattern, nothing else.
+
+    The engine originates ``PJSIP/<agent>`` into ``[<context>]`` at the customer's
+    number with ``ACD_CB_ID``/``ACD_CB_ATTEMPT`` on the channel. When the agent answers:
+    a beep (a callback), the number is recorded in AstDB (``acd_cb/<id>``: the
+    customer's leg was started — the restart check of exactly-once), and Dial rings the
+    customer through the callbacks' trunk. The outcome goes to the engine as a
+    ``UserEvent(ACDCallback)`` from the agent channel's hangup handler; the answer as
+    ``UserEvent(ACDCallbackAnswered)``. A channel without ACD_CB_ID is refused."""
+    ctx, ep = cb.context, cb.trunk.endpoint
+    lines = [
+        "; Callbacks: originate-only (no endpoint has this context). Only numbers matching",
+        "; callbacks.allow exist here.",
+        f"[{ctx}]",
+    ]
+    lines += [f"exten => {p},1,Gosub({ctx}-dial,s,1(${{EXTEN}}))\n same => n,Hangup()"
+              for p in cb.allow]
+    lines += [
+        "",
+        f"[{ctx}-dial]",
+        'exten => s,1,GotoIf($["${ACD_CB_ID}" = ""]?refuse)',
+        f" same => n,Set(CHANNEL(hangup_handler_push)={ctx}-done,s,1)",
+        " same => n,Set(DB(acd_cb/${ACD_CB_ID})=${ACD_CB_ATTEMPT})",
+        " same => n,Playback(beep)",
+        f" same => n,Dial(PJSIP/${{ARG1}}@{ep},{cb.customer_ring},"
+        f"rU({ctx}-answered^${{ACD_CB_ID}}^${{ACD_CB_ATTEMPT}}))",
+        " same => n,Return()",
+        " same => n(refuse),Hangup(21)",
+        "",
+        f"[{ctx}-answered]",
+        "exten => s,1,UserEvent(ACDCallbackAnswered,Id: ${ARG1},Attempt: ${ARG2})",
+        " same => n,Return()",
+        "",
+        f"[{ctx}-done]",
+        "exten => s,1,UserEvent(ACDCallback,Id: ${ACD_CB_ID},Attempt: ${ACD_CB_ATTEMPT},"
+        "Status: ${DIALSTATUS})",
+        " same => n,Return()",
+    ]
+    return "\n".join(lines) + "\n"
