@@ -449,3 +449,23 @@ def dtmf_caller_scenario(digit: str, dest_dir: Path, delay_ms: int = 1500) -> Pa
     path = dest_dir / f"caller_dtmf_{''.join(names)}.xml"
     path.write_text(text.replace(marker, press + marker, 1))
     return path
+
+
+def keys_caller_scenario(steps: Sequence[tuple[int, str]], dest_dir: Path,
+                         name: str = "caller_keys") -> Path:
+    """``caller.xml`` that, once answered, presses keys at moments of its own: ``steps``
+    are (pause in ms before, key) pairs, each key as SIP INFO (application/dtmf-relay).
+    E.g. ``[(1500, "1"), (3500, "1")]``: the callback key, then the confirmation."""
+    text = scenario_path("caller").read_text()
+    marker = "  <!-- Connected: wait"
+    if marker not in text:
+        raise SippError("caller.xml changed: no 'Connected' marker to insert DTMF at")
+    press = ""
+    for i, (pause_ms, key) in enumerate(steps):
+        if key not in "0123456789*#" or len(key) != 1:
+            raise SippError(f"not a DTMF key: {key!r}")
+        press += f'  <pause milliseconds="{pause_ms}"/>\n' + _info_dtmf(key, 2 + i)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"{name}.xml"
+    path.write_text(text.replace(marker, press + marker, 1))
+    return path

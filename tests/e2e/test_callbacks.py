@@ -1,0 +1,79 @@
+"""Callbacks that keep their place (issue 12.1), end to end through the real Asterisk and
+SIPp: a waiting caller presses the callback key, confirms its number and hangs up; its
+phone — a SIPp UAS behind the callbacks' trunk, on the caller's number — is called back
+through AMI Originate (the agent rung first, through the originate-only context) and
+connected to the agent, before a caller who came later. The customer's phone counts the
+INVITEs: exactly one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.rig import AgentPlan, Rig
+from harness.sipp import keys_caller_scenario, start_uas
+
+pytestmark = pytest.mark.e2e
+
+
+def callback_queue(**more: Any) -> dict[str, Any]:
+    return {"id": "consult", "skills": {"consult": 1}, "wrap_up": 0, "sl_target": 20,
+            "exits": {"key": "1", "key_action": {"to": "callback"},
+                      "key_prompt": ["vm-press", "{key}", "vm-tocallback"]}, **more}
+
+
+async def test_a_callback_keeps_the_callers_place_and_is_dialled_once(
+        chroot: Path, artifacts: Path) -> None:
+    rig = Rig(artifacts, [AgentPlan("8701", talk_ms=(7000, 7000))])
+    customer = await start_uas("agent_answer", rig.ports, artifacts, "customer",
+                               variables={"talk_min": 20000, "talk_max": 20000},
+                               trace_messages=False)
+    try:
+        rig.extra_config = {
+            "queues": [callback_queue()],
+            "callbacks": {"trunk": {"contact": f"sip:127.0.0.1:{customer.port}"},
+                          "attempts": 2, "retry_after": 2}}
+        async with rig:
+            assert rig.engine is not None
+            first, second, later = "13800138701", "13800138702", "13800138703"
+            a = asyncio.create_task(rig.call([first], name="first", time_limit=60))
+            await rig.wait_for(lambda: bool(rig.published("call_connected")), 10)
+            # the second caller waits, presses 1 (callback), then 1 (its number is right)
+            keys = keys_caller_scenario([(1500, "1"), (3500, "1")], artifacts)
+            b = asyncio.create_task(rig.call([second], name="second", scenario=keys,
+                                             time_limit=60))
+            await asyncio.sleep(2.5)
+            c = asyncio.create_task(rig.call([later], name="later", time_limit=60))
+            await rig.wait_for(lambda: bool(rig.published("callback_requested")), 20)
+            requested = rig.published("callback_requested")[0]
+            waiting = {w["caller"]: w for w in rig.published("call_waiting")}
+            # its place: the caller's own entry time
+            assert requested["number"] == second
+            assert requested["entry_time"] == waiting[second]["entry_time"]
+            assert waiting[second]["entry_time"] < waiting[later]["entry_time"]
+            exited = rig.published("call_exited")[0]
+            assert (exited["reason"], exited["action"]) == ("caller_key", "callback")
+            result = await b
+            assert result.failed == 0 and result.successful == 1, result.errors_text()
+            for task in (a, c):
+                result = await task
+                assert result.failed == 0 and result.successful == 1, result.errors_text()
+            await rig.wait_for(lambda: bool(rig.published("callback_finished")), 20)
+            finished = rig.published("callback_finished")[0]
+            assert (finished["outcome"], finished["attempts"], finished["agent"]) == \
+                ("completed", 1, "8701")
+            # served before the caller who came later, by the same agent
+            assert [e.caller for e in rig.phone_events("8701", "answered")] == \
+                [first, second, later]
+            # the customer's phone: one INVITE, to the caller's number
+            invites = customer.result().by_event("offered")
+            assert [e.agent for e in invites] == [second]
+            assert len(customer.result().by_event("answered")) == 1
+            figures = rig.engine.core.figures.total("consult")
+            assert figures.abandoned == 0
+            assert rig.engine.core.callbacks.totals["completed"] == 1
+    finally:
+        await customer.stop()
