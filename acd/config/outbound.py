@@ -162,12 +162,14 @@ def dialplan(cb: CallbacksConfig) -> str:
     """The originate-only context: one extension per allowed pattern, nothing else.
 
     The engine originates ``PJSIP/<agent>`` into ``[<context>]`` at the customer's
-    number with ``ACD_CB_ID``/``ACD_CB_ATTEMPT`` on the channel. When the agent answers:
-    a beep (a callback), the number is recorded in AstDB (``acd_cb/<id>``: the
-    customer's leg was started — the restart check of exactly-once), and Dial rings the
-    customer through the callbacks' trunk. The outcome goes to the engine as a
-    ``UserEvent(ACDCallback)`` from the agent channel's hangup handler; the answer as
-    ``UserEvent(ACDCallbackAnswered)``. A channel without ACD_CB_ID is refused."""
+    number with ``ACD_CB_ID``/``ACD_CB_ATTEMPT`` on the channel. When the agent answers,
+    the dial is marked started in AstDB (``acd_cb/<id>-<dial>``) and refused if an
+    engine that took over voided it (``acd_cbv/<id>-<dial>``: it writes that first,
+    then reads the start mark — so exactly one of them goes on); then a beep (a
+    callback) and Dial rings the customer through the callbacks' trunk. The outcome
+    goes to the engine as a ``UserEvent(ACDCallback)`` from the agent channel's hangup
+    handler; the answer as ``UserEvent(ACDCallbackAnswered)``. A channel without
+    ACD_CB_ID is refused."""
     ctx, ep = cb.context, cb.trunk.endpoint
     lines = [
         "; Callbacks: originate-only (no endpoint has this context). Only numbers matching",
@@ -180,8 +182,11 @@ def dialplan(cb: CallbacksConfig) -> str:
         "",
         f"[{ctx}-dial]",
         'exten => s,1,GotoIf($["${ACD_CB_ID}" = ""]?refuse)',
+        " ; exactly once across a takeover: first say this dial started, then look",
+        " ; whether an engine that took over voided it (it writes first, then reads)",
+        " same => n,Set(DB(acd_cb/${ACD_CB_ID}-${ACD_CB_ATTEMPT})=started)",
+        " same => n,GotoIf(${DB_EXISTS(acd_cbv/${ACD_CB_ID}-${ACD_CB_ATTEMPT})}?refuse)",
         f" same => n,Set(CHANNEL(hangup_handler_push)={ctx}-done,s,1)",
-        " same => n,Set(DB(acd_cb/${ACD_CB_ID})=${ACD_CB_ATTEMPT})",
         " same => n,Playback(beep)",
         f" same => n,Dial(PJSIP/${{ARG1}}@{ep},{cb.customer_ring},"
         f"rU({ctx}-answered^${{ACD_CB_ID}}^${{ACD_CB_ATTEMPT}}))",

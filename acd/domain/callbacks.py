@@ -111,6 +111,9 @@ class Callback:
     #: Not dialled before this time (scheduled callbacks).
     not_before: float = 0.0
     attempts: int = 0
+    #: Originates so far (an attempt voided by a takeover counts here, not in
+    #: ``attempts``): the dialplan's ACD_CB_ATTEMPT, never reused for one callback.
+    dials: int = 0
     state: CallbackState = CallbackState.PENDING
     retry_at: float | None = None
     agent_id: str = ""
@@ -124,7 +127,7 @@ class Callback:
                 "queue": self.queue_id, "number": self.number,
                 "entry_time": self.entry_time, "requested_at": self.requested_at,
                 "server": self.server, "ewt": self.ewt, "not_before": self.not_before,
-                "attempts": self.attempts, "state": self.state.value,
+                "attempts": self.attempts, "dials": self.dials, "state": self.state.value,
                 "retry_at": self.retry_at, "agent": self.agent_id,
                 "outcome": self.outcome, "reason": self.reason}
 

@@ -808,7 +808,8 @@ class EngineCore:
             cb = self.callbacks.by_id.get(call.call_id)
             if cb is not None:
                 cb.state, cb.agent_id = CallbackState.DIALING, agent.agent_id
-                out.append(CallbackDialing(cb.callback_id, agent.agent_id, cb.attempts + 1))
+                cb.dials += 1
+                out.append(CallbackDialing(cb.callback_id, agent.agent_id, cb.dials))
 
     # -- partner sites -----------------------------------------------------------------
 
@@ -920,7 +921,7 @@ class EngineCore:
             ewt, reason = ev.ewt, ev.reason or "api"
         cb = Callback(cb_id, ev.origin_call_id, queue_id, ev.number, entry_time,
                       ev.requested_at or ev.now, server, ewt, ev.not_before, ev.attempts,
-                      reason=reason)
+                      dials=max(ev.dials, ev.attempts), reason=reason)
         book.by_id[cb_id] = cb
         if not ev.restored:
             book.totals["requested"] += 1

@@ -254,6 +254,7 @@ class RequestCallback:
     #: Not dialled before this time (a scheduled callback).
     not_before: float = 0.0
     attempts: int = 0
+    dials: int = 0
     reason: str = ""
     restored: bool = False
 

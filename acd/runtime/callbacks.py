@@ -31,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from acd.domain import CallAnswered, DialFinished, DomainError, Fact, Offer
 from acd.domain.callbacks import (
@@ -63,6 +64,8 @@ _REASONS = {"0": "CHANUNAVAIL", "1": "NOANSWER", "3": "NOANSWER", "5": "BUSY",
             "8": "CONGESTION"}
 #: Extra seconds an in-doubt originate is given for its events to come.
 IN_DOUBT_GRACE = 10.0
+#: Seconds a restore waits for the main AMI account to settle a callback being dialled.
+SETTLE_WAIT = 5.0
 
 
 def masked(number: str) -> str:
@@ -97,9 +100,10 @@ class CallbackDialer:
         self._by_callback: dict[str, _Dial] = {}
         #: OriginateResponses that came before their ActionID was recorded.
         self._early: dict[str, AMIEvent] = {}
-        #: Originates sent, in doubt, refused (figures).
+        #: Originates sent, in doubt (figures); stored callbacks found already dialled.
         self.originated = 0
         self.in_doubt = 0
+        self.settled_dialled = 0
 
     # -- callbacks in and out of the core ---------------------------------------------
 
@@ -143,6 +147,77 @@ class CallbackDialer:
                 dial.timer.cancel()
             self.close(fact.callback_id)
 
+    # -- after a restart or a takeover (acd.runtime.engine.Engine.activate) ------------
+
+    async def restore(self, records: Mapping[str, Mapping[str, Any]]) -> int:
+        """Put the stored callbacks back in line; returns how many. One that was being
+        dialled when the last engine stopped is settled with Asterisk first: its dial
+        is voided (AstDB ``acd_cbv/<id>-<dial>``, through the main AMI account) and its
+        start mark read; if the customer's leg had started it is **not** dialled again
+        (it was dialled once), else it goes back in line with its place. If Asterisk
+        cannot tell (AMI down), it is not dialled again either: never twice."""
+        restored = 0
+        for cb_id, rec in records.items():
+            try:
+                event = self._restored_event(cb_id, rec)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("stored callback %s not restored (bad record: %s)", cb_id, exc)
+                continue
+            if rec.get("state") in ("dialing", "connected"):
+                verdict = await self._settle(cb_id, event.dials)
+                if verdict != "void":
+                    self.settled_dialled += 1
+                    log.warning("callback %s: its dial %d %s before this engine took over; "
+                                "not dialled again", cb_id, event.dials,
+                                "had started" if verdict == "started"
+                                else "cannot be checked (AMI down)")
+                    continue
+            try:
+                await self.request(event)
+            except DomainError as exc:
+                log.warning("stored callback %s not restored: %s", cb_id, exc)
+                continue
+            restored += 1
+        if records:
+            log.info("callbacks: %d of %d stored back in line", restored, len(records))
+        return restored
+
+    def _restored_event(self, cb_id: str, rec: Mapping[str, Any]) -> RequestCallback:
+        now = self.engine.clock()
+        retry_at = rec.get("retry_at")
+        not_before = float(rec.get("not_before") or 0.0)
+        if rec.get("state") == "retry" and retry_at:
+            not_before = max(not_before, float(retry_at))
+        ewt = rec.get("ewt")
+        return RequestCallback(
+            str(rec.get("call_id") or ""), str(rec["number"]), now, callback_id=cb_id,
+            queue_id=str(rec["queue"]), entry_time=float(rec["entry_time"]),
+            requested_at=float(rec.get("requested_at") or now),
+            server=str(rec.get("server") or ""),
+            ewt=None if ewt is None else float(ewt), not_before=not_before,
+            attempts=int(rec.get("attempts") or 0), dials=int(rec.get("dials") or 0),
+            reason=str(rec.get("reason") or ""), restored=True)
+
+    async def _settle(self, cb_id: str, dial: int) -> str | None:
+        """"void" (this dial will never reach the customer), "started" (it did or is),
+        or None (Asterisk could not be asked)."""
+        if dial <= 0:
+            return "void"
+        main = self.engine.ami
+        if main is None:
+            return None
+        try:
+            await main.wait_connected(SETTLE_WAIT)
+            await main.action("Setvar", {"Variable": f"DB(acd_cbv/{cb_id}-{dial})",
+                                         "Value": "1"})
+            reply = await main.action("Getvar",
+                                      {"Variable": f"DB_EXISTS(acd_cb/{cb_id}-{dial})"})
+        except Exception as exc:
+            log.warning("callback %s: could not settle dial %d with Asterisk: %s", cb_id,
+                        dial, exc)
+            return None
+        return "started" if (reply.get("Value") or "").strip() == "1" else "void"
+
     async def stop(self) -> None:
         for cb_id in list(self._tasks):
             self.close(cb_id)
@@ -174,7 +249,7 @@ class CallbackDialer:
         cb = engine.core.callbacks.by_id.get(callback_id)
         if cb is None:
             return
-        attempt = cb.attempts + 1
+        attempt = cb.dials  # this originate's number (the core counted it at the offer)
         client = self.client
         if client is None or not client.connected:
             log.warning("callback %s: the outbound AMI account is not connected; back in "

@@ -230,6 +230,9 @@ class Engine:
                 self.restore_grace, self._release_held)
         self.releasing = False
         self.core.routing = True
+        if self.callback_dialer is not None and state.callbacks:
+            # before the writer's first resync: it would write the core's (empty) list
+            await self.callback_dialer.restore(state.callbacks)
         if self.store_loaded:
             self._start_writer()
         self.accepting = True
