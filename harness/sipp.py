@@ -469,3 +469,16 @@ def keys_caller_scenario(steps: Sequence[tuple[int, str]], dest_dir: Path,
     path = dest_dir / f"{name}.xml"
     path.write_text(text.replace(marker, press + marker, 1))
     return path
+
+
+def slow_answer_scenario(ring_ms: int, dest_dir: Path) -> Path:
+    """``agent_answer.xml`` that rings ``ring_ms`` before it answers (a CANCEL within
+    that time still withdraws the call): a phone picked up late."""
+    text = scenario_path("agent_answer").read_text()
+    needle = '<recv request="CANCEL" timeout="500" ontimeout="answer"/>'
+    if needle not in text:
+        raise SippError("agent_answer.xml changed: no ring timeout to lengthen")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"answer_after_{ring_ms}ms.xml"
+    path.write_text(text.replace(needle, needle.replace('"500"', f'"{ring_ms}"'), 1))
+    return path

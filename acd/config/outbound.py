@@ -163,9 +163,9 @@ def dialplan(cb: CallbacksConfig) -> str:
 
     The engine originates ``PJSIP/<agent>`` into ``[<context>]`` at the customer's
     number with ``ACD_CB_ID``/``ACD_CB_ATTEMPT`` on the channel. When the agent answers,
-    the dial is marked started in AstDB (``acd_cb/<id>-<dial>``) and refused if an
-    engine that took over voided it (``acd_cbv/<id>-<dial>``: it writes that first,
-    then reads the start mark — so exactly one of them goes on); then a beep (a
+    the dial is marked started (global ``ACD_CBS_<id>_<dial>``) and refused if an
+    engine that took over voided it (global ``ACD_CBV_<id>_<dial>``: it writes that
+    first, then reads the start mark — so exactly one of them goes on); then a beep (a
     callback) and Dial rings the customer through the callbacks' trunk. The outcome
     goes to the engine as a ``UserEvent(ACDCallback)`` from the agent channel's hangup
     handler; the answer as ``UserEvent(ACDCallbackAnswered)``. A channel without
@@ -184,8 +184,9 @@ def dialplan(cb: CallbacksConfig) -> str:
         'exten => s,1,GotoIf($["${ACD_CB_ID}" = ""]?refuse)',
         " ; exactly once across a takeover: first say this dial started, then look",
         " ; whether an engine that took over voided it (it writes first, then reads)",
-        " same => n,Set(DB(acd_cb/${ACD_CB_ID}-${ACD_CB_ATTEMPT})=started)",
-        " same => n,GotoIf(${DB_EXISTS(acd_cbv/${ACD_CB_ID}-${ACD_CB_ATTEMPT})}?refuse)",
+        " same => n,Set(ACD_CB_KEY=${FILTER(0-9A-Za-z,${ACD_CB_ID})}_${ACD_CB_ATTEMPT})",
+        " same => n,Set(GLOBAL(ACD_CBS_${ACD_CB_KEY})=1)",
+        ' same => n,GotoIf($["${ACD_CBV_${ACD_CB_KEY}}" = "1"]?refuse)',
         f" same => n,Set(CHANNEL(hangup_handler_push)={ctx}-done,s,1)",
         " same => n,Playback(beep)",
         f" same => n,Dial(PJSIP/${{ARG1}}@{ep},{cb.customer_ring},"

@@ -436,6 +436,9 @@ async def _confirm_callback(host: CallHost, session: AGISession, call_id: str,
         if key == cb.confirm_key:
             if await host.request_callback(call_id, number):
                 log.info("call %s: callback confirmed", call_id)
+                # handled from now on: an engine that dies during the last words must
+                # not have the dialplan queue the caller again
+                await session.set_variable("ACD_RESULT", "DONE")
                 await session.command(f"STREAM FILE {quote(cb.confirmed)} \"\"", timeout=60)
             else:
                 await session.command(f"STREAM FILE {quote(cb.invalid)} \"\"", timeout=60)

@@ -64,8 +64,15 @@ _REASONS = {"0": "CHANUNAVAIL", "1": "NOANSWER", "3": "NOANSWER", "5": "BUSY",
             "8": "CONGESTION"}
 #: Extra seconds an in-doubt originate is given for its events to come.
 IN_DOUBT_GRACE = 10.0
+#: Seconds an originate waits for the store to hear of it first.
+STORE_WAIT = 1.0
 #: Seconds a restore waits for the main AMI account to settle a callback being dialled.
 SETTLE_WAIT = 5.0
+
+
+def dial_key(callback_id: str) -> str:
+    """A callback id as the dialplan names its marks (``FILTER(0-9A-Za-z,…)``)."""
+    return "".join(c for c in callback_id if c.isascii() and c.isalnum())
 
 
 def masked(number: str) -> str:
@@ -150,12 +157,16 @@ class CallbackDialer:
     # -- after a restart or a takeover (acd.runtime.engine.Engine.activate) ------------
 
     async def restore(self, records: Mapping[str, Mapping[str, Any]]) -> int:
-        """Put the stored callbacks back in line; returns how many. One that was being
-        dialled when the last engine stopped is settled with Asterisk first: its dial
-        is voided (AstDB ``acd_cbv/<id>-<dial>``, through the main AMI account) and its
-        start mark read; if the customer's leg had started it is **not** dialled again
-        (it was dialled once), else it goes back in line with its place. If Asterisk
-        cannot tell (AMI down), it is not dialled again either: never twice."""
+        """Put the stored callbacks back in line; returns how many.
+
+        The dial the last engine may have sent (the one stored as being dialled, else
+        the next) is settled with Asterisk first: voided (global ``ACD_CBV_<id>_<dial>``
+        through the main AMI account's ``Setvar``), then its start mark read (``Getvar
+        ACD_CBS_<id>_<dial>``; the dialplan writes that first, then reads the void). If
+        the customer's leg had started, the callback is **not** dialled again (it was,
+        once); else it goes back in line with its place. A callback stored as being
+        dialled whose dial Asterisk cannot tell about (AMI down) is not dialled again
+        either: never twice."""
         restored = 0
         for cb_id, rec in records.items():
             try:
@@ -163,15 +174,20 @@ class CallbackDialer:
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("stored callback %s not restored (bad record: %s)", cb_id, exc)
                 continue
-            if rec.get("state") in ("dialing", "connected"):
-                verdict = await self._settle(cb_id, event.dials)
-                if verdict != "void":
-                    self.settled_dialled += 1
-                    log.warning("callback %s: its dial %d %s before this engine took over; "
-                                "not dialled again", cb_id, event.dials,
-                                "had started" if verdict == "started"
-                                else "cannot be checked (AMI down)")
-                    continue
+            # The dial the last engine may have sent: the one stored as being dialled,
+            # else the next (sent before the store heard of it)
+            dialing = rec.get("state") in ("dialing", "connected")
+            dial = event.dials if dialing else event.dials + 1
+            verdict = await self._settle(cb_id, dial)
+            if verdict == "started" or (verdict is None and dialing):
+                self.settled_dialled += 1
+                log.warning("callback %s: its dial %d %s before this engine took over; "
+                            "not dialled again", cb_id, dial,
+                            "had started" if verdict == "started"
+                            else "cannot be checked (AMI down)")
+                continue
+            if verdict == "void":
+                event = replace(event, dials=dial)
             try:
                 await self.request(event)
             except DomainError as exc:
@@ -206,12 +222,11 @@ class CallbackDialer:
         main = self.engine.ami
         if main is None:
             return None
+        key = f"{dial_key(cb_id)}_{dial}"
         try:
             await main.wait_connected(SETTLE_WAIT)
-            await main.action("Setvar", {"Variable": f"DB(acd_cbv/{cb_id}-{dial})",
-                                         "Value": "1"})
-            reply = await main.action("Getvar",
-                                      {"Variable": f"DB_EXISTS(acd_cb/{cb_id}-{dial})"})
+            await main.action("Setvar", {"Variable": f"ACD_CBV_{key}", "Value": "1"})
+            reply = await main.action("Getvar", {"Variable": f"ACD_CBS_{key}"})
         except Exception as exc:
             log.warning("callback %s: could not settle dial %d with Asterisk: %s", cb_id,
                         dial, exc)
@@ -256,6 +271,9 @@ class CallbackDialer:
                         "line, retried in %gs", callback_id, settings.down_retry)
             self._post(DialFinished(callback_id, offer.agent_id, OUTBOUND_DOWN, engine.clock()))
             return
+        if getattr(engine.store, "durable", False) and engine.store_loaded:
+            # the store hears of this dial first (a takeover settles it with Asterisk)
+            await engine.store_writer.drained(STORE_WAIT)
         wait = self._bucket.wait(engine.clock())
         if wait > 0:
             log.info("callback %s: trunk rate limit, originate in %.1fs", callback_id, wait)
@@ -325,7 +343,9 @@ class CallbackDialer:
                         self._early.pop(next(iter(self._early)))
                 return
             if (event.get("Response") or "").lower() == "success":
-                return  # the agent answered; the dialplan dials the customer
+                log.info("callback %s attempt %d: agent %s answered; the customer is "
+                         "dialled", dial.callback_id, dial.attempt, dial.agent_id)
+                return
             if self._by_callback.get(dial.callback_id) is dial:
                 del self._by_callback[dial.callback_id]
             status = _REASONS.get(event.get("Reason") or "", "NOANSWER")

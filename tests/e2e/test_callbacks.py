@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from harness.rig import AgentPlan, Rig
-from harness.sipp import keys_caller_scenario, start_uas
+from harness.redis import RedisServer
+from harness.rig import AgentPlan, Rig, wait_for_log
+from harness.sipp import keys_caller_scenario, slow_answer_scenario, start_uas
 
 pytestmark = pytest.mark.e2e
 
@@ -77,3 +78,68 @@ async def test_a_callback_keeps_the_callers_place_and_is_dialled_once(
             assert rig.engine.core.callbacks.totals["completed"] == 1
     finally:
         await customer.stop()
+
+
+@pytest.mark.parametrize("kill_while", ["agent_rings", "customer_rings"])
+async def test_a_callback_is_dialled_exactly_once_across_a_sigkill(
+        chroot: Path, artifacts: Path, kill_while: str) -> None:
+    """Issue 12.3: the engine is SIGKILLed with a callback's Originate out — while the
+    agent's phone still rings (the dial is voided in AstDB by the next engine: the late
+    answer is refused, the callback dialled again from its place) or while the customer's
+    phone rings (the dial had started: not dialled again). Either way the customer's
+    phone sees exactly one INVITE, and it is answered."""
+    slow_agent = kill_while == "agent_rings"
+    agent_scenario = slow_answer_scenario(4000, artifacts) if slow_agent else "agent_answer"
+    customer_scenario = "agent_answer" if slow_agent else slow_answer_scenario(4000, artifacts)
+    with RedisServer(artifacts / "redis") as redis:
+        talk = 4000 if slow_agent else 9000  # the agent waits out the customer's ring
+        rig = Rig(artifacts, [AgentPlan("8801", scenario=str(agent_scenario),
+                                        variables={"talk_min": talk, "talk_max": talk})],
+                  engine="process", ring_timeout=8, wrap_up=0, agi_retries=40,
+                  agi_retry_pause=1)
+        customer = await start_uas(customer_scenario, rig.ports, artifacts, "customer",
+                                   variables={"talk_min": 3000, "talk_max": 3000},
+                                   trace_messages=False)
+        try:
+            rig.extra_config = {
+                "queues": [callback_queue()],
+                "store": {"backend": "redis", "url": redis.url, "restore_grace": 1},
+                "callbacks": {"trunk": {"contact": f"sip:127.0.0.1:{customer.port}"},
+                              "attempts": 2, "retry_after": 2}}
+            log = artifacts / "engine.log"
+            async with rig:
+                await wait_for_log(log, "engine active")
+                first, second = "13800138801", "13800138802"
+                a = asyncio.create_task(rig.call([first], name="first", time_limit=60))
+                await asyncio.sleep(0.5)
+                keys = keys_caller_scenario([(1500, "1"), (3500, "1")], artifacts)
+                b = asyncio.create_task(rig.call([second], name="second", scenario=keys,
+                                                 time_limit=60))
+                await wait_for_log(log, "callback confirmed", within=20)
+                trigger = "originate: callback" if slow_agent else "the customer is dialled"
+                await wait_for_log(log, trigger, within=30)
+                await rig.kill_engine_process()
+                (artifacts / "engine-1.log").write_bytes(log.read_bytes())
+                log.write_text("")
+                await rig.start_engine_process()
+                await wait_for_log(log, "engine active", within=15)
+                verdict = ("1 of 1 stored back in line" if slow_agent
+                           else "had started before this engine took over")
+                await wait_for_log(log, verdict, within=10)
+                await rig.wait_for(lambda: bool(customer.result().by_event("hungup")
+                                                or customer.result().by_event("far_hungup")),
+                                   30)
+                for task in (a, b):
+                    result = await task
+                    assert result.failed == 0 and result.successful == 1, \
+                        result.errors_text()
+                await asyncio.sleep(1.0)
+                invites = customer.result().by_event("offered")
+                assert [e.agent for e in invites] == [second]  # exactly once
+                assert len(customer.result().by_event("answered")) == 1
+                if slow_agent:  # the voided dial was refused, the second one went out
+                    await wait_for_log(log, "originate: callback", within=1)
+                else:
+                    assert "originate: callback" not in log.read_text()
+        finally:
+            await customer.stop()
