@@ -42,7 +42,12 @@ from acd.config.settings import settings_from
 from acd.runtime.agi_guard import AGICollector, AGIGuard
 from acd.runtime.asterisk import AMISettings, AsteriskLink, asterisk_links
 from acd.runtime.call_flow import handle_call
-from acd.runtime.callbacks import CallbackDialer, closing, outbound_client
+from acd.runtime.callbacks import (
+    CallbackCollector,
+    CallbackDialer,
+    closing,
+    outbound_client,
+)
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
@@ -208,7 +213,6 @@ class Node:
         if self.ami_secrets is not None:
             ami = self.config.asterisk.server_list[0].ami
             secret = cb.ami.secret(self.environ).get_secret_value()
-            client = None
             dialer = CallbackDialer(engine, engine.settings.callbacks, None,
                                     per_minute=cb.trunk.per_minute)
             client = outbound_client(ami.host, ami.port, cb.ami.username, secret,
@@ -222,6 +226,7 @@ class Node:
                                     per_minute=cb.trunk.per_minute)
         engine.callback_dialer = dialer
         engine.fact_hooks.append(dialer.observe)
+        self.registry.register(CallbackCollector(engine))
         stack.push_async_callback(closing, dialer)
 
     def self_running_app(self) -> FastAPI:

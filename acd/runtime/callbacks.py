@@ -31,9 +31,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 
 from acd.domain import CallAnswered, DialFinished, DomainError, Fact, Offer
 from acd.domain.callbacks import (
@@ -111,6 +118,10 @@ class CallbackDialer:
         self.originated = 0
         self.in_doubt = 0
         self.settled_dialled = 0
+        #: (count, sum) of completed callbacks' delays (request → answer) and of their
+        #: callers' expected waits when they asked (the promise it is held against).
+        self.delays: tuple[int, float] = (0, 0.0)
+        self.ewts: tuple[int, float] = (0, 0.0)
 
     # -- callbacks in and out of the core ---------------------------------------------
 
@@ -149,6 +160,10 @@ class CallbackDialer:
     def observe(self, fact: Fact, now: float) -> None:
         """Engine fact hook: a finished callback's queue is closed."""
         if isinstance(fact, CallbackFinished):
+            if fact.outcome == "completed" and fact.delay is not None:
+                self.delays = (self.delays[0] + 1, self.delays[1] + fact.delay)
+                if fact.ewt is not None:
+                    self.ewts = (self.ewts[0] + 1, self.ewts[1] + fact.ewt)
             dial = self._by_callback.pop(fact.callback_id, None)
             if dial is not None and dial.timer is not None:
                 dial.timer.cancel()
@@ -396,3 +411,42 @@ async def closing(dialer: CallbackDialer) -> None:
     if dialer.client is not None:
         with contextlib.suppress(Exception):
             await dialer.client.close()
+
+
+class CallbackCollector:
+    """Prometheus: the callbacks' figures from the core's totals and the dialer's
+    counters, read at scrape time (an injected registry, as the engine's collector)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        core, dialer = self.engine.core, self.engine.callback_dialer
+        totals = core.callbacks.totals
+        fam = CounterMetricFamily("acd_callbacks", "Callbacks by stage: offered (left "
+                                  "the line for one), requested (confirmed or "
+                                  "scheduled), completed, failed, cancelled.",
+                                  labels=["stage"])
+        for stage in ("offered", "requested", "completed", "failed", "cancelled"):
+            fam.add_metric([stage], totals[stage])
+        yield fam
+        yield CounterMetricFamily("acd_callback_attempts", "Customer legs tried.",
+                                  value=totals["attempts"])
+        yield GaugeMetricFamily("acd_callbacks_pending", "Callbacks not finished yet.",
+                                value=len(core.callbacks.pending()))
+        orig = CounterMetricFamily("acd_callback_originates", "AMI Originates of "
+                                   "callbacks: sent, or in doubt (reply lost: never "
+                                   "resent).", labels=["result"])
+        orig.add_metric(["sent"], dialer.originated if dialer else 0)
+        orig.add_metric(["in_doubt"], dialer.in_doubt if dialer else 0)
+        yield orig
+        if dialer is not None:
+            delay = SummaryMetricFamily(
+                "acd_callback_delay_seconds", "From the request to the customer's answer, "
+                "completed callbacks.", count_value=dialer.delays[0],
+                sum_value=dialer.delays[1])
+            yield delay
+            yield SummaryMetricFamily(
+                "acd_callback_promised_ewt_seconds", "The callers' expected wait when "
+                "they asked, completed callbacks with a sure estimate.",
+                count_value=dialer.ewts[0], sum_value=dialer.ewts[1])
