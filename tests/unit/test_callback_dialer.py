@@ -158,3 +158,51 @@ async def test_the_outbound_account_down_is_not_an_attempt(rig: Any) -> None:
 def test_names_in_logs_and_dialplan() -> None:
     assert masked("13800138001") == "*******8001"
     assert dial_key("main:1796.5-cb") == "main17965cb"
+
+
+# -- the API ---------------------------------------------------------------------------------
+
+
+async def test_callbacks_through_the_api(api_rig: Any) -> None:
+    from acd.config import ApiRole, Config
+    from api.auth import Principal, TokenStore
+
+    sup, agent = "supervisor-token-0123456789", "agent-1001-token-0123456789"
+    tokens = TokenStore([(sup, Principal("wallboard", ApiRole.SUPERVISOR)),
+                         (agent, Principal("agent-1001", ApiRole.AGENT, "1001"))])
+    h = {"Authorization": f"Bearer {sup}"}
+    raw = {"fastagi": {"host": "127.0.0.1", "port": 0}, "api": {},
+           "queues": [{"id": "consult", "skills": {"consult": 1}}],
+           "agents": [{"id": "1001", "skills": {"consult": 1}, "status": "logged_out"}]}
+    async with api_rig(Config.model_validate(raw), tokens=tokens) as rig:
+        r = await rig.http.post("/api/v1/callbacks", headers=h,
+                                json={"number": "13800138000", "queue": "consult"})
+        assert r.status_code == 503  # no callbacks section: nothing could dial
+    raw["callbacks"] = {}
+    async with api_rig(Config.model_validate(raw), tokens=tokens,
+                       environ={"ACD_AMI_OUTBOUND_SECRET": "x"}) as rig:
+        at = rig.engine.clock() + 3600
+        r = await rig.http.post("/api/v1/callbacks", headers=h, json={
+            "number": "+86 138 0013 8000", "queue": "consult", "at": at})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert (body["number"], body["state"], body["not_before"], body["reason"]) == \
+            ("13800138000", "scheduled", at, "api:wallboard")
+        listed = await rig.get("/api/v1/callbacks", h)
+        assert [c["callback_id"] for c in listed] == [body["callback_id"]]
+        r = await rig.http.post("/api/v1/callbacks", headers=h, json={
+            "number": "0044201234567", "queue": "consult"})
+        assert r.status_code == 422 and r.json()["error"] == "invalid_command"
+        r = await rig.http.post("/api/v1/callbacks", headers=h, json={
+            "number": "13800138000", "queue": "nope"})
+        assert r.status_code == 404
+        r = await rig.http.post("/api/v1/callbacks", json={
+            "number": "13800138000", "queue": "consult"},
+            headers={"Authorization": f"Bearer {agent}"})
+        assert r.status_code == 403
+        r = await rig.http.delete(f"/api/v1/callbacks/{body['callback_id']}", headers=h)
+        assert r.status_code == 204
+        figures = await rig.get("/api/v1/callbacks/figures", h)
+        assert (figures["requested"], figures["cancelled"], figures["pending"]) == (1, 1, 0)
+        metrics = await rig.metrics()
+        assert metrics[("acd_callbacks_total", (("stage", "cancelled"),))] == 1
