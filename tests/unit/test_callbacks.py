@@ -301,3 +301,21 @@ def test_the_main_account_keeps_its_grants() -> None:
 def test_a_missing_outbound_secret_is_named() -> None:
     with pytest.raises(ConfigError, match="ACD_AMI_OUTBOUND_SECRET"):
         asterisk_config.render(parse_config(CONFIG), {})
+
+
+# -- acd simulate ------------------------------------------------------------------------
+
+
+def test_the_simulator_offers_callbacks_above_an_expected_wait() -> None:
+    from benchmarks.callbacks_sim import config, scenario
+    from sim import simulate
+
+    day = scenario(3)
+    hour = day.model_copy(update={"queues": {"consult": day.queues["consult"].model_copy(
+        update={"arrivals": day.queues["consult"].arrivals[:1]})}})  # the 2-hour peak
+    base = simulate(config(None), hour).queues["consult"].figures
+    with_cb = simulate(config(60), hour).queues["consult"].figures
+    assert base.callbacks_offered == 0 and with_cb.callbacks_offered > 50
+    assert with_cb.callbacks_completed > 0.8 * with_cb.callbacks_requested
+    assert with_cb.abandoned < base.abandoned  # callers called back instead of giving up
+    assert with_cb.callback_delay_total > 0
