@@ -310,9 +310,13 @@ def test_the_simulator_offers_callbacks_above_an_expected_wait() -> None:
     from benchmarks.callbacks_sim import config, scenario
     from sim import simulate
 
+    from sim.scenario import ArrivalWindow
+
     day = scenario(3)
+    peak = ArrivalWindow.model_validate({"from": "09:00", "to": "09:40",
+                                         "calls_per_hour": 420})
     hour = day.model_copy(update={"queues": {"consult": day.queues["consult"].model_copy(
-        update={"arrivals": day.queues["consult"].arrivals[:1]})}})  # the 2-hour peak
+        update={"arrivals": [peak]})}})  # 40 minutes above capacity
     base = simulate(config(None), hour).queues["consult"].figures
     with_cb = simulate(config(60), hour).queues["consult"].figures
     assert base.callbacks_offered == 0 and with_cb.callbacks_offered > 50
