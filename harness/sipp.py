@@ -482,3 +482,46 @@ def slow_answer_scenario(ring_ms: int, dest_dir: Path) -> Path:
     path = dest_dir / f"answer_after_{ring_ms}ms.xml"
     path.write_text(text.replace(needle, needle.replace('"500"', f'"{ring_ms}"'), 1))
     return path
+
+
+def busy_first_scenario(dest_dir: Path) -> Path:
+    """``agent_answer.xml`` that answers ``486 Busy Here`` to its **first** INVITE and
+    answers every later one (a customer busy, then reached on a retry). Start it with
+    the variable ``seen`` set to 0 (``-set seen 0``) besides ``talk_min``/``talk_max``."""
+    text = scenario_path("agent_answer").read_text()
+    globals_line = '<Global variables="talk_min,talk_max"/>'
+    offered = ('<log message="[timestamp]|offered|[$agent]|[$caller]|[call_id]"/>\n'
+               '    </action>\n  </recv>\n')
+    end = '  <label id="end"/>\n'
+    if globals_line not in text or offered not in text or end not in text:
+        raise SippError("agent_answer.xml changed: cannot derive busy_first")
+    text = text.replace(globals_line, '<Global variables="talk_min,talk_max,seen"/>', 1)
+    text = text.replace(offered, offered.replace("    </action>", (
+        '      <add assign_to="seen" value="1"/>\n'
+        '      <test assign_to="first" variable="seen" compare="equal" value="1"/>\n'
+        "    </action>"), 1) + '  <nop next="busy" test="first"/>\n', 1)
+    busy = """  <label id="busy"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+    <action>
+      <log message="[timestamp]|busy|[$agent]|[$caller]|[call_id]"/>
+    </action>
+  </send>
+  <recv request="ACK" next="end"/>
+
+"""
+    text = text.replace(end, busy + end, 1)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / "busy_first.xml"
+    path.write_text(text)
+    return path

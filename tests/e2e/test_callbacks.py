@@ -13,9 +13,15 @@ from typing import Any
 
 import pytest
 
+from acd.domain import AgentStatus
 from harness.redis import RedisServer
 from harness.rig import AgentPlan, Rig, wait_for_log
-from harness.sipp import keys_caller_scenario, slow_answer_scenario, start_uas
+from harness.sipp import (
+    busy_first_scenario,
+    keys_caller_scenario,
+    slow_answer_scenario,
+    start_uas,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -143,3 +149,44 @@ async def test_a_callback_is_dialled_exactly_once_across_a_sigkill(
                     assert "originate: callback" not in log.read_text()
         finally:
             await customer.stop()
+
+
+async def test_a_busy_customer_is_called_again_after_the_spacing(
+        chroot: Path, artifacts: Path) -> None:
+    """The retry policy through the real dialplan: the customer's phone answers 486 to
+    the first callback (DIALSTATUS BUSY from the agent channel's hangup handler), the
+    callback waits ``retry_after`` and is dialled again, answered; two INVITEs, one
+    answered, the outcome recorded with its two attempts."""
+    rig = Rig(artifacts, [AgentPlan("8901", talk_ms=(3000, 3000), status="logged_out")])
+    customer = await start_uas(busy_first_scenario(artifacts), rig.ports, artifacts,
+                               "customer", variables={"talk_min": 20000, "talk_max": 20000,
+                                                      "seen": 0},
+                               trace_messages=False)
+    try:
+        rig.extra_config = {
+            "queues": [callback_queue()],
+            "callbacks": {"trunk": {"contact": f"sip:127.0.0.1:{customer.port}"},
+                          "attempts": 3, "retry_after": 3}}
+        async with rig:
+            assert rig.engine is not None
+            keys = keys_caller_scenario([(1500, "1"), (3500, "1")], artifacts)
+            result = await rig.call(["13800138901"], scenario=keys, time_limit=60)
+            assert result.failed == 0 and result.successful == 1, result.errors_text()
+            assert rig.published("callback_requested")
+            await rig.engine.set_agent_status("8901", AgentStatus.AVAILABLE)
+            await rig.wait_for(lambda: bool(rig.published("callback_finished")), 30)
+            attempt = rig.published("callback_attempt")[0]
+            assert (attempt["attempt"], attempt["status"]) == (1, "BUSY")
+            dialing = rig.published("callback_dialing")
+            assert [d["attempt"] for d in dialing] == [1, 2]
+            finished = rig.published("callback_finished")[0]
+            assert (finished["outcome"], finished["attempts"]) == ("completed", 2)
+            busy = customer.result().by_event("busy")
+            answered = customer.result().by_event("answered")
+            assert len(busy) == 1 and len(answered) == 1
+            assert answered[0].time - busy[0].time >= 3.0  # the spacing
+            assert len(customer.result().by_event("offered")) == 2
+            # the agent was not paused for the customer's busy line
+            assert rig.engine.core.agents["8901"].status is AgentStatus.AVAILABLE
+    finally:
+        await customer.stop()
