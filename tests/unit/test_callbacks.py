@@ -309,7 +309,6 @@ def test_a_missing_outbound_secret_is_named() -> None:
 def test_the_simulator_offers_callbacks_above_an_expected_wait() -> None:
     from benchmarks.callbacks_sim import config, scenario
     from sim import simulate
-
     from sim.scenario import ArrivalWindow
 
     day = scenario(3)
@@ -323,3 +322,25 @@ def test_the_simulator_offers_callbacks_above_an_expected_wait() -> None:
     assert with_cb.callbacks_completed > 0.8 * with_cb.callbacks_requested
     assert with_cb.abandoned < base.abandoned  # callers called back instead of giving up
     assert with_cb.callback_delay_total > 0
+
+
+def test_the_history_record_of_a_cancelled_callback_ends(core: EngineCore) -> None:
+    from acd.domain import Fact
+    from acd.history.records import RecordBuilder
+
+    builder = RecordBuilder({"consult": 20.0})
+    _leave_for_callback(core)  # a1 stays paused
+
+    def feed(effects: list[object], now: float) -> None:
+        for eff in effects:
+            if isinstance(eff, Fact):
+                builder.observe(eff, now)
+
+    feed(core.apply(RequestCallback("c1", "13800138001", 15.0)), 15.0)
+    assert builder.calls["c1-cb"].outcome == "waiting"
+    feed(core.apply(CancelCallback("c1-cb", 21.0)), 21.0)
+    rec = builder.calls.get("c1-cb")
+    taken, _ = builder.take()
+    ended = [r for r in taken if r.call_id == "c1-cb"]
+    assert rec is None or rec.outcome == "exited"
+    assert ended and ended[0].outcome == "exited" and ended[0].exit == "callback/cancelled"
