@@ -23,10 +23,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from acd.domain.callbacks import Callback
 from acd.domain.events import CancelCallback, RequestCallback
 from api.errors import EngineUnavailable
-from api.routes import Staff, State, run_command
+from api.models import ErrorBody, ValidationErrors
+from api.routes import _AUTH, Staff, State, _400, _404, _409, _503, run_command
 from routing.numbers import normalise_number
 
-router = APIRouter(prefix="/api/v1", tags=["callbacks"])
+router = APIRouter(prefix="/api/v1", tags=["callbacks"], responses=_AUTH)
+
+_OFF: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorBody, "description": "No `callbacks` section, or the engine did "
+                                             "not take the command in time."}}
+_422: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody | ValidationErrors,
+          "description": "Invalid body, or `invalid_command` (a number outside "
+                         "`callbacks.allow`)."}}
 
 CallbackId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 
@@ -83,12 +92,13 @@ def _dialer(state: Any) -> Any:
     return dialer
 
 
-@router.get("/callbacks", summary="Pending callbacks, oldest place first")
+@router.get("/callbacks", summary="Pending callbacks, oldest place first", responses=_503)
 async def list_callbacks(who: Staff, state: State) -> list[CallbackView]:
     return [CallbackView.of(cb) for cb in state.engine.core.callback_list()]
 
 
-@router.get("/callbacks/figures", summary="Callbacks offered, completed, failed …")
+@router.get("/callbacks/figures", summary="Callbacks offered, completed, failed …",
+            responses=_503)
 async def callback_figures(who: Staff, state: State) -> CallbackFigures:
     core = state.engine.core
     dialer = state.engine.callback_dialer
@@ -98,6 +108,7 @@ async def callback_figures(who: Staff, state: State) -> CallbackFigures:
 
 
 @router.post("/callbacks", status_code=201, summary="Schedule a callback",
+             responses={**_400, **_404, **_409, **_422, **_OFF},
              description="A number to call back for a queue, now or at `at` (epoch "
                          "seconds). The number must match `callbacks.allow` (422 "
                          "`invalid_command` otherwise).")
@@ -121,6 +132,7 @@ async def schedule_callback(body: CallbackRequest, who: Staff, state: State) -> 
 
 
 @router.delete("/callbacks/{callback_id}", status_code=204,
+               responses={**_404, **_409, **_OFF},
                summary="Cancel a callback that is not being dialled")
 async def cancel_callback(callback_id: CallbackId, who: Staff, state: State) -> None:
     _dialer(state)

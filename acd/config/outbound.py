@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from acd.config.errors import ConfigError
 from acd.domain.callbacks import CallbackSettings, international, pattern_regex
+from routing.hours import Schedule, parse_days, parse_interval
 
 _Sound = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+$")]
 
@@ -85,6 +86,9 @@ class CallbacksConfig(_Model):
     confirm_key: str = Field(default="1", pattern=r"^[0-9*#]$")
     other_key: str = Field(default="2", pattern=r"^[0-9*#]$")
     confirm_timeout: float = Field(default=6.0, ge=1, le=60)
+    #: When callbacks are dialled: days → ``HH:MM-HH:MM`` (as queue ``hours``), in the
+    #: config's ``timezone``; empty: any time.
+    hours: dict[str, str | list[str]] = Field(default_factory=dict)
 
     @field_validator("allow")
     @classmethod
@@ -104,8 +108,18 @@ class CallbacksConfig(_Model):
             raise ValueError("confirm_key and other_key must differ")
         return self
 
-    def settings(self) -> CallbackSettings:
+    @field_validator("hours")
+    @classmethod
+    def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for days, ranges in v.items():
+            parse_days(days)
+            for r in [ranges] if isinstance(ranges, str) else ranges:
+                parse_interval(r)
+        return v
+
+    def settings(self, timezone: str = "Asia/Shanghai") -> CallbackSettings:
         return CallbackSettings(
+            window=Schedule.build(timezone, self.hours) if self.hours else None,
             attempts=self.attempts, retry_after=self.retry_after,
             customer_ring=self.customer_ring, allow=tuple(self.allow), context=self.context,
             number_is=self.number_is, confirm_prompt=tuple(self.confirm_prompt),

@@ -106,7 +106,8 @@ def settings_from(config: Config) -> Settings:
             unreachable_retry=engine.unreachable_retry, explain_offers=engine.explain_offers),
         servers=tuple(s.name for s in config.asterisk.server_list),
         timezone=tz,
-        callbacks=config.callbacks.settings() if config.callbacks is not None else None)
+        callbacks=(config.callbacks.settings(config.timezone)
+                   if config.callbacks is not None else None))
 
 
 def _action(a: ExitActionConfig | None) -> ExitAction | None:

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from acd.domain.facts import Fact
+from routing.hours import Schedule
 
 #: DialFinished statuses the dialer reports for the customer's leg (the agent took the
 #: callback; the customer was not reached): ``CUSTOMER_`` + Dial's DIALSTATUS.
@@ -73,6 +74,9 @@ class CallbackSettings:
     other_key: str = "2"
     #: Seconds the caller has to answer each prompt.
     confirm_timeout: float = 6.0
+    #: When callbacks are dialled (the config's time zone); None: any time. Outside it
+    #: a callback waits, with its place, for the window to open.
+    window: Schedule | None = None
 
 
 class CallbackState(StrEnum):

@@ -921,7 +921,8 @@ class EngineCore:
             ewt, reason = ev.ewt, ev.reason or "api"
         cb = Callback(cb_id, ev.origin_call_id, queue_id, ev.number, entry_time,
                       ev.requested_at or ev.now, server, ewt, ev.not_before, ev.attempts,
-                      dials=max(ev.dials, ev.attempts), reason=reason)
+                      dials=max(ev.dials, ev.attempts), state=CallbackState.SCHEDULED,
+                      reason=reason)
         book.by_id[cb_id] = cb
         if not ev.restored:
             book.totals["requested"] += 1
@@ -940,8 +941,29 @@ class EngineCore:
         self._callback_in_line(call, ev.now, out)
 
     def _callback_in_line(self, call: Call, now: float, out: list[Effect]) -> None:
+        cb = self.callbacks.by_id[call.call_id]
+        window = self.callbacks.settings.window if self.callbacks.settings else None
+        if window is not None:
+            at = datetime.fromtimestamp(now, UTC)
+            change = window.next_change(at)
+            if not window.is_open(at):
+                # outside the calling window: it waits, with its place, until it opens
+                if cb.state is CallbackState.PENDING:
+                    self.router.remove_call(call.call_id)
+                cb.state = CallbackState.SCHEDULED
+                if change is not None:
+                    opens = change.timestamp()
+                    out.append(StartTimer(max(0.0, opens - now),
+                                          CallbackDue(call.call_id, opens)))
+                return
+            if change is not None:  # the window closes: look again then
+                closes = change.timestamp()
+                out.append(StartTimer(max(0.0, closes - now),
+                                      CallbackDue(call.call_id, closes)))
+        if cb.state is CallbackState.PENDING:
+            return  # already in line (a look at the window while it is open)
         self._enqueue(call, now, out)
-        self.callbacks.by_id[call.call_id].state = CallbackState.PENDING
+        cb.state = CallbackState.PENDING
         # a continuation of the call it replaced (its entry, its place): not a new call
         out.append(CallWaiting(call.call_id, call.queue_id, call.caller, call.entry_time,
                                True, call.priority, call.segment, call.region, call.server))
@@ -950,8 +972,12 @@ class EngineCore:
         call = self.calls.get(ev.callback_id)
         cb = self.callbacks.by_id.get(ev.callback_id)
         if call is None or cb is None or call.state is not CallState.WAITING \
-                or cb.state not in (CallbackState.SCHEDULED, CallbackState.RETRY):
+                or cb.state not in (CallbackState.SCHEDULED, CallbackState.RETRY,
+                                    CallbackState.PENDING):
             return
+        if cb.state is CallbackState.RETRY and cb.retry_at is not None \
+                and ev.now + 1e-6 < cb.retry_at:
+            return  # a look at the window before its retry time: the retry timer comes
         cb.retry_at = None
         self._callback_in_line(call, ev.now, out)
 

@@ -344,3 +344,32 @@ def test_the_history_record_of_a_cancelled_callback_ends(core: EngineCore) -> No
     ended = [r for r in taken if r.call_id == "c1-cb"]
     assert rec is None or rec.outcome == "exited"
     assert ended and ended[0].outcome == "exited" and ended[0].exit == "callback/cancelled"
+
+
+def test_callbacks_wait_for_their_calling_window_with_their_place() -> None:
+    from datetime import UTC, datetime
+
+    cfg = CONFIG.replace("queues:", "timezone: UTC\nqueues:", 1) + \
+        '  hours: {daily: "09:00-20:00"}\n'
+    c = core_of(cfg)
+    c.initial_effects(0.0)
+    day = datetime(2026, 12, 3, tzinfo=UTC).timestamp()
+    eight, nine, eight_pm = day + 8 * 3600, day + 9 * 3600, day + 20 * 3600
+    c.apply(SetAgentStatus("a1", AgentStatus.PAUSED, eight - 10, "break"))
+    eff = c.apply(RequestCallback("", "13800138009", eight, callback_id="api-1",
+                                  queue_id="consult"))
+    assert [e.delay for e in eff if isinstance(e, StartTimer)] == [3600.0]
+    assert c.callbacks.by_id["api-1"].state is CallbackState.SCHEDULED
+    assert c.router.position("api-1") is None
+    c.apply(SetAgentStatus("a1", AgentStatus.AVAILABLE, eight + 60))
+    assert c.calls["api-1"].state is CallState.WAITING  # not dialled before nine
+    eff = c.apply(CallbackDue("api-1", nine))
+    assert offers(eff) == [("api-1", "a1")]
+    # at 20:00 one still in line is put aside until the window opens again
+    c.apply(SetAgentStatus("a1", AgentStatus.PAUSED, nine + 1, "break"))
+    c.apply(DialFinished("api-1", "a1", "NOANSWER", nine + 20))  # back in line
+    assert c.router.position("api-1") == 1
+    eff = c.apply(CallbackDue("api-1", eight_pm))
+    assert c.router.position("api-1") is None
+    assert c.callbacks.by_id["api-1"].state is CallbackState.SCHEDULED
+    assert [e.delay for e in eff if isinstance(e, StartTimer)] == [13 * 3600.0]
