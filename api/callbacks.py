@@ -7,8 +7,8 @@
 | ``DELETE /callbacks/{id}`` (cancel one not being dialled) | 403 | ✓ | ✓ |
 
 Commands go through the engine's inbox like every other; the dialer
-(``acd.runtime.callbacks``) is the only thing that originates. 503 when the config has
-no ``callbacks`` section (nothing could dial).
+(``acd.runtime.callbacks``) is the only thing that originates. 404 when the config has
+no ``callbacks`` section: 404 (nothing could dial).
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from acd.domain.callbacks import Callback
 from acd.domain.events import CancelCallback, RequestCallback
 from api.errors import EngineUnavailable
 from api.models import ErrorBody, ValidationErrors
-from api.routes import _AUTH, Staff, State, _400, _404, _409, _503, run_command
+from api.routes import _AUTH, Staff, State, _400, _404, _409, run_command
 from routing.numbers import normalise_number
 
 router = APIRouter(prefix="/api/v1", tags=["callbacks"], responses=_AUTH)
 
 _OFF: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorBody, "description": "No `callbacks` section, or the engine did "
-                                             "not take the command in time."}}
+    404: {"model": ErrorBody, "description": "No `callbacks` section in the config."},
+    503: {"model": ErrorBody, "description": "The engine did not take the command in "
+                                             "time."}}
 _422: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody | ValidationErrors,
           "description": "Invalid body, or `invalid_command` (a number outside "
@@ -61,6 +62,7 @@ class CallbackView(BaseModel):
         d.pop("server", None)
         d.pop("outcome", None)
         d.pop("dials", None)
+        d.pop("max_attempts", None)
         return cls(**d)
 
 
@@ -88,17 +90,16 @@ class CallbackFigures(BaseModel):
 def _dialer(state: Any) -> Any:
     dialer = state.engine.callback_dialer
     if dialer is None:
-        raise HTTPException(503, "callbacks are not configured (no callbacks section)")
+        raise HTTPException(404, "callbacks are not configured (no callbacks section)")
     return dialer
 
 
-@router.get("/callbacks", summary="Pending callbacks, oldest place first", responses=_503)
+@router.get("/callbacks", summary="Pending callbacks, oldest place first")
 async def list_callbacks(who: Staff, state: State) -> list[CallbackView]:
     return [CallbackView.of(cb) for cb in state.engine.core.callback_list()]
 
 
-@router.get("/callbacks/figures", summary="Callbacks offered, completed, failed …",
-            responses=_503)
+@router.get("/callbacks/figures", summary="Callbacks offered, completed, failed …")
 async def callback_figures(who: Staff, state: State) -> CallbackFigures:
     core = state.engine.core
     dialer = state.engine.callback_dialer

@@ -48,6 +48,7 @@ from acd.runtime.callbacks import (
     closing,
     outbound_client,
 )
+from acd.runtime.campaigns import CampaignRunner
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.ha import HotStandby, Lease
@@ -228,6 +229,13 @@ class Node:
         engine.fact_hooks.append(dialer.observe)
         self.registry.register(CallbackCollector(engine))
         stack.push_async_callback(closing, dialer)
+        if self.config.campaigns:
+            runner = CampaignRunner(engine, {c.id: c.settings(self.config.timezone)
+                                             for c in self.config.campaigns})
+            engine.campaign_runner = runner
+            engine.fact_hooks.append(runner.observe)
+            task = asyncio.create_task(runner.run(), name="acd-campaigns")
+            stack.push_async_callback(_cancel, task)
 
     def self_running_app(self) -> FastAPI:
         """The API app with this node inside its lifespan: whoever runs the app's
@@ -267,3 +275,9 @@ async def _quietly(close: Callable[[], object]) -> None:
         result = close()
         if asyncio.iscoroutine(result):
             await result
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from acd.config.errors import ConfigError
 from acd.domain.callbacks import CallbackSettings, international, pattern_regex
+from acd.domain.campaigns import CampaignSettings
 from routing.hours import Schedule, parse_days, parse_interval
 
 _Sound = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+$")]
@@ -218,3 +219,68 @@ def dialplan(cb: CallbacksConfig) -> str:
         " same => n,Return()",
     ]
     return "\n".join(lines) + "\n"
+
+
+class CampaignGuardConfig(_Model):
+    """Blending: outbound work gets an agent only while inbound is within target."""
+
+    #: No inbound caller may have waited longer than this (seconds).
+    max_inbound_wait: float = Field(default=30.0, ge=0, le=3600)
+    #: The inbound queues' service level over the last 15 minutes at least this (0-1);
+    #: omitted: not looked at.
+    min_service_level: float | None = Field(default=None, ge=0, le=1)
+
+
+class CampaignConfig(_Model):
+    """A proactive campaign: contacts worked by the agents of ``queue`` (a queue of its
+    own, with a lower ``priority`` than the inbound queues)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_]{1,40}$")
+    queue: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    #: The calling window in the **contact's** local time: days → ``HH:MM-HH:MM``.
+    hours: dict[str, str | list[str]] = Field(default_factory=dict)
+    attempts: int = Field(default=3, ge=1, le=20)
+    retry_after: float = Field(default=3600.0, ge=1, le=30 * 86_400)
+    #: Numbers never to call (any form: normalised).
+    do_not_call: list[str] = Field(default_factory=list)
+    #: The outcome codes agents set (API); empty: any code.
+    outcome_codes: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]] = Field(
+        default_factory=list)
+    guard: CampaignGuardConfig = CampaignGuardConfig()
+    #: Region (ISO 3166-2:CN, from the number) → IANA time zone, where it differs from
+    #: the config's ``timezone`` (e.g. ``CN-XJ: Asia/Urumqi``).
+    timezones: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for days, ranges in v.items():
+            parse_days(days)
+            for r in [ranges] if isinstance(ranges, str) else ranges:
+                parse_interval(r)
+        return v
+
+    @field_validator("timezones")
+    @classmethod
+    def _zones(cls, v: dict[str, str]) -> dict[str, str]:
+        from zoneinfo import ZoneInfo
+
+        for region, tz in v.items():
+            try:
+                ZoneInfo(tz)
+            except Exception:
+                raise ValueError(f"{region}: unknown time zone {tz!r}") from None
+        return v
+
+    def settings(self, timezone: str) -> CampaignSettings:
+        from routing.numbers import normalise_number
+
+        return CampaignSettings(
+            self.id, self.queue,
+            {k: (v if isinstance(v, str) else tuple(v)) for k, v in self.hours.items()},
+            attempts=self.attempts, retry_after=self.retry_after,
+            do_not_call=frozenset(normalise_number(n) for n in self.do_not_call),
+            outcome_codes=tuple(self.outcome_codes),
+            max_inbound_wait=self.guard.max_inbound_wait,
+            min_service_level=self.guard.min_service_level,
+            timezones=dict(self.timezones), default_timezone=timezone)

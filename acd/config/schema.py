@@ -34,7 +34,7 @@ from pydantic import (
 
 from acd.config.checks import Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
-from acd.config.outbound import CallbacksConfig
+from acd.config.outbound import CallbacksConfig, CampaignConfig
 from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
@@ -929,6 +929,8 @@ class Config(_Model):
     history: HistoryConfig | None = None
     #: Outbound callbacks (virtual hold); absent: no exit may be ``to: callback``.
     callbacks: CallbacksConfig | None = None
+    #: Proactive campaigns (need ``callbacks``: their attempts are dialled the same way).
+    campaigns: list[CampaignConfig] = Field(default_factory=list)
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -951,6 +953,15 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _callbacks_configured(self) -> Config:
+        queue_ids = {q.id for q in self.queues}
+        for c in self.campaigns:
+            if self.callbacks is None:
+                raise ValueError(f"campaign {c.id}: campaigns need the callbacks section "
+                                 "(their attempts are dialled as callbacks)")
+            if c.queue not in queue_ids:
+                raise ValueError(f"campaign {c.id}: no queue {c.queue!r}")
+        if len({c.id for c in self.campaigns}) != len(self.campaigns):
+            raise ValueError("campaign ids must be unique")
         if self.callbacks is None:
             for q in self.queues:
                 actions = [q.exits.action, q.exits.key_action,

@@ -125,6 +125,8 @@ class Callback:
     #: Why: "caller_key", "max_ewt", "api" …
     reason: str = ""
     connected_at: float | None = None
+    #: Attempts at most (0: the settings'); a campaign attempt is one.
+    max_attempts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"callback_id": self.callback_id, "call_id": self.origin_call_id,
@@ -133,7 +135,8 @@ class Callback:
                 "server": self.server, "ewt": self.ewt, "not_before": self.not_before,
                 "attempts": self.attempts, "dials": self.dials, "state": self.state.value,
                 "retry_at": self.retry_at, "agent": self.agent_id,
-                "outcome": self.outcome, "reason": self.reason}
+                "outcome": self.outcome, "reason": self.reason,
+                "max_attempts": self.max_attempts}
 
 
 @dataclass(frozen=True, slots=True)

@@ -922,7 +922,7 @@ class EngineCore:
         cb = Callback(cb_id, ev.origin_call_id, queue_id, ev.number, entry_time,
                       ev.requested_at or ev.now, server, ewt, ev.not_before, ev.attempts,
                       dials=max(ev.dials, ev.attempts), state=CallbackState.SCHEDULED,
-                      reason=reason)
+                      reason=reason, max_attempts=ev.max_attempts)
         book.by_id[cb_id] = cb
         if not ev.restored:
             book.totals["requested"] += 1
@@ -997,7 +997,7 @@ class EngineCore:
             self.callbacks.totals["attempts"] += 1
             delay = settings.retry_after
         status = ev.status.removeprefix(CUSTOMER)
-        if ev.status == IN_DOUBT or cb.attempts >= settings.attempts:
+        if ev.status == IN_DOUBT or cb.attempts >= (cb.max_attempts or settings.attempts):
             out.append(CallbackAttempted(cb.callback_id, call.queue_id, cb.attempts, status,
                                          None))
             self._end_callback(call, CallbackState.FAILED, status, out)

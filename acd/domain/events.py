@@ -257,6 +257,8 @@ class RequestCallback:
     dials: int = 0
     reason: str = ""
     restored: bool = False
+    #: Attempts at most for this one (0: ``callbacks.attempts``); a campaign's are 1.
+    max_attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,8 @@ class CallbackDialer:
             server=str(rec.get("server") or ""),
             ewt=None if ewt is None else float(ewt), not_before=not_before,
             attempts=int(rec.get("attempts") or 0), dials=int(rec.get("dials") or 0),
-            reason=str(rec.get("reason") or ""), restored=True)
+            reason=str(rec.get("reason") or ""), restored=True,
+            max_attempts=int(rec.get("max_attempts") or 0))
 
     async def _settle(self, cb_id: str, dial: int) -> str | None:
         """"void" (this dial will never reach the customer), "started" (it did or is),

@@ -54,6 +54,7 @@ from routing.regions import RegionResolver
 
 if TYPE_CHECKING:
     from acd.runtime.callbacks import CallbackDialer
+    from acd.runtime.campaigns import CampaignRunner
 
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
@@ -153,6 +154,8 @@ class Engine:
         #: The outbound dialer of callbacks (acd.runtime.callbacks; wired by the
         #: composition root when the config has ``callbacks``).
         self.callback_dialer: CallbackDialer | None = None
+        #: The campaigns (acd.runtime.campaigns; with ``campaigns`` in the config).
+        self.campaign_runner: CampaignRunner | None = None
 
     @property
     def ami(self) -> AMIClient | None:

@@ -177,7 +177,7 @@ async def test_callbacks_through_the_api(api_rig: Any) -> None:
     async with api_rig(Config.model_validate(raw), tokens=tokens) as rig:
         r = await rig.http.post("/api/v1/callbacks", headers=h,
                                 json={"number": "13800138000", "queue": "consult"})
-        assert r.status_code == 503  # no callbacks section: nothing could dial
+        assert r.status_code == 404  # no callbacks section: nothing could dial
     raw["callbacks"] = {}
     async with api_rig(Config.model_validate(raw), tokens=tokens,
                        environ={"ACD_AMI_OUTBOUND_SECRET": "x"}) as rig:
