@@ -525,3 +525,53 @@ def busy_first_scenario(dest_dir: Path) -> Path:
     path = dest_dir / "busy_first.xml"
     path.write_text(text)
     return path
+
+
+def busy_once_scenario(number: str, dest_dir: Path) -> Path:
+    """``agent_answer.xml`` (a customers' trunk) that answers ``486 Busy Here`` to the
+    **first** INVITE for ``number`` (the request URI user) and answers every other one.
+    Start it with ``seen`` set to 0 besides ``talk_min``/``talk_max``."""
+    text = scenario_path("agent_answer").read_text()
+    globals_line = '<Global variables="talk_min,talk_max"/>'
+    offered = ('<log message="[timestamp]|offered|[$agent]|[$caller]|[call_id]"/>\n'
+               '    </action>\n  </recv>\n')
+    ringing = "  <send>\n    <![CDATA[\n\n      SIP/2.0 180 Ringing"
+    end = '  <label id="end"/>\n'
+    if not all(part in text for part in (globals_line, offered, ringing, end)):
+        raise SippError("agent_answer.xml changed: cannot derive busy_once")
+    text = text.replace(globals_line, '<Global variables="talk_min,talk_max,seen"/>', 1)
+    text = text.replace(offered, offered.replace("    </action>", (
+        f'      <strcmp assign_to="cmp" variable="agent" value="{number}"/>\n'
+        '      <test assign_to="other" variable="cmp" compare="not_equal" value="0"/>\n'
+        "    </action>"), 1) + (
+        '  <nop next="ring" test="other"/>\n'
+        '  <nop><action><add assign_to="seen" value="1"/>\n'
+        '    <test assign_to="first" variable="seen" compare="equal" value="1"/>'
+        "</action></nop>\n"
+        '  <nop next="busy" test="first"/>\n'), 1)
+    text = text.replace(ringing, '  <label id="ring"/>\n' + ringing, 1)
+    busy = """  <label id="busy"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+    <action>
+      <log message="[timestamp]|busy|[$agent]|[$caller]|[call_id]"/>
+    </action>
+  </send>
+  <recv request="ACK" next="end"/>
+
+"""
+    text = text.replace(end, busy + end, 1)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"busy_once_{number}.xml"
+    path.write_text(text)
+    return path
