@@ -441,6 +441,24 @@ class CallbackCollector:
         orig.add_metric(["sent"], dialer.originated if dialer else 0)
         orig.add_metric(["in_doubt"], dialer.in_doubt if dialer else 0)
         yield orig
+        runner = self.engine.campaign_runner
+        if runner is not None:
+            contacts = GaugeMetricFamily(
+                "acd_campaign_contacts", "Campaign contacts by state (pending, dialing, "
+                "reached, failed, do_not_call, refused).", labels=["campaign", "state"])
+            attempted = CounterMetricFamily(
+                "acd_campaign_attempted_contacts", "Campaign contacts tried at least once.",
+                labels=["campaign"])
+            for cid, campaign in runner.campaigns.items():
+                progress = campaign.progress()
+                for state, n in progress["states"].items():
+                    contacts.add_metric([cid, state], n)
+                attempted.add_metric([cid], progress["attempted"])
+            yield contacts
+            yield attempted
+            yield CounterMetricFamily("acd_campaign_guard_holds", "Rounds in which the "
+                                      "blending guard held a campaign back.",
+                                      value=runner.held_by_guard)
         if dialer is not None:
             delay = SummaryMetricFamily(
                 "acd_callback_delay_seconds", "From the request to the customer's answer, "

@@ -237,6 +237,9 @@ async def test_campaigns_through_the_api(api_rig: Any) -> None:
         assert r.status_code == 422
         r = await rig.http.post("/api/v1/campaigns/nope/contacts", headers=h, content=b"")
         assert r.status_code == 404
+        metrics = await rig.metrics()
+        assert metrics[("acd_campaign_contacts",
+                        (("campaign", "aftersale"), ("state", "pending")))] == 1
 
 
 def test_a_finished_attempt_of_another_campaign_is_ignored() -> None:
