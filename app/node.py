@@ -234,6 +234,8 @@ class Node:
                                              for c in self.config.campaigns})
             engine.campaign_runner = runner
             engine.fact_hooks.append(runner.observe)
+            engine.store_writer.campaign_record = runner.record
+            engine.store_writer.campaign_ids = lambda: list(runner.campaigns)
             task = asyncio.create_task(runner.run(), name="acd-campaigns")
             stack.push_async_callback(_cancel, task)
 

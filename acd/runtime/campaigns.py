@@ -11,9 +11,10 @@ predictive). Each attempt is a callback of one attempt (``RequestCallback`` with
 comes back as ``callback_finished``; the runner then schedules the contact's next
 attempt (after ``retry_after``) or ends it.
 
-Contacts live in this process (``acd campaign load`` / ``POST
-/api/v1/campaigns/{id}/contacts``): a restart loses a campaign's progress, while its
-attempts in line are callbacks and survive like any other (docs/operations.md).
+Contacts come in through ``acd campaign load`` / ``POST /api/v1/campaigns/{id}/contacts``;
+a campaign's progress is written behind to the store (``<prefix>:campaigns``, through the
+store writer: fenced) and restored on activation, after the callbacks
+(docs/operations.md).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from acd.domain import CallState, DomainError, Fact
 from acd.domain.callbacks import CallbackFinished, CallbackState, allowed
 from acd.domain.campaigns import (
     Campaign,
     CampaignSettings,
+    Contact,
     ContactState,
     parse_attempt_id,
     parse_csv,
@@ -63,7 +66,43 @@ class CampaignRunner:
         log.info("campaign %s: %d contacts added (%d on the do-not-call list, %d numbers "
                  "not allowed, %d duplicates)", campaign_id, counts["added"],
                  counts["do_not_call"], counts["refused"], counts["duplicates"])
+        self._changed(campaign_id)
         return counts
+
+    # -- the store (acd.runtime.store: <prefix>:campaigns, fenced like the rest) ---------
+
+    def _changed(self, campaign_id: str) -> None:
+        self.engine.store_writer.mark_campaign(campaign_id)
+
+    def record(self, campaign_id: str) -> dict[str, Any] | None:
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None:
+            return None
+        return {"contacts": [c.as_dict() for c in campaign.contacts]}
+
+    def restore(self, records: Mapping[str, Mapping[str, Any]]) -> int:
+        """The stored contacts and progress of each campaign (after a restart or a
+        takeover; the callbacks were restored first). A contact whose attempt was being
+        dialled and did not come back as a callback had its customer leg started before
+        the takeover: it is not called again (``last_status`` ``TAKEOVER``)."""
+        restored = 0
+        for cid, rec in records.items():
+            campaign = self.campaigns.get(cid)
+            if campaign is None:
+                continue
+            try:
+                contacts = [_contact(raw) for raw in rec.get("contacts", [])]
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("stored campaign %s not restored: %s", cid, exc)
+                continue
+            campaign.contacts = contacts
+            for c in contacts:
+                if c.state is ContactState.DIALING and \
+                        campaign.attempt_id(c) not in self.engine.core.callbacks.by_id:
+                    c.state, c.last_status = ContactState.REACHED, "TAKEOVER"
+                    c.attempts += 1
+            restored += 1
+        return restored
 
     def observe(self, fact: Fact, now: float) -> None:
         """Engine fact hook: an attempt's outcome."""
@@ -77,6 +116,7 @@ class CampaignRunner:
             return
         contact = campaign.contacts[found[1]]
         campaign.finished(contact, fact.outcome, fact.status, fact.agent, now)
+        self._changed(found[0])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -138,6 +178,7 @@ class CampaignRunner:
             if not self.guard_ok(campaign, now):
                 self.held_by_guard += 1
                 continue
+            self._changed(campaign.settings.id)
             for contact in due:
                 cb_id = campaign.attempt_id(contact)
                 contact.state = ContactState.DIALING
@@ -150,3 +191,11 @@ class CampaignRunner:
                     log.warning("campaign %s contact %d not dialled: %s",
                                 campaign.settings.id, contact.index, exc)
                     contact.state = ContactState.REFUSED
+
+
+def _contact(raw: Mapping[str, Any]) -> Contact:
+    return Contact(int(raw["index"]), str(raw["number"]), str(raw.get("name") or ""),
+                   str(raw.get("region") or ""), str(raw.get("timezone") or ""),
+                   ContactState(raw.get("state") or "pending"), int(raw.get("attempts") or 0),
+                   float(raw.get("next_at") or 0.0), str(raw.get("outcome") or ""),
+                   str(raw.get("last_status") or ""), str(raw.get("agent") or ""))

@@ -236,6 +236,8 @@ class Engine:
         if self.callback_dialer is not None and state.callbacks:
             # before the writer's first resync: it would write the core's (empty) list
             await self.callback_dialer.restore(state.callbacks)
+        if self.campaign_runner is not None and state.campaigns:
+            self.campaign_runner.restore(state.campaigns)
         if self.store_loaded:
             self._start_writer()
         self.accepting = True

@@ -19,6 +19,7 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
                             per-minute buckets of the rolling window, today, since start
     <prefix>:callbacks hash callback id → the pending callback (domain.callbacks.Callback:
                             number, queue, entry time, attempts, dials, state …)
+    <prefix>:campaigns hash campaign id → its contacts and their progress
 
 **Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
 the fencing token this engine's lease was granted (acd.runtime.ha: ``<n>:<random epoch>``,
@@ -95,10 +96,12 @@ class StoredState:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Callback id → the pending callback (:meth:`acd.domain.callbacks.Callback.as_dict`).
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Campaign id → ``{"contacts": [...]}`` (acd.runtime.campaigns).
+    campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> StoredState:
         return StoredState(dict(self.agents), dict(self.calls), dict(self.stats),
-                           dict(self.callbacks))
+                           dict(self.callbacks), dict(self.campaigns))
 
 
 #: A batch of changes: ("agent"|"call"|"stats", id) → new record, or None to delete.
@@ -108,7 +111,8 @@ Changes = Mapping[Key, Record | None]
 
 
 #: Key kind → the StoredState field (and the Redis hash suffix) it lives in.
-_TABLES = {"agent": "agents", "call": "calls", "stats": "stats", "callback": "callbacks"}
+_TABLES = {"agent": "agents", "call": "calls", "stats": "stats", "callback": "callbacks",
+           "campaign": "campaigns"}
 
 
 #: The pending-set key meaning "ask the stats which queues changed".
@@ -426,6 +430,13 @@ class StoreWriter:
         self.idle = asyncio.Event()
         self.on_recovered: Callable[[], None] | None = None
         self.on_fenced: Callable[[StoreFenced], None] | None = None
+        #: Campaign id → its record, or None (acd.runtime.campaigns; wired by the node).
+        self.campaign_record: Callable[[str], dict[str, Any] | None] | None = None
+        self.campaign_ids: Callable[[], list[str]] | None = None
+
+    def mark_campaign(self, campaign_id: str) -> None:
+        """A campaign's progress changed: written behind, like the rest."""
+        self._mark(("campaign", campaign_id))
 
     # -- the hook (inbox order, synchronous) -------------------------------------------
 
@@ -508,6 +519,11 @@ class StoreWriter:
             if self.stats is not None:
                 self.stats.take_dirty()
             state = state_of(self.core, self.stats)
+            if self.campaign_record is not None and self.campaign_ids is not None:
+                for cid in self.campaign_ids():
+                    rec = self.campaign_record(cid)
+                    if rec is not None:
+                        state.campaigns[cid] = rec
             await self.store.replace(state)
             self.resyncs += 1
             return
@@ -520,6 +536,8 @@ class StoreWriter:
                 changes[(kind, ident)] = call_record(self.core, ident)
             elif kind == "callback":
                 changes[(kind, ident)] = callback_record(self.core, ident)
+            elif kind == "campaign" and self.campaign_record is not None:
+                changes[(kind, ident)] = self.campaign_record(ident)
         if _STATS in keys and self.stats is not None:
             for queue_id in self.stats.take_dirty():
                 changes[("stats", queue_id)] = self.stats.dump_queue(queue_id)

@@ -251,3 +251,27 @@ def test_a_finished_attempt_of_another_campaign_is_ignored() -> None:
                                     1.0, None), 0.0)
     runner.observe(CallbackFinished("cmp-aftersale-5-1", "outbound", "completed", 1,
                                     "ANSWER", 1.0, None), 0.0)
+
+
+async def test_campaign_progress_survives_in_the_store(rig: Any) -> None:
+    from acd.runtime.store import StoredState
+
+    engine, runner, _fake = rig
+    engine.store_writer.campaign_record = runner.record
+    engine.store_writer.campaign_ids = lambda: list(runner.campaigns)
+    runner.load("aftersale", numbers(4))
+    await runner.tick()  # contacts 1 and 2 are being dialled
+    await settle(engine)
+    writer_state = StoredState()
+    writer_state.campaigns["aftersale"] = runner.record("aftersale") or {}
+    # a new engine's runner takes the stored progress; the attempts that were being
+    # dialled and did not come back as callbacks are not called again
+    config = parse_config(CONFIG)
+    other = Engine(settings_from(config))
+    again = CampaignRunner(other, {c.id: c.settings(config.timezone)
+                                   for c in config.campaigns})
+    assert again.restore(writer_state.campaigns) == 1
+    states = [c.state for c in again.campaigns["aftersale"].contacts]
+    assert states == [ContactState.REACHED, ContactState.REACHED,
+                      ContactState.DO_NOT_CALL, ContactState.PENDING]
+    assert again.campaigns["aftersale"].contacts[0].last_status == "TAKEOVER"
