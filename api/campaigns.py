@@ -15,8 +15,8 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from acd.runtime.campaigns import CampaignRunner
-from api.models import ErrorBody
-from api.routes import _AUTH, Anyone, Staff, State, _404
+from api.models import ErrorBody, ValidationErrors
+from api.routes import _AUTH, Anyone, Staff, State, _400, _404
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"], responses=_AUTH)
 
@@ -24,7 +24,9 @@ CampaignId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,40}$")]
 _OFF: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such campaign (or none configured)."}}
 _BAD: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorBody, "description": "Not CSV text, or an unknown outcome code."}}
+    **_400,
+    422: {"model": ErrorBody | ValidationErrors,
+          "description": "Invalid request, not UTF-8 text, or an unknown outcome code."}}
 
 
 class Outcome(BaseModel):
