@@ -34,7 +34,7 @@ from acd.config import ApiConfig, ApiRole, Config
 from acd.domain import DomainError
 from acd.runtime.engine import Engine
 from acd.runtime.metrics import EngineCollector
-from api import desk, reports
+from api import callbacks, campaigns, desk, reports
 from api.auth import Principal, TokenStore
 from api.errors import EngineUnavailable, status_for
 from api.guards import ApiCollector, BodyLimit, FailedAuth, SecurityHeaders
@@ -175,6 +175,8 @@ def create_app(engine: Engine, config: Config, *,
     app.include_router(router)
     desk.install(app, state, environ)  # sign-in, agent desktop, supervisor console, audit
     app.include_router(reports.routes)  # history: reports, records, recordings, page
+    app.include_router(callbacks.router)  # outbound callbacks (issue 12)
+    app.include_router(campaigns.router)  # proactive campaigns (issue 12)
     app.add_api_websocket_route("/api/v1/events", events_endpoint)
     return app
 

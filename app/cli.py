@@ -270,9 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     from app.history_cli import add_history_parsers  # report, replay: the call history
 
     add_history_parsers(sub)
+    from app.campaign_cli import add_campaign_parser  # campaign load: contacts via the API
     from app.desk_cli import add_desk_parsers  # hash-password: PINs and passwords
 
     add_desk_parsers(sub)
+    add_campaign_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

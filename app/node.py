@@ -42,6 +42,13 @@ from acd.config.settings import settings_from
 from acd.runtime.agi_guard import AGICollector, AGIGuard
 from acd.runtime.asterisk import AMISettings, AsteriskLink, asterisk_links
 from acd.runtime.call_flow import handle_call
+from acd.runtime.callbacks import (
+    CallbackCollector,
+    CallbackDialer,
+    closing,
+    outbound_client,
+)
+from acd.runtime.campaigns import CampaignRunner
 from acd.runtime.engine import Engine
 from acd.runtime.fastagi import FastAGIServer
 from acd.runtime.features import agi_handler
@@ -168,6 +175,8 @@ class Node:
         else:
             log.warning("running without AMI: no device state (every phone counts as "
                         "free); for tests and demos only")
+        if config.callbacks is not None:
+            await self._start_callbacks(stack)
         max_age = config.fastagi.max_entry_age
         self.agi = FastAGIServer(
             agi_handler(engine, config,  # /feature: agents' phone codes; else a caller
@@ -197,6 +206,40 @@ class Node:
             log.info("hot standby: node %s waits for the lease", config.ha.node_id)
         stack.push_async_callback(engine.quiesce)
         log.info("engine started: FastAGI on %s:%s", config.fastagi.host, self.agi.port)
+
+    async def _start_callbacks(self, stack: contextlib.AsyncExitStack) -> None:
+        """The outbound dialer of callbacks and its own AMI account (write = originate
+        only), on the first Asterisk server (docs/operations.md, "Callbacks")."""
+        cb, engine = self.config.callbacks, self.engine
+        assert cb is not None and engine.settings.callbacks is not None
+        client = None
+        if self.ami_secrets is not None:
+            ami = self.config.asterisk.server_list[0].ami
+            secret = cb.ami.secret(self.environ).get_secret_value()
+            dialer = CallbackDialer(engine, engine.settings.callbacks, None,
+                                    per_minute=cb.trunk.per_minute)
+            client = outbound_client(ami.host, ami.port, cb.ami.username, secret,
+                                     dialer.on_event, connect_timeout=ami.connect_timeout,
+                                     action_timeout=ami.action_timeout,
+                                     ping_interval=ami.ping_interval)
+            dialer.client = client
+            await client.start()
+        else:
+            dialer = CallbackDialer(engine, engine.settings.callbacks, None,
+                                    per_minute=cb.trunk.per_minute)
+        engine.callback_dialer = dialer
+        engine.fact_hooks.append(dialer.observe)
+        self.registry.register(CallbackCollector(engine))
+        stack.push_async_callback(closing, dialer)
+        if self.config.campaigns:
+            runner = CampaignRunner(engine, {c.id: c.settings(self.config.timezone)
+                                             for c in self.config.campaigns})
+            engine.campaign_runner = runner
+            engine.fact_hooks.append(runner.observe)
+            engine.store_writer.campaign_record = runner.record
+            engine.store_writer.campaign_ids = lambda: list(runner.campaigns)
+            task = asyncio.create_task(runner.run(), name="acd-campaigns")
+            stack.push_async_callback(_cancel, task)
 
     def self_running_app(self) -> FastAPI:
         """The API app with this node inside its lifespan: whoever runs the app's
@@ -236,3 +279,9 @@ async def _quietly(close: Callable[[], object]) -> None:
         result = close()
         if asyncio.iscoroutine(result):
             await result
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

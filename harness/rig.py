@@ -236,14 +236,22 @@ class Rig:
 
     @property
     def _engine_env(self) -> dict[str, str]:
-        return {"ACD_AGI_SECRET": self.agi_secret} if self.agi_secret else {}
+        return {**({"ACD_AGI_SECRET": self.agi_secret} if self.agi_secret else {}),
+                "ACD_AMI_OUTBOUND_SECRET": self.outbound_secret}
+
+    @property
+    def outbound_secret(self) -> str:
+        """The outbound AMI account's secret (callbacks), per rig."""
+        return "outbound-" + self.name
 
     @property
     def _sip_env(self) -> dict[str, str]:
         """The SIP password of the phones that register (one for all, per rig), and the
-        listen/whisper/barge AMI account's secret (per rig)."""
+        listen/whisper/barge AMI account's secret (per rig), the outbound AMI account's
+        secret (rendered when the config has callbacks)."""
         return {"ACD_TEST_AGENT_PASSWORD": "not-registered-" + self.name,
-                "ACD_AMI_SPY_SECRET": "spy-" + self.name}
+                "ACD_AMI_SPY_SECRET": "spy-" + self.name,
+                "ACD_AMI_OUTBOUND_SECRET": self.outbound_secret}
 
     async def reload_agents(self) -> None:
         """Render the Asterisk side of every agent (``acd asterisk-config``) and ``core

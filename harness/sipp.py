@@ -449,3 +449,129 @@ def dtmf_caller_scenario(digit: str, dest_dir: Path, delay_ms: int = 1500) -> Pa
     path = dest_dir / f"caller_dtmf_{''.join(names)}.xml"
     path.write_text(text.replace(marker, press + marker, 1))
     return path
+
+
+def keys_caller_scenario(steps: Sequence[tuple[int, str]], dest_dir: Path,
+                         name: str = "caller_keys") -> Path:
+    """``caller.xml`` that, once answered, presses keys at moments of its own: ``steps``
+    are (pause in ms before, key) pairs, each key as SIP INFO (application/dtmf-relay).
+    E.g. ``[(1500, "1"), (3500, "1")]``: the callback key, then the confirmation."""
+    text = scenario_path("caller").read_text()
+    marker = "  <!-- Connected: wait"
+    if marker not in text:
+        raise SippError("caller.xml changed: no 'Connected' marker to insert DTMF at")
+    press = ""
+    for i, (pause_ms, key) in enumerate(steps):
+        if key not in "0123456789*#" or len(key) != 1:
+            raise SippError(f"not a DTMF key: {key!r}")
+        press += f'  <pause milliseconds="{pause_ms}"/>\n' + _info_dtmf(key, 2 + i)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"{name}.xml"
+    path.write_text(text.replace(marker, press + marker, 1))
+    return path
+
+
+def slow_answer_scenario(ring_ms: int, dest_dir: Path) -> Path:
+    """``agent_answer.xml`` that rings ``ring_ms`` before it answers (a CANCEL within
+    that time still withdraws the call): a phone picked up late."""
+    text = scenario_path("agent_answer").read_text()
+    needle = '<recv request="CANCEL" timeout="500" ontimeout="answer"/>'
+    if needle not in text:
+        raise SippError("agent_answer.xml changed: no ring timeout to lengthen")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"answer_after_{ring_ms}ms.xml"
+    path.write_text(text.replace(needle, needle.replace('"500"', f'"{ring_ms}"'), 1))
+    return path
+
+
+def busy_first_scenario(dest_dir: Path) -> Path:
+    """``agent_answer.xml`` that answers ``486 Busy Here`` to its **first** INVITE and
+    answers every later one (a customer busy, then reached on a retry). Start it with
+    the variable ``seen`` set to 0 (``-set seen 0``) besides ``talk_min``/``talk_max``."""
+    text = scenario_path("agent_answer").read_text()
+    globals_line = '<Global variables="talk_min,talk_max"/>'
+    offered = ('<log message="[timestamp]|offered|[$agent]|[$caller]|[call_id]"/>\n'
+               '    </action>\n  </recv>\n')
+    end = '  <label id="end"/>\n'
+    if globals_line not in text or offered not in text or end not in text:
+        raise SippError("agent_answer.xml changed: cannot derive busy_first")
+    text = text.replace(globals_line, '<Global variables="talk_min,talk_max,seen"/>', 1)
+    text = text.replace(offered, offered.replace("    </action>", (
+        '      <add assign_to="seen" value="1"/>\n'
+        '      <test assign_to="first" variable="seen" compare="equal" value="1"/>\n'
+        "    </action>"), 1) + '  <nop next="busy" test="first"/>\n', 1)
+    busy = """  <label id="busy"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+    <action>
+      <log message="[timestamp]|busy|[$agent]|[$caller]|[call_id]"/>
+    </action>
+  </send>
+  <recv request="ACK" next="end"/>
+
+"""
+    text = text.replace(end, busy + end, 1)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / "busy_first.xml"
+    path.write_text(text)
+    return path
+
+
+def busy_once_scenario(number: str, dest_dir: Path) -> Path:
+    """``agent_answer.xml`` (a customers' trunk) that answers ``486 Busy Here`` to the
+    **first** INVITE for ``number`` (the request URI user) and answers every other one.
+    Start it with ``seen`` set to 0 besides ``talk_min``/``talk_max``."""
+    text = scenario_path("agent_answer").read_text()
+    globals_line = '<Global variables="talk_min,talk_max"/>'
+    offered = ('<log message="[timestamp]|offered|[$agent]|[$caller]|[call_id]"/>\n'
+               '    </action>\n  </recv>\n')
+    ringing = "  <send>\n    <![CDATA[\n\n      SIP/2.0 180 Ringing"
+    end = '  <label id="end"/>\n'
+    if not all(part in text for part in (globals_line, offered, ringing, end)):
+        raise SippError("agent_answer.xml changed: cannot derive busy_once")
+    text = text.replace(globals_line, '<Global variables="talk_min,talk_max,seen"/>', 1)
+    text = text.replace(offered, offered.replace("    </action>", (
+        f'      <strcmp assign_to="cmp" variable="agent" value="{number}"/>\n'
+        '      <test assign_to="other" variable="cmp" compare="not_equal" value="0"/>\n'
+        "    </action>"), 1) + (
+        '  <nop next="ring" test="other"/>\n'
+        '  <nop><action><add assign_to="seen" value="1"/>\n'
+        '    <test assign_to="first" variable="seen" compare="equal" value="1"/>'
+        "</action></nop>\n"
+        '  <nop next="busy" test="first"/>\n'), 1)
+    text = text.replace(ringing, '  <label id="ring"/>\n' + ringing, 1)
+    busy = """  <label id="busy"/>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+    <action>
+      <log message="[timestamp]|busy|[$agent]|[$caller]|[call_id]"/>
+    </action>
+  </send>
+  <recv request="ACK" next="end"/>
+
+"""
+    text = text.replace(end, busy + end, 1)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"busy_once_{number}.xml"
+    path.write_text(text)
+    return path

@@ -170,6 +170,13 @@ class Scenario(_Model):
     no_answer_probability: float = Field(default=0.0, ge=0, lt=1)
     #: Seconds a RONA-paused agent takes to make itself available again.
     rona_recovery: float = Field(default=30.0, ge=0)
+    #: Callbacks (a queue exit ``to: callback``): the share of callers offered one who
+    #: take it (the others hang up), the seconds they take to confirm, the chance the
+    #: customer answers the callback, and the seconds its phone rings before that.
+    callback_accept: float = Field(default=1.0, ge=0, le=1)
+    callback_confirm_time: float = Field(default=12.0, ge=0)
+    callback_answer_probability: float = Field(default=0.9, ge=0, le=1)
+    callback_ring_time: float = Field(default=8.0, ge=0)
     #: Seconds from the start of the day whose calls are simulated but not counted.
     warmup: float = Field(default=0.0, ge=0)
     #: Stop the clock here (default: when the last call is done).

@@ -83,6 +83,8 @@ from acd.domain import (
     StartTimer,
 )
 from acd.domain import figures as formulas
+from acd.domain.callbacks import CallbackFinished
+from acd.domain.events import RequestCallback
 from acd.domain.facts import (
     AgentNoAnswer,
     CallAbandoned,
@@ -136,6 +138,16 @@ class QueueFigures:
     exits_ended: int = 0
     #: Callers moved here by another queue's exit (``to: queue``).
     transferred_in: int = 0
+    #: Callbacks: callers offered one (an exit to: callback), those who took it, those
+    #: that reached the customer (answered), failed; seconds from the request to the
+    #: customer's answer (total), and the callers' expected waits when they asked.
+    callbacks_offered: int = 0
+    callbacks_requested: int = 0
+    callbacks_completed: int = 0
+    callbacks_failed: int = 0
+    callback_delay_total: float = 0.0
+    callback_ewt_total: float = 0.0
+    callback_ewt_count: int = 0
 
     # The figures' one definition (acd.domain.figures), as the live view and reports.
 
@@ -197,6 +209,16 @@ class QueueFigures:
             "exits": self.exits, "exits_ended": self.exits_ended,
             "transferred_in": self.transferred_in, "sent_away": self.sent_away,
             "sent_away_rate": self.sent_away_rate,
+            **({"callbacks_offered": self.callbacks_offered,
+                "callbacks_requested": self.callbacks_requested,
+                "callbacks_completed": self.callbacks_completed,
+                "callbacks_failed": self.callbacks_failed,
+                "callback_delay_mean": (self.callback_delay_total / self.callbacks_completed
+                                        if self.callbacks_completed else None),
+                "callback_promised_ewt_mean": (
+                    self.callback_ewt_total / self.callback_ewt_count
+                    if self.callback_ewt_count else None)}
+               if self.callbacks_offered else {}),
         }
 
 
@@ -352,6 +374,10 @@ ApplyHook = Callable[[EngineCore, Event, list[Effect]], None]
 _ENDING_EXITS = frozenset({"voicemail", "message"})
 
 
+#: The number a simulated caller asks to be called back on (any allowed mobile).
+SIM_NUMBER = "13800000000"
+
+
 @dataclass(slots=True)
 class _SimCall:
     queue_id: str
@@ -452,6 +478,8 @@ class Simulation:
         self._by_hour: dict[int, QueueFigures] = {}
         self._hour_time: dict[int, AgentTime] = {}
         self._rona_rng = random.Random(f"{self.seed}/rona")
+        self._callback_rng = random.Random(f"{self.seed}/callbacks")
+        self._callbacks_measured: dict[str, bool] = {}
         #: The core's clock: epoch seconds; the simulator's: seconds from local midnight.
         self.epoch0 = day_epoch(config, scenario.date)
         self._arrivals: dict[str, Iterator[float]] = {}
@@ -576,6 +604,8 @@ class Simulation:
                 self._offer(eff)
             elif isinstance(eff, StartTimer):
                 self._push(now + eff.delay, _APPLY, eff.event)
+            elif isinstance(eff, ExitCall) and eff.callback:
+                self._callback_exit(eff)
         for aid in touched:
             self._observe(aid)
         if facts and self._sites:
@@ -611,8 +641,40 @@ class Simulation:
         if wait_for is not None and call_id in self.core.calls:
             self._push(now + wait_for, _PATIENCE, call_id)
 
+    def _callback_exit(self, exit_call: ExitCall) -> None:
+        """A caller offered a callback: it confirms (``callback_accept``) after
+        ``callback_confirm_time`` and hangs up, or just hangs up."""
+        sim = self._calls.pop(exit_call.call_id, None)
+        if sim is None:
+            return
+        f = self._figures[sim.queue_id]
+        if sim.measured:
+            f.callbacks_offered += 1
+        if self._callback_rng.random() >= self.scenario.callback_accept:
+            return
+        if sim.measured:
+            f.callbacks_requested += 1
+        at = self._now + self.scenario.callback_confirm_time
+        self._calls[f"{exit_call.call_id}-cb"] = _SimCall(sim.queue_id, sim.arrived,
+                                                          sim.talk, sim.measured)
+        self._callbacks_measured[f"{exit_call.call_id}-cb"] = sim.measured
+        self._push(at, _APPLY, RequestCallback(exit_call.call_id, SIM_NUMBER,
+                                               self._clock(at)))
+
     def _offer(self, offer: Offer) -> None:
         now, sc = self._now, self.scenario
+        if offer.call_id in self.core.callbacks.by_id:
+            # the agent answers after the ring time; then the customer's phone rings
+            ring = sc.ring_time + sc.callback_ring_time
+            if self._callback_rng.random() < sc.callback_answer_probability:
+                self._push(now + ring, _ANSWER, (offer.call_id, offer.agent_id))
+            else:
+                settings = self.core.callbacks.settings
+                assert settings is not None
+                at = now + sc.ring_time + settings.customer_ring
+                self._push(at, _APPLY, DialFinished(offer.call_id, offer.agent_id,
+                                                    "CUSTOMER_NOANSWER", self._clock(at)))
+            return
         if sc.no_answer_probability and self._rona_rng.random() < sc.no_answer_probability:
             at = self._clock(now + offer.timeout)
             self._push(now + offer.timeout, _APPLY,
@@ -711,7 +773,11 @@ class Simulation:
                         f.abandoned_after_target += after
             case CallExited(call_id=call_id, queue=queue, action=action, target=target):
                 ends = action in _ENDING_EXITS
-                sim = self._calls.pop(call_id) if ends else self._calls[call_id]
+                # a callback exit: the caller's line was already handed to its callback
+                exited = self._calls.pop(call_id, None) if ends else self._calls.get(call_id)
+                if exited is None:
+                    return
+                sim = exited
                 if sim.measured:
                     self._figures[queue].exits += 1
                     if ends:
@@ -721,6 +787,20 @@ class Simulation:
                         self._figures[target].transferred_in += 1
                 if target is not None and not ends:
                     sim.queue_id = target
+            case CallbackFinished(callback_id=cb_id, queue=queue, outcome=outcome,
+                                  delay=delay, ewt=ewt):
+                if outcome != "completed":
+                    self._calls.pop(cb_id, None)
+                if self._callbacks_measured.pop(cb_id, False):
+                    f = self._figures[queue]
+                    if outcome == "completed":
+                        f.callbacks_completed += 1
+                        f.callback_delay_total += delay or 0.0
+                        if ewt is not None:
+                            f.callback_ewt_total += ewt
+                            f.callback_ewt_count += 1
+                    elif outcome == "failed":
+                        f.callbacks_failed += 1
             case AgentNoAnswer(call_id=call_id):
                 sim = self._calls[call_id]
                 if sim.measured:

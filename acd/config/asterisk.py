@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from acd.config import spy
+from acd.config import outbound, spy
 from acd.config.errors import ConfigError
 from acd.config.schema import AgentConfig, CarrierConfig, Config, SiteConfig
 from routing.numbers import normalise_did
@@ -248,8 +248,12 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
     if config.carriers:
         pjsip += ("\n; ---- carriers: who may send calls in (identified by source address)\n"
                   + "\n".join(_carrier(c, config.language) for c in config.carriers))
+    callbacks = config.callbacks
+    if callbacks is not None and callbacks.trunk.contact is not None:
+        pjsip += "\n" + outbound.trunk_block(callbacks)
     extensions = (_HEADER + _transfer_context(config) + "\n" + _language_context(config)
-                  + "\n" + _features_context(config))
+                  + "\n" + _features_context(config)
+                  + ("\n" + outbound.dialplan(callbacks) if callbacks is not None else ""))
     files = {"pjsip_acd.conf": pjsip,
              "queues_acd.conf": _HEADER + ("autofill = yes\n" if fallback_autofill else "")
              + _members(config, agents, fallback_wrapup),
@@ -264,6 +268,9 @@ def render(config: Config, environ: Mapping[str, str] | None = None,
         files["extensions_acd.conf"] += "\n" + spy.spy_context()
         files["manager_spy_acd.conf"] = _HEADER + spy.manager_account(
             config, env, spy.default_permit(config))
+    if callbacks is not None:
+        # the outbound account (write = originate only): manager.conf #tryincludes it
+        files[outbound.MANAGER_FILE] = _HEADER + outbound.manager_user(callbacks, env)
     return files
 
 
@@ -547,10 +554,13 @@ def render_include(config: Config, environ: Mapping[str, str] | None = None,
     queues = (header + "; Add at the END of queues.conf:  #include queues_acd.conf\n\n"
               + _without_includes(queue)
               + generated["queues_acd.conf"].removeprefix(_HEADER))
-    user = next(body for name, body in template("manager.conf")
-                if name == values["AMI_USER"])
+    user = "\n".join(line for line in next(
+        body for name, body in template("manager.conf") if name == values["AMI_USER"]
+    ).splitlines() if not line.startswith("#tryinclude")) + "\n"
     manager = (header + "; Holds the AMI secret: readable by Asterisk only.\n"
                "; Add at the END of manager.conf:  #include manager_acd.conf\n\n" + user)
+    if outbound.MANAGER_FILE in generated:
+        manager += "\n" + generated[outbound.MANAGER_FILE].removeprefix(_HEADER)
     pjsip = generated["pjsip_acd.conf"]
     files = {"pjsip_acd.conf": pjsip, "queues_acd.conf": queues,
              "extensions_acd.conf": extensions, "manager_acd.conf": manager,

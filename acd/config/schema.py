@@ -35,6 +35,7 @@ from pydantic import (
 from acd.config import passwords
 from acd.config.checks import DEFAULT_FEATURE_CODES, Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
+from acd.config.outbound import CallbacksConfig, CampaignConfig
 from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
 from routing.hours import Schedule, parse_days, parse_interval
 from routing.model import QueueSpec, StageSpec, Strategy
@@ -214,9 +215,6 @@ class ExitActionConfig(_Model):
             raise ValueError("to: queue needs queue: <queue id>")
         if self.to is ExitTo.VOICEMAIL and self.mailbox is None:
             raise ValueError("to: voicemail needs mailbox: <box@context>")
-        if self.to is ExitTo.CALLBACK:
-            raise ValueError("to: callback needs outbound callbacks, which this version "
-                             "does not have yet; use voicemail or a message for now")
         return self
 
 
@@ -1083,6 +1081,10 @@ class Config(_Model):
     desktop: DesktopConfig = DesktopConfig()
     #: Supervisors (console sign-in, scopes, listen/whisper/barge); absent: none.
     supervision: SupervisionConfig | None = None
+    #: Outbound callbacks (virtual hold); absent: no exit may be ``to: callback``.
+    callbacks: CallbacksConfig | None = None
+    #: Proactive campaigns (need ``callbacks``: their attempts are dialled the same way).
+    campaigns: list[CampaignConfig] = Field(default_factory=list)
 
     @field_validator("dids", mode="before")
     @classmethod
@@ -1102,6 +1104,27 @@ class Config(_Model):
             raise ValueError(f"unknown time zone {v!r} (IANA name, e.g. Asia/Shanghai)") \
                 from None
         return v
+
+    @model_validator(mode="after")
+    def _callbacks_configured(self) -> Config:
+        queue_ids = {q.id for q in self.queues}
+        for c in self.campaigns:
+            if self.callbacks is None:
+                raise ValueError(f"campaign {c.id}: campaigns need the callbacks section "
+                                 "(their attempts are dialled as callbacks)")
+            if c.queue not in queue_ids:
+                raise ValueError(f"campaign {c.id}: no queue {c.queue!r}")
+        if len({c.id for c in self.campaigns}) != len(self.campaigns):
+            raise ValueError("campaign ids must be unique")
+        if self.callbacks is None:
+            for q in self.queues:
+                actions = [q.exits.action, q.exits.key_action,
+                           *(st.action for st in q.stages)]
+                if any(a is not None and a.to is ExitTo.CALLBACK for a in actions):
+                    raise ValueError(f"queue {q.id}: an exit to: callback needs the "
+                                     "callbacks section (the outbound AMI account, the "
+                                     "trunk, the numbers it may call)")
+        return self
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

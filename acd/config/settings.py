@@ -111,7 +111,9 @@ def settings_from(config: Config) -> Settings:
             wrap_up_extend=config.desktop.wrap_up_extend,
             wrap_up_max=config.desktop.wrap_up_max,
             dispositions=tuple(d.code for d in config.desktop.dispositions),
-            note_max=config.desktop.note_max))
+            note_max=config.desktop.note_max),
+        callbacks=(config.callbacks.settings(config.timezone)
+                   if config.callbacks is not None else None))
 
 
 def _action(a: ExitActionConfig | None) -> ExitAction | None:

@@ -30,6 +30,20 @@ from functools import partial
 
 from acd.domain import admission
 from acd.domain.agents import AgentBook
+from acd.domain.callbacks import (
+    CUSTOMER,
+    IN_DOUBT,
+    OUTBOUND_DOWN,
+    Callback,
+    CallbackAttempted,
+    CallbackBook,
+    CallbackDialing,
+    CallbackFinished,
+    CallbackRequested,
+    CallbackState,
+    Stashed,
+    allowed,
+)
 from acd.domain.effects import CloseCall, Effect, ExitCall, Offer, StartTimer
 from acd.domain.errors import (
     CallNotWaiting,
@@ -46,8 +60,10 @@ from acd.domain.events import (
     AgentLogin,
     CallAnswered,
     CallArrived,
+    CallbackDue,
     CallerKey,
     CallHungUp,
+    CancelCallback,
     ChannelGone,
     DeviceSnapshot,
     DeviceStateChanged,
@@ -61,6 +77,7 @@ from acd.domain.events import (
     PartnerChannels,
     PartnerDue,
     PhoneRecheck,
+    RequestCallback,
     SendToPartner,
     SetAgentStatus,
     SetCallPriority,
@@ -183,6 +200,8 @@ class EngineCore:
         #: False while this engine is not the active one (hot standby, stepped down,
         #: stopping): state is still kept, but no call is offered to anyone.
         self.routing = True
+        #: Outbound callbacks (virtual hold): acd.domain.callbacks.
+        self.callbacks = CallbackBook(settings.callbacks)
 
     # -- the one entry point -----------------------------------------------------------
 
@@ -243,6 +262,12 @@ class EngineCore:
                 self.partners.channel_gone(event)
             case HoursDue():
                 self._hours_due(event, out)
+            case RequestCallback():
+                self._request_callback(event, out)
+            case CallbackDue():
+                self._callback_due(event, out)
+            case CancelCallback():
+                self._cancel_callback(event, out)
         if self.routing:
             self._dispatch(out)
             if self.partners.ready:
@@ -496,7 +521,7 @@ class EngineCore:
 
     def _arm_wait_limit(self, call: Call, now: float, out: list[Effect]) -> None:
         limits = self._limits(self.queues[call.queue_id])
-        if not limits:
+        if not limits or self.callbacks.is_callback(call.call_id):
             return
         due = call.entry_time + limits[0][0]
         if call.wait_limit_at is not None and call.wait_limit_at <= due:
@@ -510,7 +535,7 @@ class EngineCore:
             return
         call.wait_limit_at = None
         limits = self._limits(self.queues[call.queue_id])
-        if not limits:
+        if not limits or self.callbacks.is_callback(call.call_id):
             return
         if call.state is not CallState.WAITING:
             return  # ringing or talking: if it comes back it is checked again
@@ -542,13 +567,17 @@ class EngineCore:
             call.partner_exit = True
             self.partners.ready.add(call.call_id)  # offered at the end of this step
             return
+        callback = action.to is ExitTo.CALLBACK and self.callbacks.enabled
+        if callback:
+            self._stash_callback(call, reason, now)
         self.router.remove_call(call.call_id)
         self.partners.ready.discard(call.call_id)
         call.ended_at = now
         self._move(call, CallState.EXITED)
         out.append(CallExited(call.call_id, queue.id, call.wait, reason, action.to.value))
         out.append(ExitCall(call.call_id, queue.id, action.sound,
-                            action.mailbox if action.to is ExitTo.VOICEMAIL else None))
+                            action.mailbox if action.to is ExitTo.VOICEMAIL else None,
+                            callback=callback))
         self._finish(call)
 
     def _call_hung_up(self, ev: CallHungUp, out: list[Effect]) -> None:
@@ -591,6 +620,9 @@ class EngineCore:
         out.append(CallConnected(call.call_id, call.queue_id, agent.agent_id, call.wait,
                                  call.offers))
         self.agents.connect(agent, now, out)
+        cb = self.callbacks.by_id.get(call.call_id)
+        if cb is not None:
+            cb.state, cb.connected_at = CallbackState.CONNECTED, now
 
     def _answered(self, call: Call, answered_at: float) -> None:
         """The call is connected (to an agent or a partner site)."""
@@ -606,6 +638,9 @@ class EngineCore:
                 self._partner_dial_finished(call, ev, out)
             return
         if call is None or call.agent_id != ev.agent_id:
+            return
+        if ev.status.startswith(CUSTOMER) or ev.status in (OUTBOUND_DOWN, IN_DOUBT):
+            self._callback_not_reached(call, ev, out)
             return
         if ev.status == "ANSWER":
             if call.state is CallState.OFFERED:
@@ -655,6 +690,9 @@ class EngineCore:
         call.agent_id = None
         self._enqueue(call, self._now, out)
         out.append(CallRequeued(call.call_id, call.queue_id))
+        cb = self.callbacks.by_id.get(call.call_id)
+        if cb is not None:  # the agent did not take it: in line again, with its place
+            cb.state, cb.agent_id = CallbackState.PENDING, ""
 
     def _complete(self, call: Call, now: float, out: list[Effect]) -> None:
         self._move(call, CallState.COMPLETED)
@@ -666,6 +704,8 @@ class EngineCore:
         agent = self.agents.get(call.agent_id or "")
         if agent is not None and agent.call_id == call.call_id:
             self.agents.after_call(agent, self.queues[call.queue_id].wrap_up, now, out)
+        if self.callbacks.is_callback(call.call_id):
+            self._end_callback(call, CallbackState.COMPLETED, "ANSWER", out)
         self._finish(call)
 
     # -- supervisor commands -------------------------------------------------------------
@@ -823,6 +863,11 @@ class EngineCore:
             out.append(Offer(call.call_id, agent.agent_id, agent.device, ring_timeout,
                              moh_class=self.queues[call.queue_id].moh_class))
             self.agents.ring(agent, call.call_id, self._now, out)
+            cb = self.callbacks.by_id.get(call.call_id)
+            if cb is not None:
+                cb.state, cb.agent_id = CallbackState.DIALING, agent.agent_id
+                cb.dials += 1
+                out.append(CallbackDialing(cb.callback_id, agent.agent_id, cb.dials))
 
     # -- partner sites -----------------------------------------------------------------
 
@@ -891,6 +936,165 @@ class EngineCore:
         self.partners.release(call)
         self._requeue(call, out)
         self.partners.ready.add(call.call_id)
+
+    # -- callbacks (acd.domain.callbacks): outbound work in the same line --------------
+
+    def _stash_callback(self, call: Call, reason: str, now: float) -> None:
+        """The caller leaves to be called back: remember its place until it confirms
+        the number (``RequestCallback`` from its session)."""
+        ewt: float | None = None
+        try:
+            ewt = self._entry_wait(call, now)
+        except Exception:  # an estimate must never hold up the exit
+            log.exception("call %s: expected wait at the callback request", call.call_id)
+        self.callbacks.stash(call.call_id, Stashed(
+            call.queue_id, call.caller, call.entry_time, call.seq, call.boost, call.server,
+            call.region, ewt, reason))
+
+    def _request_callback(self, ev: RequestCallback, out: list[Effect]) -> None:
+        """Check first (callbacks on, the queue, the number), then put the callback in
+        line with the place of the call it replaces."""
+        book = self.callbacks
+        if book.settings is None:
+            raise InvalidCommand("callbacks are not configured")
+        if not allowed(ev.number, book.settings.allow):
+            raise InvalidCommand("the engine may not call that number (callbacks.allow)")
+        stashed = book.take(ev.origin_call_id) if ev.origin_call_id else None
+        if stashed is None and not ev.queue_id:
+            raise UnknownCall(f"no call {ev.origin_call_id!r} left the line for a callback")
+        queue_id = stashed.queue_id if stashed is not None else ev.queue_id
+        queue = self.queues.get(queue_id)
+        if queue is None:
+            raise UnknownQueue(f"no queue {queue_id!r}")
+        cb_id = ev.callback_id or f"{ev.origin_call_id}-cb"
+        if cb_id in self.calls or cb_id in book.by_id:
+            return  # the same request twice (a restore of one already here)
+        if stashed is not None:
+            entry_time, seq, boost = stashed.entry_time, stashed.seq, stashed.boost
+            server, region, ewt, reason = (stashed.server, stashed.region, stashed.ewt,
+                                           stashed.reason)
+        else:
+            entry_time = ev.entry_time or max(ev.not_before, ev.now)
+            seq, boost, server, region = next(self._seq), 0, self.servers.of(ev.server), ""
+            ewt, reason = ev.ewt, ev.reason or "api"
+        cb = Callback(cb_id, ev.origin_call_id, queue_id, ev.number, entry_time,
+                      ev.requested_at or ev.now, server, ewt, ev.not_before, ev.attempts,
+                      dials=max(ev.dials, ev.attempts), state=CallbackState.SCHEDULED,
+                      reason=reason, max_attempts=ev.max_attempts)
+        book.by_id[cb_id] = cb
+        if not ev.restored:
+            book.totals["requested"] += 1
+        call = Call(cb_id, queue_id, ev.number, min(entry_time, ev.now), ev.now, "", "",
+                    priority=queue.priority + boost, seq=seq, boost=boost, region=region,
+                    server=server)
+        self.calls[cb_id] = call
+        self._count(call, 1)
+        out.append(CallbackRequested(cb_id, ev.origin_call_id, queue_id, ev.number,
+                                     entry_time, cb.requested_at, ewt, ev.not_before,
+                                     ev.attempts, server, reason, ev.restored))
+        if ev.not_before > ev.now:
+            cb.state = CallbackState.SCHEDULED
+            out.append(StartTimer(ev.not_before - ev.now, CallbackDue(cb_id, ev.not_before)))
+            return
+        self._callback_in_line(call, ev.now, out)
+
+    def _callback_in_line(self, call: Call, now: float, out: list[Effect]) -> None:
+        cb = self.callbacks.by_id[call.call_id]
+        window = self.callbacks.settings.window if self.callbacks.settings else None
+        if window is not None:
+            at = datetime.fromtimestamp(now, UTC)
+            change = window.next_change(at)
+            if not window.is_open(at):
+                # outside the calling window: it waits, with its place, until it opens
+                if cb.state is CallbackState.PENDING:
+                    self.router.remove_call(call.call_id)
+                cb.state = CallbackState.SCHEDULED
+                if change is not None:
+                    opens = change.timestamp()
+                    out.append(StartTimer(max(0.0, opens - now),
+                                          CallbackDue(call.call_id, opens)))
+                return
+            if change is not None:  # the window closes: look again then
+                closes = change.timestamp()
+                out.append(StartTimer(max(0.0, closes - now),
+                                      CallbackDue(call.call_id, closes)))
+        if cb.state is CallbackState.PENDING:
+            return  # already in line (a look at the window while it is open)
+        self._enqueue(call, now, out)
+        cb.state = CallbackState.PENDING
+        # a continuation of the call it replaced (its entry, its place): not a new call
+        out.append(CallWaiting(call.call_id, call.queue_id, call.caller, call.entry_time,
+                               True, call.priority, call.segment, call.region, call.server))
+
+    def _callback_due(self, ev: CallbackDue, out: list[Effect]) -> None:
+        call = self.calls.get(ev.callback_id)
+        cb = self.callbacks.by_id.get(ev.callback_id)
+        if call is None or cb is None or call.state is not CallState.WAITING \
+                or cb.state not in (CallbackState.SCHEDULED, CallbackState.RETRY,
+                                    CallbackState.PENDING):
+            return
+        if cb.state is CallbackState.RETRY and cb.retry_at is not None \
+                and ev.now + 1e-6 < cb.retry_at:
+            return  # a look at the window before its retry time: the retry timer comes
+        cb.retry_at = None
+        self._callback_in_line(call, ev.now, out)
+
+    def _callback_not_reached(self, call: Call, ev: DialFinished, out: list[Effect]) -> None:
+        """The agent took the callback but the customer was not reached (or the outbound
+        link is down): the agent is free at once; retry after the spacing, or fail."""
+        cb = self.callbacks.by_id.get(call.call_id)
+        settings = self.callbacks.settings
+        if cb is None or settings is None or call.state is not CallState.OFFERED:
+            return
+        self._release_agent(call, ev.now, out)
+        self._move(call, CallState.WAITING)
+        if ev.status == OUTBOUND_DOWN:
+            delay = settings.down_retry  # nothing was sent: not an attempt
+        else:
+            cb.attempts += 1
+            self.callbacks.totals["attempts"] += 1
+            delay = settings.retry_after
+        status = ev.status.removeprefix(CUSTOMER)
+        if ev.status == IN_DOUBT or cb.attempts >= (cb.max_attempts or settings.attempts):
+            out.append(CallbackAttempted(cb.callback_id, call.queue_id, cb.attempts, status,
+                                         None))
+            self._end_callback(call, CallbackState.FAILED, status, out)
+            call.ended_at = ev.now
+            self._move(call, CallState.EXITED)
+            self._finish(call)
+            return
+        cb.state, cb.retry_at = CallbackState.RETRY, ev.now + delay
+        out.append(CallbackAttempted(cb.callback_id, call.queue_id, cb.attempts, status,
+                                     cb.retry_at))
+        out.append(StartTimer(delay, CallbackDue(cb.callback_id, cb.retry_at)))
+
+    def _cancel_callback(self, ev: CancelCallback, out: list[Effect]) -> None:
+        call = self.calls.get(ev.callback_id)
+        if call is None or not self.callbacks.is_callback(ev.callback_id):
+            raise UnknownCall(f"no callback {ev.callback_id!r}")
+        if call.state is not CallState.WAITING:
+            raise CallNotWaiting(f"callback {ev.callback_id!r} is being dialled")
+        self.router.remove_call(call.call_id)
+        call.ended_at = ev.now
+        self._end_callback(call, CallbackState.CANCELLED, "", out)
+        self._move(call, CallState.EXITED)
+        self._finish(call)
+
+    def _end_callback(self, call: Call, state: CallbackState, status: str,
+                      out: list[Effect]) -> None:
+        cb = self.callbacks.by_id.pop(call.call_id)
+        cb.state, cb.outcome = state, status
+        if state is CallbackState.COMPLETED:
+            cb.attempts += 1
+            self.callbacks.totals["attempts"] += 1
+        self.callbacks.totals[state.value] += 1
+        delay = None if cb.connected_at is None else cb.connected_at - cb.requested_at
+        out.append(CallbackFinished(cb.callback_id, cb.queue_id, state.value, cb.attempts,
+                                    status, delay, cb.ewt, cb.agent_id or None))
+
+    def callback_list(self) -> list[Callback]:
+        """The callbacks not yet finished, oldest place first."""
+        return sorted(self.callbacks.pending(), key=lambda cb: cb.entry_time)
 
     # -- lookups for the adapters ------------------------------------------------------
 

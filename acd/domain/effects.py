@@ -49,6 +49,9 @@ class ExitCall:
     queue_id: str
     sound: str
     mailbox: str | None = None
+    #: The caller leaves to be called back: the session confirms the number to call
+    #: and reports it (``RequestCallback``) before the call ends.
+    callback: bool = False
 
 
 @dataclass(frozen=True, slots=True)

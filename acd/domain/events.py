@@ -276,6 +276,47 @@ class ChannelGone:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class RequestCallback:
+    """A callback to put in line (acd.domain.callbacks): the caller confirmed its number
+    after leaving the line (``origin_call_id`` names the call it replaces, whose place it
+    takes), or the API scheduled one, or the store restored one (the fields below)."""
+
+    origin_call_id: str
+    number: str
+    now: float
+    callback_id: str = ""
+    queue_id: str = ""
+    entry_time: float = 0.0
+    requested_at: float = 0.0
+    server: str = ""
+    ewt: float | None = None
+    #: Not dialled before this time (a scheduled callback).
+    not_before: float = 0.0
+    attempts: int = 0
+    dials: int = 0
+    reason: str = ""
+    restored: bool = False
+    #: Attempts at most for this one (0: ``callbacks.attempts``); a campaign's are 1.
+    max_attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDue:
+    """A scheduled callback's time, or a retry's, has come: back in line."""
+
+    callback_id: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCallback:
+    """An operator cancels a callback that is not being dialled."""
+
+    callback_id: str
+    now: float
+
+
 Event = (
     CallArrived | CallHungUp | CallAnswered | DialFinished | OfferFailed
     | CallerKey | WaitLimit
@@ -283,4 +324,5 @@ Event = (
     | SetAgentStatus | AgentLogin | TransferCall | SetCallPriority
     | EndWrapUp | ExtendWrapUp | SetDisposition | SendToPartner
     | StageDue | PartnerDue | WrapUpDone | PartnerChannels | ChannelGone | HoursDue
+    | RequestCallback | CallbackDue | CancelCallback
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from acd.domain.callbacks import CallbackSettings
 from routing.hours import Schedule
 from routing.model import QueueSpec
 from routing.partners import PartnerSite, PartnerStages, RegionRule
@@ -261,6 +262,8 @@ class Settings:
     servers: tuple[str, ...] = ("main",)
     timezone: str = "Asia/Shanghai"
     desk: DeskSettings = DeskSettings()
+    #: Outbound callbacks (acd.domain.callbacks); None: off.
+    callbacks: CallbackSettings | None = None
 
     def __post_init__(self) -> None:
         for name in ("queues", "agents", "sites"):

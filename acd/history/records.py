@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from acd.domain.callbacks import CallbackFinished
 from acd.domain.facts import (
     AgentChanged,
     AgentNoAnswer,
@@ -521,3 +522,18 @@ _HANDLERS: dict[type[Fact], Callable[[RecordBuilder, Any, float], None]] = {
     AgentChanged: RecordBuilder._agent,
     CallDisposed: RecordBuilder._disposed,
 }
+
+
+def _callback_finished(builder: RecordBuilder, f: CallbackFinished, now: float) -> None:
+    """A callback that ended without a conversation (failed, cancelled) ends its record
+    as an exit (``callback/failed``); a completed one ended with its CallCompleted."""
+    if f.outcome == "completed":
+        return
+    rec = builder.calls.get(f.callback_id)
+    if rec is None:
+        return
+    rec.exit = f"callback/{f.outcome}"
+    builder._end(rec, "exited", now)
+
+
+_HANDLERS[CallbackFinished] = _callback_finished

@@ -40,6 +40,7 @@ from acd.domain import (
     Settings,
 )
 from acd.domain.admission import entry_queue, menu_queue
+from acd.domain.callbacks import allowed
 from acd.domain.ewt import spoken_minutes
 from acd.domain.settings import AreaCodePrompt, MenuSettings, QueueSettings
 from acd.protocol.agi import quote
@@ -76,6 +77,11 @@ class CallHost(Protocol):
 
     def announcing(self, call_id: str, on: bool) -> None:
         """The session plays (or stopped playing) prompts: an offer must stop them."""
+        ...
+
+    async def request_callback(self, call_id: str, number: str) -> bool:
+        """The caller confirmed the number to call back: the callback takes its place
+        in line (False: refused)."""
         ...
 
     def recording(self, call_id: str) -> tuple[str, str | None] | None:
@@ -181,6 +187,9 @@ async def handle_call(host: CallHost, session: AGISession, *,
                     released = True
                     log.info("call %s: handed back to the dialplan (engine stopping or "
                              "stepping down)", call_id)
+                    return
+                if isinstance(item, ExitCall) and item.callback:
+                    await _confirm_callback(host, session, call_id, caller)
                     return
                 if isinstance(item, CloseCall | ExitCall):
                     await _closed(session, item)
@@ -371,6 +380,73 @@ async def _closed(session: AGISession, close: CloseCall | ExitCall) -> None:
     if close.mailbox:
         options = "s" if close.sound else "u"
         await session.exec("VoiceMail", f"{close.mailbox},{options}", timeout=None)
+    await session.set_variable("ACD_RESULT", "DONE")
+
+
+async def _prompt(session: AGISession, parts: list[tuple[str, str]], keys: str,
+                  wait: float) -> str:
+    """Say ``parts`` (("file", name) / ("digits", d)) with ``keys`` as escape digits,
+    then wait ``wait`` seconds for one of them. The key pressed, or ""."""
+    escape = quote(keys)
+    for kind, arg in parts:
+        cmd = (f"STREAM FILE {quote(arg)} {escape}" if kind == "file"
+               else f"SAY DIGITS {arg} {escape}")
+        reply = await session.command(cmd, timeout=60)
+        pressed = reply.result_int or 0
+        if pressed < 0:
+            raise AGIHangupError("caller hung up during the callback prompt")
+        if pressed > 0 and chr(pressed) in keys:
+            return chr(pressed)
+    reply = await session.command(f"WAIT FOR DIGIT {int(wait * 1000)}", timeout=wait + 30)
+    pressed = reply.result_int or 0
+    if pressed < 0:
+        raise AGIHangupError("caller hung up during the callback prompt")
+    return chr(pressed) if pressed > 0 and chr(pressed) in keys else ""
+
+
+async def _confirm_callback(host: CallHost, session: AGISession, call_id: str,
+                            caller: str) -> None:
+    """The caller left the line to be called back (acd.domain.callbacks): its number is
+    said back, it confirms (or keys another, ``#`` ends it), hears the confirmation and
+    the call ends. Confirmed, the callback takes the caller's place in line."""
+    cb = host.settings.callbacks
+    await session.set_music(False)
+    if cb is None:
+        await session.set_variable("ACD_RESULT", "DONE")
+        return
+    number = caller if allowed(caller, cb.allow) else ""
+    keys = cb.confirm_key + cb.other_key
+    for _round in range(3):
+        if not number:
+            reply = await session.command(
+                f"GET DATA {quote(cb.enter_number)} {int(cb.confirm_timeout * 1000)} 20",
+                timeout=cb.confirm_timeout + 60)
+            if reply.result_int == -1:
+                raise AGIHangupError("caller hung up keying a number")
+            keyed = normalise_number(reply.result or "")
+            if not allowed(keyed, cb.allow):
+                await session.command(f"STREAM FILE {quote(cb.invalid)} \"\"", timeout=60)
+                continue
+            number = keyed
+        parts = [("file", cb.number_is), ("digits", number)] + [
+            ("digits", cb.confirm_key) if name == "{confirm}"
+            else ("digits", cb.other_key) if name == "{other}" else ("file", name)
+            for name in cb.confirm_prompt]
+        key = await _prompt(session, parts, keys, cb.confirm_timeout)
+        if key == cb.confirm_key:
+            if await host.request_callback(call_id, number):
+                log.info("call %s: callback confirmed", call_id)
+                # handled from now on: an engine that dies during the last words must
+                # not have the dialplan queue the caller again
+                await session.set_variable("ACD_RESULT", "DONE")
+                await session.command(f"STREAM FILE {quote(cb.confirmed)} \"\"", timeout=60)
+            else:
+                await session.command(f"STREAM FILE {quote(cb.invalid)} \"\"", timeout=60)
+            break
+        if key == cb.other_key:
+            number = ""
+    else:
+        log.info("call %s: callback not confirmed", call_id)
     await session.set_variable("ACD_RESULT", "DONE")
 
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from acd.domain import (
     AgentStatus,
@@ -41,6 +41,7 @@ from acd.domain import (
     Settings,
     StartTimer,
 )
+from acd.domain.events import RequestCallback
 from acd.domain.facts import CallOffered, CallOverflowed
 from acd.domain.figures import Counts
 from acd.domain.views import LiveView
@@ -50,6 +51,10 @@ from acd.runtime.estimates import EstimateRefresher
 from acd.runtime.session import RELEASE, SessionQueue, SessionTaken
 from acd.runtime.store import MemoryStore, Restorer, Store, StoredState, StoreWriter
 from routing.regions import RegionResolver
+
+if TYPE_CHECKING:
+    from acd.runtime.callbacks import CallbackDialer
+    from acd.runtime.campaigns import CampaignRunner
 
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
@@ -146,6 +151,11 @@ class Engine:
         #: Call recording (wired by the composition root when history records): call id
         #: → (MixMonitor file, sound for the caller first) or None.
         self.recording_hook: Callable[[str], tuple[str, str | None] | None] | None = None
+        #: The outbound dialer of callbacks (acd.runtime.callbacks; wired by the
+        #: composition root when the config has ``callbacks``).
+        self.callback_dialer: CallbackDialer | None = None
+        #: The campaigns (acd.runtime.campaigns; with ``campaigns`` in the config).
+        self.campaign_runner: CampaignRunner | None = None
 
     @property
     def ami(self) -> AMIClient | None:
@@ -223,6 +233,11 @@ class Engine:
                 self.restore_grace, self._release_held)
         self.releasing = False
         self.core.routing = True
+        if self.callback_dialer is not None and state.callbacks:
+            # before the writer's first resync: it would write the core's (empty) list
+            await self.callback_dialer.restore(state.callbacks)
+        if self.campaign_runner is not None and state.campaigns:
+            self.campaign_runner.restore(state.campaigns)
         if self.store_loaded:
             self._start_writer()
         self.accepting = True
@@ -492,6 +507,21 @@ class Engine:
             return None, None
         now = self.clock()
         return self.core.router.position(call_id), self.view.ewt(call_id, now)
+
+    async def request_callback(self, call_id: str, number: str) -> bool:
+        """The caller of ``call_id`` confirmed ``number``: its callback takes its place
+        in line. False when callbacks are off or the core refused it."""
+        dialer = self.callback_dialer
+        if dialer is None:
+            log.warning("call %s: callback asked for, but callbacks are not running",
+                        call_id)
+            return False
+        try:
+            await dialer.request(RequestCallback(call_id, number, self.clock()))
+        except DomainError as exc:
+            log.warning("call %s: callback refused: %s", call_id, exc)
+            return False
+        return True
 
     def recording(self, call_id: str) -> tuple[str, str | None] | None:
         """Whether to record this call's conversation (asked before each dial)."""

@@ -17,6 +17,9 @@ Layout in Redis (``<prefix>`` = ``store.key_prefix``, default ``acd``)::
     <prefix>:calls    hash  call id  → {"entry_time", "seq", "queue", "boost", "stage"}
     <prefix>:stats    hash  queue id → the queue's figures (figures.LiveStats.dump_queue):
                             per-minute buckets of the rolling window, today, since start
+    <prefix>:callbacks hash callback id → the pending callback (domain.callbacks.Callback:
+                            number, queue, entry time, attempts, dials, state …)
+    <prefix>:campaigns hash campaign id → its contacts and their progress
 
 **Fencing.** Every write is one Lua script that first compares ``<prefix>:fence`` with
 the fencing token this engine's lease was granted (acd.runtime.ha: ``<n>:<random epoch>``,
@@ -36,6 +39,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from acd.domain import CallArrived, CallHungUp, CallState, EngineCore, Event, Fact
+from acd.domain.callbacks import (
+    CallbackAttempted,
+    CallbackDialing,
+    CallbackFinished,
+    CallbackRequested,
+)
 from acd.domain.facts import (
     CALL_LEFT_LINE,
     CALL_PLACE_CHANGED,
@@ -53,6 +62,9 @@ if TYPE_CHECKING:
     from acd.domain.figures import LiveStats
 
 log = logging.getLogger("acd.store")
+
+#: Facts that change a callback's stored record.
+CALLBACK_CHANGED = (CallbackRequested, CallbackDialing, CallbackAttempted, CallbackFinished)
 
 #: Facts that may change a queue's figures (acd.domain.figures.LiveStats.observe).
 STATS_CHANGED = (*CALL_PLACE_CHANGED, *CALL_LEFT_LINE, CallOverflowed, CallTransferred,
@@ -82,9 +94,14 @@ class StoredState:
     calls: dict[str, CallRecord] = field(default_factory=dict)
     #: Queue id → its figures as :meth:`acd.domain.figures.LiveStats.dump_queue` gives them.
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Callback id → the pending callback (:meth:`acd.domain.callbacks.Callback.as_dict`).
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Campaign id → ``{"contacts": [...]}`` (acd.runtime.campaigns).
+    campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def copy(self) -> StoredState:
-        return StoredState(dict(self.agents), dict(self.calls), dict(self.stats))
+        return StoredState(dict(self.agents), dict(self.calls), dict(self.stats),
+                           dict(self.callbacks), dict(self.campaigns))
 
 
 #: A batch of changes: ("agent"|"call"|"stats", id) → new record, or None to delete.
@@ -94,7 +111,8 @@ Changes = Mapping[Key, Record | None]
 
 
 #: Key kind → the StoredState field (and the Redis hash suffix) it lives in.
-_TABLES = {"agent": "agents", "call": "calls", "stats": "stats"}
+_TABLES = {"agent": "agents", "call": "calls", "stats": "stats", "callback": "callbacks",
+           "campaign": "campaigns"}
 
 
 #: The pending-set key meaning "ask the stats which queues changed".
@@ -347,15 +365,27 @@ def agent_record(core: EngineCore, agent_id: str) -> AgentRecord | None:
 
 
 def call_record(core: EngineCore, call_id: str) -> CallRecord | None:
-    """The place of a call still in line (waiting, or ringing an agent)."""
+    """The place of a call still in line (waiting, or ringing an agent); a callback is
+    kept as a callback (:func:`callback_record`), not as a caller who will re-enter."""
     call = core.calls.get(call_id)
-    if call is None or call.state not in (CallState.WAITING, CallState.OFFERED):
+    if call is None or call.state not in (CallState.WAITING, CallState.OFFERED) \
+            or core.callbacks.is_callback(call_id):
         return None
     return CallRecord(call.entry_time, call.seq, call.queue_id, call.boost, call.stage)
 
 
+def callback_record(core: EngineCore, callback_id: str) -> dict[str, Any] | None:
+    """A callback not finished yet, as stored (None: finished or unknown)."""
+    cb = core.callbacks.by_id.get(callback_id)
+    return None if cb is None else cb.as_dict()
+
+
 def state_of(core: EngineCore, stats: LiveStats | None = None) -> StoredState:
     state = StoredState()
+    for callback_id in core.callbacks.by_id:
+        cbrec = callback_record(core, callback_id)
+        if cbrec is not None:
+            state.callbacks[callback_id] = cbrec
     for agent_id in core.agents.by_id:
         rec = agent_record(core, agent_id)
         if rec is not None:
@@ -400,6 +430,13 @@ class StoreWriter:
         self.idle = asyncio.Event()
         self.on_recovered: Callable[[], None] | None = None
         self.on_fenced: Callable[[StoreFenced], None] | None = None
+        #: Campaign id → its record, or None (acd.runtime.campaigns; wired by the node).
+        self.campaign_record: Callable[[str], dict[str, Any] | None] | None = None
+        self.campaign_ids: Callable[[], list[str]] | None = None
+
+    def mark_campaign(self, campaign_id: str) -> None:
+        """A campaign's progress changed: written behind, like the rest."""
+        self._mark(("campaign", campaign_id))
 
     # -- the hook (inbox order, synchronous) -------------------------------------------
 
@@ -408,6 +445,11 @@ class StoreWriter:
             self._mark(("agent", fact.agent))
         elif isinstance(fact, CALL_PLACE_CHANGED + CALL_LEFT_LINE):
             self._mark(("call", fact.call_id))
+        if isinstance(fact, CALLBACK_CHANGED):
+            self._mark(("callback", fact.callback_id))
+        elif isinstance(fact, CALL_PLACE_CHANGED + CALL_LEFT_LINE) and \
+                self.core.callbacks.is_callback(fact.call_id):
+            self._mark(("callback", fact.call_id))
         if self.stats is not None and isinstance(fact, STATS_CHANGED):
             self._mark(_STATS)
 
@@ -477,6 +519,11 @@ class StoreWriter:
             if self.stats is not None:
                 self.stats.take_dirty()
             state = state_of(self.core, self.stats)
+            if self.campaign_record is not None and self.campaign_ids is not None:
+                for cid in self.campaign_ids():
+                    rec = self.campaign_record(cid)
+                    if rec is not None:
+                        state.campaigns[cid] = rec
             await self.store.replace(state)
             self.resyncs += 1
             return
@@ -487,6 +534,10 @@ class StoreWriter:
                 changes[(kind, ident)] = agent_record(self.core, ident)
             elif kind == "call":
                 changes[(kind, ident)] = call_record(self.core, ident)
+            elif kind == "callback":
+                changes[(kind, ident)] = callback_record(self.core, ident)
+            elif kind == "campaign" and self.campaign_record is not None:
+                changes[(kind, ident)] = self.campaign_record(ident)
         if _STATS in keys and self.stats is not None:
             for queue_id in self.stats.take_dirty():
                 changes[("stats", queue_id)] = self.stats.dump_queue(queue_id)

@@ -33,6 +33,9 @@ CONFIG = Config.model_validate({
                "trunk": {"contact": "sip:127.0.0.1:7001"}}],
     "regions": {"policies": {"CN-ZJ": {"mode": "primary"}}},
     "api": {},
+    # callbacks and a campaign: their endpoints are fuzzed too (no AMI: nothing dials)
+    "callbacks": {},
+    "campaigns": [{"id": "aftersale", "queue": "repair", "outcome_codes": ["ok"]}],
 })
 NODE = Node(CONFIG, ami_secrets=None)
 NODE.app.state.acd.tokens = TokenStore([(ADMIN, Principal("ops", ApiRole.ADMIN)),  # type: ignore[union-attr]
