@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from acd.domain import (
     AgentStatus,
+    CallHungUp,
     CallState,
     CloseCall,
     DomainError,
@@ -36,7 +37,6 @@ from acd.domain import (
     ExitCall,
     Fact,
     Offer,
-    OfferFailed,
     SetAgentStatus,
     Settings,
     StartTimer,
@@ -468,7 +468,12 @@ class Engine:
         elif q is None and self.releasing:
             pass  # stopping: a released call re-enters elsewhere; no retry
         elif q is None:
-            self.post(OfferFailed(eff.call_id, eff.agent_id, self.clock()))
+            # Nobody on the line to dial (every live call has a session; this one's is
+            # gone): the call ends here. Put back in line it would be offered again at
+            # once, to the same free agent, in a loop that starves every other caller.
+            log.warning("call %s: offered to %s but has no session; ended as hung up",
+                        eff.call_id, eff.agent_id or eff.site_id)
+            self.post(CallHungUp(eff.call_id, self.clock()))
         else:
             q.put_nowait(eff)
             self._interrupt(eff.call_id)
