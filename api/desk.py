@@ -7,6 +7,8 @@ console's scoped snapshot, the audit log, and the pages (issue 13).
 | ``GET /desk`` (own status, call, reasons, dispositions) | ✓ | 403 | 403 |
 | ``POST /desk/wrap-up`` (end, extend), ``POST /desk/disposition`` | ✓ | 403 | 403 |
 | ``GET /desk/history`` (the caller's previous contacts) | its call's caller | 403 | 403 |
+| ``POST /desk/transfer`` (its caller to a queue, keeping its place) | its call | 403 | 403 |
+| ``POST /desk/callback`` (a callback to its caller's number) | its call | 403 | 403 |
 | ``GET /console`` (agents, waiting calls, queues: in scope) | 403 | ✓ | ✓ |
 | ``POST /agents/{id}/sign-out`` (ends the agent's page session) | 403 | ✓ (scope) | ✓ |
 | ``GET /audit`` (supervisor and admin actions) | 403 | 403 | ✓ |
@@ -27,15 +29,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from acd.config import ApiRole, passwords
-from acd.domain import Fact, UnknownAgent
-from acd.domain.events import EndWrapUp, ExtendWrapUp, SetDisposition
+from acd.domain import DomainError, Fact, InvalidCommand, UnknownAgent, UnknownQueue
+from acd.domain.events import EndWrapUp, ExtendWrapUp, RequestCallback, SetDisposition
 from acd.domain.facts import CallOffered, CallWaiting
 from api.auth import Principal
+from api.errors import EngineUnavailable
 from api.models import AgentView, CallView, ErrorBody, QueueView, ValidationErrors
 from api.routes import allow, api_state, principal, run_command
 from api.sessions import COOKIE, Credentials, SessionStore
@@ -58,7 +61,8 @@ router = APIRouter(prefix="/api/v1", tags=["desktop"], responses={
                 "cookie, or a sign-in that is not JSON from the same origin."),
     404: _error("No such agent or call (or not this agent's)."),
     409: _error("The state does not allow it now (`not_in_wrap_up`, `wrap_up_limit`, "
-                "`not_your_call`, `signed_in_elsewhere`)."),
+                "`not_your_call`, `signed_in_elsewhere`, `not_in_conversation`, "
+                "`no_call`, `same_queue`, `queue_closed`, `callbacks_not_configured`)."),
     413: _error("The body is larger than `api.limits.max_body_bytes`."),
     422: {"model": ErrorBody | ValidationErrors, "description": "Invalid body or query."},
     429: _error("Too many failed sign-ins or tokens from this client."),
@@ -283,9 +287,81 @@ class Disposition(BaseModel):
     name: str
 
 
+class ContactInfo(BaseModel):
+    index: int
+    number: str
+    name: str
+    region: str
+    attempts: int = Field(description="Attempts on this contact before this one.")
+
+
+class CallContext(BaseModel):
+    """What the offered call is when it is not an inbound caller: a callback (the
+    customer's number, when it was asked for, which attempt) or a campaign attempt (the
+    campaign, the contact's fields, the outcome codes)."""
+
+    kind: Literal["callback", "campaign"]
+    number: str = Field(description="The number the engine calls.")
+    queue: str
+    requested_at: float = Field(description="When the callback was asked for (epoch s).")
+    scheduled_for: float | None = Field(
+        description="The time it was scheduled for (epoch s); null: as soon as possible.")
+    attempt: int = Field(description="This attempt, from 1.")
+    max_attempts: int
+    reason: str = Field(description="Why: `caller_key`, `max_ewt`, `api:<who>`, "
+                                    "`desk:<agent>`, `campaign:<id>` …")
+    origin_call_id: str = Field(description="The call it replaced or was asked from "
+                                            "(\"\" if scheduled through the API).")
+    ewt: float | None = Field(description="The caller's expected wait when it asked.")
+    campaign: str | None = None
+    contact: ContactInfo | None = None
+    outcome_codes: list[str] = Field(default_factory=list)
+
+
+def call_context(state: ApiState, call_id: str) -> CallContext | None:
+    """The callback or campaign context of a call (None: an inbound caller)."""
+    from acd.domain.campaigns import parse_attempt_id
+
+    engine = state.engine
+    cb = engine.core.callbacks.by_id.get(call_id)
+    if cb is None:
+        return None
+    settings = engine.core.callbacks.settings
+    ctx = CallContext(
+        kind="callback", number=cb.number, queue=cb.queue_id,
+        requested_at=cb.requested_at, scheduled_for=cb.not_before or None,
+        attempt=cb.attempts + 1,
+        max_attempts=cb.max_attempts or (settings.attempts if settings else 1),
+        reason=cb.reason, origin_call_id=cb.origin_call_id, ewt=cb.ewt)
+    parsed = parse_attempt_id(call_id)
+    if parsed is None:
+        return ctx
+    campaign_id, index = parsed
+    ctx.kind, ctx.campaign = "campaign", campaign_id
+    ctx.attempt = int(call_id.rsplit("-", 1)[1])  # cmp-<campaign>-<index>-<attempt>
+    runner = engine.campaign_runner
+    campaign = runner.campaigns.get(campaign_id) if runner is not None else None
+    if campaign is None:
+        return ctx
+    ctx.outcome_codes = list(campaign.settings.outcome_codes)
+    ctx.max_attempts = campaign.settings.attempts
+    if 0 <= index < len(campaign.contacts):
+        c = campaign.contacts[index]
+        ctx.contact = ContactInfo(index=c.index, number=c.number, name=c.name,
+                                  region=c.region, attempts=ctx.attempt - 1)
+    return ctx
+
+
 class DeskView(BaseModel):
     agent: AgentView
     call: CallView | None
+    context: CallContext | None = Field(
+        default=None, description="The call's callback or campaign context.")
+    queues: list[str] = Field(default_factory=list,
+                              description="The queues a caller may be transferred to.")
+    callbacks: bool = Field(default=False, description="Whether callbacks are "
+                                                       "configured (a callback request "
+                                                       "is possible).")
     pause_reasons: list[str]
     dispositions: list[Disposition]
     wrap_up_extend: float
@@ -317,7 +393,10 @@ async def desk(who: AgentOnly, state: State) -> DeskView:
     call = state.views.call(agent.call_id) if agent.call_id else None
     cfg = state.config
     return DeskView(
-        agent=agent, call=call, pause_reasons=list(cfg.engine.pause_reasons),
+        agent=agent, call=call,
+        context=call_context(state, call.id) if call is not None else None,
+        queues=[q.id for q in cfg.queues], callbacks=state.engine.callback_dialer is not None,
+        pause_reasons=list(cfg.engine.pause_reasons),
         dispositions=[Disposition(code=d.code, name=d.name or d.code)
                       for d in cfg.desktop.dispositions],
         wrap_up_extend=cfg.desktop.wrap_up_extend, wrap_up_max=cfg.desktop.wrap_up_max,
@@ -374,6 +453,130 @@ def _db_contacts(history: Any, caller: str, but: str) -> list[dict[str, Any]]:
          .order_by(t.c.entry_time.desc()).limit(10))
     with history.db.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
+
+
+class NotInConversation(DomainError):
+    code = "not_in_conversation"
+
+
+class NoCall(DomainError):
+    code = "no_call"
+
+
+class SameQueue(DomainError):
+    code = "same_queue"
+
+
+class CallbacksOff(DomainError):
+    code = "callbacks_not_configured"
+
+
+class DeskTransfer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", examples=["complaint"])
+
+
+class DeskCallback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Epoch seconds; absent or past: as soon as an agent is free (its place: now).
+    at: float | None = Field(default=None, ge=0, examples=[1767232800.0])
+    queue: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                              description="The queue whose agents call back (default: "
+                                          "the call's).")
+
+
+@router.post("/desk/transfer", summary="Transfer the caller to a queue (keeping its place)",
+             description="The agent's own call, in conversation: the caller leaves the "
+                         "conversation for `queue` and lines up there with its first "
+                         "entry time — what a blind transfer from the agent's phone to "
+                         "the queue's code does (the engine redirects the caller's "
+                         "channel over AMI). The agent goes to wrap-up. 409 "
+                         "`not_in_conversation` (no call, or not connected yet), "
+                         "`same_queue`, `queue_closed` (its hours); 404 `unknown_queue`; "
+                         "503 when Asterisk could not be asked.")
+async def desk_transfer(body: DeskTransfer, who: AgentOnly, state: State) -> dict[str, str]:
+    from acd.domain import admission
+    from acd.runtime.engine import TransferFailed
+
+    agent = _agent_view(state, who.agent_id or "")
+    view = state.views.call(agent.call_id) if agent.call_id else None
+    if view is None or view.state != "connected" or view.agent != agent.id:
+        raise NotInConversation("transfer only a call you are talking to "
+                                "(no call in conversation now)")
+    if state.engine.core.callbacks.by_id.get(view.id) is not None:
+        raise NotInConversation("a callback or campaign call cannot be transferred "
+                                "(the engine dialled it; request a callback instead)")
+    engine = state.engine
+    target = engine.core.queues.get(body.queue)
+    if target is None:
+        raise UnknownQueue(f"no queue {body.queue!r}")
+    if target.id == view.queue:
+        raise SameQueue(f"the caller is already in {body.queue!r}")
+    if not admission.is_open(target, engine.clock()):
+        from acd.domain.errors import QueueClosed
+
+        raise QueueClosed(f"queue {target.id!r} is closed now (its hours)")
+    try:
+        await asyncio.wait_for(engine.transfer_connected(view.id, target.id),
+                               state.command_timeout)
+    except TimeoutError:
+        raise HTTPException(503, "Asterisk did not answer the transfer in time") from None
+    except TransferFailed as exc:
+        raise HTTPException(503, str(exc)) from None
+    log.info("call %s: agent %s transferred the caller to %s", view.id, agent.id, target.id)
+    return {"call_id": view.id, "from_queue": view.queue, "queue": target.id}
+
+
+@router.post("/desk/callback", status_code=201,
+             summary="Request a callback to the caller of the agent's call",
+             description="During the conversation or its wrap-up: a callback to the "
+                         "caller's number (never another), now (`at` absent: as soon as "
+                         "an agent of the queue is free) or at `at` (epoch seconds), for "
+                         "the call's queue or `queue`. 409 `callbacks_not_configured` (no "
+                         "`callbacks` section), `no_call`; 422 `invalid_command` (the "
+                         "number outside `callbacks.allow`); 404 `unknown_queue`.")
+async def desk_callback(body: DeskCallback, request: Request, who: AgentOnly,
+                        state: State) -> dict[str, Any]:
+    import secrets
+
+    from api.callbacks import CallbackView
+
+    agent = _agent_view(state, who.agent_id or "")
+    engine = state.engine
+    dialer = engine.callback_dialer
+    if dialer is None:
+        raise CallbacksOff("callbacks are not configured (no callbacks section): "
+                           "no callback can be requested")
+    call_id = agent.call_id if agent.state in ("on_call", "wrap_up") and agent.call_id \
+        else (agent.last_call_id if agent.state == "wrap_up" else None)
+    view = state.views.call(call_id) if call_id else None
+    if call_id and view is not None and (view.state != "connected" or view.agent != agent.id):
+        call_id = None  # ringing, or not this agent's
+    if not call_id:
+        raise NoCall("request a callback during a conversation or its wrap-up")
+    memory: DeskMemory = request.app.state.desk_memory
+    number = view.caller if view is not None else (memory.caller_of(call_id) or "")
+    if not number:
+        raise InvalidCommand("the caller's number is not known")
+    queue_id = body.queue or (view.queue if view is not None
+                              else str((memory.calls.get(call_id) or {}).get("queue", "")))
+    now = engine.clock()
+    at = body.at if body.at is not None and body.at > now else 0.0
+    cb_id = f"desk-{secrets.token_hex(6)}"
+    event = RequestCallback(call_id, number, now, callback_id=cb_id, queue_id=queue_id,
+                            entry_time=max(at, now), not_before=at,
+                            reason=f"desk:{agent.id}")
+    try:
+        await asyncio.wait_for(dialer.request(event), state.command_timeout)
+    except TimeoutError:
+        raise EngineUnavailable("the engine did not apply the command in time") from None
+    cb = engine.core.callbacks.by_id.get(cb_id)
+    if cb is None:
+        raise HTTPException(409, "the callback ended at once")
+    log.info("call %s: agent %s requested callback %s", call_id, agent.id, cb_id)
+    return CallbackView.of(cb).model_dump()
 
 
 # -- listen / whisper / barge -------------------------------------------------------

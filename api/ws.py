@@ -23,8 +23,9 @@ Messages (JSON text frames, server → client):
   (``call_waiting``, ``call_offered``, ``call_connected``, ``call_completed``,
   ``call_abandoned``, ``call_requeued``, ``call_overflowed``, ``partner_rejected``,
   ``agent_no_answer``, ``agent`` …);
-* ``{"type": "pop", "time", "call"}`` — to an agent, the call just offered to it (as
-  ``GET /calls/{id}``), sent just before that ``call_offered`` event;
+* ``{"type": "pop", "time", "call", "context"}`` — to an agent, the call just offered
+  to it (as ``GET /calls/{id}``) and its callback or campaign context (null for an
+  inbound caller), sent just before that ``call_offered`` event;
 * ``{"type": "summary", "time", "queues", "calls", "sites", "regions"}`` — per-queue
   figures, call counts, partner sites and calls by region, at most ``SUMMARY_DELAY``
   after a change and every ``HEARTBEAT`` seconds otherwise.
@@ -203,12 +204,17 @@ async def _drain_incoming(websocket: WebSocket) -> None:
 
 async def _send_pop(websocket: WebSocket, state: ApiState, ev: Fact) -> None:
     """The agent's screen pop: the offered call as ``GET /calls/{id}`` shows it (caller,
-    region and how it was found, segment, DID, IVR choice, queue, stage, wait, EWT),
-    sent the moment the offer is published — before the phone rings."""
+    region and how it was found, segment, DID, IVR choice, queue, stage, wait, EWT) and
+    its callback or campaign context (``api.desk.CallContext``, null for a caller), sent
+    the moment the offer is published — before the phone rings."""
+    from api.desk import call_context
+
     view = state.views.call(getattr(ev, "call_id", ""))
     if view is not None:
-        await websocket.send_text(_dump({"type": "pop", "time": state.views.now(),
-                                         "call": view.model_dump(mode="json")}))
+        context = call_context(state, view.id)
+        await websocket.send_text(_dump({
+            "type": "pop", "time": state.views.now(), "call": view.model_dump(mode="json"),
+            "context": None if context is None else context.model_dump(mode="json")}))
 
 
 async def _send_events(websocket: WebSocket, state: ApiState, principal: Principal,

@@ -89,6 +89,11 @@ class _Command:
 ANNOUNCE_ESTIMATE_WAIT = 1.0
 
 
+
+class TransferFailed(Exception):
+    """A desktop transfer could not be carried out (no AMI, the call ended, Asterisk
+    said no)."""
+
 class Engine:
     """The core, its inbox, the sessions' queues, the store writer and the observers."""
 
@@ -512,6 +517,31 @@ class Engine:
             return None, None
         now = self.clock()
         return self.core.router.position(call_id), self.view.ewt(call_id, now)
+
+    async def transfer_connected(self, call_id: str, queue_id: str) -> None:
+        """An agent's transfer from the desktop: the caller's channel leaves the
+        conversation for the hotline context with ``ACD_QUEUE`` set (AMI ``Setvar`` and
+        ``Redirect``, both in the engine account's ``call`` class) — what the agent's
+        phone does with a blind transfer (SIP REFER) to the queue's code. The caller's
+        next FastAGI session re-enters the core with its first entry time and call id:
+        the answered leg completes, the caller lines up in ``queue_id`` with its place.
+        Raises :class:`TransferFailed` (nothing was moved, or the redirect's answer was
+        lost)."""
+        call = self.core.calls.get(call_id)
+        if call is None or call.state is not CallState.CONNECTED:
+            raise TransferFailed("the call is not in conversation")
+        client = self.amis.get(call.server)
+        if client is None or not call.channel:
+            raise TransferFailed("no AMI link to the caller's Asterisk")
+        try:
+            await client.action("Setvar", {"Channel": call.channel,
+                                           "Variable": "ACD_QUEUE", "Value": queue_id})
+            await client.action("Redirect", {"Channel": call.channel,
+                                             "Context": "hotline-acd", "Exten": "s",
+                                             "Priority": "1"})
+        except Exception as exc:
+            raise TransferFailed(f"Asterisk refused the transfer: {exc}") from None
+        log.info("call %s: transferred to %s from the agent desktop", call_id, queue_id)
 
     async def request_callback(self, call_id: str, number: str) -> bool:
         """The caller of ``call_id`` confirmed ``number``: its callback takes its place
