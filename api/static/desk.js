@@ -1,7 +1,9 @@
 // The agent desktop: sign in with id + PIN, status (ready / pause with a reason / log
 // out, time in status), the offered call's screen pop (from the event stream, before the
 // phone rings), the caller's previous contacts, wrap-up (countdown, end, extend,
-// disposition and note). Keyboard: Alt+R ready, Alt+P pause; every control is tabbable.
+// disposition and note), during a call: transfer the caller to a queue (it keeps its
+// place) and request a callback; a callback's or campaign attempt's context in the pop.
+// Keyboard: Alt+R ready, Alt+P pause; every control is tabbable.
 "use strict";
 
 (() => {
@@ -31,6 +33,7 @@
     text("reason", agent.status === "paused" ? "(" + agent.reason + ")" : "");
     const wrapping = agent.state === "wrap_up";
     $("wrap").hidden = !(wrapping || (lastCall && agent.state === "on_call"));
+    showActions();
     if (!wrapping && agent.state !== "ringing" && agent.state !== "on_call" &&
         !$("pop").hidden && $("pop").dataset.call !== agent.call_id) {
       text("pop-state", "已结束 ended");
@@ -54,8 +57,44 @@
     renderAgent();
   }
 
-  function pop(c) {
+  const REASON = { caller_key: "来电者按键 caller's key", max_ewt: "等待过长 long wait",
+    api: "主管预约 scheduled" };
+  function when(epoch) {
+    return epoch ? new Date(epoch * 1000).toLocaleString("zh-CN", { hour12: false }) : "";
+  }
+
+  // What the offered call is when it is not an inbound caller: every value through
+  // textContent (ACD.text), never markup.
+  function showContext(ctx) {
+    const box = $("pop-context");
+    box.hidden = !ctx;
+    if (!ctx) { delete box.dataset.kind; return; }
+    box.dataset.kind = ctx.kind;
+    text("pop-kind", ctx.kind === "campaign" ? "外呼活动 Campaign call" : "回拨 Callback");
+    text("ctx-number", ctx.number);
+    text("ctx-requested", when(ctx.requested_at));
+    text("ctx-scheduled", ctx.scheduled_for ? when(ctx.scheduled_for) : "尽快 as soon as possible");
+    text("ctx-attempt", ctx.attempt + " / " + ctx.max_attempts);
+    const why = ctx.reason || "";
+    text("ctx-reason", REASON[why] || (why.startsWith("desk:") ? "坐席预约 agent " + why.slice(5)
+      : why.startsWith("api:") ? "预约 scheduled by " + why.slice(4) : why));
+    text("ctx-campaign", ctx.campaign || "");
+    const c = ctx.contact;
+    text("ctx-contact", c ? [c.name, c.number, c.region].filter(Boolean).join(" · ") : "");
+    text("ctx-outcomes", (ctx.outcome_codes || []).join(", "));
+  }
+
+  function showActions() {
+    const on = !!(agent && agent.state === "on_call" && lastCall === agent.call_id);
+    $("actions").hidden = !(on || (agent && agent.state === "wrap_up" && lastCall));
+    $("transfer").disabled = $("transfer-queue").disabled = !on;
+    $("callback").disabled = !(desk && desk.callbacks);
+    $("callback").title = desk && desk.callbacks ? "" : "未配置回拨 Callbacks are not configured";
+  }
+
+  function pop(c, ctx) {
     lastCall = c.id;
+    showContext(ctx || null);
     const p = $("pop");
     p.hidden = false;
     p.dataset.call = c.id;
@@ -95,7 +134,7 @@
   function onMessage(msg, at) {
     if (msg.type === "pop") {
       window.acdPops.push({ call: msg.call, receivedAt: at, wall: Date.now() });
-      pop(msg.call);
+      pop(msg.call, msg.context);
     } else if (msg.type === "snapshot" || msg.type === "summary") {
       const a = (msg.agents || []).find((x) => x.id === me.agent);
       if (a) setAgent(a);
@@ -110,7 +149,7 @@
     try {
       desk = await call("GET", "/api/v1/desk");
       setAgent(desk.agent);
-      if (desk.call && $("pop").dataset.call !== desk.call.id) pop(desk.call);
+      if (desk.call && $("pop").dataset.call !== desk.call.id) pop(desk.call, desk.context);
     } catch (e) {
       if (e.status === 401) signedOut("会话已结束 Session ended");
     }
@@ -119,6 +158,10 @@
   function fillChoices() {
     const reasons = $("pause-reason");
     reasons.replaceChildren(...desk.pause_reasons.map((r) => el("option", { value: r }, r)));
+    const transfer = $("transfer-queue");
+    transfer.replaceChildren(el("option", { value: "" }, "— 转接到 Transfer to —"),
+      ...desk.queues.map((q) => el("option", { value: q }, q)));
+    showActions();
     const disp = $("disposition");
     disp.replaceChildren(el("option", { value: "" }, "— 处理结果 Disposition —"),
       ...desk.dispositions.map((d) => el("option", { value: d.code }, d.name)));
@@ -176,6 +219,20 @@
       await call("POST", "/api/v1/desk/disposition", { call_id: lastCall || (agent && agent.last_call_id) || "",
         code: $("disposition").value, note: $("note").value });
       notice("已保存 Saved");
+    }));
+    $("transfer").addEventListener("click", () => act(async () => {
+      const queue = $("transfer-queue").value;
+      if (!queue) { notice("请选择队列 Choose a queue"); return; }
+      const r = await call("POST", "/api/v1/desk/transfer", { queue });
+      notice("已转接到 Transferred to " + r.queue);
+    }));
+    $("callback").addEventListener("click", () => act(async () => {
+      const raw = $("callback-at").value;
+      const at = raw ? new Date(raw).getTime() / 1000 : null;
+      if (raw && isNaN(at)) { notice("时间无效 Invalid time"); return; }
+      const r = await call("POST", "/api/v1/desk/callback", at ? { at } : {});
+      notice("已预约回拨 Callback requested: " + r.number +
+        (r.not_before ? " @ " + when(r.not_before) : " (尽快 as soon as possible)"));
     }));
     $("signout").addEventListener("click", async () => { await ACD.signOut(); signedOut(""); });
     setInterval(tick, 500);
