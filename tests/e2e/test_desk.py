@@ -157,3 +157,64 @@ async def test_agent_signs_in_gets_the_pop_within_100ms_and_sees_the_callers_his
             timings: dict[str, Any] = {"offer_to_pop_ms": [round(latency * 1000, 1),
                                                            round(latency2 * 1000, 1)]}
             (artifacts / "latency.json").write_text(json.dumps(timings))
+
+
+async def signed_in_desk(cdp: CDP, agent: str) -> None:
+    await dom_until(cdp, "document.readyState", "complete", 10)
+    await type_into(cdp, "#signin-id", agent)
+    await type_into(cdp, "#signin-pin", PIN)
+    await click(cdp, "#signin-go")
+    await dom_until(cdp, "document.querySelector('#desk').hidden", False, 5)
+    await dom_until(cdp, "document.querySelector('#conn').dataset.state", "live", 5)
+
+
+async def test_agent_transfers_the_caller_to_a_queue_from_the_desktop(
+        chroot: Path, artifacts: Path) -> None:
+    """The agent clicks Transfer during the conversation: the caller's channel leaves it
+    for the hotline (AMI Redirect), re-enters the engine in the target queue with its
+    first entry time and is offered to that queue's agent, who talks with it."""
+    plans = [AgentPlan("8001", status="logged_out", talk_ms=(20000, 21000)),
+             AgentPlan("8002", skills={"complaint": 1}, talk_ms=(800, 1200))]
+    queues = [{"id": "consult", "skills": {"consult": 1}, "wrap_up": 0.5},
+              {"id": "complaint", "skills": {"complaint": 1}, "wrap_up": 0.5}]
+    async with Rig(artifacts, plans, extra_config={"api": {}, "queues": queues}) as rig:
+        assert rig.engine is not None and rig.config is not None
+        pin_hash = passwords.hash_password(PIN)
+        config = rig.config.model_copy(update={"agents": [
+            a.model_copy(update={"pin_hash": pin_hash}) for a in rig.config.agents]})
+        app = create_app(rig.engine, config, registry=CollectorRegistry())
+        async with serving(app) as server, \
+                chromium(f"http://127.0.0.1:{server.port}/desk", artifacts) as cdp:
+            await signed_in_desk(cdp, "8001")
+            await click(cdp, "#ready")
+            await dom_until(cdp, "document.querySelector('#status').dataset.presence",
+                            "ready", 5)
+            caller = asyncio.create_task(rig.call([CALLER], time_limit=40))
+            await dom_until(cdp, "window.acdPops.length", 1, 15)
+            assert await cdp.eval("document.querySelector('#pop-context').hidden") is True
+            await rig.wait_for(lambda: any(e["agent"] == "8001"
+                                           for e in rig.published("call_connected")))
+            await dom_until(cdp, "document.querySelector('#transfer').disabled", False, 5)
+            await click(cdp, "#transfer-queue")  # options: —, consult, complaint
+            await press(cdp, "ArrowDown", "ArrowDown", 40)
+            await press(cdp, "ArrowDown", "ArrowDown", 40)
+            await press(cdp, "Enter", "Enter", 13)
+            await dom_until(cdp, "document.querySelector('#transfer-queue').value",
+                            "complaint", 3)
+            await click(cdp, "#transfer")
+            await dom_until(cdp, text_of("#notice"), "已转接到 Transferred to complaint", 5)
+            await rig.wait_for(lambda: any(
+                e["agent"] == "8002" for e in rig.published("call_connected")), within=15)
+            result = await caller
+            assert result.failed == 0 and result.successful == 1, result.errors_text()
+        (first, again) = [e for e in rig.published("call_waiting") if e["caller"] == CALLER]
+        assert (first["queue"], again["queue"]) == ("consult", "complaint")
+        assert again["call_id"] == first["call_id"] and again["reentry"] is True
+        assert again["entry_time"] == pytest.approx(first["entry_time"], abs=1e-3)
+        offered = [(e["call_id"], e["queue"], e["agent"])
+                   for e in rig.published("call_offered")]
+        assert offered == [(first["call_id"], "consult", "8001"),
+                           (first["call_id"], "complaint", "8002")]
+        assert [e.caller for e in rig.phone_events("8002", "answered")] == [CALLER]
+        stats = {q: rig.engine.core.figures.total(q) for q in ("consult", "complaint")}
+        assert (stats["consult"].transferred_out, stats["complaint"].transferred_in) == (1, 1)
