@@ -15,7 +15,7 @@
   const SOURCE = { lookup: "号码归属 number lookup", ivr: "按键区号 area code keyed",
     override: "指定 override", default: "默认 default" };
   let me = null, agent = null, clockOffset = 0, desk = null, stream = null, lastCall = null;
-  window.acdPops = [];  // [{call, receivedAt (performance.now())}] for tests and benchmarks
+  window.acdPops = [];  // [{call, context, receivedAt (performance.now())}] for tests and benchmarks
 
   function notice(msg) { text("notice", msg); }
 
@@ -133,7 +133,7 @@
 
   function onMessage(msg, at) {
     if (msg.type === "pop") {
-      window.acdPops.push({ call: msg.call, receivedAt: at, wall: Date.now() });
+      window.acdPops.push({ call: msg.call, context: msg.context, receivedAt: at, wall: Date.now() });
       pop(msg.call, msg.context);
     } else if (msg.type === "snapshot" || msg.type === "summary") {
       const a = (msg.agents || []).find((x) => x.id === me.agent);

@@ -218,3 +218,58 @@ async def test_agent_transfers_the_caller_to_a_queue_from_the_desktop(
         assert [e.caller for e in rig.phone_events("8002", "answered")] == [CALLER]
         stats = {q: rig.engine.core.figures.total(q) for q in ("consult", "complaint")}
         assert (stats["consult"].transferred_out, stats["complaint"].transferred_in) == (1, 1)
+
+
+async def test_agent_requests_a_callback_and_its_pop_says_so(
+        chroot: Path, artifacts: Path) -> None:
+    """During a conversation the agent clicks Request callback; once free, the engine
+    calls the caller back through the same agent (test_callbacks' customer phone behind
+    the trunk) and the pop says it is a callback: which number, why, which attempt."""
+    from harness.sipp import start_uas
+
+    rig = Rig(artifacts, [AgentPlan("8701", status="logged_out", talk_ms=(4000, 4000))])
+    customer = await start_uas("agent_answer", rig.ports, artifacts, "customer",
+                               variables={"talk_min": 1500, "talk_max": 1500},
+                               trace_messages=False)
+    try:
+        rig.extra_config = {
+            "api": {}, "queues": [{"id": "consult", "skills": {"consult": 1},
+                                   "wrap_up": 0}],
+            "callbacks": {"trunk": {"contact": f"sip:127.0.0.1:{customer.port}"},
+                          "attempts": 2, "retry_after": 2}}
+        async with rig:
+            assert rig.engine is not None and rig.config is not None
+            pin_hash = passwords.hash_password(PIN)
+            config = rig.config.model_copy(update={"agents": [
+                a.model_copy(update={"pin_hash": pin_hash}) for a in rig.config.agents]})
+            app = create_app(rig.engine, config, registry=CollectorRegistry())
+            async with serving(app) as server, \
+                    chromium(f"http://127.0.0.1:{server.port}/desk", artifacts) as cdp:
+                await signed_in_desk(cdp, "8701")
+                await click(cdp, "#ready")
+                caller = asyncio.create_task(rig.call([CALLER], time_limit=30))
+                await rig.wait_for(lambda: bool(rig.published("call_connected")), 15)
+                await dom_until(cdp, "document.querySelector('#callback').disabled",
+                                False, 5)
+                await click(cdp, "#callback")
+                await dom_until(cdp, text_of("#notice"),
+                                f"已预约回拨 Callback requested: {CALLER} (尽快 as soon as "
+                                "possible)", 5)
+                result = await caller
+                assert result.failed == 0, result.errors_text()
+                # the callback is offered to the same agent: the pop says what it is
+                await dom_until(cdp, "window.acdPops.length", 2, 20)
+                await dom_until(cdp, "document.querySelector('#pop-context').hidden",
+                                False, 3)
+                assert await cdp.eval(text_of("#pop-kind")) == "回拨 Callback"
+                assert await cdp.eval(text_of("#ctx-number")) == CALLER
+                assert await cdp.eval(text_of("#ctx-reason")) == "坐席预约 agent 8701"
+                assert await cdp.eval(text_of("#ctx-attempt")) == "1 / 2"
+                ctx = await cdp.eval("JSON.stringify(window.acdPops[1].context)")
+                assert json.loads(ctx)["kind"] == "callback"
+                await rig.wait_for(lambda: bool(rig.published("callback_finished")), 20)
+            finished = rig.published("callback_finished")[0]
+            assert (finished["outcome"], finished["agent"]) == ("completed", "8701")
+            assert [e.agent for e in customer.result().by_event("offered")] == [CALLER]
+    finally:
+        await customer.stop()
