@@ -6,7 +6,10 @@ engine + Asterisk 22 rig with a SIPp agent phone and SIPp callers and a SQLite c
 history. The agent signs in with its PIN, makes itself ready; a caller's offer pops on
 the page within 100 ms of the engine's offer (wall clocks of the same machine); it talks,
 the agent gives a disposition and a note in wrap-up and ends it early; the same caller
-calls again and the pop shows that previous contact from the history database.
+calls again and the pop shows that previous contact from the history database. During a
+conversation the agent clicks Transfer (the caller re-enters the chosen queue with its
+place and is offered to that queue's agent) or Request callback (the callback, offered
+to the agent once free, pops with its context).
 """
 
 from __future__ import annotations
