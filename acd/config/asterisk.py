@@ -559,8 +559,9 @@ def render_include(config: Config, environ: Mapping[str, str] | None = None,
     ).splitlines() if not line.startswith("#tryinclude")) + "\n"
     manager = (header + "; Holds the AMI secret: readable by Asterisk only.\n"
                "; Add at the END of manager.conf:  #include manager_acd.conf\n\n" + user)
-    if outbound.MANAGER_FILE in generated:
-        manager += "\n" + generated[outbound.MANAGER_FILE].removeprefix(_HEADER)
+    for own in (outbound.MANAGER_FILE, "manager_spy_acd.conf"):  # originate-only accounts
+        if own in generated:
+            manager += "\n" + generated[own].removeprefix(_HEADER)
     pjsip = generated["pjsip_acd.conf"]
     files = {"pjsip_acd.conf": pjsip, "queues_acd.conf": queues,
              "extensions_acd.conf": extensions, "manager_acd.conf": manager,

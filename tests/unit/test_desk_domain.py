@@ -160,3 +160,11 @@ def test_spy_renders_its_own_ami_account_and_a_closed_context() -> None:
     assert "#tryinclude manager_spy_acd.conf" in full["manager.conf"]
     # no phone, no spy account
     assert "manager_spy_acd.conf" not in render(parse_config(CONFIG), env)
+    # include mode (an existing PBX): the spy account goes into manager_acd.conf, which
+    # the operator includes; its context into extensions_acd.conf
+    from acd.config.asterisk import render_include
+
+    included, _ = render_include(cfg, env)
+    assert "manager_spy_acd.conf" not in included
+    assert "\n[acd-spy]\n" in included["manager_acd.conf"]
+    assert "ChanSpy(${ACD_SPY_TARGET},qEw)" in included["extensions_acd.conf"]
