@@ -238,7 +238,7 @@ RUSH_EVERY = 10
 RUSH = 5
 #: The agents' talk times while the demo stays up (ms, drawn per call by the phone):
 #: longer than the burst's, so that callers wait now and then on the wallboard.
-TRICKLE_TALK_MS = (2000, 9000)
+TRICKLE_TALK_MS = (1500, 6000)
 #: SIPp caller processes at once in the trickle, each with its own ports (reused).
 TRICKLE_SLOTS = 7
 #: Mobile prefixes (7 digits, + 4 random): Beijing and Chongqing; Guangdong.
