@@ -28,7 +28,7 @@ import random
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -406,9 +406,18 @@ def _free_port(preferred: int) -> int:
             return 0
 
 
-async def _later(delay: float, call: Awaitable[SippResult]) -> SippResult:
+async def _later(delay: float, call: Callable[[], Awaitable[SippResult]]) -> SippResult:
     await asyncio.sleep(delay)
-    return await call
+    return await call()
+
+
+async def _hang_up_all(rig: Rig) -> None:
+    """Calls whose SIPp caller was stopped mid-call (Ctrl-C): end them in Asterisk, so that
+    the engine's FastAGI sessions end with them rather than at its drain timeout."""
+    if rig.asterisk is not None and rig.asterisk.running():
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(rig.asterisk.cli, "channel request hangup all")
+            await asyncio.sleep(0.5)
 
 
 class _Interrupt:
@@ -482,9 +491,13 @@ async def _run(calls: int, rate: float, stay: bool, base: Path | None,
     art = artifacts_dir(base)
     handler = _log_to(art / "engine.log")
     ok = False
+    previous_token = os.environ.get(TOKEN_ENV)
     try:
         token = secrets.token_urlsafe(24)
         environ = {TOKEN_ENV: token}
+        # the rig's node builds an API app of its own from the same config: give it the
+        # token too (no "ACD_DEMO_TOKEN is not set" warning for a newcomer to puzzle over)
+        os.environ[TOKEN_ENV] = token
         talk = TRICKLE_TALK_MS if stay else (1500, 3000)
         plans = [AgentPlan(a, skills={"consult": 1, "repair": 1}, talk_ms=talk)
                  for a in ("1001", "1002", "1003")]
@@ -499,6 +512,7 @@ async def _run(calls: int, rate: float, stay: bool, base: Path | None,
         async with contextlib.AsyncExitStack() as stack:
             with interrupt.deferred():  # never stop Asterisk while its thread starts it
                 await stack.enter_async_context(rig)
+            stack.push_async_callback(_hang_up_all, rig)  # before the rig stops
             assert rig.asterisk is not None and rig.engine is not None and rig.config is not None
             print(rig.asterisk.cli("core show version").strip())
             app = create_app(rig.engine, with_demo_sign_ins(rig.config),
@@ -521,9 +535,10 @@ async def _run(calls: int, rate: float, stay: bool, base: Path | None,
                     rig.call(impatient, scenario="caller_abandon",
                              patience_ms=[IMPATIENT_PATIENCE_MS] * 2, name="impatient",
                              rate=rate, time_limit=60),
-                    _later(1.5, rig.call([VIP], name="vip", time_limit=90)),
-                    _later(0.5, rig.call([IVR_CALLER], scenario=ivr, service=IVR_DID,
-                                         name="ivr", time_limit=90)),
+                    _later(1.5, lambda: rig.call([VIP], name="vip", time_limit=90)),
+                    _later(0.5, lambda: rig.call([IVR_CALLER], scenario=ivr,
+                                                 service=IVR_DID, name="ivr",
+                                                 time_limit=90)),
                 )
                 await asyncio.sleep(1.0)
                 rows = stories(rig.events)
@@ -563,6 +578,10 @@ async def _run(calls: int, rate: float, stay: bool, base: Path | None,
                 print("stopping the phones, Asterisk and the engine …", flush=True)
     finally:
         _unlog(handler)
+        if previous_token is None:
+            os.environ.pop(TOKEN_ENV, None)
+        else:
+            os.environ[TOKEN_ENV] = previous_token
     if stay:
         print("stopped.", flush=True)
     return 0 if ok else 1

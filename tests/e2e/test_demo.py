@@ -25,9 +25,9 @@ from harness.sandbox import REPO_ROOT, list_instances
 pytestmark = pytest.mark.e2e
 
 
-async def test_the_demo_tells_each_story_and_keeps_its_logs(
+async def test_once_the_demo_tells_each_story_keeps_its_logs_and_exits(
         chroot: Path, artifacts: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert await demo.run(10, 4.0, stay=False, base=artifacts) == 0
+    assert await demo.run(10, 4.0, stay=False, base=artifacts) == 0  # scripts/demo --once
     out = capsys.readouterr().out
     for text in ("↳ impatient (hangs up after 1.5 s)", "↳ VIP (+10 priority)",
                  "served ahead of", "↳ IVR: dialled 4008005678, pressed 2 → repair",
@@ -35,6 +35,7 @@ async def test_the_demo_tells_each_story_and_keeps_its_logs(
                  "agent 1004: paused (no-answer)", "why: its softphone is set to ring",
                  "It stays paused", "Next: `scripts/demo` (without --once) keeps"):
         assert text in out, text
+    assert "Ctrl-C ends it" not in out and "The trickle" not in out  # --once: no staying up
     runs = _runs(artifacts)
     assert len(runs) == 1 and f"Everything from this run: {runs[0]}" in out
     log = (runs[0] / "engine.log").read_text()
@@ -93,13 +94,14 @@ async def test_the_demo_stays_up_with_a_trickle_until_ctrl_c(
             sup = await client.post(base + "/api/v1/session", json={
                 "kind": "supervisor", "id": console.group(2), "secret": console.group(3)})
             assert sup.status_code == 200 and sup.json()["role"] == "admin"
-            # the trickle: new calls answered while nobody scripts them
+            # the trickle: new calls answered while nobody scripts them, each call's
+            # story printed when it ended
             before = await answered()
-            end = time.monotonic() + 12
-            while await answered() < before + 2:
+            end = time.monotonic() + 15
+            story = re.compile(r"^\d\d:\d\d:\d\d 1\d{10} +\w+ +answered by .*, talked", re.M)
+            while await answered() < before + 2 or not story.search("".join(seen)):
                 assert time.monotonic() < end, "".join(seen[-20:])
                 await asyncio.sleep(0.5)
-        assert re.search(r"^\d\d:\d\d:\d\d 1\d{10} .*answered by", "".join(seen), re.M)
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 30) == 0, "".join(seen)
         await reader
