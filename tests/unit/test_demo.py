@@ -80,3 +80,47 @@ def test_one_artifacts_folder_per_run_in_the_cache(tmp_path: Path) -> None:
     assert first.is_dir() and second.is_dir()
     default = demo.default_cache_dir() / "demo"
     assert not str(default).startswith(str(ROOT))  # never inside the repository
+
+
+def test_the_trickle_mixes_hotline_guangdong_and_ivr_callers_and_rushes() -> None:
+    import random
+
+    from routing.regions import lookup_region
+
+    rng = random.Random(7)
+    groups = [demo.next_arrivals(n, rng) for n in range(200)]
+    rushes = [g for n, g in enumerate(groups) if n % demo.RUSH_EVERY == demo.RUSH_EVERY - 1]
+    assert all(len(g) == demo.RUSH and [a.kind for a in g[-2:]] == ["guangdong"] * 2
+               for g in rushes)
+    singles = [g[0] for n, g in enumerate(groups)
+               if n % demo.RUSH_EVERY != demo.RUSH_EVERY - 1]
+    assert all(len(groups[n]) == 1 for n in range(200) if n % demo.RUSH_EVERY != 9)
+    kinds = {a.kind for a in singles}
+    assert kinds == {"hotline", "guangdong", "ivr"}
+    assert {a.digit for a in singles if a.kind == "ivr"} == {"1", "2"}
+    every = [a for g in groups for a in g]
+    assert all(a.number not in (VIP, IVR_CALLER) for a in every)
+    assert all(lookup_region(a.number)[0] == "CN-GD" for a in every if a.kind == "guangdong")
+    assert all(lookup_region(a.number)[0] != "CN-GD" for a in every if a.kind != "guangdong")
+    assert {a.service for a in every} == {demo.DID, demo.IVR_DID}
+    assert all(a.service == demo.IVR_DID for a in every if a.kind == "ivr")
+
+
+def test_it_stays_up_unless_once(monkeypatch: Any) -> None:
+    seen: list[bool] = []
+
+    async def fake_run(calls: int, rate: float, stay: bool, base: Path | None = None) -> int:
+        seen.append(stay)
+        return 0
+
+    monkeypatch.setattr(demo, "run", fake_run)
+    assert demo.main([]) == 0 and demo.main(["--once"]) == 0 and demo.main(["--stay"]) == 0
+    assert seen == [True, False, True]
+
+
+def test_the_urls_carry_the_demo_sign_ins() -> None:
+    text = demo.urls("http://127.0.0.1:8080", "tok", "demo-1")
+    assert "wallboard   http://127.0.0.1:8080/#token=tok" in text
+    assert f"/desk      (agent 1004, PIN {demo.DEMO_PIN}" in text
+    assert f"/console   (supervisor demo, password {demo.DEMO_PASSWORD})" in text
+    assert "Ctrl-C ends it" in text
