@@ -110,7 +110,9 @@ async def test_partner_overflow_shows_in_sites_regions_calls_explanations_and_me
     assert (sites["gd-b"]["offered"], sites["gd-b"]["active"]) == (1, 1)
     m = await rig.metrics()
     assert m[("acd_site_active_calls", (("site", "gd-b"),))] == 1
-    rig.engine.post(DialFinished("c1", "", "ANSWER", rig.engine.clock() + 5, 5.0,
+    # the call ends now after 5 s of talk (not 5 s in the future: an event stamped in the
+    # next minute put every later one in that minute's bucket, out of the rolling window)
+    rig.engine.post(DialFinished("c1", "", "ANSWER", rig.engine.clock(), 5.0,
                                  site_id="gd-b"))
     await rig.settle()
     sites = by_id(await rig.get("/api/v1/sites"))
