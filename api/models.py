@@ -81,6 +81,9 @@ class WindowView(_Out):
     callbacks_completed: int = 0
     callbacks_failed: int = 0
     callbacks_cancelled: int = 0
+    callbacks_answered: int = Field(0, description="Callbacks whose customer answered.")
+    callbacks_told: int = Field(0, description="Of those, the ones whose caller was told "
+                                               "an expected wait.")
     callback_delay_seconds: float | None = Field(
         None, description="Mean seconds from a callback's request to the customer's "
                           "answer.")
