@@ -300,7 +300,8 @@
     setCb("dialing", num(((live || {}).dialing || 0) + ((live || {}).connected || 0)));
     setCb("requested", num(requested));
     setCb("completed", num(sumToday(queues, "callbacks_completed")));
-    setCb("failed", num(sumToday(queues, "callbacks_failed")));
+    const failed = sumToday(queues, "callbacks_failed");
+    setCb("failed", num(failed)).className = "value" + (failed > 0 ? " bad" : "");
     setCb("cancelled", num(sumToday(queues, "callbacks_cancelled")));
     // the promise against what happened: mean request → answer, and for the callers
     // told an expected wait, that EWT next to their own delay
