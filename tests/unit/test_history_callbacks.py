@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -174,3 +175,25 @@ def test_the_ewt_told_next_to_the_delay_and_campaigns_apart() -> None:
     assert (today.counts.callbacks_requested, today.counts.callbacks_completed) == (1, 1)
     assert (today.callback_delay, today.callback_told_ewt, today.callback_told_delay) == \
         (30.0, 45.0, 30.0)
+
+
+def test_acd_report_callbacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    history = HistoryDB(url, timezone="Asia/Shanghai")
+    history.upgrade()
+    history.write(_day_of_callbacks(T0), [])
+    history.close()
+    root = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "acd.yaml"
+    cfg.write_text((root / "config" / "acd.sample.yaml").read_text())
+    args = ["report", "-c", str(cfg), "--db", url, "--from", "2025-12-03", "--callbacks"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "callbacks by queue" in out and "callback_delay_mean" in out
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("2025-12-03")]
+    assert row[1:7] == ["consult", "3", "1", "1", "1", "1"] and row[7] == "10.0"
+    assert main([*args, "--csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert table[0]["callbacks_cancelled"] == "1"
