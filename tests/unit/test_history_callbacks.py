@@ -197,3 +197,39 @@ def test_acd_report_callbacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main([*args, "--csv"]) == 0
     table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert table[0]["callbacks_cancelled"] == "1"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_migration_0002_on_a_database_with_rows(engine: str, tmp_path: Path,
+                                                request: pytest.FixtureRequest) -> None:
+    """An upgrade from 0001 keeps the rows, the new sums 0, and reports still add up."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from acd.runtime.history.db import MIGRATIONS
+    from tests.unit.test_history_db import call_row
+
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if engine == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    history = HistoryDB(url, timezone="Asia/Shanghai")
+    request.addfinalizer(history.close)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with history.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text(
+            "INSERT INTO call_rollup (bucket, dim, key, day, week, month, offered, "
+            "answered, answered_within, abandoned, abandoned_after, abandoned_short, "
+            "closed, exited, handled, transferred, wait_answered, wait_abandoned, "
+            "wait_max, talk, wrap_up, agent_offers, rona, overflowed, partner_answered, "
+            "partner_wait) VALUES (0, 'all', '', 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0, "
+            "1, 0, 1, 1, 1, 1, 0, 0, 0, 0)"))
+    history.upgrade()
+    with history.engine.connect() as conn:
+        assert conn.execute(text("SELECT offered, callbacks_requested, callback_delay "
+                                 "FROM call_rollup")).one() == (1, 0, 0.0)
+    history.write([call_row("old-1", T0), *_day_of_callbacks(T0 + 3600)], [])
+    report = callback_report(history, ReportQuery(date(2025, 12, 3), date(2025, 12, 3)))
+    assert report["total"]["callbacks_requested"] == 3
