@@ -364,6 +364,9 @@
   function renderEvent(msg) { // one line: Chinese · English
     const d = msg.data || {};
     const wait = mmss(d.wait || 0);
+    // a campaign's attempt is a callback to the dialler: named apart on the wall
+    const cb = String(d.callback_id || "").startsWith("cmp-")
+      ? ["外呼", "campaign call"] : ["回拨", "callback"];
     const what = {
       call_waiting: ["来电排队 " + d.queue, "call waiting in " + d.queue],
       call_offered: ["振铃 坐席 " + d.agent, "offered to agent " + d.agent],
@@ -383,14 +386,14 @@
                          "moved from " + d.from + " to " + d.queue],
       call_priority: ["优先级改为 " + d.priority, "priority changed to " + d.priority],
       agent_no_answer: ["坐席 " + d.agent + " 未应答", "agent " + d.agent + " did not answer"],
-      callback_requested: ["回拨请求 " + d.queue, "callback requested in " + d.queue],
-      callback_dialing: ["回拨拨号（坐席 " + d.agent + "）",
-                         "calling back (agent " + d.agent + ")"],
-      callback_attempt: ["回拨未接通（" + d.status + "）",
-                         "callback not reached (" + d.status + ")"],
-      callback_finished: ["回拨结束：" + ({ completed: "完成", failed: "失败",
+      callback_requested: [cb[0] + "请求 " + d.queue, cb[1] + " requested in " + d.queue],
+      callback_dialing: [cb[0] + "拨号（坐席 " + d.agent + "）",
+                         "calling (" + cb[1] + ", agent " + d.agent + ")"],
+      callback_attempt: [cb[0] + "未接通（" + d.status + "）",
+                         cb[1] + " not reached (" + d.status + ")"],
+      callback_finished: [cb[0] + "结束：" + ({ completed: "完成", failed: "失败",
                             cancelled: "取消" }[d.outcome] || d.outcome),
-                          "callback " + d.outcome],
+                          cb[1] + " " + d.outcome],
       agent: ["坐席 " + d.agent + "：" + d.status + (d.reason ? "（" + d.reason + "）" : "") +
                 "，" + d.state,
               "agent " + d.agent + ": " + d.status + (d.reason ? " (" + d.reason + ")" : "") +
