@@ -76,6 +76,22 @@ class WindowView(_Out):
     asa_seconds: float | None = Field(description="Mean wait of answered calls.")
     aht_seconds: float | None = Field(description="(talk + wrap-up) / completed calls.")
     abandon_rate: float | None = Field(description="abandoned / (answered + abandoned).")
+    callbacks_requested: int = Field(0, description="Callbacks requested (not a "
+                                     "campaign's attempts).")
+    callbacks_completed: int = 0
+    callbacks_failed: int = 0
+    callbacks_cancelled: int = 0
+    callbacks_answered: int = Field(0, description="Callbacks whose customer answered.")
+    callbacks_told: int = Field(0, description="Of those, the ones whose caller was told "
+                                               "an expected wait.")
+    callback_delay_seconds: float | None = Field(
+        None, description="Mean seconds from a callback's request to the customer's "
+                          "answer.")
+    callback_told_ewt_seconds: float | None = Field(
+        None, description="Of the answered callbacks whose caller was told an expected "
+                          "wait: the mean of that EWT …")
+    callback_told_delay_seconds: float | None = Field(
+        None, description="… and the mean of their request → answer.")
 
 
 class QueueView(_Out):

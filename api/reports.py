@@ -8,6 +8,7 @@ Queries run in a worker thread: the engine's loop never waits on the database.
 |---|---|---|---|
 | ``GET /reports/calls`` (by queue, agent, site, region, segment, did, all) | 403 | ✓ | ✓ |
 | ``GET /reports/agents`` (occupancy, pauses by reason) | 403 | ✓ | ✓ |
+| ``GET /reports/callbacks`` (requested, completed, failed, cancelled, delay) | 403 | ✓ | ✓ |
 | ``GET /reports/chart.svg`` | 403 | ✓ | ✓ |
 | ``GET /reports/records``, ``/reports/records/{call}`` | its own calls | ✓ | ✓ |
 | ``GET /reports/replay?day=`` (the day replayed with the running config) | 403 | ✓ | ✓ |
@@ -39,6 +40,7 @@ from acd.runtime.history.reports import (
     ReportQuery,
     agent_report,
     call_report,
+    callback_report,
     masked,
     to_csv,
 )
@@ -125,6 +127,26 @@ async def calls_report(
     report = await _run(call_report, h.db, q)
     if format == "csv":
         return _csv(report, f"calls-{by}-{q.first}-{q.last}")
+    return report
+
+
+@router.get("/callbacks", summary="Callback outcomes by period and queue (JSON or CSV)")
+async def callbacks_report(
+    h: Hist, _who: Staff,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    by: Annotated[str, Query(pattern="^(" + "|".join(DIMENSIONS) + ")$")] = "queue",
+    granularity: Granularity = Granularity.DAY,
+    key: Annotated[list[str] | None, Query()] = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    """Per period and queue: callbacks requested, completed, failed, cancelled, those
+    whose customer answered, and the mean seconds from the request to that answer
+    (docs/reports.md)."""
+    q = _query(h, first, last, by, granularity, key)
+    report = await _run(callback_report, h.db, q)
+    if format == "csv":
+        return _csv(report, f"callbacks-{by}-{q.first}-{q.last}")
     return report
 
 

@@ -177,6 +177,13 @@ def window_view(fig: WindowFigures) -> WindowView:
         closed=c.closed, completed=c.handled, service_level=_r(fig.service_level, 4),
         asa_seconds=_r(fig.asa, 3), aht_seconds=_r(fig.aht, 3),
         abandon_rate=_r(fig.abandon_rate, 4),
+        callbacks_requested=c.callbacks_requested,
+        callbacks_completed=c.callbacks_completed, callbacks_failed=c.callbacks_failed,
+        callbacks_cancelled=c.callbacks_cancelled,
+        callbacks_answered=c.callbacks_answered, callbacks_told=c.callbacks_told,
+        callback_delay_seconds=_r(fig.callback_delay, 3),
+        callback_told_ewt_seconds=_r(fig.callback_told_ewt, 3),
+        callback_told_delay_seconds=_r(fig.callback_told_delay, 3),
     )
 
 

@@ -17,8 +17,8 @@ sees only its own events.
 
 Messages (JSON text frames, server → client):
 
-* ``{"type": "snapshot", "time", "queues", "agents", "calls", "sites", "regions"}`` —
-  once, first;
+* ``{"type": "snapshot", "time", "queues", "agents", "calls", "sites", "regions",
+  "callbacks", "campaigns"}`` — once, first;
 * ``{"type": "event", "time", "name", "data"}`` — each engine event as it is published
   (``call_waiting``, ``call_offered``, ``call_connected``, ``call_completed``,
   ``call_abandoned``, ``call_requeued``, ``call_overflowed``, ``partner_rejected``,
@@ -26,9 +26,11 @@ Messages (JSON text frames, server → client):
 * ``{"type": "pop", "time", "call", "context"}`` — to an agent, the call just offered
   to it (as ``GET /calls/{id}``) and its callback or campaign context (null for an
   inbound caller), sent just before that ``call_offered`` event;
-* ``{"type": "summary", "time", "queues", "calls", "sites", "regions"}`` — per-queue
-  figures, call counts, partner sites and calls by region, at most ``SUMMARY_DELAY``
-  after a change and every ``HEARTBEAT`` seconds otherwise.
+* ``{"type": "summary", "time", "queues", "calls", "sites", "regions", "callbacks",
+  "campaigns"}`` — per-queue figures, call counts, partner sites and calls by region,
+  the callbacks not finished by state and the campaigns' progress
+  (:func:`outbound_summary`), at most ``SUMMARY_DELAY`` after a change and every
+  ``HEARTBEAT`` seconds otherwise.
 
 An ``agent`` token gets its own agent and calls in the snapshot and summaries, and only
 the events that name it. A client that falls more than ``MAX_LAG`` events behind is
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from acd.domain.figures import is_campaign_attempt
 from api.auth import (
     WS_PROTOCOL,
     Principal,
@@ -88,7 +91,7 @@ def snapshot_message(state: ApiState, principal: Principal) -> dict[str, Any]:
             "queues": [q.model_dump(mode="json") for q in views.queues()],
             "agents": [a.model_dump(mode="json") for a in views.agents()],
             "calls": views.calls(limit=SNAPSHOT_CALLS).model_dump(mode="json"),
-            **_partner_summaries(state)}
+            **_partner_summaries(state), **outbound_summary(state)}
 
 
 def summary_message(state: ApiState, principal: Principal) -> dict[str, Any]:
@@ -101,7 +104,7 @@ def summary_message(state: ApiState, principal: Principal) -> dict[str, Any]:
     return {"type": "summary", "time": views.now(),
             "queues": [q.model_dump(mode="json") for q in views.queues()],
             "calls": views.call_counts(),
-            **_partner_summaries(state)}
+            **_partner_summaries(state), **outbound_summary(state)}
 
 
 def _partner_summaries(state: ApiState) -> dict[str, Any]:
@@ -109,6 +112,27 @@ def _partner_summaries(state: ApiState) -> dict[str, Any]:
     views = state.views
     return {"sites": [s.model_dump(mode="json") for s in views.sites()],
             "regions": [r.model_dump(mode="json") for r in views.regions()]}
+
+
+def outbound_summary(state: ApiState) -> dict[str, Any]:
+    """``callbacks``: the callbacks not finished, by state (a campaign's attempts
+    apart: they are its progress) — ``waiting`` (in line, scheduled or between
+    attempts), ``dialing``, ``connected``; ``null`` without a callbacks section.
+    ``campaigns``: each campaign's progress (as ``GET /campaigns``). Today's outcomes
+    and delays are the queues' ``today`` figures."""
+    engine = state.engine
+    book = engine.core.callbacks
+    callbacks: dict[str, int] | None = None
+    if book.enabled:
+        callbacks = {"waiting": 0, "dialing": 0, "connected": 0}
+        for cb in book.pending():
+            if is_campaign_attempt(cb.callback_id):
+                continue
+            key = cb.state.value if cb.state.value in callbacks else "waiting"
+            callbacks[key] += 1
+    runner = getattr(engine, "campaign_runner", None)
+    campaigns = [] if runner is None else [c.progress() for c in runner.campaigns.values()]
+    return {"callbacks": callbacks, "campaigns": campaigns}
 
 
 def _visible(ev: Fact, principal: Principal) -> bool:

@@ -4,6 +4,7 @@
 
     acd report -c acd.yaml --from 2026-12-01 --to 2026-12-07 --by queue --granularity day
     acd report -c acd.yaml --agents --csv > agents.csv
+    acd report -c acd.yaml --callbacks --from 2026-12-01 --to 2026-12-07  # outcomes
     acd report -c acd.yaml --purge                       # apply the retention now
     acd replay --from 2026-12-01 --to 2026-12-01 --config new.yaml
 
@@ -61,7 +62,13 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from acd.runtime.history.reports import ReportQuery, agent_report, call_report, to_csv
+    from acd.runtime.history.reports import (
+        ReportQuery,
+        agent_report,
+        call_report,
+        callback_report,
+        to_csv,
+    )
     from acd.runtime.history.service import purge
 
     try:
@@ -79,7 +86,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         q = ReportQuery(first, _day(args.last, db.timezone) if args.last else first,
                         "agent" if args.agents else args.by, Granularity(args.granularity),
                         tuple(args.key or ()))
-        report = agent_report(db, q) if args.agents else call_report(db, q)
+        if args.agents:
+            report = agent_report(db, q)
+        elif args.callbacks:
+            report = callback_report(db, q)
+        else:
+            report = call_report(db, q)
         if args.csv:
             sys.stdout.write(to_csv(report))
         elif args.json:
@@ -88,6 +100,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             print_table(report["rows"], ["label", "agent", "answered", "handled", "aht",
                                          "rona", "staffed", "paused", "occupancy",
                                          "pauses"])
+        elif args.callbacks:
+            print(f"callbacks by {q.dimension}, {q.granularity.value}, {q.first} .. "
+                  f"{q.last} ({db.timezone})")
+            print_table(report["rows"] + [{**report["total"], "label": "total"}],
+                        ["label", "key", "callbacks_requested", "callbacks_completed",
+                         "callbacks_failed", "callbacks_cancelled", "callbacks_answered",
+                         "callback_delay_mean"])
         else:
             print(f"calls by {q.dimension}, {q.granularity.value}, {q.first} .. {q.last} "
                   f"({db.timezone})")
@@ -109,8 +128,12 @@ def add_history_parsers(sub: Any) -> None:
     p.add_argument("--by", choices=DIMENSIONS, default="queue")
     p.add_argument("--granularity", choices=[g.value for g in Granularity], default="day")
     p.add_argument("--key", action="append", help="only this queue/agent/... (repeat)")
-    p.add_argument("--agents", action="store_true",
-                   help="agents: calls, AHT, RONA, occupancy, pauses by reason")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--agents", action="store_true",
+                      help="agents: calls, AHT, RONA, occupancy, pauses by reason")
+    kind.add_argument("--callbacks", action="store_true",
+                      help="callback outcomes: requested, completed, failed, cancelled, "
+                           "mean time from request to answer")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--csv", action="store_true")
     out.add_argument("--json", action="store_true")

@@ -40,6 +40,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from acd.domain.callbacks import CallbackFinished, CallbackRequested
+from acd.domain.campaigns import PREFIX as CAMPAIGN_PREFIX
 from acd.domain.facts import (
     AgentChanged,
     AgentNoAnswer,
@@ -127,6 +129,19 @@ class Counts:
     transferred_out: int = 0
     #: Callers who left the line by an exit (voicemail, message, another queue …).
     exits: int = 0
+    #: Callbacks (not a campaign's attempts): requested (a restore is not a request),
+    #: their outcomes, and — those whose customer answered — the seconds from the
+    #: request to the answer; of those, the ones told an expected wait: that EWT and
+    #: their delay (the promise against what happened).
+    callbacks_requested: int = 0
+    callbacks_completed: int = 0
+    callbacks_failed: int = 0
+    callbacks_cancelled: int = 0
+    callbacks_answered: int = 0
+    callback_delay: float = 0.0
+    callbacks_told: int = 0
+    callback_told_ewt: float = 0.0
+    callback_told_delay: float = 0.0
 
     def add(self, other: Counts) -> None:
         for name in _COUNT_NAMES:  # not fields() per call: it runs for every event
@@ -162,6 +177,26 @@ class WindowFigures:
     @property
     def abandon_rate(self) -> float | None:
         return abandon_rate(self.counts.abandoned, self.counts.answered)
+
+    @property
+    def callback_delay(self) -> float | None:
+        """Mean seconds from a callback's request to the customer's answer."""
+        return asa(self.counts.callback_delay, self.counts.callbacks_answered)
+
+    @property
+    def callback_told_ewt(self) -> float | None:
+        """Mean expected wait told to the callers whose callback was answered …"""
+        return asa(self.counts.callback_told_ewt, self.counts.callbacks_told)
+
+    @property
+    def callback_told_delay(self) -> float | None:
+        """… and the mean of their request → answer (the same callbacks)."""
+        return asa(self.counts.callback_told_delay, self.counts.callbacks_told)
+
+
+def is_campaign_attempt(callback_id: str) -> bool:
+    """A campaign's attempt (campaign progress, not a callback's figures)."""
+    return callback_id.startswith(CAMPAIGN_PREFIX)
 
 
 class _QueueWindows:
@@ -230,6 +265,24 @@ class LiveStats:
                 self._bump(queue, now, exits=1)
             case AgentChanged(agent=agent, state=state):
                 self._agent(agent, state, now)
+            case CallbackRequested(callback_id=cb_id, queue=queue, restored=restored):
+                if not restored and not is_campaign_attempt(cb_id):
+                    self._bump(queue, now, callbacks_requested=1)
+            case CallbackFinished(callback_id=cb_id) if not is_campaign_attempt(cb_id):
+                self._callback_finished(fact, now)
+
+    def _callback_finished(self, f: CallbackFinished, now: float) -> None:
+        amounts: dict[str, float] = {}
+        if f.outcome in ("completed", "failed", "cancelled"):
+            amounts[f"callbacks_{f.outcome}"] = 1
+        if f.delay is not None:
+            delay = _seconds(f.delay)
+            amounts.update(callbacks_answered=1, callback_delay=delay)
+            if f.ewt is not None:
+                amounts.update(callbacks_told=1, callback_told_ewt=_seconds(f.ewt),
+                               callback_told_delay=delay)
+        if amounts:
+            self._bump(f.queue, now, **amounts)
 
     def _agent(self, agent: str, state: str, now: float) -> None:
         if state == "wrap_up":

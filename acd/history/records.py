@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acd.domain.callbacks import CallbackFinished
+from acd.domain.callbacks import CallbackFinished, CallbackRequested
 from acd.domain.facts import (
     AgentChanged,
     AgentNoAnswer,
@@ -145,6 +145,12 @@ class CallRecord:
     #: The agent's disposition code and note (agent desktop).
     disposition: str | None = None
     note: str | None = None
+    #: A callback's context (None: not a callback): ``requested_at``, ``ewt`` (the
+    #: expected wait the caller was told), ``reason`` (caller_key, max_ewt, api,
+    #: ``campaign:<id>``), ``origin`` (the inbound call it replaced), then ``outcome``
+    #: (completed, failed, cancelled), ``attempts``, ``status`` and ``delay`` (request →
+    #: the customer's answer) when it ends.
+    callback: dict[str, Any] | None = None
     updated_at: float = 0.0
 
     @property
@@ -177,7 +183,9 @@ class CallRecord:
             "offers": [o.to_row() for o in self.offers],
             "transfers": list(self.transfers), "decision": self.decision,
             "recording": self.recording, "disposition": self.disposition,
-            "note": self.note, "updated_at": self.updated_at,
+            "note": self.note,
+            "callback": dict(self.callback) if self.callback is not None else None,
+            "updated_at": self.updated_at,
         }
 
 
@@ -247,6 +255,11 @@ class RecordBuilder:
         self._done: OrderedDict[str, int] = OrderedDict()
         #: Calls whose end this builder saw (any final outcome), newest last.
         self._ended: OrderedDict[str, None] = OrderedDict()
+        #: Callbacks requested whose first CallWaiting (their place in line) is to come:
+        #: that one is not a re-entry of the record.
+        self._new_callbacks: set[str] = set()
+        #: Callbacks' records that ended as calls (completed), until their outcome comes.
+        self._ended_callbacks: OrderedDict[str, CallRecord] = OrderedDict()
 
     # -- input ---------------------------------------------------------------------------
 
@@ -289,6 +302,9 @@ class RecordBuilder:
             rec = CallRecord(f.call_id, f.entry_time, f.queue, f.queue, leg=leg,
                              offered=not f.reentry)
             self.calls[f.call_id] = rec
+        elif f.call_id in self._new_callbacks:
+            self._new_callbacks.discard(f.call_id)
+            rec.entry_time = min(rec.entry_time, f.entry_time)
         else:
             rec.reentries += 1
             rec.entry_time = min(rec.entry_time, f.entry_time)
@@ -409,6 +425,10 @@ class RecordBuilder:
         self._ended.move_to_end(rec.call_id)
         if len(self._ended) > 5 * RECENT_CALLS:
             self._ended.popitem(last=False)
+        if outcome == "completed" and rec.callback is not None:
+            self._ended_callbacks[rec.call_id] = rec
+            if len(self._ended_callbacks) > RECENT_CALLS:
+                self._ended_callbacks.popitem(last=False)
         if outcome == "completed":
             self._done[rec.call_id] = rec.leg
             self._done.move_to_end(rec.call_id)
@@ -524,16 +544,43 @@ _HANDLERS: dict[type[Fact], Callable[[RecordBuilder, Any, float], None]] = {
 }
 
 
-def _callback_finished(builder: RecordBuilder, f: CallbackFinished, now: float) -> None:
-    """A callback that ended without a conversation (failed, cancelled) ends its record
-    as an exit (``callback/failed``); a completed one ended with its CallCompleted."""
-    if f.outcome == "completed":
-        return
+def _callback_requested(builder: RecordBuilder, f: CallbackRequested, now: float,
+                        ) -> None:
+    """A callback is in line: its record starts (not an offered call — the call it
+    replaced was) with the callback's context; a restored one (another engine took
+    over) keeps the record it has."""
     rec = builder.calls.get(f.callback_id)
     if rec is None:
+        rec = CallRecord(f.callback_id, min(f.entry_time, now), f.queue, f.queue,
+                         offered=False, caller=f.number, server=f.server,
+                         sl_target=builder.sl_targets.get(f.queue, 0.0))
+        builder.calls[f.callback_id] = rec
+        builder._new_callbacks.add(f.callback_id)
+    rec.callback = {**(rec.callback or {}), "requested_at": f.requested_at,
+                    "ewt": f.ewt, "reason": f.reason, "origin": f.call_id,
+                    "not_before": f.not_before}
+    builder._mark(rec, now)
+
+
+def _callback_finished(builder: RecordBuilder, f: CallbackFinished, now: float) -> None:
+    """A callback that ended without a conversation (failed, cancelled) ends its record
+    as an exit (``callback/failed``); a completed one ended with its CallCompleted (its
+    record gets the outcome)."""
+    builder._new_callbacks.discard(f.callback_id)
+    rec = builder.calls.get(f.callback_id) or builder._ended_callbacks.pop(f.callback_id,
+                                                                            None)
+    if rec is None:
+        return
+    rec.callback = {**(rec.callback or {}), "outcome": f.outcome,
+                    "attempts": f.attempts, "status": f.status, "delay": f.delay}
+    if f.ewt is not None:
+        rec.callback.setdefault("ewt", f.ewt)
+    if f.outcome == "completed":
+        builder._mark(rec, now)
         return
     rec.exit = f"callback/{f.outcome}"
     builder._end(rec, "exited", now)
 
 
+_HANDLERS[CallbackRequested] = _callback_requested
 _HANDLERS[CallbackFinished] = _callback_finished

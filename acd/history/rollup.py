@@ -21,7 +21,11 @@ How one call counts (the live counters' rules, ``acd.domain.figures.LiveStats``)
   ends the call (not an abandon);
 * RONA — its offers an agent did not take (no answer or busy), charged to that agent;
 * overflowed — its offers to partner sites; partner answered and their wait: the
-  partner's share and answer speed.
+  partner's share and answer speed;
+* callbacks — a callback's record (not a campaign's attempt) counts one requested, and
+  its outcome: completed (it ended as a completed call), failed or cancelled (its exit
+  ``callback/failed``, ``callback/cancelled``); when the customer answered, the time
+  from the request to that answer adds to the callback delay.
 
 Pure: rows are plain mappings (``CallRecord.to_row()`` or the database's).
 """
@@ -66,6 +70,13 @@ class Totals:
     overflowed: int = 0
     partner_answered: int = 0
     partner_wait: float = 0.0
+    callbacks_requested: int = 0
+    callbacks_completed: int = 0
+    callbacks_failed: int = 0
+    callbacks_cancelled: int = 0
+    #: Callbacks whose customer answered, and their seconds from request to answer.
+    callbacks_answered: int = 0
+    callback_delay: float = 0.0
 
     def add(self, other: Totals) -> None:
         for f in fields(self):
@@ -121,10 +132,47 @@ class Totals:
     def partner_asa(self) -> float | None:
         return figures.asa(self.partner_wait, self.partner_answered)
 
+    @property
+    def callback_delay_mean(self) -> float | None:
+        """Mean seconds from a callback's request to the customer's answer."""
+        return figures.asa(self.callback_delay, self.callbacks_answered)
+
     def figures(self) -> dict[str, float | None]:
         return {"service_level": self.service_level, "asa": self.asa, "aht": self.aht,
                 "abandon_rate": self.abandon_rate, "rona_rate": self.rona_rate,
-                "partner_share": self.partner_share, "partner_asa": self.partner_asa}
+                "partner_share": self.partner_share, "partner_asa": self.partner_asa,
+                "callback_delay_mean": self.callback_delay_mean}
+
+
+#: A callback's exit (``callback/<outcome>``) → its outcome.
+CALLBACK_EXITS = {"callback/failed": "failed", "callback/cancelled": "cancelled"}
+
+
+def is_callback(row: Mapping[str, Any]) -> bool:
+    """A callback's record, not a campaign's attempt (those are campaign progress)."""
+    cb = row.get("callback")
+    if not cb:
+        return False
+    return not str(cb.get("reason") or "").startswith("campaign:")
+
+
+def callback_totals(row: Mapping[str, Any], t: Totals) -> None:
+    """What a callback's record adds (see the module's doc): requested, its outcome, the
+    delay from its request to the customer's answer."""
+    cb = row["callback"]
+    t.callbacks_requested = 1
+    outcome = "completed" if row["outcome"] == "completed" else \
+        CALLBACK_EXITS.get(str(row.get("exit") or ""), "")
+    if outcome == "completed":
+        t.callbacks_completed = 1
+    elif outcome == "failed":
+        t.callbacks_failed = 1
+    elif outcome == "cancelled":
+        t.callbacks_cancelled = 1
+    requested = cb.get("requested_at")
+    if row.get("answered_at") is not None and requested is not None:
+        t.callbacks_answered = 1
+        t.callback_delay = max(0.0, float(row["answered_at"]) - float(requested))
 
 
 def call_totals(row: Mapping[str, Any], short_abandon: float = 0.0) -> Totals:
@@ -164,6 +212,8 @@ def call_totals(row: Mapping[str, Any], short_abandon: float = 0.0) -> Totals:
         else:
             t.agent_offers += 1
             t.rona += offer["outcome"] in RONA_OUTCOMES
+    if is_callback(row):
+        callback_totals(row, t)
     return t
 
 

@@ -18,7 +18,9 @@
           rona: "未接", entry: "进线时间", caller: "主叫", queue: "队列", outcome: "结果",
           wait: "等待(秒)", talk: "通话(秒)", recording: "录音", play: "播放",
           download: "下载", side: "", actual: "实际", replay: "重放", notoken: "请用 #token=<令牌> 打开本页", failed: "查询失败：",
-          total: "合计" },
+          total: "合计", callbacks_requested: "回拨请求", callbacks_completed: "完成",
+          callbacks_failed: "失败", callbacks_cancelled: "取消",
+          callbacks_answered: "客户接通", callback_delay_mean: "请求至接通(秒)" },
     en: { period: "Period", key: "Key", offered: "Offered", answered: "Answered",
           abandoned: "Abandoned", abandoned_short: "Short aband.", service_level: "SL",
           asa: "ASA (s)", aht: "AHT (s)", abandon_rate: "Aband. rate", rona_rate: "RONA rate",
@@ -30,7 +32,11 @@
           outcome: "Outcome", wait: "Wait (s)", talk: "Talk (s)", recording: "Recording",
           play: "Play", download: "Download", side: "", actual: "Actual",
           replay: "Replay", notoken: "Open this page as #token=<token>",
-          failed: "Query failed: ", total: "Total" },
+          failed: "Query failed: ", total: "Total",
+          callbacks_requested: "Callbacks requested", callbacks_completed: "Completed",
+          callbacks_failed: "Failed", callbacks_cancelled: "Cancelled",
+          callbacks_answered: "Customer answered",
+          callback_delay_mean: "Request to answer (s)" },
   };
   const t = (k) => (T[lang] && T[lang][k]) || k;
 
@@ -93,6 +99,10 @@
     ["abandon_rate", pct], ["wait_max", (v) => num(v, 1)], ["rona_rate", pct],
     ["overflowed", num], ["partner_share", pct], ["partner_asa", (v) => num(v, 1)],
     ["exited", num]];
+  const CALLBACKS = [["period", (v, r) => r.label], ["key", text],
+    ["callbacks_requested", num], ["callbacks_completed", num], ["callbacks_failed", num],
+    ["callbacks_cancelled", num], ["callbacks_answered", num],
+    ["callback_delay_mean", (v) => num(v, 1)]];
   const AGENTS = [["period", (v, r) => r.label], ["agent", text], ["answered", num],
     ["handled", num], ["aht", (v) => num(v, 1)], ["rona", num], ["rona_rate", pct],
     ["staffed", (v) => num(v / 60, 1)], ["paused", (v) => num(v / 60, 1)],
@@ -141,8 +151,9 @@
     notice("");
     const metric = new FormData($("#query")).get("metric");
     try {
-      const [report, agents, records, svg] = await Promise.all([
+      const [report, callbacks, agents, records, svg] = await Promise.all([
         get("/api/v1/reports/calls?" + params()),
+        get("/api/v1/reports/callbacks?" + params()),
         get("/api/v1/reports/agents?" + params()),
         get("/api/v1/reports/records?" + params({ limit: 200 })),
         get("/api/v1/reports/chart.svg?" + params({ metric }), "text"),
@@ -151,6 +162,8 @@
       $("#chart").replaceChildren(document.importNode(doc.documentElement, true));
       table($("#report"), REPORT, [...report.rows,
         Object.assign({}, report.total, { label: t("total") })]);
+      table($("#callbacks"), CALLBACKS, [...callbacks.rows,
+        Object.assign({}, callbacks.total, { label: t("total") })]);
       table($("#agents"), AGENTS, agents.rows);
       table($("#records"), RECORDS, records.records);
     } catch (e) { notice(t("failed") + e.message); }
@@ -173,12 +186,14 @@
     } catch (e) { notice(t("failed") + e.message); }
   }
 
-  async function csv() {
+  async function csv(what) {
     try {
-      const blob = await get("/api/v1/reports/calls?" + params({ format: "csv" }), "blob");
+      const report = what === "callbacks" ? "callbacks" : "calls";
+      const blob = await get("/api/v1/reports/" + report + "?" + params({ format: "csv" }),
+                             "blob");
       const a = document.createElement("a");
       a.href = URL.createObjectURL(blob);
-      a.download = "report.csv";
+      a.download = report === "calls" ? "report.csv" : "callbacks.csv";
       a.click();
     } catch (e) { notice(t("failed") + e.message); }
   }
@@ -198,7 +213,8 @@
       if (asked.get(n)) $("[name=" + n + "]").value = asked.get(n);
     }
     $("#query").addEventListener("submit", (e) => { e.preventDefault(); show(); });
-    $("#csv").addEventListener("click", csv);
+    $("#csv").addEventListener("click", () => csv("calls"));
+    $("#callbacks-csv").addEventListener("click", () => csv("callbacks"));
     $("#replay").addEventListener("click", replay);
     $("#lang").addEventListener("click", () => {
       lang = lang === "zh" ? "en" : "zh";

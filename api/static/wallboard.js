@@ -36,6 +36,9 @@
     unauthorized: ["未授权", "unauthorized"],
     throttled: ["已限流", "throttled"],
     notoken: ["无令牌", "no token"],
+    cbdelay: ["回拨用时（请求至接通）", "request to answer"],
+    cbtold: ["告知等待", "EWT told"],
+    cbnone: ["今日暂无接通的回拨", "no callback answered today"],
   };
   //: Provinces (ISO 3166-2:CN) by their Chinese short names.
   const REGION_ZH = {
@@ -264,12 +267,106 @@
     $("#partners").classList.toggle("show", sites + regions > 0);
   }
 
+  function sumToday(queues, field) {
+    return (queues || []).reduce((n, q) => n + ((q.today || {})[field] || 0), 0);
+  }
+
+  function meanOf(queues, mean, count) { // the queues' means weighted by their counts
+    let n = 0, total = 0;
+    (queues || []).forEach((q) => {
+      const d = q.today || {};
+      if (d[count] > 0 && d[mean] !== null && d[mean] !== undefined) {
+        n += d[count];
+        total += d[mean] * d[count];
+      }
+    });
+    return n > 0 ? total / n : null;
+  }
+
+  function setCb(key, text) {
+    const e = document.querySelector('[data-cb="' + key + '"]');
+    if (e) e.textContent = text;
+    return e;
+  }
+
+  function renderCallbacks(msg) {
+    const box = $("#callbacks");
+    const live = msg.callbacks;
+    const queues = msg.queues || [];
+    const requested = sumToday(queues, "callbacks_requested");
+    box.hidden = !live && requested === 0;
+    if (box.hidden) return false;
+    setCb("waiting", num((live || {}).waiting));
+    setCb("dialing", num(((live || {}).dialing || 0) + ((live || {}).connected || 0)));
+    setCb("requested", num(requested));
+    setCb("completed", num(sumToday(queues, "callbacks_completed")));
+    const failed = sumToday(queues, "callbacks_failed");
+    setCb("failed", num(failed)).className = "value" + (failed > 0 ? " bad" : "");
+    setCb("cancelled", num(sumToday(queues, "callbacks_cancelled")));
+    // the promise against what happened: mean request → answer, and for the callers
+    // told an expected wait, that EWT next to their own delay
+    const delay = meanOf(queues, "callback_delay_seconds", "callbacks_answered");
+    const told = meanOf(queues, "callback_told_ewt_seconds", "callbacks_told");
+    const toldDelay = meanOf(queues, "callback_told_delay_seconds", "callbacks_told");
+    const p = setCb("promise", "");
+    if (delay === null) {
+      p.append(document.createTextNode(both("cbnone")));
+      return true;
+    }
+    const d = el("b", "", mmss(delay));
+    d.dataset.cb = "delay";
+    p.append(document.createTextNode(T.cbdelay[0] + " "), d);
+    if (told !== null && toldDelay !== null) {
+      const e = el("b", "", mmss(told));
+      e.dataset.cb = "told";
+      const td = el("b", toldDelay > told ? "late" : "", mmss(toldDelay));
+      td.dataset.cb = "told-delay";
+      p.append(document.createTextNode(" · " + T.cbtold[0] + " "), e,
+               document.createTextNode("（实际 "), td, document.createTextNode("）"));
+    }
+    const en = el("span", "en", T.cbdelay[1] + " " + mmss(delay) + (told !== null &&
+      toldDelay !== null ? " · " + T.cbtold[1] + " " + mmss(told) + " (actual " +
+      mmss(toldDelay) + ")" : ""));
+    en.lang = "en";
+    p.append(en);
+    return true;
+  }
+
+  function renderCampaigns(campaigns) {
+    const rows = campaigns || [];
+    $("[data-campaigns]").replaceChildren(...rows.map((c) => {
+      const tr = el("tr");
+      tr.dataset.campaign = c.campaign;
+      const outcomes = Object.keys(c.outcomes || {}).sort()
+        .map((k) => k + " " + num(c.outcomes[k])).join(" · ");
+      const cells = [el("td", "", c.campaign), el("td", "", num(c.contacts)),
+                     el("td", "", num(c.attempted)), el("td", "", num(c.reached)),
+                     el("td", "outcomes", outcomes || "–")];
+      ["name", "contacts", "attempted", "reached", "outcomes"].forEach((f, i) => {
+        cells[i].dataset.field = f;
+      });
+      tr.append(...cells);
+      return tr;
+    }));
+    $("#campaigns").hidden = rows.length === 0;
+    return rows.length > 0;
+  }
+
+  function renderOutbound(msg) {
+    const callbacks = renderCallbacks(msg);
+    const campaigns = renderCampaigns(msg.campaigns);
+    $("#outbound").classList.toggle("show", callbacks || campaigns);
+  }
+
   function who(d) { return d.agent ? "坐席 " + d.agent : "合作网点 " + d.site; }
   function whoEn(d) { return d.agent ? "agent " + d.agent : "partner " + d.site; }
 
   function renderEvent(msg) { // one line: Chinese · English
     const d = msg.data || {};
     const wait = mmss(d.wait || 0);
+    // a campaign's attempt is a callback to the dialler: named apart on the wall
+    const cb = String(d.callback_id || "").startsWith("cmp-")
+      ? ["外呼", "campaign call"] : ["回拨", "callback"];
     const what = {
       call_waiting: ["来电排队 " + d.queue, "call waiting in " + d.queue],
       call_offered: ["振铃 坐席 " + d.agent, "offered to agent " + d.agent],
@@ -289,6 +386,14 @@
                          "moved from " + d.from + " to " + d.queue],
       call_priority: ["优先级改为 " + d.priority, "priority changed to " + d.priority],
       agent_no_answer: ["坐席 " + d.agent + " 未应答", "agent " + d.agent + " did not answer"],
+      callback_requested: [cb[0] + "请求 " + d.queue, cb[1] + " requested in " + d.queue],
+      callback_dialing: [cb[0] + "拨号（坐席 " + d.agent + "）",
+                         "calling (" + cb[1] + ", agent " + d.agent + ")"],
+      callback_attempt: [cb[0] + "未接通（" + d.status + "）",
+                         cb[1] + " not reached (" + d.status + ")"],
+      callback_finished: [cb[0] + "结束：" + ({ completed: "完成", failed: "失败",
+                            cancelled: "取消" }[d.outcome] || d.outcome),
+                          cb[1] + " " + d.outcome],
       agent: ["坐席 " + d.agent + "：" + d.status + (d.reason ? "（" + d.reason + "）" : "") +
                 "，" + d.state,
               "agent " + d.agent + ": " + d.status + (d.reason ? " (" + d.reason + ")" : "") +
@@ -313,10 +418,12 @@
         connected: c.active.filter((x) => x.state === "connected").length,
       });
       renderPartners(msg);
+      renderOutbound(msg);
     } else if (msg.type === "summary") {
       (msg.queues || []).forEach(renderQueue);
       renderCalls(msg.calls || {});
       renderPartners(msg);
+      renderOutbound(msg);
     } else if (msg.type === "event") {
       renderEvent(msg);
     }

@@ -82,6 +82,11 @@ async def test_a_callback_keeps_the_callers_place_and_is_dialled_once(
             figures = rig.engine.core.figures.total("consult")
             assert figures.abandoned == 0
             assert rig.engine.core.callbacks.totals["completed"] == 1
+            # the live figures (wallboard, API, reports' definition) count it too
+            assert (figures.callbacks_requested, figures.callbacks_completed,
+                    figures.callbacks_answered) == (1, 1, 1)
+            assert figures.callback_delay == pytest.approx(finished["delay"], abs=1e-3)
+            assert figures.callback_delay > 0
     finally:
         await customer.stop()
 

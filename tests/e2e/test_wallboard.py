@@ -29,6 +29,7 @@ from prometheus_client.registry import CollectorRegistry
 from websockets.asyncio.client import ClientConnection, connect
 
 from acd.domain import Fact
+from acd.domain.callbacks import CallbackFinished
 from api.app import create_app
 from api.server import serving
 from harness.rig import AgentPlan, Rig
@@ -39,6 +40,16 @@ CHROMIUM = "/usr/bin/chromium"
 SUP = "e2e-wallboard-token-0123456789"
 ENV = {"ACD_TEST_WALLBOARD": SUP}
 API = {"tokens": [{"name": "wall", "role": "supervisor", "env": "ACD_TEST_WALLBOARD"}]}
+#: Callbacks (a trunk nobody answers: no agent is signed in, nothing is dialled) and a
+#: campaign of its own queue: the wallboard's outbound panel.
+OUTBOUND = {
+    "queues": [{"id": "consult", "name": "Consultation", "skills": {"consult": 1},
+                "wrap_up": 0.5, "sl_target": 20, "priority": 10},
+               {"id": "outbound", "name": "Outbound", "skills": {"consult": 1},
+                "priority": 0, "wrap_up": 0}],
+    "callbacks": {"trunk": {"contact": "sip:127.0.0.1:9"}},
+    "campaigns": [{"id": "spring", "queue": "outbound", "do_not_call": ["13800138903"]}],
+}
 
 
 class CDP:
@@ -127,7 +138,7 @@ async def dom_until(cdp: CDP, expression: str, expected: Any, within: float) -> 
 async def test_wallboard_shows_waiting_callers_within_two_seconds(
         chroot: Path, artifacts: Path) -> None:
     plans = [AgentPlan("8001", status="logged_out"), AgentPlan("8002", status="logged_out")]
-    async with Rig(artifacts, plans, extra_config={"api": API}) as rig:
+    async with Rig(artifacts, plans, extra_config={"api": API, **OUTBOUND}) as rig:
         assert rig.engine is not None and rig.config is not None
         queued: list[float] = []
 
@@ -137,7 +148,9 @@ async def test_wallboard_shows_waiting_callers_within_two_seconds(
 
         rig.engine.fact_hooks.append(stamp)
         app = create_app(rig.engine, rig.config, registry=CollectorRegistry(), environ=ENV)
-        async with serving(app) as server:
+        async with serving(app) as server, httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{server.port}",
+                headers={"Authorization": f"Bearer {SUP}"}) as api:
             url = f"http://127.0.0.1:{server.port}/#token={SUP}"
             async with chromium(url, artifacts) as cdp:
                 await dom_until(cdp, WAITING, "0", 10)
@@ -179,3 +192,60 @@ async def test_wallboard_shows_waiting_callers_within_two_seconds(
                     "document.querySelector('[data-queue=\"consult\"] "
                     "[data-field=\"ab15\"]').textContent")
                 assert abandoned == "3"
+                await outbound_panel(cdp, rig, api, artifacts)
+
+
+def _cb(key: str) -> str:
+    return f"document.querySelector('[data-cb=\"{key}\"]')?.textContent ?? null"
+
+
+async def outbound_panel(cdp: CDP, rig: Rig, api: httpx.AsyncClient,
+                         artifacts: Path) -> None:
+    """Callbacks and campaign progress on the wallboard, from the WebSocket's snapshot
+    and summaries: what the API did (a callback in line, one scheduled then cancelled,
+    a campaign's contacts and an outcome) and a completed callback's figures."""
+    assert rig.engine is not None
+    # A completed callback as the core accounts it (the whole path through Asterisk is
+    # tests/e2e/test_callbacks.py): 95 s from the request to the answer, 60 s told.
+    rig.engine.core.figures.observe(
+        CallbackFinished("wb-1-cb", "consult", "completed", 1, "ANSWER", 95.0, 60.0,
+                         "8001"), rig.engine.clock())
+    now = rig.engine.clock()
+    r = await api.post("/api/v1/callbacks", json={"number": "13800138901",
+                                                   "queue": "consult"})
+    assert r.status_code == 201, r.text
+    r = await api.post("/api/v1/callbacks", json={"number": "13800138902",
+                                                   "queue": "consult", "at": now + 3600})
+    assert r.status_code == 201, r.text
+    r = await api.delete(f"/api/v1/callbacks/{r.json()['callback_id']}")
+    assert r.status_code == 204, r.text
+    r = await api.post("/api/v1/campaigns/spring/contacts",
+                       content="number,name\n13800138904,张三\n13800138905,李四\n"
+                               "13800138903,王五\n",
+                       headers={"Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["added"] == 2, r.text
+    r = await api.post("/api/v1/campaigns/spring/contacts/0/outcome", json={"code": "sold"})
+    assert r.status_code == 200, r.text
+    await dom_until(cdp, "document.querySelector('#outbound').classList.contains('show')",
+                    True, 6)
+    await dom_until(cdp, _cb("requested"), "2", 6)  # 1 in line + 1 cancelled
+    assert await cdp.eval(_cb("waiting")) == "1"
+    assert await cdp.eval(_cb("dialing")) == "0"
+    assert await cdp.eval(_cb("cancelled")) == "1"
+    assert await cdp.eval(_cb("completed")) == "1"
+    assert await cdp.eval(_cb("failed")) == "0"
+    assert await cdp.eval(_cb("delay")) == "1:35"
+    assert (await cdp.eval(_cb("told")), await cdp.eval(_cb("told-delay"))) == \
+        ("1:00", "1:35")
+    assert await cdp.eval("document.querySelector('[data-cb=\"told-delay\"]')"
+                          ".className") == "late"
+    row = "document.querySelector('[data-campaign=\"spring\"] [data-field=\"{}\"]')" \
+          ".textContent"
+    await dom_until(cdp, row.format("contacts"), "3", 6)
+    assert await cdp.eval(row.format("outcomes")) == "sold 1"
+    assert await cdp.eval(row.format("reached")) == "0"
+    label = await cdp.eval("document.querySelector('#callbacks h3').textContent")
+    assert label == "回拨Callbacks"
+    shot = await cdp.send("Page.captureScreenshot", format="png",
+                          captureBeyondViewport=True)
+    (artifacts / "wallboard-outbound.png").write_bytes(base64.b64decode(shot["data"]))

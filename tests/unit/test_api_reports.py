@@ -139,3 +139,21 @@ async def test_replay_of_today_next_to_what_happened(tmp_path: Path) -> None:
         assert both["actual"]["offered"] == both["replay"]["offered"] == 6
         assert (await rig.http.get("/api/v1/reports/replay", headers=h(AGENT))
                 ).status_code == 403
+
+
+async def test_callback_outcomes_report_api_csv_and_page(tmp_path: Path) -> None:
+    async with ApiRig(config(tmp_path), tokens=TOKENS, headers=h(SUP)) as rig:
+        await burst(rig)  # no callbacks: no rows, a total of zeros
+        report = await rig.get("/api/v1/reports/callbacks?by=queue&granularity=day")
+        assert report["rows"] == [] and report["total"]["callbacks_requested"] == 0
+        assert report["total"]["callback_delay_mean"] is None
+        r = await rig.http.get("/api/v1/reports/callbacks", headers=h(AGENT))
+        assert r.status_code == 403
+        calls = await rig.get("/api/v1/reports/calls?by=queue")
+        assert calls["rows"][0]["callbacks_requested"] == 0
+        csv = await rig.http.get("/api/v1/reports/calls?format=csv", headers=h(SUP))
+        assert "callbacks_requested" in csv.text.splitlines()[0]
+        page = await rig.http.get("/reports")
+        assert 'id="callbacks"' in page.text and 'id="callbacks-csv"' in page.text
+        js = (await rig.http.get("/reports.js")).text
+        assert "/api/v1/reports/callbacks?" in js

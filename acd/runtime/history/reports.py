@@ -40,16 +40,18 @@ class ReportQuery:
 #: Columns of a call report (CSV order) after period and key.
 COUNT_COLUMNS = ("offered", "answered", "answered_within", "abandoned", "abandoned_after",
                  "abandoned_short", "closed", "exited", "handled", "transferred",
-                 "agent_offers", "rona", "overflowed", "partner_answered")
+                 "agent_offers", "rona", "overflowed", "partner_answered",
+                 "callbacks_requested", "callbacks_completed", "callbacks_failed",
+                 "callbacks_cancelled", "callbacks_answered")
 FIGURE_COLUMNS = ("service_level", "asa", "aht", "abandon_rate", "rona_rate",
-                  "partner_share", "partner_asa", "wait_max")
+                  "partner_share", "partner_asa", "wait_max", "callback_delay_mean")
 
 
 def _row(period: int, label: str, key: str, t: Totals) -> dict[str, Any]:
     return {"period": period, "label": label, "key": key,
             **{c: getattr(t, c) for c in COUNT_COLUMNS},
             "wait_answered": t.wait_answered, "talk": t.talk, "wrap_up": t.wrap_up,
-            "wait_max": t.wait_max, **t.figures()}
+            "wait_max": t.wait_max, "callback_delay": t.callback_delay, **t.figures()}
 
 
 def call_report(db: HistoryDB, q: ReportQuery, *, refresh: bool = True) -> dict[str, Any]:
@@ -116,6 +118,31 @@ def agent_report(db: HistoryDB, q: ReportQuery, *, refresh: bool = True) -> dict
         })
     return {"granularity": q.granularity.value, "from": q.first.isoformat(),
             "to": q.last.isoformat(), "timezone": tz, "rows": rows}
+
+
+#: The columns of a callback report (after period, label and key).
+CALLBACK_COLUMNS = ("callbacks_requested", "callbacks_completed", "callbacks_failed",
+                    "callbacks_cancelled", "callbacks_answered", "callback_delay",
+                    "callback_delay_mean")
+
+
+def callback_report(db: HistoryDB, q: ReportQuery, *, refresh: bool = True,
+                    ) -> dict[str, Any]:
+    """Callback outcomes (issue 14): per period and key (queue by default), callbacks
+    requested, completed, failed, cancelled, and the mean seconds from the request to
+    the customer's answer — the call report's own sums, the periods with no callback
+    left out."""
+    report = call_report(db, q, refresh=refresh)
+
+    def pick(r: dict[str, Any]) -> dict[str, Any]:
+        return {"period": r["period"], "label": r["label"], "key": r["key"],
+                **{c: r[c] for c in CALLBACK_COLUMNS}}
+
+    return {**{k: report[k] for k in ("dimension", "granularity", "from", "to",
+                                      "timezone")},
+            "rows": [pick(r) for r in report["rows"] if r["callbacks_requested"]],
+            "keys": [pick(r) for r in report["keys"] if r["callbacks_requested"]],
+            "total": pick(report["total"])}
 
 
 def to_csv(report: dict[str, Any]) -> str:
