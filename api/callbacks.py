@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from acd.domain.callbacks import Callback
 from acd.domain.events import CancelCallback, RequestCallback
+from acd.runtime.callbacks import dialer_of
 from api.errors import EngineUnavailable
 from api.models import ErrorBody, ValidationErrors
 from api.routes import _AUTH, Staff, State, _400, _404, _409, run_command
@@ -88,7 +89,7 @@ class CallbackFigures(BaseModel):
 
 
 def _dialer(state: Any) -> Any:
-    dialer = state.engine.callback_dialer
+    dialer = dialer_of(state.engine)
     if dialer is None:
         raise HTTPException(404, "callbacks are not configured (no callbacks section)")
     return dialer
@@ -102,7 +103,7 @@ async def list_callbacks(who: Staff, state: State) -> list[CallbackView]:
 @router.get("/callbacks/figures", summary="Callbacks offered, completed, failed …")
 async def callback_figures(who: Staff, state: State) -> CallbackFigures:
     core = state.engine.core
-    dialer = state.engine.callback_dialer
+    dialer = dialer_of(state.engine)
     return CallbackFigures(**core.callbacks.totals, pending=len(core.callbacks.pending()),
                            originated=dialer.originated if dialer else 0,
                            in_doubt=dialer.in_doubt if dialer else 0)

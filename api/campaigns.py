@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from acd.runtime.campaigns import CampaignRunner
+from acd.runtime.campaigns import CampaignRunner, runner_of
 from api.models import ErrorBody, ValidationErrors
 from api.routes import _AUTH, Anyone, Staff, State, _400, _404
 
@@ -36,7 +36,7 @@ class Outcome(BaseModel):
 
 
 def _runner(state: Any) -> CampaignRunner:
-    runner: CampaignRunner | None = state.engine.campaign_runner
+    runner: CampaignRunner | None = runner_of(state.engine)
     if runner is None:
         raise HTTPException(404, "no campaigns are configured")
     return runner
@@ -51,7 +51,7 @@ def _campaign(runner: CampaignRunner, campaign_id: str) -> Any:
 
 @router.get("/campaigns", summary="Every campaign's progress")
 async def list_campaigns(who: Staff, state: State) -> list[dict[str, Any]]:
-    runner: CampaignRunner | None = state.engine.campaign_runner
+    runner: CampaignRunner | None = runner_of(state.engine)
     return [] if runner is None else [c.progress() for c in runner.campaigns.values()]
 
 

@@ -37,6 +37,8 @@ from acd.config import ApiRole, passwords
 from acd.domain import DomainError, Fact, InvalidCommand, UnknownAgent, UnknownQueue
 from acd.domain.events import EndWrapUp, ExtendWrapUp, RequestCallback, SetDisposition
 from acd.domain.facts import CallOffered, CallWaiting
+from acd.runtime.callbacks import dialer_of
+from acd.runtime.campaigns import runner_of
 from api.auth import Principal
 from api.errors import EngineUnavailable
 from api.models import AgentView, CallView, ErrorBody, QueueView, ValidationErrors
@@ -339,7 +341,7 @@ def call_context(state: ApiState, call_id: str) -> CallContext | None:
     campaign_id, index = parsed
     ctx.kind, ctx.campaign = "campaign", campaign_id
     ctx.attempt = int(call_id.rsplit("-", 1)[1])  # cmp-<campaign>-<index>-<attempt>
-    runner = engine.campaign_runner
+    runner = runner_of(engine)
     campaign = runner.campaigns.get(campaign_id) if runner is not None else None
     if campaign is None:
         return ctx
@@ -545,7 +547,7 @@ async def desk_callback(body: DeskCallback, request: Request, who: AgentOnly,
 
     agent = _agent_view(state, who.agent_id or "")
     engine = state.engine
-    dialer = engine.callback_dialer
+    dialer = dialer_of(engine)
     if dialer is None:
         raise CallbacksOff("callbacks are not configured (no callbacks section): "
                            "no callback can be requested")

@@ -60,6 +60,7 @@ from acd.runtime.ami_client import (
     AMITimeoutError,
 )
 from acd.runtime.backoff import ExponentialBackoff
+from acd.runtime.campaigns import runner_of
 from acd.runtime.engine import Engine
 from acd.runtime.ratelimit import TokenBucket
 from acd.runtime.session import SessionQueue
@@ -422,7 +423,7 @@ class CallbackCollector:
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        core, dialer = self.engine.core, self.engine.callback_dialer
+        core, dialer = self.engine.core, dialer_of(self.engine)
         totals = core.callbacks.totals
         fam = CounterMetricFamily("acd_callbacks", "Callbacks by stage: offered (left "
                                   "the line for one), requested (confirmed or "
@@ -441,7 +442,7 @@ class CallbackCollector:
         orig.add_metric(["sent"], dialer.originated if dialer else 0)
         orig.add_metric(["in_doubt"], dialer.in_doubt if dialer else 0)
         yield orig
-        runner = self.engine.campaign_runner
+        runner = runner_of(self.engine)
         if runner is not None:
             contacts = GaugeMetricFamily(
                 "acd_campaign_contacts", "Campaign contacts by state (pending, dialing, "
@@ -469,3 +470,9 @@ class CallbackCollector:
                 "acd_callback_promised_ewt_seconds", "The callers' expected wait when "
                 "they asked, completed callbacks with a sure estimate.",
                 count_value=dialer.ewts[0], sum_value=dialer.ewts[1])
+
+
+def dialer_of(engine: Engine) -> CallbackDialer | None:
+    """The engine's callback dialer (None: callbacks are off)."""
+    dialer = engine.callback_dialer
+    return dialer if isinstance(dialer, CallbackDialer) else None

@@ -199,3 +199,9 @@ def _contact(raw: Mapping[str, Any]) -> Contact:
                    ContactState(raw.get("state") or "pending"), int(raw.get("attempts") or 0),
                    float(raw.get("next_at") or 0.0), str(raw.get("outcome") or ""),
                    str(raw.get("last_status") or ""), str(raw.get("agent") or ""))
+
+
+def runner_of(engine: Engine) -> CampaignRunner | None:
+    """The engine's campaigns (None: no campaigns configured)."""
+    runner = engine.campaign_runner
+    return runner if isinstance(runner, CampaignRunner) else None

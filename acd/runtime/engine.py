@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from acd.domain import (
     AgentStatus,
@@ -52,9 +52,21 @@ from acd.runtime.session import RELEASE, SessionQueue, SessionTaken
 from acd.runtime.store import MemoryStore, Restorer, Store, StoredState, StoreWriter
 from routing.regions import RegionResolver
 
-if TYPE_CHECKING:
-    from acd.runtime.callbacks import CallbackDialer
-    from acd.runtime.campaigns import CampaignRunner
+
+class CallbackPort(Protocol):
+    """What the engine asks of the outbound dialer (``acd.runtime.callbacks``, wired by
+    the composition root): a caller's callback into line, the stored ones back."""
+
+    async def request(self, event: RequestCallback) -> str: ...
+
+    async def restore(self, records: Mapping[str, Mapping[str, Any]]) -> int: ...
+
+
+class CampaignPort(Protocol):
+    """What the engine asks of the campaigns (``acd.runtime.campaigns``): the stored
+    progress back on activation."""
+
+    def restore(self, records: Mapping[str, Mapping[str, Any]]) -> int: ...
 
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
@@ -158,9 +170,9 @@ class Engine:
         self.recording_hook: Callable[[str], tuple[str, str | None] | None] | None = None
         #: The outbound dialer of callbacks (acd.runtime.callbacks; wired by the
         #: composition root when the config has ``callbacks``).
-        self.callback_dialer: CallbackDialer | None = None
+        self.callback_dialer: CallbackPort | None = None
         #: The campaigns (acd.runtime.campaigns; with ``campaigns`` in the config).
-        self.campaign_runner: CampaignRunner | None = None
+        self.campaign_runner: CampaignPort | None = None
 
     @property
     def ami(self) -> AMIClient | None:
