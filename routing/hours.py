@@ -60,6 +60,14 @@ def parse_days(spec: str) -> tuple[int, ...]:
     return tuple(sorted(set(out)))
 
 
+def check_hours(hours: Mapping[str, str | Iterable[str]]) -> None:
+    """Raise ValueError unless every day spec and interval of ``hours`` parses."""
+    for days, ranges in hours.items():
+        parse_days(days)
+        for r in [ranges] if isinstance(ranges, str) else ranges:
+            parse_interval(r)
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """Opening hours in one time zone. An empty ``weekly`` means open around the clock."""

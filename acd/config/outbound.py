@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from acd.config.errors import ConfigError
 from acd.domain.callbacks import CallbackSettings, international, pattern_regex
 from acd.domain.campaigns import CampaignSettings
-from routing.hours import Schedule, parse_days, parse_interval
+from routing.hours import Schedule, check_hours
 
 _Sound = Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+$")]
 
@@ -112,10 +112,7 @@ class CallbacksConfig(_Model):
     @field_validator("hours")
     @classmethod
     def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for days, ranges in v.items():
-            parse_days(days)
-            for r in [ranges] if isinstance(ranges, str) else ranges:
-                parse_interval(r)
+        check_hours(v)
         return v
 
     def settings(self, timezone: str = "Asia/Shanghai") -> CallbackSettings:
@@ -254,10 +251,7 @@ class CampaignConfig(_Model):
     @field_validator("hours")
     @classmethod
     def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for days, ranges in v.items():
-            parse_days(days)
-            for r in [ranges] if isinstance(ranges, str) else ranges:
-                parse_interval(r)
+        check_hours(v)
         return v
 
     @field_validator("timezones")

@@ -37,7 +37,7 @@ from acd.config.checks import DEFAULT_FEATURE_CODES, Problem, cross_problems
 from acd.config.errors import ConfigError, fmt_path
 from acd.config.outbound import CallbacksConfig, CampaignConfig
 from acd.domain.settings import ClosedAction, ExitTo, OnClose, RonaAction, SiteKind
-from routing.hours import Schedule, parse_days, parse_interval
+from routing.hours import Schedule, check_hours
 from routing.model import QueueSpec, StageSpec, Strategy
 from routing.numbers import normalise_did, normalise_number
 from routing.regions import validate_region_code
@@ -402,10 +402,7 @@ class QueueConfig(_Model):
     @field_validator("hours")
     @classmethod
     def _hours_parse(cls, v: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for days, ranges in v.items():
-            parse_days(days)
-            for r in [ranges] if isinstance(ranges, str) else ranges:
-                parse_interval(r)
+        check_hours(v)
         return v
 
 
