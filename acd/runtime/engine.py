@@ -68,6 +68,7 @@ class CampaignPort(Protocol):
 
     def restore(self, records: Mapping[str, Mapping[str, Any]]) -> int: ...
 
+
 log = logging.getLogger("acd.engine")
 events_log = logging.getLogger("acd.events")
 
@@ -101,10 +102,10 @@ class _Command:
 ANNOUNCE_ESTIMATE_WAIT = 1.0
 
 
-
 class TransferFailed(Exception):
     """A desktop transfer could not be carried out (no AMI, the call ended, Asterisk
     said no)."""
+
 
 class Engine:
     """The core, its inbox, the sessions' queues, the store writer and the observers."""
