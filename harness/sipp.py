@@ -484,23 +484,8 @@ def slow_answer_scenario(ring_ms: int, dest_dir: Path) -> Path:
     return path
 
 
-def busy_first_scenario(dest_dir: Path) -> Path:
-    """``agent_answer.xml`` that answers ``486 Busy Here`` to its **first** INVITE and
-    answers every later one (a customer busy, then reached on a retry). Start it with
-    the variable ``seen`` set to 0 (``-set seen 0``) besides ``talk_min``/``talk_max``."""
-    text = scenario_path("agent_answer").read_text()
-    globals_line = '<Global variables="talk_min,talk_max"/>'
-    offered = ('<log message="[timestamp]|offered|[$agent]|[$caller]|[call_id]"/>\n'
-               '    </action>\n  </recv>\n')
-    end = '  <label id="end"/>\n'
-    if globals_line not in text or offered not in text or end not in text:
-        raise SippError("agent_answer.xml changed: cannot derive busy_first")
-    text = text.replace(globals_line, '<Global variables="talk_min,talk_max,seen"/>', 1)
-    text = text.replace(offered, offered.replace("    </action>", (
-        '      <add assign_to="seen" value="1"/>\n'
-        '      <test assign_to="first" variable="seen" compare="equal" value="1"/>\n'
-        "    </action>"), 1) + '  <nop next="busy" test="first"/>\n', 1)
-    busy = """  <label id="busy"/>
+#: The ``busy`` branch the derived scenarios add before ``end``: 486, then the ACK.
+_BUSY_BRANCH = """  <label id="busy"/>
   <send>
     <![CDATA[
 
@@ -520,7 +505,25 @@ def busy_first_scenario(dest_dir: Path) -> Path:
   <recv request="ACK" next="end"/>
 
 """
-    text = text.replace(end, busy + end, 1)
+
+
+def busy_first_scenario(dest_dir: Path) -> Path:
+    """``agent_answer.xml`` that answers ``486 Busy Here`` to its **first** INVITE and
+    answers every later one (a customer busy, then reached on a retry). Start it with
+    the variable ``seen`` set to 0 (``-set seen 0``) besides ``talk_min``/``talk_max``."""
+    text = scenario_path("agent_answer").read_text()
+    globals_line = '<Global variables="talk_min,talk_max"/>'
+    offered = ('<log message="[timestamp]|offered|[$agent]|[$caller]|[call_id]"/>\n'
+               '    </action>\n  </recv>\n')
+    end = '  <label id="end"/>\n'
+    if globals_line not in text or offered not in text or end not in text:
+        raise SippError("agent_answer.xml changed: cannot derive busy_first")
+    text = text.replace(globals_line, '<Global variables="talk_min,talk_max,seen"/>', 1)
+    text = text.replace(offered, offered.replace("    </action>", (
+        '      <add assign_to="seen" value="1"/>\n'
+        '      <test assign_to="first" variable="seen" compare="equal" value="1"/>\n'
+        "    </action>"), 1) + '  <nop next="busy" test="first"/>\n', 1)
+    text = text.replace(end, _BUSY_BRANCH + end, 1)
     dest_dir.mkdir(parents=True, exist_ok=True)
     path = dest_dir / "busy_first.xml"
     path.write_text(text)
@@ -550,27 +553,7 @@ def busy_once_scenario(number: str, dest_dir: Path) -> Path:
         "</action></nop>\n"
         '  <nop next="busy" test="first"/>\n'), 1)
     text = text.replace(ringing, '  <label id="ring"/>\n' + ringing, 1)
-    busy = """  <label id="busy"/>
-  <send>
-    <![CDATA[
-
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-    <action>
-      <log message="[timestamp]|busy|[$agent]|[$caller]|[call_id]"/>
-    </action>
-  </send>
-  <recv request="ACK" next="end"/>
-
-"""
-    text = text.replace(end, busy + end, 1)
+    text = text.replace(end, _BUSY_BRANCH + end, 1)
     dest_dir.mkdir(parents=True, exist_ok=True)
     path = dest_dir / f"busy_once_{number}.xml"
     path.write_text(text)
